@@ -1,0 +1,59 @@
+"""Everything one running bot needs, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from mailbot.blobs import BlobStore
+from mailbot.clock import Clock
+from mailbot.compose import Renderer
+from mailbot.config import Settings
+from mailbot.db import make_engine
+from mailbot.outbox import Sender
+from mailbot.resources import shipped
+from mailbot.rules import Rules, load_rules
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    engine: Engine
+    rules: Rules
+    renderer: Renderer
+    blobs: BlobStore
+    clock: Clock
+    sender: Sender
+
+    @property
+    def address(self) -> str:
+        return self.settings.bot.address.lower()
+
+    @property
+    def domain(self) -> str:
+        return self.settings.bot.domain
+
+
+def rules_folder(settings: Settings) -> Path:
+    return settings.bot.rules_dir or shipped("rules")
+
+
+def template_folders(settings: Settings) -> list[Path]:
+    # a local folder first, so a municipality can override single templates
+    local = [settings.bot.templates_dir] if settings.bot.templates_dir else []
+    return [*local, shipped("templates")]
+
+
+def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None) -> Bot:
+    engine = engine or make_engine(settings.database_url)
+    return Bot(
+        settings=settings,
+        engine=engine,
+        rules=load_rules(rules_folder(settings)),
+        renderer=Renderer(template_folders(settings)),
+        blobs=BlobStore(settings.bot.data_dir / "blobs"),
+        clock=clock,
+        sender=Sender(engine, settings.smtp, settings.bot.address),
+    )

@@ -1,0 +1,285 @@
+"""The command line: the only place that parses argv and decides the exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session, col, select
+
+from mailbot import views
+from mailbot.app import Bot, build_bot, rules_folder
+from mailbot.clock import Clock
+from mailbot.config import STARTER_CONFIG, Settings, load_settings
+from mailbot.db import migrate
+from mailbot.errors import ConfigError, MailbotError, PermanentError, TransientError
+from mailbot.inspect import inspect_mail
+from mailbot.mailbox import Mailbox
+from mailbot.models import Case, RawMessage
+from mailbot.redact import configure_logging
+from mailbot.resources import shipped
+from mailbot.rules import load_rules
+from mailbot.service import Service, leader_lock
+from mailbot.smtpcheck import check_smtp
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="mailbot: email intake for the municipality's IT project council.")
+log = logging.getLogger("mailbot")
+
+
+class Options:
+    config: Path = Path("mailbot.toml")
+    now: datetime | None = None
+
+
+OPTIONS = Options()
+
+
+@app.callback()
+def _global(
+    config: Annotated[Path, typer.Option("--config", envvar="MAILBOT_CONFIG",
+                                         help="Config file (TOML).")] = Path("mailbot.toml"),
+    now: Annotated[str | None, typer.Option("--now", envvar="MAILBOT_NOW",
+                                            help="Run as if the clock showed this ISO time.")]
+    = None,
+) -> None:
+    OPTIONS.config = config
+    OPTIONS.now = _parse_now(now) if now else None
+
+
+def _parse_now(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as err:
+        raise typer.BadParameter(f"--now {value!r} is not an ISO date-time "
+                                 "(e.g. 2026-03-02T11:59)") from err
+
+
+def _settings() -> Settings:
+    return load_settings(OPTIONS.config)
+
+
+def _bot(settings: Settings | None = None) -> Bot:
+    settings = settings or _settings()
+    configure_logging(settings.bot.log_level)
+    bot = build_bot(settings, Clock(OPTIONS.now))
+    migrate(bot.engine)
+    return bot
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(2)
+
+
+# -- run ------------------------------------------------------------------------------------
+@app.command()
+def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
+        = False) -> None:
+    """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
+    try:
+        bot = _bot()
+        with leader_lock(bot.settings.bot.data_dir):
+            _preflight(bot)
+            service = Service(bot)
+            if once:
+                service.run_once()
+                return
+            _install_signal_handlers(service)
+            log.info("mailbot started for %s", bot.address)
+            service.run_forever()
+            log.info("mailbot stopped")
+    except (MailbotError, OSError) as err:
+        raise _fail(err) from err
+
+
+def _preflight(bot: Bot) -> None:
+    """Fail fast on what only the operator can fix; a server down later is retried."""
+    mailbox = Mailbox(bot.settings.imap, bot.settings.source)
+    try:
+        mailbox.connect()
+        missing = mailbox.ensure_folders(create=True)
+        if missing:
+            raise ConfigError(bot.settings.source, "imap.processed_folder",
+                              f"folders {missing} are missing and cannot be created",
+                              "create them on the server or name existing folders")
+    except TransientError as err:
+        raise ConfigError(bot.settings.source, "imap.host", str(err),
+                          "check imap.host, imap.port and imap.security") from err
+    finally:
+        mailbox.close()
+    try:
+        check_smtp(bot.settings.smtp, bot.settings.source)
+    except ConfigError as err:
+        # Mail waits in the outbox until the SMTP server answers.
+        log.warning("%s", err)
+
+
+def _install_signal_handlers(service: Service) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+# -- check / init ---------------------------------------------------------------------------
+@app.command()
+def check() -> None:
+    """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
+    steps: list[tuple[str, Any]] = []
+    try:
+        settings = _settings()
+        steps.append(("config", f"{settings.source} is valid"))
+        rules = load_rules(rules_folder(settings))
+        steps.append(("rules", f"{len(rules.questions)} questions, {len(rules.kinds)} kinds"))
+        bot = _bot(settings)
+        steps.append(("database", "reachable and migrated"))
+        views.render_sample_receipt(bot)
+        steps.append(("templates", "render"))
+        mailbox = Mailbox(settings.imap, settings.source)
+        try:
+            mailbox.connect()
+            missing = mailbox.ensure_folders(create=True)
+        except TransientError as err:
+            raise ConfigError(settings.source, "imap.host", str(err),
+                              "check imap.host, imap.port and imap.security") from err
+        finally:
+            mailbox.close()
+        if missing:
+            raise ConfigError(settings.source, "imap.processed_folder",
+                              f"folders {missing} are missing", "create them on the server")
+        steps.append(("imap", f"logged in to {settings.imap.host}, folders ready"))
+        check_smtp(settings.smtp, settings.source)
+        steps.append(("smtp", f"logged in to {settings.smtp.host}"))
+    except (MailbotError, OSError) as err:
+        for name, detail in steps:
+            typer.echo(f"ok    {name}: {detail}")
+        raise _fail(err) from err
+    for name, detail in steps:
+        typer.echo(f"ok    {name}: {detail}")
+
+
+@app.command()
+def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
+         ) -> None:
+    """Write a commented starter config to --config."""
+    if OPTIONS.config.exists() and not force:
+        raise _fail(FileExistsError(f"{OPTIONS.config} exists; use --force to overwrite"))
+    OPTIONS.config.write_text(STARTER_CONFIG, encoding="utf-8")
+    typer.echo(f"wrote {OPTIONS.config}; edit it, then run `mailbot check`")
+
+
+# -- looking inside -------------------------------------------------------------------------
+@app.command()
+def cases() -> None:
+    """All cases, newest first."""
+    try:
+        bot = _bot()
+    except MailbotError as err:
+        raise _fail(err) from err
+    with Session(bot.engine) as session:
+        rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
+        typer.echo(views.cases_table(list(rows)))
+
+
+@app.command()
+def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One case: its data and its timeline."""
+    try:
+        bot = _bot()
+    except MailbotError as err:
+        raise _fail(err) from err
+    with Session(bot.engine) as session:
+        found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
+        if found is None:
+            raise _fail(LookupError(f"no case {ref}; `mailbot cases` lists them"))
+        data = views.case_data(session, found)
+        if as_json:
+            typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        else:
+            typer.echo(views.case_text(session, found, data))
+
+
+@app.command()
+def messages(state: Annotated[str | None, typer.Option(
+        help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
+             limit: int = 50) -> None:
+    """The ledger: every mail the bot has fetched, with its state and reason."""
+    try:
+        bot = _bot()
+    except MailbotError as err:
+        raise _fail(err) from err
+    with Session(bot.engine) as session:
+        query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
+        if state:
+            query = query.where(RawMessage.state == state)
+        typer.echo(views.messages_table(list(session.exec(query).all())))
+
+
+@app.command()
+def outbox(limit: int = 50) -> None:
+    """Outgoing mail: state, attempts, last error."""
+    try:
+        bot = _bot()
+    except MailbotError as err:
+        raise _fail(err) from err
+    with Session(bot.engine) as session:
+        typer.echo(views.outbox_table(session, limit))
+
+
+@app.command("inspect")
+def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False
+                    ) -> None:
+    """Read one .eml as the bot would (no database, no network)."""
+    try:
+        settings = _settings() if OPTIONS.config.exists() else None
+        rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
+        address = settings.bot.address if settings else "mailbot@localhost.invalid"
+        result = inspect_mail(file.read_bytes(), rules, address)
+    except PermanentError as err:
+        result = {"kind": None, "error": str(err)}
+    except (MailbotError, OSError) as err:
+        raise _fail(err) from err
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(views.inspect_text(result))
+
+
+@app.command()
+def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] = False
+         ) -> None:
+    """The whole flow on an embedded mail server, no setup: briefs in, receipts out."""
+    from mailbot.demo import run_demo
+
+    configure_logging("WARNING")
+    run_demo(keep=keep, echo=typer.echo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        # click returns the code of typer.Exit instead of raising it when not standalone
+        result = app(args=argv, prog_name="mailbot", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        return 130
+    except Exception as err:
+        # usage errors (typer's vendored click): print as click would, exit with its code
+        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""jinja2 templates -> EmailMessage with the headers every mail of the bot carries."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from mailbot.clock import COPENHAGEN
+from mailbot.errors import ConfigError
+from mailbot.parse import clean_header_text, display_address
+from mailbot.redact import redact_cpr
+from mailbot.screen import LOOP_HEADER
+
+MAX_SUBJECT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A rendered mail ready for the outbox."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    subject: str
+    message: EmailMessage
+
+
+def new_message_id(purpose: str, ref: str, domain: str) -> str:
+    """Fixed before the first send attempt; names the case so replies find their thread."""
+    return f"<mb.{purpose}.{ref}.{secrets.token_hex(8)}@{domain}>"
+
+
+def tagged_subject(ref: str, subject: str) -> str:
+    """`[ITP-2026-0001] <subject>`, without stacking tags or reply prefixes, CPR redacted."""
+    clean = redact_cpr(clean_header_text(subject))
+    for prefix in ("re:", "sv:", "aw:", "vs:", "fw:", "fwd:"):
+        while clean.lower().startswith(prefix):
+            clean = clean[len(prefix):].strip()
+    clean = clean.replace(f"[{ref}]", "").strip()
+    if len(clean) > MAX_SUBJECT_CHARS:
+        clean = clean[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
+    return f"[{ref}] {clean}".strip()
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and str(name).endswith(".html.j2")
+
+
+class Renderer:
+    """Templates by audience and purpose, text and HTML twins, per language."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader([str(f) for f in folders]),
+            undefined=StrictUndefined,
+            autoescape=_is_html,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, language: str, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        """Returns (text, html) for `<language>/<name>.txt.j2` and `.html.j2`."""
+        try:
+            text = self.env.get_template(f"{language}/{name}.txt.j2").render(context)
+            html = self.env.get_template(f"{language}/{name}.html.j2").render(context)
+        except TemplateNotFound as err:
+            raise ConfigError("templates", str(err), "template not found",
+                              "restore it from the shipped templates/ folder") from err
+        return text, html
+
+
+def build_message(
+    *,
+    sender_name: str,
+    sender_address: str,
+    to: tuple[str, ...],
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    now: datetime,
+    in_reply_to: str = "",
+    references: tuple[str, ...] = (),
+    auto_submitted: str = "auto-replied",
+    language: str = "da",
+) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = display_address(sender_name, sender_address)
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = clean_header_text(subject)
+    msg["Date"] = format_datetime(now.astimezone(COPENHAGEN))
+    msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    refs = [r for r in references if r]
+    if refs:
+        msg["References"] = " ".join(refs)
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Precedence"] = "auto_reply"
+    msg[LOOP_HEADER] = sender_address
+    msg["Content-Language"] = language
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+__all__ = ["Outgoing", "Renderer", "build_message", "new_message_id",
+           "tagged_subject"]

@@ -1,0 +1,222 @@
+"""One typed settings object, read from a TOML file with MAILBOT_<SECTION>__<KEY> overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from mailbot.errors import ConfigError
+
+Security = Literal["ssl", "starttls", "none"]
+ENV_PREFIX = "MAILBOT_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotSettings(_Section):
+    address: str
+    name: str = "IT-Projektrådet"
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    language: Literal["da", "en"] = "da"
+    log_level: str = "INFO"
+    rules_dir: Path | None = None
+    templates_dir: Path | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+class ImapSettings(_Section):
+    host: str
+    port: int = 993
+    security: Security = "ssl"
+    username: str
+    password: SecretStr
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    idle: bool = True
+    poll_seconds: int = Field(default=60, ge=1)
+    timeout_seconds: int = Field(default=60, ge=1)
+    max_message_mb: float = Field(default=25, gt=0)
+
+
+class SmtpSettings(_Section):
+    host: str
+    port: int = 587
+    security: Security = "starttls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_seconds: int = Field(default=60, ge=1)
+    give_up_hours: float = Field(default=48, gt=0)
+
+
+class CouncilSettings(_Section):
+    secretary: list[str] = Field(default_factory=list)
+    strategic_board: list[str] = Field(default_factory=list)
+
+
+class ReviewerSettings(_Section):
+    it_operations: list[str] = Field(default_factory=list)
+    it_architect: list[str] = Field(default_factory=list)
+    contract_manager: list[str] = Field(default_factory=list)
+    security_coordinator: list[str] = Field(default_factory=list)
+
+
+class Settings(_Section):
+    bot: BotSettings
+    imap: ImapSettings
+    smtp: SmtpSettings
+    council: CouncilSettings = Field(default_factory=CouncilSettings)
+    reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
+    source: str = "<defaults>"
+
+    @property
+    def database_url(self) -> str:
+        if self.bot.database_url:
+            return self.bot.database_url
+        return f"sqlite:///{(self.bot.data_dir / 'mailbot.sqlite3').resolve()}"
+
+
+_FIXES = {
+    "missing": "add the key to the file (see `mailbot init` for a commented example)",
+    "extra_forbidden": "remove the key or check its spelling against the README",
+    "literal_error": "use one of the values listed",
+}
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _coerce_env(value: str) -> Any:
+    """Env values are strings; lists are comma separated, booleans true/false."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return value
+
+
+def _merge(data: dict[str, Any], overrides: dict[str, dict[str, str]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    list_keys = {
+        name
+        for model in (CouncilSettings, ReviewerSettings)
+        for name in model.model_fields
+    }
+    for section, values in overrides.items():
+        target = merged.setdefault(section, {})
+        for key, raw in values.items():
+            if key in list_keys:
+                target[key] = [part.strip() for part in raw.split(",") if part.strip()]
+            else:
+                target[key] = _coerce_env(raw)
+    return merged
+
+
+def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file and the environment; raise ConfigError naming the key and the fix."""
+    env = dict(os.environ if environ is None else environ)
+    source = str(path)
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(source, "-", f"is not valid TOML ({err})",
+                              "correct the syntax") from err
+    else:
+        data = {}
+        if not _env_overrides(env):
+            raise ConfigError(
+                source, "-", "the config file does not exist",
+                "run `mailbot init` to write one, or pass --config PATH",
+            )
+    merged = _merge(data, _env_overrides(env))
+    merged["source"] = source
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            source, key, first["msg"].lower(), _FIXES.get(first["type"], "correct the value")
+        ) from err
+    _check_addresses(settings)
+    return settings
+
+
+def _check_addresses(settings: Settings) -> None:
+    if "@" not in settings.bot.address:
+        raise ConfigError(settings.source, "bot.address", "is not an email address",
+                          "set it to the project mailbox, e.g. it.projekter@kommune.dk")
+    for section in ("council", "reviewers"):
+        for key, addresses in getattr(settings, section).model_dump().items():
+            for address in addresses:
+                if "@" not in address:
+                    raise ConfigError(settings.source, f"{section}.{key}",
+                                      f"{address!r} is not an email address",
+                                      "write full addresses such as anna@kommune.dk")
+
+
+STARTER_CONFIG = """\
+# mailbot configuration. Every key is explained in the README.
+# Any key can be overridden from the environment: MAILBOT_<SECTION>__<KEY>,
+# e.g. MAILBOT_IMAP__PASSWORD=... (keep secrets out of this file in production).
+
+[bot]
+address = "it.projekter@kommune.dk"   # the project mailbox; From of every mail the bot sends
+name = "IT-Projektrådet"              # display name on outgoing mail
+data_dir = "./data"                   # database (SQLite default), raw mail and attachments
+# database_url = "postgresql+psycopg://mailbot@localhost/mailbot"  # default: SQLite in data_dir
+language = "da"                       # "da" or "en": language of the bot's mails
+# log_level = "INFO"
+# rules_dir = "/etc/mailbot/rules"          # a local copy of rules/ (default: the shipped one)
+# templates_dir = "/etc/mailbot/templates"  # templates here override the shipped ones by name
+
+[imap]
+host = "imap.kommune.dk"
+port = 993
+security = "ssl"                      # "ssl" | "starttls" | "none" (none only on loopback)
+username = "it.projekter"
+password = "change-me"
+folder = "INBOX"                      # watched folder
+processed_folder = "Processed"        # handled mail is moved here (created by `mailbot check`)
+quarantine_folder = "Quarantine"      # mail that could not be handled, with its reason in the DB
+idle = true                           # use IMAP IDLE when the server offers it
+poll_seconds = 60                     # polling interval when IDLE is off or unavailable
+# timeout_seconds = 60
+# max_message_mb = 25                 # larger mails are quarantined without being downloaded
+
+[smtp]
+host = "smtp.kommune.dk"
+port = 587
+security = "starttls"                 # "ssl" | "starttls" | "none"
+username = "it.projekter"
+password = "change-me"
+# timeout_seconds = 60
+# give_up_hours = 48                  # a mail not delivered by then is marked failed
+
+[council]
+secretary = ["sekretaer@kommune.dk"]
+strategic_board = ["sit@kommune.dk"]
+
+[reviewers]
+it_operations = ["it-drift@kommune.dk"]
+it_architect = ["it-arkitekt@kommune.dk"]
+contract_manager = ["kontrakter@kommune.dk"]
+security_coordinator = ["informationssikkerhed@kommune.dk"]
+"""

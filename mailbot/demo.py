@@ -1,0 +1,91 @@
+"""`mailbot demo`: the whole flow on an embedded mail world, then a report of what happened."""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import tempfile
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from mailbot import views
+from mailbot.app import build_bot
+from mailbot.clock import Clock
+from mailbot.config import load_settings
+from mailbot.db import migrate
+from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
+from mailbot.models import Case, RawMessage
+from mailbot.resources import shipped
+from mailbot.service import Service
+
+BOT_ADDRESS = "it.projekter@kommune.test"
+OUT_OF_OFFICE = """From: Frida Fravaer <frida@kommune.test>\r
+To: it.projekter@kommune.test\r
+Subject: =?utf-8?q?Automatisk_svar=3A_Ferie?=\r
+Message-ID: <demo-ooo@kommune.test>\r
+Auto-Submitted: auto-replied\r
+Date: Mon, 02 Nov 2026 15:00:00 +0100\r
+\r
+Jeg er på ferie til og med 9. november.\r
+""".encode()
+
+
+def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
+    root = Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
+    imap = Pymap(username="it.projekter")
+    sink = SmtpSink(deliver=lambda rcpt, raw: (
+        imap.deliver(rcpt, raw) if rcpt.lower() == BOT_ADDRESS else None))
+    try:
+        imap.start()
+        sink.start()
+        echo(f"Mail world: IMAP (pymap) on 127.0.0.1:{imap.port}, "
+             f"SMTP (aiosmtpd) on 127.0.0.1:{sink.port}")
+        briefs = sorted(shipped("demo_briefs").glob("*.eml"))
+        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+            for path in briefs:
+                raw = path.read_bytes()
+                sender = message_from_bytes(raw, policy=policy.default)["From"].addresses[0]
+                smtp.sendmail(sender.addr_spec, [BOT_ADDRESS], raw)
+            smtp.sendmail("frida@kommune.test", [BOT_ADDRESS], OUT_OF_OFFICE)
+        echo(f"Sent {len(briefs)} briefs and 1 out-of-office reply to {BOT_ADDRESS}.\n")
+        sink.received.clear()
+        config = root / "mailbot.toml"
+        config.write_text(to_toml(settings_dict(imap.port, sink.port, root / "data",
+                                                BOT_ADDRESS, "it.projekter")), "utf-8")
+        bot = build_bot(load_settings(config, environ={}), Clock())
+        migrate(bot.engine)
+        Service(bot).run_once()
+        _report(bot.engine, sink, imap, echo)
+    finally:
+        sink.stop()
+        imap.stop()
+        if keep:
+            echo(f"\nKept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _report(engine: object, sink: SmtpSink, imap: Pymap,
+            echo: Callable[[str], None]) -> None:
+    with Session(engine) as session:  # type: ignore[arg-type]
+        cases = list(session.exec(select(Case).order_by(col(Case.id))).all())
+        ignored = list(session.exec(
+            select(RawMessage).where(RawMessage.state != "processed")).all())
+    echo("== Cases ==")
+    echo(views.cases_table(cases))
+    for row in ignored:
+        echo(f"\nNot answered: {row.sender} ({row.state}: {row.reason})")
+    processed = read_mailbox(imap.port, imap.username, "Processed")
+    echo(f"\nThe bot's mailbox: INBOX is empty again; {len(processed)} mails are in Processed.")
+    for case in cases:
+        for delivered in sink.to(case.applicant_address):
+            msg = message_from_bytes(delivered.raw, policy=policy.default)
+            assert isinstance(msg, EmailMessage)
+            body = msg.get_body(preferencelist=("plain",))
+            echo(f"\n== Reply to {case.applicant_address} ==")
+            echo(f"Subject: {msg['Subject']}")
+            echo(body.get_content().rstrip() if body is not None else "")

@@ -1,0 +1,57 @@
+"""What the bot reads in one mail, without a database or a network (`mailbot inspect`)."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+from mailbot.parse import parse
+from mailbot.reading.brief import read_brief
+from mailbot.rules import Rules
+from mailbot.screen import screen
+from mailbot.threads import find_thread, looks_like_reply, ref_in_subject
+
+
+def inspect_mail(raw: bytes, rules: Rules, bot_address: str) -> dict[str, Any]:
+    """The reading in the shape of ../shared/samples/README.md."""
+    mail = parse(raw)
+    verdict = screen(mail, rules.screening, bot_address)
+    domain = bot_address.rpartition("@")[2]
+    thread = find_thread(mail, domain)
+    if verdict.is_machine:
+        ref = _returned_ref(raw) if verdict.category == "bounce" else thread.case_ref
+        return {"kind": verdict.message_kind, "case_ref": ref or thread.case_ref,
+                "reason": f"{verdict.category}: {verdict.reason}"}
+    if thread.case_ref is not None or looks_like_reply(mail):
+        # verdicts and decisions are read by the reviewer and agenda issues; null until then
+        return {"kind": "reply", "case_ref": thread.case_ref, "verdict": None,
+                "decisions": None}
+    reading = read_brief(mail, rules)
+    return {
+        "kind": "brief",
+        "case_ref": None,
+        "answers": reading.answers,
+        "documents": [{"filename": d.filename, "kind": d.kind} for d in reading.documents],
+        "not_applicable": [],
+        "missing": list(reading.missing),
+        "strategic": None,
+        "verdict": None,
+        "decisions": None,
+    }
+
+
+def _returned_ref(raw: bytes) -> str | None:
+    """A bounce names its case in the subject of the returned message."""
+    for part in message_from_bytes(raw).walk():
+        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                ref = ref_in_subject(str(inner[0].get("Subject", "")))
+            else:
+                text = part.get_payload(decode=True)
+                headers = message_from_bytes(text if isinstance(text, bytes) else b"")
+                ref = ref_in_subject(str(headers.get("Subject", "")))
+            if ref:
+                return ref
+    return None

@@ -1,0 +1,200 @@
+"""The IMAP source (imapclient): connect, select, list UIDs, fetch with BODY.PEEK[], move, IDLE."""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from mailbot.config import ImapSettings
+from mailbot.errors import ConfigError, TransientError
+
+log = logging.getLogger(__name__)
+FETCH_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+    internaldate: datetime | None
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificate verification on, TLS 1.2 at least (SCENARIOS G7, O6)."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class Mailbox:
+    """One connection to one watched folder. Every library error leaves as TransientError,
+    except a refused login or a missing folder, which the operator must fix (ConfigError)."""
+
+    def __init__(self, settings: ImapSettings, source: str = "config") -> None:
+        self.settings = settings
+        self.source = source
+        self.client: IMAPClient | None = None
+        self.uidvalidity = 0
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> None:
+        s = self.settings
+        try:
+            client = IMAPClient(
+                s.host, port=s.port, ssl=s.security == "ssl",
+                ssl_context=tls_context() if s.security == "ssl" else None,
+                timeout=s.timeout_seconds,
+            )
+            if s.security == "starttls":
+                client.starttls(tls_context())
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+            raise TransientError(f"cannot reach IMAP server {s.host}:{s.port}: {err}") from err
+        try:
+            client.login(s.username, s.password.get_secret_value())
+        except LoginError as err:
+            client.shutdown()
+            raise ConfigError(self.source, "imap.password",
+                              f"the IMAP server refused the login of {s.username!r}",
+                              "check imap.username and imap.password") from err
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+            raise TransientError(f"IMAP login failed: {err}") from err
+        self.client = client
+        self.select()
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise TransientError("not connected to the IMAP server")
+        return self.client
+
+    def select(self) -> int:
+        folder = self.settings.folder
+        try:
+            info = self._client().select_folder(folder)
+        except IMAPClientError as err:
+            raise ConfigError(self.source, "imap.folder", f"cannot open folder {folder!r}: {err}",
+                              "spell the folder as the server shows it (often INBOX)") from err
+        self.uidvalidity = int(info[b"UIDVALIDITY"])
+        return self.uidvalidity
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        client, self.client = self.client, None
+        try:
+            client.logout()
+        except (OSError, IMAPClientError, imaplib.IMAP4.error):
+            client.shutdown()
+
+    def ensure_folders(self, create: bool) -> list[str]:
+        """Names of the target folders that are missing (after creating them, if allowed)."""
+        missing = []
+        for key in ("processed_folder", "quarantine_folder"):
+            name = getattr(self.settings, key)
+            with self._errors("checking folders"):
+                exists = self._client().folder_exists(name)
+                if not exists and create:
+                    self._client().create_folder(name)
+                    log.info("created IMAP folder %s", name)
+                    exists = True
+            if not exists:
+                missing.append(name)
+        return missing
+
+    # -- reading ----------------------------------------------------------------------------
+    def all_uids(self) -> list[int]:
+        """Every UID in the folder: not UNSEEN, since a person may have opened the mail (I3)."""
+        with self._errors("SEARCH"):
+            found = self._client().search("ALL")
+        return sorted(int(u) for u in found)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for chunk in _chunks(uids):
+            with self._errors("FETCH RFC822.SIZE"):
+                data = self._client().fetch(chunk, ["RFC822.SIZE"])
+            out.update({int(uid): int(item[b"RFC822.SIZE"]) for uid, item in data.items()})
+        return out
+
+    def fetch(self, uids: list[int]) -> Iterator[FetchedMail]:
+        """BODY.PEEK[] so \\Seen stays as it was (I4); chunked so memory stays flat (I12)."""
+        for chunk in _chunks(uids):
+            with self._errors("FETCH BODY.PEEK[]"):
+                data = self._client().fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
+            for uid in chunk:
+                item = data.get(uid)
+                if item is None or b"BODY[]" not in item:
+                    continue  # expunged by someone else meanwhile
+                yield FetchedMail(uid, bytes(item[b"BODY[]"]), _aware(item.get(b"INTERNALDATE")))
+
+    # -- moving -----------------------------------------------------------------------------
+    def move(self, uid: int, folder: str) -> None:
+        """MOVE; without it COPY + \\Deleted + UID EXPUNGE of this UID only (I5)."""
+        client = self._client()
+        with self._errors(f"moving UID {uid} to {folder}"):
+            if client.has_capability("MOVE"):
+                client.move([uid], folder)
+                return
+            client.copy([uid], folder)
+            client.add_flags([uid], [b"\\Deleted"], silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge([uid])
+            else:
+                # A plain EXPUNGE would also remove mails a person flagged \Deleted.
+                log.warning("server lacks UIDPLUS: UID %s left flagged \\Deleted in %s",
+                            uid, self.settings.folder)
+
+    # -- waiting ----------------------------------------------------------------------------
+    @property
+    def can_idle(self) -> bool:
+        return self.settings.idle and self._client().has_capability("IDLE")
+
+    def idle_start(self) -> None:
+        with self._errors("IDLE"):
+            self._client().idle()
+
+    def idle_wait(self, seconds: float) -> bool:
+        """True when the server reported a change within `seconds`."""
+        responses: list[object] = []
+        with self._errors("IDLE wait"):
+            responses = self._client().idle_check(timeout=seconds)
+        return bool(responses)
+
+    def idle_stop(self) -> None:
+        with self._errors("IDLE DONE"):
+            self._client().idle_done()
+
+    def noop(self) -> None:
+        with self._errors("NOOP"):
+            self._client().noop()
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Library and socket errors become TransientError; the broken connection is dropped."""
+        try:
+            yield
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+            client, self.client = self.client, None
+            if client is not None:
+                with suppress(OSError):
+                    client.shutdown()
+            raise TransientError(f"IMAP {action} failed: {err}") from err
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """imapclient gives INTERNALDATE as naive local time."""
+    if value is None:
+        return None
+    return value.astimezone(UTC)
+
+
+def _chunks(uids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(uids), FETCH_CHUNK):
+        yield uids[start : start + FETCH_CHUNK]

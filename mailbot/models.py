@@ -1,0 +1,124 @@
+"""Database tables. Every schema change gets an alembic migration in mailbot/migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class MailboxState(SQLModel, table=True):
+    """What the bot last saw of a watched folder (I1: a new UIDVALIDITY is noticed)."""
+
+    __tablename__ = "mailbox_state"
+    folder: str = Field(primary_key=True)
+    uidvalidity: int
+    last_sweep_at: datetime | None = None
+
+
+class RawMessage(SQLModel, table=True):
+    """The ledger: one row per (folder, UIDVALIDITY, UID) ever fetched, stored before any work."""
+
+    __tablename__ = "raw_message"
+    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    folder: str
+    uidvalidity: int
+    uid: int
+    message_id: str = ""
+    msgid_hash: str = Field(index=True)
+    raw_sha256: str = Field(index=True)
+    content_sha256: str
+    size: int
+    internaldate: datetime | None = None
+    fetched_at: datetime
+    # received -> processed | ignored | duplicate | quarantined
+    state: str = Field(default="received", index=True)
+    attempts: int = 0
+    kind: str = ""
+    reason: str = ""
+    sender: str = ""
+    subject: str = ""
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    duplicate_of: int | None = None
+    target_folder: str = ""
+    moved_at: datetime | None = None
+
+
+class CaseCounter(SQLModel, table=True):
+    """Per-year counter so references are ITP-<year>-<n>, never reused."""
+
+    __tablename__ = "case_counter"
+    year: int = Field(primary_key=True)
+    last_number: int = 0
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "case"
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(unique=True, index=True)
+    applicant_address: str = Field(index=True)
+    applicant_name: str = ""
+    title: str
+    status: str = "received"
+    language: str = "da"
+    created_at: datetime
+    updated_at: datetime
+    thread_message_id: str = ""
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    missing: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class CaseDocument(SQLModel, table=True):
+    __tablename__ = "case_document"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    raw_message_id: int = Field(foreign_key="raw_message.id")
+    filename: str
+    kind: str
+    content_type: str = ""
+    size: int = 0
+    blob_sha256: str
+    version: int = 1
+    received_at: datetime
+
+
+class CaseEvent(SQLModel, table=True):
+    """The audit trail. source_key makes an event idempotent (one per inbound mail and kind)."""
+
+    __tablename__ = "case_event"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    raw_message_id: int | None = Field(default=None, foreign_key="raw_message.id")
+    at: datetime
+    kind: str
+    detail: str = ""
+    source_key: str | None = Field(default=None, unique=True)
+
+
+class Outbox(SQLModel, table=True):
+    """A mail to send, written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    kind: str
+    message_id: str = Field(unique=True)
+    # at_most_once: an applicant never gets a receipt twice (a crash after 250 -> "uncertain");
+    # at_least_once: resent with the same Message-ID after such a crash.
+    delivery: str = "at_most_once"
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    subject: str = ""
+    # pending -> sending -> sent | failed | uncertain
+    state: str = Field(default="pending", index=True)
+    attempts: int = 0
+    created_at: datetime
+    next_attempt_at: datetime
+    lease_owner: str = ""
+    lease_until: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str = ""
+    results: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,226 @@
+"""Transactional outbox: rows written with the case change; a sender that delivers them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiosmtplib
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from mailbot.clock import as_utc
+from mailbot.compose import Outgoing
+from mailbot.config import SmtpSettings
+from mailbot.db import transaction
+from mailbot.faults import crash_point
+from mailbot.mailbox import tls_context
+from mailbot.models import CaseEvent, Outbox
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 3600
+
+
+def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | None,
+            now: datetime, delivery: str = "at_most_once") -> Outbox:
+    """Add a mail to the outbox in the caller's transaction; nothing is sent before commit."""
+    row = Outbox(
+        case_id=case_id,
+        kind=kind,
+        message_id=outgoing.message_id,
+        delivery=delivery,
+        recipients=list(outgoing.recipients),
+        raw=outgoing.message.as_bytes(),
+        subject=outgoing.subject,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential with full jitter, capped (SCENARIOS O3)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+@dataclass
+class FlushReport:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    uncertain: int = 0
+
+
+class Sender:
+    def __init__(self, engine: Engine, settings: SmtpSettings, envelope_from: str) -> None:
+        self.engine = engine
+        self.envelope_from = envelope_from
+        self.give_up = timedelta(hours=settings.give_up_hours)
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._down_logged = False
+
+    def flush(self, now: datetime) -> FlushReport:
+        """Send every row that is due; safe to call from several places (rows are leased)."""
+        report = FlushReport()
+        report.uncertain = self._expire_leases(now)
+        rows = self._claim(now)
+        if rows:
+            asyncio.run(self._send_all(rows, now, report))
+        return report
+
+    # -- leasing ----------------------------------------------------------------------------
+    def _expire_leases(self, now: datetime) -> int:
+        """A row left in `sending` by a dead process: the SMTP server may have accepted it."""
+        count = 0
+        with transaction(self.engine) as session:
+            stale = session.exec(
+                select(Outbox).where(Outbox.state == "sending",
+                                     col(Outbox.lease_until) < now)
+            ).all()
+            for row in stale:
+                if row.delivery == "at_most_once":
+                    row.state = "uncertain"
+                    row.last_error = "process died during the SMTP transaction; not resent"
+                    count += 1
+                    log.warning("outbox %s (%s) uncertain after a crash; not resent",
+                                row.id, row.message_id)
+                else:
+                    row.state = "pending"
+                    row.last_error = "process died during the SMTP transaction; resending"
+                _event(session, row, now, "outbox_" + row.state, row.last_error)
+                session.add(row)
+        return count
+
+    def _claim(self, now: datetime) -> list[Outbox]:
+        with transaction(self.engine) as session:
+            rows = list(session.exec(
+                select(Outbox)
+                .where(Outbox.state == "pending", col(Outbox.next_attempt_at) <= now)
+                .order_by(col(Outbox.id))
+                .limit(200)
+            ).all())
+            for row in rows:
+                row.state = "sending"
+                row.lease_owner = self.owner
+                row.lease_until = now + LEASE
+                row.attempts += 1
+                session.add(row)
+        return rows
+
+    # -- sending ----------------------------------------------------------------------------
+    async def _send_all(self, rows: list[Outbox], now: datetime, report: FlushReport) -> None:
+        smtp = self._client()
+        try:
+            await smtp.connect()
+            if self.settings.username:
+                await smtp.login(self.settings.username,
+                                 self.settings.password.get_secret_value())
+        except (aiosmtplib.SMTPException, OSError) as err:
+            self._log_down(err)
+            for row in rows:
+                self._retry(row, now, f"SMTP server unavailable: {err}", report)
+            return
+        self._down_logged = False
+        try:
+            for row in rows:
+                await self._send_one(smtp, row, now, report)
+        finally:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout_seconds,
+            use_tls=s.security == "ssl",
+            start_tls=s.security == "starttls",
+            tls_context=tls_context() if s.security != "none" else None,
+        )
+
+    async def _send_one(self, smtp: aiosmtplib.SMTP, row: Outbox, now: datetime,
+                        report: FlushReport) -> None:
+        try:
+            refused, _ = await smtp.sendmail(self.envelope_from, row.recipients, row.raw)
+        except aiosmtplib.SMTPRecipientsRefused as err:
+            results = {r.recipient: f"{r.code} {r.message}" for r in err.recipients}
+            self._finish(row, "failed", now, "every recipient refused", results, report)
+            return
+        except aiosmtplib.SMTPResponseException as err:
+            if 500 <= err.code < 600:
+                self._finish(row, "failed", now, f"{err.code} {err.message}", {}, report)
+            else:
+                self._retry(row, now, f"{err.code} {err.message}", report)
+            return
+        except (aiosmtplib.SMTPException, OSError) as err:
+            # A timeout after DATA may mean it was delivered (O7): same policy as a crash.
+            self._retry(row, now, f"{type(err).__name__}: {err}", report)
+            return
+        crash_point("after_smtp")
+        results = {rcpt: "250 accepted" for rcpt in row.recipients if rcpt not in refused}
+        results.update({rcpt: f"{r.code} {r.message}" for rcpt, r in refused.items()})
+        self._finish(row, "sent", now, "", results, report)
+
+    def _finish(self, row: Outbox, state: str, now: datetime, error: str,
+                results: dict[str, str], report: FlushReport) -> None:
+        with transaction(self.engine) as session:
+            current = session.get(Outbox, row.id)
+            if current is None:
+                return
+            current.state = state
+            current.results = results
+            current.last_error = error
+            current.lease_until = None
+            if state == "sent":
+                current.sent_at = now
+                report.sent += 1
+            else:
+                report.failed += 1
+                log.error("outbox %s to %s failed permanently: %s",
+                          current.id, ", ".join(current.recipients), error)
+            _event(session, current, now, f"outbox_{state}",
+                   "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
+            session.add(current)
+
+    def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport) -> None:
+        with transaction(self.engine) as session:
+            current = session.get(Outbox, row.id)
+            if current is None:
+                return
+            current.last_error = error
+            current.lease_until = None
+            if now - as_utc(current.created_at) >= self.give_up:
+                current.state = "failed"
+                report.failed += 1
+                log.error("outbox %s given up after %s attempts: %s",
+                          current.id, current.attempts, error)
+                _event(session, current, now, "outbox_failed", f"given up: {error}")
+            else:
+                current.state = "pending"
+                current.next_attempt_at = now + backoff(current.attempts)
+                report.retry += 1
+            session.add(current)
+
+    def _log_down(self, err: Exception) -> None:
+        # Log once per outage, not once per row and flush (Mailman's "log once").
+        if not self._down_logged:
+            log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
+                        self.settings.host, self.settings.port, err)
+            self._down_logged = True
+
+
+def _event(session: Session, row: Outbox, now: datetime, kind: str, detail: str) -> None:
+    session.add(CaseEvent(case_id=row.case_id, at=now, kind=kind,
+                          detail=f"{row.kind} {row.message_id}: {detail}"[:2000]))

@@ -1,0 +1,184 @@
+"""The daemon: an IMAP watcher thread (IDLE or polling), APScheduler jobs, one leader."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from mailbot.app import Bot
+from mailbot.errors import ConfigError, MailbotError, TransientError
+from mailbot.mailbox import Mailbox
+from mailbot.pipeline import sweep
+
+log = logging.getLogger(__name__)
+
+IDLE_RENEW_SECONDS = 240  # RFC 2177 asks for a new IDLE at least every 29 minutes; we use 4
+IDLE_SLICE_SECONDS = 1.0  # how often a waiting watcher looks at the stop flag
+OUTBOX_INTERVAL_SECONDS = 15
+MAX_BACKOFF_SECONDS = 300
+
+
+class AlreadyRunning(MailbotError):
+    pass
+
+
+@contextmanager
+def leader_lock(data_dir: Path) -> Iterator[None]:
+    """One daemon per data directory (SCENARIOS C1): a second one exits with a clear message."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "mailbot.lock"
+    handle: IO[str] = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as err:
+        handle.close()
+        raise AlreadyRunning(
+            f"another mailbot is running on {data_dir} (lock {path}); stop it first"
+        ) from err
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Service:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.stop_event = threading.Event()
+        self.flush_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(timezone="Europe/Copenhagen")
+        self.fatal: BaseException | None = None
+
+    # -- one-shot -------------------------------------------------------------------------------
+    def run_once(self) -> None:
+        """Process every waiting mail, send everything due, then return (`run --once`)."""
+        mailbox = self._connect()
+        try:
+            report = sweep(self.bot, mailbox)
+            log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
+                     report.fetched, report.processed, report.quarantined, report.moved)
+        finally:
+            mailbox.close()
+        self.flush_outbox()
+
+    def _connect(self, mailbox: Mailbox | None = None) -> Mailbox:
+        """Log in, select the folder, create Processed/Quarantine when missing (R15)."""
+        mailbox = mailbox or Mailbox(self.bot.settings.imap, self.bot.settings.source)
+        mailbox.connect()
+        missing = mailbox.ensure_folders(create=True)
+        if missing:
+            mailbox.close()
+            raise ConfigError(self.bot.settings.source, "imap.processed_folder",
+                              f"folders {missing} are missing and cannot be created",
+                              "create them on the server or name existing folders")
+        return mailbox
+
+    def flush_outbox(self) -> None:
+        with self.flush_lock:
+            report = self.bot.sender.flush(self.bot.clock.now())
+        if report.sent or report.retry or report.failed or report.uncertain:
+            log.info("outbox: %s sent, %s to retry, %s failed, %s uncertain",
+                     report.sent, report.retry, report.failed, report.uncertain)
+
+    # -- daemon ---------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        self.scheduler.add_job(self._outbox_job, "interval", seconds=OUTBOX_INTERVAL_SECONDS,
+                               id="outbox", max_instances=1, coalesce=True)
+        self.scheduler.start()
+        watcher = threading.Thread(target=self._watch, name="imap-watcher", daemon=True)
+        watcher.start()
+        try:
+            while watcher.is_alive():
+                watcher.join(timeout=0.5)
+        finally:
+            self.stop_event.set()
+            watcher.join(timeout=30)
+            self.scheduler.shutdown(wait=True)
+        if self.fatal is not None:
+            raise self.fatal
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _outbox_job(self) -> None:
+        try:
+            self.flush_outbox()
+        except Exception:  # a broken flush must not kill the scheduler
+            log.exception("outbox flush failed")
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            mailbox = Mailbox(self.bot.settings.imap, self.bot.settings.source)
+            try:
+                self._connect(mailbox)
+                failures = 0
+                log.info("connected to %s:%s, watching %s",
+                         self.bot.settings.imap.host, self.bot.settings.imap.port,
+                         self.bot.settings.imap.folder)
+                self._session(mailbox)
+            except ConfigError as err:
+                log.error("%s", err)
+                self.fatal = err
+                self.stop_event.set()
+            except TransientError as err:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)) * random.uniform(0.5, 1)
+                log.warning("IMAP: %s; reconnecting in %.0f s", err, delay)
+                self.stop_event.wait(delay)
+            except Exception:
+                failures += 1
+                log.exception("unexpected error in the IMAP watcher; reconnecting")
+                self.stop_event.wait(min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)))
+            finally:
+                mailbox.close()
+
+    def _session(self, mailbox: Mailbox) -> None:
+        """A full sweep after every (re)connect, then wait for news and sweep again."""
+        self._sweep(mailbox)
+        while not self.stop_event.is_set():
+            changed = self._wait_idle(mailbox) if mailbox.can_idle else self._wait_poll(mailbox)
+            if changed and not self.stop_event.is_set():
+                self._sweep(mailbox)
+
+    def _sweep(self, mailbox: Mailbox) -> None:
+        report = sweep(self.bot, mailbox)
+        if report.fetched or report.moved:
+            log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
+                     report.fetched, report.processed, report.quarantined, report.moved)
+        self.flush_outbox()
+
+    def _wait_idle(self, mailbox: Mailbox) -> bool:
+        mailbox.idle_start()
+        waited = 0.0
+        try:
+            while not self.stop_event.is_set() and waited < IDLE_RENEW_SECONDS:
+                if mailbox.idle_wait(IDLE_SLICE_SECONDS):
+                    break
+                waited += IDLE_SLICE_SECONDS
+        finally:
+            if mailbox.client is not None:
+                mailbox.idle_stop()
+        # A renewal sweeps too: it also catches mail whose notification was lost.
+        return not self.stop_event.is_set()
+
+    def _wait_poll(self, mailbox: Mailbox) -> bool:
+        self.stop_event.wait(self.bot.settings.imap.poll_seconds)
+        if self.stop_event.is_set():
+            return False
+        mailbox.noop()
+        return True

@@ -1,0 +1,121 @@
+"""What the CLI prints: tables, a case's timeline, an inspection. Pure formatting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailbot.app import Bot
+from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage
+from mailbot.reading.brief import BriefReading, DocumentReading
+from mailbot.workflow import receipt_context
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cases_table(cases: list[Case]) -> str:
+    if not cases:
+        return "no cases yet"
+    return _table(
+        ["ref", "status", "applicant", "missing", "title"],
+        [[c.ref, c.status, c.applicant_address, str(len(c.missing)), _short(c.title, 50)]
+         for c in cases],
+    )
+
+
+def case_data(session: Session, case: Case) -> dict[str, Any]:
+    documents = session.exec(
+        select(CaseDocument).where(CaseDocument.case_id == case.id)
+        .order_by(col(CaseDocument.id))).all()
+    return {
+        "ref": case.ref,
+        "status": case.status,
+        "title": case.title,
+        "applicant": case.applicant_address,
+        "applicant_name": case.applicant_name,
+        "created_at": case.created_at.isoformat(),
+        "answers": case.answers,
+        "documents": [{"filename": d.filename, "kind": d.kind, "version": d.version}
+                      for d in documents],
+        "missing": case.missing,
+        "reviews": [],
+        "meeting": None,
+        "decision": None,
+    }
+
+
+def case_text(session: Session, case: Case, data: dict[str, Any]) -> str:
+    events = session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.id))).all()
+    lines = [f"{case.ref}  {case.title}", f"status:    {case.status}",
+             f"applicant: {case.applicant_name} <{case.applicant_address}>", "", "answers:"]
+    for qid, answer in data["answers"].items():
+        lines.append(f"  {qid:6} {_short((answer or '(missing)').replace(chr(10), ' '), 90)}")
+    lines.append("documents:")
+    lines += [f"  {d['filename']}  [{d['kind']}]" for d in data["documents"]] or ["  (none)"]
+    lines.append(f"missing:   {', '.join(case.missing) or 'nothing'}")
+    lines.append("")
+    lines.append("timeline:")
+    lines += [f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind:18} {_short(e.detail, 100)}" for e in events]
+    return "\n".join(lines)
+
+
+def messages_table(rows: list[RawMessage]) -> str:
+    if not rows:
+        return "no messages"
+    return _table(
+        ["id", "uid", "state", "kind", "from", "reason"],
+        [[str(r.id), str(r.uid), r.state, r.kind, r.sender, _short(r.reason, 70)] for r in rows],
+    )
+
+
+def outbox_table(session: Session, limit: int) -> str:
+    rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
+    if not rows:
+        return "outbox is empty"
+    return _table(
+        ["id", "kind", "state", "tries", "to", "subject", "last error"],
+        [[str(r.id), r.kind, r.state, str(r.attempts), ", ".join(r.recipients),
+          _short(r.subject, 40), _short(r.last_error, 40)] for r in rows],
+    )
+
+
+def inspect_text(result: dict[str, Any]) -> str:
+    lines = [f"kind:      {result.get('kind')}", f"case_ref:  {result.get('case_ref')}"]
+    if "error" in result:
+        lines.append(f"error:     {result['error']}")
+    if "reason" in result:
+        lines.append(f"reason:    {result['reason']}")
+    for qid, answer in (result.get("answers") or {}).items():
+        lines.append(f"{qid + ':':10} {(answer or '(missing)').replace(chr(10), ' / ')}")
+    for doc in result.get("documents") or []:
+        lines.append(f"document:  {doc['filename']}  [{doc['kind']}]")
+    if result.get("kind") == "brief":
+        lines.append(f"missing:   {', '.join(result['missing']) or 'nothing'}")
+    return "\n".join(lines)
+
+
+def render_sample_receipt(bot: Bot) -> None:
+    """Render the receipt once with sample data: `check` fails on a broken template."""
+    sample = Case(ref="ITP-2000-0001", applicant_address="a@example.invalid", title="Prøve",
+                  language=bot.settings.bot.language, created_at=bot.clock.now(),
+                  updated_at=bot.clock.now(), applicant_name="Åse Ærø")
+    reading = BriefReading(
+        answers=dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
+        documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),),
+        missing=("who", "contract_draft"),
+    )
+    bot.renderer.render(sample.language, "applicant_receipt", receipt_context(bot, sample, reading))

@@ -1,0 +1,133 @@
+"""Case changes and the mails they cause; always inside the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from mailbot.app import Bot
+from mailbot.compose import Outgoing, build_message, new_message_id, tagged_subject
+from mailbot.models import Case, CaseCounter, CaseDocument, CaseEvent, Outbox, RawMessage
+from mailbot.outbox import enqueue
+from mailbot.parse import Inbound, clean_header_text
+from mailbot.reading.brief import BriefReading
+from mailbot.redact import redact_cpr
+from mailbot.threads import format_ref
+
+
+def next_ref(session: Session, year: int) -> str:
+    counter = session.get(CaseCounter, year)
+    if counter is None:
+        counter = CaseCounter(year=year, last_number=0)
+    counter.last_number += 1
+    session.add(counter)
+    session.flush()  # the UPDATE takes the write lock, so two writers cannot share a number
+    return format_ref(year, counter.last_number)
+
+
+def title_from_subject(subject: str) -> str:
+    title = clean_header_text(subject)
+    for prefix in ("projektforslag:", "forslag:", "nyt it-projekt:", "new it project:",
+                   "ansøgning:", "vs:", "fw:", "fwd:"):
+        if title.lower().startswith(prefix):
+            title = title[len(prefix):].strip()
+    return redact_cpr(title) or "(uden emne)"
+
+
+def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
+              reading: BriefReading, now: datetime) -> Case:
+    case = Case(
+        ref=next_ref(session, now.year),
+        applicant_address=mail.from_address,
+        applicant_name=mail.from_name,
+        title=title_from_subject(mail.subject),
+        status="incomplete" if reading.missing else "complete",
+        language=bot.settings.bot.language,
+        created_at=now,
+        updated_at=now,
+        thread_message_id=mail.message_id,
+        answers=dict(reading.answers),
+        missing=list(reading.missing),
+    )
+    session.add(case)
+    session.flush()
+    assert case.id is not None
+    for attachment, doc in zip(mail.documents, reading.documents, strict=True):
+        session.add(CaseDocument(
+            case_id=case.id, raw_message_id=raw.id or 0, filename=doc.filename, kind=doc.kind,
+            content_type=attachment.content_type, size=attachment.size,
+            blob_sha256=bot.blobs.put(attachment.payload), received_at=now,
+        ))
+    record(session, case.id, raw.id, now, "case_opened",
+           f"brief from {mail.from_address}; missing: {', '.join(reading.missing) or 'nothing'}",
+           source_key=f"case_opened:{raw.id}")
+    return case
+
+
+def record(session: Session, case_id: int | None, raw_id: int | None, now: datetime,
+           kind: str, detail: str, source_key: str | None = None) -> None:
+    session.add(CaseEvent(case_id=case_id, raw_message_id=raw_id, at=now, kind=kind,
+                          detail=redact_cpr(detail)[:4000], source_key=source_key))
+
+
+def receipts_sent_recently(session: Session, address: str, now: datetime) -> int:
+    since = now - timedelta(hours=1)
+    rows = session.exec(
+        select(Outbox.recipients).where(Outbox.kind == "receipt",
+                                        col(Outbox.created_at) >= since)
+    ).all()
+    return sum(1 for recipients in rows if address in recipients)
+
+
+def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
+                 reading: BriefReading, now: datetime) -> Outbox | None:
+    """The ONE receipt for a new case, unless the flood guard holds it back."""
+    assert case.id is not None
+    limit = bot.rules.screening.max_receipts_per_sender_per_hour
+    if receipts_sent_recently(session, case.applicant_address, now) >= limit:
+        record(session, case.id, None, now, "receipt_withheld",
+               f"more than {limit} receipts to {case.applicant_address} within an hour")
+        return None
+    text, html = bot.renderer.render(case.language, "applicant_receipt",
+                                     receipt_context(bot, case, reading))
+    subject = tagged_subject(case.ref, mail.subject or case.title)
+    message_id = new_message_id("receipt", case.ref, bot.domain)
+    msg = build_message(
+        sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
+        to=(case.applicant_address,), subject=subject, text=text, html=html,
+        message_id=message_id, now=now, in_reply_to=mail.message_id,
+        references=(mail.message_id,), language=case.language,
+    )
+    outgoing = Outgoing(message_id, (case.applicant_address,), subject, msg)
+    return enqueue(session, outgoing, kind="receipt", case_id=case.id, now=now)
+
+
+def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, Any]:
+    rules = bot.rules
+    missing_answers = [
+        {"question": rules.question(q).question, "example": rules.question(q).example}
+        for q in reading.missing if q in {x.id for x in rules.questions}
+    ]
+    missing_documents = []
+    for kind_id in reading.missing:
+        kind = rules.kind(kind_id)
+        if kind is None:
+            continue
+        reviewers = [rules.role_names[r] for r in kind.reviewers]
+        missing_documents.append({"title": kind.title, "reviewers": " og ".join(reviewers)})
+    documents = [{"filename": d.filename, "title": rules.title(d.kind)} for d in reading.documents]
+    return {
+        "ref": case.ref,
+        "title": case.title,
+        "applicant_name": case.applicant_name,
+        "documents": documents,
+        "missing_answers": missing_answers,
+        "missing_documents": missing_documents,
+        "bot_name": bot.settings.bot.name,
+    }
+
+
+def count_cases(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Case)).one())
