@@ -129,8 +129,14 @@ class Dovecot:
         if not pid_file.exists():
             return
         pid = int(pid_file.read_text().strip())
+        children = _children(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+        # Dovecot's imap processes outlive their master for a while; a restart must cut
+        # every client connection, as a real server restart does.
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -150,6 +156,16 @@ class Dovecot:
     def deliver(self, recipient: str, raw: bytes) -> None:
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
             lmtp.sendmail("sender@test.invalid", [recipient], raw)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 # -- pymap ----------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ class Sender:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._down_logged = False
 
+    def recover(self, now: datetime) -> int:
+        """At start, under the leader lock, every row still `sending` belongs to a dead
+        process (SCENARIOS O1/O2): resolve them now rather than when their lease runs out."""
+        return self._expire_leases(now, everything=True)
+
     def flush(self, now: datetime) -> FlushReport:
         """Send every row that is due; safe to call from several places (rows are leased)."""
         report = FlushReport()
@@ -80,14 +85,14 @@ class Sender:
         return report
 
     # -- leasing ----------------------------------------------------------------------------
-    def _expire_leases(self, now: datetime) -> int:
+    def _expire_leases(self, now: datetime, everything: bool = False) -> int:
         """A row left in `sending` by a dead process: the SMTP server may have accepted it."""
         count = 0
         with transaction(self.engine) as session:
-            stale = session.exec(
-                select(Outbox).where(Outbox.state == "sending",
-                                     col(Outbox.lease_until) < now)
-            ).all()
+            query = select(Outbox).where(Outbox.state == "sending")
+            if not everything:
+                query = query.where(col(Outbox.lease_until) < now)
+            stale = session.exec(query).all()
             for row in stale:
                 if row.delivery == "at_most_once":
                     row.state = "uncertain"

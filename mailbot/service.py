@@ -57,7 +57,9 @@ def leader_lock(data_dir: Path) -> Iterator[None]:
 
 class Service:
     def __init__(self, bot: Bot) -> None:
+        """Build under the leader lock: orphaned outbox leases are resolved here."""
         self.bot = bot
+        bot.sender.recover(bot.clock.now())
         self.stop_event = threading.Event()
         self.flush_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone="Europe/Copenhagen")

@@ -1,0 +1,194 @@
+"""Shared fixtures: paths to ../shared, the rules, and a mail world on real servers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailbot.app import Bot, build_bot
+from mailbot.clock import Clock
+from mailbot.config import Settings, load_settings
+from mailbot.db import migrate
+from mailbot.mailworld import (
+    Dovecot,
+    Pymap,
+    SmtpSink,
+    dovecot_available,
+    read_mailbox,
+    settings_dict,
+    to_toml,
+)
+from mailbot.resources import shipped
+from mailbot.rules import Rules, load_rules
+from mailbot.service import Service
+from tests.mails import brief
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FIXTURES = ROOT / "fixtures"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rules() -> Rules:
+    return load_rules(shipped("rules"))
+
+
+# -- the mail world -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot | None]:
+    if not dovecot_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: Dovecot is mandatory (apt-get install dovecot-imapd "
+                        "dovecot-lmtpd, run as root)")
+        yield None
+        return
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+_COUNTER = itertools.count(1)
+
+
+@dataclass
+class World:
+    """A bot mailbox on a real IMAP server, an aiosmtpd server delivering into it, a data dir."""
+
+    imap: Dovecot | Pymap
+    smtp: SmtpSink
+    bot_address: str
+    tmp: Path
+    applicant: str
+    extra: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def on_dovecot(self) -> bool:
+        return isinstance(self.imap, Dovecot)
+
+    @property
+    def config_path(self) -> Path:
+        return self.tmp / "mailbot.toml"
+
+    def write_config(self, **extra: dict[str, object]) -> Path:
+        for section, values in extra.items():
+            self.extra.setdefault(section, {}).update(values)
+        config = settings_dict(self.imap.port, self.smtp.port, self.tmp / "data",
+                               self.bot_address, self.imap.user(self.bot_address), **self.extra)
+        self.config_path.write_text(to_toml(config), encoding="utf-8")
+        return self.config_path
+
+    def settings(self) -> Settings:
+        if not self.config_path.exists():
+            self.write_config()
+        return load_settings(self.config_path, environ={})
+
+    def bot(self, now: Clock | None = None) -> Bot:
+        bot = build_bot(self.settings(), now or Clock())
+        migrate(bot.engine)
+        return bot
+
+    def run_once(self) -> Bot:
+        bot = self.bot()
+        Service(bot).run_once()
+        return bot
+
+    def brief(self, **kwargs: object) -> bytes:
+        """A generated brief from this world's applicant to this world's bot."""
+        kwargs.setdefault("sender", f"Mette Holm <{self.applicant}>")
+        kwargs.setdefault("to", self.bot_address)
+        return brief(**kwargs)  # type: ignore[arg-type]
+
+    def deliver(self, raw: bytes) -> None:
+        self.imap.deliver(self.bot_address, raw)
+
+    def folder(self, name: str) -> list[bytes]:
+        return read_mailbox(self.imap.port, self.imap.user(self.bot_address), name)
+
+    def received_by(self, address: str) -> list[EmailMessage]:
+        """What the SMTP server accepted for `address` (and, on Dovecot, what landed there)."""
+        accepted = [_email(d.raw) for d in self.smtp.to(address)]
+        if self.on_dovecot:
+            stored = [_email(raw) for raw in read_mailbox(self.imap.port,
+                                                          self.imap.user(address))]
+            assert len(stored) == len(accepted), "SMTP accepted and mailbox differ"
+        return accepted
+
+    def cli(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        if not self.config_path.exists():
+            self.write_config()
+        return subprocess.run(
+            [sys.executable, "-m", "mailbot.cli", "--config", str(self.config_path), *args],
+            capture_output=True, text=True, timeout=timeout, env=_env(env), cwd=self.tmp,
+        )
+
+    def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        if not self.config_path.exists():
+            self.write_config()
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot.cli", "--config", str(self.config_path), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(env),
+            cwd=self.tmp,
+        )
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def _email(raw: bytes) -> EmailMessage:
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+@pytest.fixture
+def world(dovecot: Dovecot | None, tmp_path: Path) -> Iterator[World]:
+    n = next(_COUNTER)
+    address = f"bot{n}-{os.getpid()}@kommune.test"
+    imap: Dovecot | Pymap
+    if dovecot is not None:
+        imap = dovecot
+    else:
+        imap = Pymap(username=address.partition("@")[0])
+        imap.start()
+    sink = SmtpSink(deliver=imap.deliver if dovecot is not None else None)
+    sink.start()
+    try:
+        yield World(imap=imap, smtp=sink, bot_address=address, tmp=tmp_path,
+                    applicant=f"mette{n}-{os.getpid()}@kommune.test")
+    finally:
+        sink.stop()
+        if dovecot is None:
+            imap.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0,
+               interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,118 @@
+"""A brief arrives, a case opens, the applicant is answered - on real IMAP and SMTP servers."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from mailbot.models import Case, Outbox, RawMessage
+from tests.conftest import World
+
+
+
+def cases(world: World) -> list[Case]:
+    with Session(world.bot().engine) as session:
+        return list(session.exec(select(Case)).all())
+
+
+def test_brief_opens_one_case_and_one_receipt_and_is_moved(world: World) -> None:
+    world.deliver(world.brief())
+
+    world.run_once()
+
+    [case] = cases(world)
+    assert case.ref.startswith("ITP-") and case.applicant_address == world.applicant
+    [receipt] = world.received_by(world.applicant)
+    assert receipt["Subject"] == f"[{case.ref}] Projektforslag: Ny mødebooking"
+    body = receipt.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert case.ref in text and "Teknisk beskrivelse.pdf" in text
+    assert "Din ansøgning er komplet" in text
+    assert world.folder("INBOX") == []
+    assert len(world.folder("Processed")) == 1
+
+
+def test_receipt_lists_what_is_missing_once(world: World) -> None:
+    body = "Hvem: Mette Holm\nHvad: Et nyt system\n"
+    world.deliver(world.brief(body=body, attachments=("Teknisk beskrivelse.pdf",)))
+
+    world.run_once()
+
+    [receipt] = world.received_by(world.applicant)
+    text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.count("Der mangler stadig") == 1
+    assert "Hvor i organisationen" in text and "Hvor meget koster det" in text
+    assert "Udkast til kontrakt (vurderes af kontraktansvarlig)" in text
+    assert "Hvem er kontaktperson" not in text  # answered, so not missing
+
+
+def test_same_mail_delivered_twice_gives_one_case_one_receipt(world: World) -> None:
+    raw = world.brief(message_id="<twice@kommune.test>")
+    world.deliver(raw)
+    world.deliver(raw)
+
+    world.run_once()
+    world.run_once()
+
+    assert len(cases(world)) == 1
+    assert len(world.received_by(world.applicant)) == 1
+    with Session(world.bot().engine) as session:
+        states = sorted(r.state for r in session.exec(select(RawMessage)).all())
+    assert states == ["duplicate", "processed"]
+    assert len(world.folder("Processed")) == 2
+
+
+def test_second_run_sends_nothing_again(world: World) -> None:
+    world.deliver(world.brief())
+    world.run_once()
+    world.run_once()
+    assert len(world.received_by(world.applicant)) == 1
+
+
+def test_receipt_carries_automation_and_thread_headers(world: World) -> None:
+    world.deliver(world.brief(message_id="<orig-1@kommune.test>"))
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    domain = world.bot_address.partition("@")[2]
+    assert receipt["Auto-Submitted"] == "auto-replied"
+    assert receipt["X-Auto-Response-Suppress"] == "All"
+    assert receipt["Message-ID"].endswith(f"@{domain}>")
+    assert receipt["In-Reply-To"] == "<orig-1@kommune.test>"
+    assert "<orig-1@kommune.test>" in receipt["References"]
+    with Session(world.bot().engine) as session:
+        [row] = session.exec(select(Outbox)).all()
+    assert row.message_id == receipt["Message-ID"] and row.state == "sent"
+
+
+def test_encoded_crlf_in_subject_injects_no_header(world: World) -> None:
+    raw = world.brief(subject="PLACEHOLDER").replace(
+        b"Subject: PLACEHOLDER", b"Subject: =?utf-8?q?a=0D=0ABcc:x@evil.test?=")
+    assert b"=0D=0ABcc" in raw
+    world.deliver(raw)
+    world.run_once()
+
+    [delivered] = world.smtp.to(world.applicant)
+    head = delivered.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in head and b"\nbcc:" not in head.lower().replace(b"\r", b"")
+    assert delivered.recipients == [world.applicant]
+    assert world.smtp.to("x@evil.test") == []
+
+
+def test_reply_on_the_thread_opens_no_new_case(world: World) -> None:
+    world.deliver(world.brief())
+    world.run_once()
+    [case] = cases(world)
+    [receipt] = world.received_by(world.applicant)
+    reply = world.brief(subject=f"SV: {receipt['Subject']}",
+                  body="Her er business casen.", attachments=(),
+                  headers={"In-Reply-To": receipt["Message-ID"]})
+    world.deliver(reply)
+
+    world.run_once()
+
+    assert len(cases(world)) == 1
+    assert len(world.received_by(world.applicant)) == 1
+    with Session(world.bot().engine) as session:
+        kinds = [r.kind for r in session.exec(select(RawMessage)).all()]
+    assert kinds == ["brief", "reply"]
+    assert case.ref in world.cli("case", case.ref).stdout

@@ -1,0 +1,214 @@
+"""Nothing lost, nothing sent twice, no machine answered: crashes, outages, bad input."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from sqlmodel import Session, select
+
+from mailbot.models import Case, CaseEvent, Outbox, RawMessage
+from tests.conftest import World, wait_until
+
+
+def rows(world: World) -> list[RawMessage]:
+    with Session(world.bot().engine) as session:
+        return list(session.exec(select(RawMessage)).all())
+
+
+def case_count(world: World) -> int:
+    with Session(world.bot().engine) as session:
+        return len(session.exec(select(Case)).all())
+
+
+def outbox(world: World) -> list[Outbox]:
+    with Session(world.bot().engine) as session:
+        return list(session.exec(select(Outbox)).all())
+
+
+# -- SIGKILL at each step of the way (a real subprocess kills itself at a named point) --------
+def test_killed_after_fetch_before_commit(world: World) -> None:
+    world.deliver(world.brief())
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "after_fetch"})
+    assert died.returncode == -signal.SIGKILL
+    assert rows(world) == []  # nothing committed; the mail is still in INBOX
+    assert len(world.folder("INBOX")) == 1
+
+    assert world.cli("run", "--once").returncode == 0
+
+    assert case_count(world) == 1
+    assert len(world.received_by(world.applicant)) == 1
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 1
+
+
+def test_killed_after_commit_before_move(world: World) -> None:
+    world.deliver(world.brief())
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "after_commit"})
+    assert died.returncode == -signal.SIGKILL
+    [row] = rows(world)
+    assert row.state == "processed" and row.moved_at is None
+    assert len(world.folder("INBOX")) == 1  # committed, not yet moved
+
+    assert world.cli("run", "--once").returncode == 0
+
+    assert case_count(world) == 1
+    assert len(world.received_by(world.applicant)) == 1
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 1
+
+
+def test_killed_after_smtp_accepted_receipt_is_not_sent_again(world: World) -> None:
+    """At most once for applicant mail: the row becomes `uncertain`, never resent (O1)."""
+    world.deliver(world.brief())
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "after_smtp"})
+    assert died.returncode == -signal.SIGKILL
+    assert len(world.smtp.to(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "sending"
+
+    assert world.cli("run", "--once").returncode == 0
+
+    assert len(world.received_by(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "uncertain"
+    assert "not resent" in row.last_error
+    assert case_count(world) == 1
+
+
+# -- machines are never answered ----------------------------------------------------------
+def test_machines_get_no_reply_and_no_case(world: World) -> None:
+    ooo_header = world.brief(subject="Ferie", body="Jeg er på ferie.", attachments=(),
+                             headers={"Auto-Submitted": "auto-replied"})
+    ooo_subject_only = world.brief(subject="Automatisk svar: Projektforslag",
+                                   body="Jeg er væk til mandag.", attachments=())
+    own = world.brief(sender=f"IT-Projektrådet <{world.bot_address}>")
+    bounce = (
+        "From: MAILER-DAEMON@mx.kommune.test\r\nTo: " + world.bot_address + "\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.kommune.test>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nUnknown user.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.kommune.test\r\n\r\nFinal-Recipient: rfc822; x@kommune.test\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+    ).encode()
+    for raw in (ooo_header, ooo_subject_only, own, bounce):
+        world.deliver(raw)
+
+    world.run_once()
+
+    assert case_count(world) == 0
+    assert world.smtp.received == []
+    reasons = sorted(r.reason.split(":")[0] for r in rows(world))
+    assert reasons == ["auto_reply", "auto_reply", "bounce", "own"]
+    assert all(r.state == "ignored" for r in rows(world))
+    assert len(world.folder("Processed")) == 4
+    listing = world.cli("messages").stdout
+    assert "Auto-Submitted: auto-replied" in listing and "multipart/report" in listing
+
+
+def test_x_auto_response_suppress_alone_is_a_person(world: World) -> None:
+    world.deliver(world.brief(headers={"X-Auto-Response-Suppress": "All"}))
+    world.run_once()
+    assert case_count(world) == 1
+    assert len(world.received_by(world.applicant)) == 1
+
+
+# -- bad input: quarantine with the reason, and the loop goes on ---------------------------
+def test_unparseable_mail_is_quarantined_and_the_next_is_processed(world: World) -> None:
+    world.deliver(b"\x00\x01 this is not a mail at all \xff\xfe\r\n\r\n\x00")
+    world.deliver(world.brief())
+
+    world.run_once()
+
+    states = {r.uid: (r.state, r.reason) for r in rows(world)}
+    first, second = (states[uid] for uid in sorted(states))
+    assert first[0] == "quarantined" and "no mail header" in first[1]
+    assert second[0] == "processed"
+    assert len(world.folder("Quarantine")) == 1 and len(world.folder("Processed")) == 1
+    assert len(world.received_by(world.applicant)) == 1
+    assert "quarantined" in world.cli("messages", "--state", "quarantined").stdout
+
+
+def test_oversized_mail_is_quarantined_without_download(world: World) -> None:
+    world.write_config(imap={"max_message_mb": 0.01})
+    world.deliver(world.brief(body="x" * 20_000))
+    world.run_once()
+    [row] = rows(world)
+    assert row.state == "quarantined" and "exceeds imap.max_message_mb" in row.reason
+    assert row.raw_sha256 == ""
+    assert len(world.folder("Quarantine")) == 1
+
+
+# -- servers going away ---------------------------------------------------------------------
+def test_smtp_down_receipt_waits_in_outbox_and_goes_when_back(world: World) -> None:
+    world.smtp.stop()
+    world.deliver(world.brief())
+    world.run_once()
+    [row] = outbox(world)
+    assert row.state == "pending" and "unavailable" in row.last_error
+    assert case_count(world) == 1
+
+    world.smtp.start()
+    bot = world.bot()
+    with Session(bot.engine) as session:  # the retry is due later; bring it forward
+        pending = session.get(Outbox, row.id)
+        assert pending is not None
+        pending.next_attempt_at = bot.clock.now()
+        session.add(pending)
+        session.commit()
+    world.run_once()
+
+    assert len(world.received_by(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "sent"
+
+
+def test_smtp_permanent_refusal_is_recorded_and_not_retried(world: World) -> None:
+    world.smtp.reply_code = 550
+    world.deliver(world.brief())
+    world.run_once()
+    world.run_once()
+    [row] = outbox(world)
+    assert row.state == "failed" and row.attempts == 1
+    assert "550" in row.results[world.applicant]
+    with Session(world.bot().engine) as session:
+        events = [e.kind for e in session.exec(select(CaseEvent)).all()]
+    assert "outbox_failed" in events
+
+
+def test_daemon_idles_then_survives_an_imap_restart(world: World) -> None:
+    if not world.on_dovecot:
+        import pytest
+
+        pytest.skip("an in-memory pymap loses its mailbox on restart; Dovecot keeps it")
+    daemon = world.spawn("run")
+    try:
+        world.deliver(world.brief(subject="Før genstart"))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=30)
+        world.imap.stop()
+        time.sleep(1.0)
+        world.imap.start()
+        world.deliver(world.brief(subject="Efter genstart"))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=90)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, out
+    assert "reconnecting" in out
+    assert case_count(world) == 2
+
+
+def test_sigterm_stops_the_daemon_cleanly_and_a_second_instance_is_refused(
+        world: World) -> None:
+    daemon = world.spawn("run")
+    try:
+        wait_until(lambda: (world.tmp / "data" / "mailbot.lock").exists(), timeout=30)
+        time.sleep(1.0)
+        second = world.cli("run", "--once")
+        assert second.returncode != 0
+        assert "another mailbot is running" in second.stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, out
+    assert "mailbot stopped" in out
