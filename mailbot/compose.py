@@ -20,6 +20,7 @@ from mailbot.redact import redact_cpr
 from mailbot.screen import LOOP_HEADER
 
 MAX_SUBJECT_CHARS = 200
+_REPLY_PREFIXES = ("re:", "sv:", "aw:", "vs:", "fw:", "fwd:")
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,14 @@ def new_message_id(purpose: str, ref: str, domain: str) -> str:
 
 def tagged_subject(ref: str, subject: str) -> str:
     """`[ITP-2026-0001] <subject>`, without stacking tags or reply prefixes, CPR redacted."""
-    clean = redact_cpr(clean_header_text(subject))
-    for prefix in ("re:", "sv:", "aw:", "vs:", "fw:", "fwd:"):
-        while clean.lower().startswith(prefix):
-            clean = clean[len(prefix):].strip()
-    clean = clean.replace(f"[{ref}]", "").strip()
+    clean = redact_cpr(clean_header_text(subject)).replace(f"[{ref}]", " ")
+    clean = " ".join(clean.split())
+    previous = None
+    while previous != clean:
+        previous = clean
+        for prefix in _REPLY_PREFIXES:
+            if clean.lower().startswith(prefix):
+                clean = clean[len(prefix):].strip()
     if len(clean) > MAX_SUBJECT_CHARS:
         clean = clean[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
     return f"[{ref}] {clean}".strip()

@@ -131,9 +131,9 @@ class World:
             assert len(stored) == len(accepted), "SMTP accepted and mailbox differ"
         return accepted
 
-    def cli(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        if not self.config_path.exists():
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            write_config: bool = True) -> subprocess.CompletedProcess[str]:
+        if write_config and not self.config_path.exists():
             self.write_config()
         return subprocess.run(
             [sys.executable, "-m", "mailbot.cli", "--config", str(self.config_path), *args],

@@ -8,7 +8,6 @@ from mailbot.models import Case, Outbox, RawMessage
 from tests.conftest import World
 
 
-
 def cases(world: World) -> list[Case]:
     with Session(world.bot().engine) as session:
         return list(session.exec(select(Case)).all())

@@ -1,0 +1,77 @@
+"""`check` and `run` refuse a broken config with a message that names the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailbot.mailworld import free_port
+from tests.conftest import World
+
+
+def test_check_passes_on_a_good_config(world: World) -> None:
+    result = world.cli("check")
+    assert result.returncode == 0, result.stderr
+    for step in ("config", "rules", "database", "templates", "imap", "smtp"):
+        assert f"ok    {step}" in result.stdout
+
+
+@pytest.mark.parametrize("command", [("check",), ("run", "--once")])
+def test_missing_key(world: World, command: tuple[str, ...]) -> None:
+    world.write_config()
+    text = world.config_path.read_text().replace('username = "', 'user_name = "', 1)
+    world.config_path.write_text(text)
+    result = world.cli(*command)
+    assert result.returncode == 2
+    assert "[imap.username] field required" in result.stderr
+    assert str(world.config_path) in result.stderr and "Fix:" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("check",), ("run", "--once")])
+def test_wrong_folder(world: World, command: tuple[str, ...]) -> None:
+    world.write_config(imap={"folder": "Indbakken"})
+    result = world.cli(*command)
+    assert result.returncode == 2
+    assert "[imap.folder]" in result.stderr and "Indbakken" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("check",), ("run", "--once")])
+def test_wrong_password(world: World, command: tuple[str, ...]) -> None:
+    if not world.on_dovecot:
+        pytest.skip("pymap's demo backend accepts only its one user; Dovecot checks passwords")
+    world.write_config(imap={"password": "forkert"})
+    result = world.cli(*command)
+    assert result.returncode == 2
+    assert "[imap.password]" in result.stderr
+    assert "forkert" not in result.stderr + result.stdout  # secrets never printed
+
+
+@pytest.mark.parametrize("command", [("check",), ("run", "--once")])
+def test_unreachable_imap_host(world: World, command: tuple[str, ...]) -> None:
+    world.write_config(imap={"port": free_port(), "timeout_seconds": 3})
+    result = world.cli(*command)
+    assert result.returncode == 2
+    assert "[imap.host]" in result.stderr and "imap.port" in result.stderr
+
+
+def test_unreachable_smtp_host_fails_check(world: World) -> None:
+    world.write_config(smtp={"port": free_port()})
+    result = world.cli("check")
+    assert result.returncode == 2
+    assert "[smtp.host]" in result.stderr
+
+
+def test_no_config_file_says_how_to_make_one(world: World) -> None:
+    world.write_config()
+    world.config_path.unlink()
+    result = world.cli("check", write_config=False)
+    assert result.returncode == 2
+    assert "mailbot init" in result.stderr
+
+
+def test_init_writes_a_config_that_loads(world: World) -> None:
+    result = world.cli("init", write_config=False)
+    assert result.returncode == 0, result.stderr
+    text = world.config_path.read_text()
+    for section in ("[bot]", "[imap]", "[smtp]", "[council]", "[reviewers]"):
+        assert section in text
+    assert world.cli("init", write_config=False).returncode == 2  # never overwrites silently

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.config import STARTER_CONFIG, load_settings
+from mailbot.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str = STARTER_CONFIG) -> Path:
+    path = tmp_path / "mailbot.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_starter_config_loads_with_every_section(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), environ={})
+    assert settings.imap.folder == "INBOX" and settings.imap.idle is True
+    assert settings.reviewers.security_coordinator == ["informationssikkerhed@kommune.dk"]
+    assert settings.database_url.startswith("sqlite:///")
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), environ={
+        "MAILBOT_IMAP__PASSWORD": "fra-miljøet",
+        "MAILBOT_IMAP__IDLE": "false",
+        "MAILBOT_IMAP__PORT": "1143",
+        "MAILBOT_COUNCIL__SECRETARY": "a@k.dk, b@k.dk",
+    })
+    assert settings.imap.password.get_secret_value() == "fra-miljøet"
+    assert settings.imap.idle is False and settings.imap.port == 1143
+    assert settings.council.secretary == ["a@k.dk", "b@k.dk"]
+
+
+def test_secrets_are_masked_in_repr(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), environ={"MAILBOT_SMTP__PASSWORD": "hemmelig"})
+    assert "hemmelig" not in repr(settings) and "hemmelig" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('security = "ssl"', 'security = "tls"', "imap.security"),
+    ('poll_seconds = 60', 'poll_seconds = 0', "imap.poll_seconds"),
+    ('address = "it.projekter@kommune.dk"', 'address = "it.projekter"', "bot.address"),
+    ('it_architect = ["it-arkitekt@kommune.dk"]', 'it_architect = ["arkitekten"]',
+     "reviewers.it_architect"),
+    ('idle = true', 'idle = true\nidel = true', "imap.idel"),
+])
+def test_errors_name_file_key_and_fix(tmp_path: Path, old: str, new: str, key: str) -> None:
+    path = write(tmp_path, STARTER_CONFIG.replace(old, new))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert str(path) in message and f"[{key}]" in message and "Fix:" in message
