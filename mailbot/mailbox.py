@@ -112,6 +112,8 @@ class Mailbox:
     def all_uids(self) -> list[int]:
         """Every UID in the folder: not UNSEEN, since a person may have opened the mail (I3)."""
         with self._errors("SEARCH"):
+            # An EXISTS seen from here on announces mail this SEARCH may not include.
+            self._exists_announced()
             found = self._client().search("ALL")
         return sorted(int(u) for u in found)
 
@@ -123,42 +125,56 @@ class Mailbox:
             out.update({int(uid): int(item[b"RFC822.SIZE"]) for uid, item in data.items()})
         return out
 
-    def fetch(self, uids: list[int]) -> Iterator[FetchedMail]:
-        """BODY.PEEK[] so \\Seen stays as it was (I4); chunked so memory stays flat (I12)."""
+    def fetch(self, uids: list[int]) -> Iterator[list[FetchedMail]]:
+        """BODY.PEEK[] so \\Seen stays as it was (I4); in chunks so memory stays flat (I12)."""
         for chunk in _chunks(uids):
             with self._errors("FETCH BODY.PEEK[]"):
                 data = self._client().fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
-            for uid in chunk:
-                item = data.get(uid)
-                if item is None or b"BODY[]" not in item:
-                    continue  # expunged by someone else meanwhile
-                yield FetchedMail(uid, bytes(item[b"BODY[]"]), _aware(item.get(b"INTERNALDATE")))
+            yield [
+                FetchedMail(uid, bytes(item[b"BODY[]"]), _aware(item.get(b"INTERNALDATE")))
+                for uid in chunk
+                # a UID expunged by someone else meanwhile comes back without a body
+                if (item := data.get(uid)) is not None and b"BODY[]" in item
+            ]
 
     # -- moving -----------------------------------------------------------------------------
-    def move(self, uid: int, folder: str) -> None:
-        """MOVE; without it COPY + \\Deleted + UID EXPUNGE of this UID only (I5)."""
+    def move(self, uids: list[int], folder: str) -> None:
+        """UID MOVE; without it COPY + \\Deleted + UID EXPUNGE of these UIDs only (I5)."""
         client = self._client()
-        with self._errors(f"moving UID {uid} to {folder}"):
+        with self._errors(f"moving {len(uids)} mails to {folder}"):
             if client.has_capability("MOVE"):
-                client.move([uid], folder)
+                client.move(uids, folder)
                 return
-            client.copy([uid], folder)
-            client.add_flags([uid], [b"\\Deleted"], silent=True)
+            client.copy(uids, folder)
+            client.add_flags(uids, [b"\\Deleted"], silent=True)
             if client.has_capability("UIDPLUS"):
-                client.uid_expunge([uid])
+                client.uid_expunge(uids)
             else:
                 # A plain EXPUNGE would also remove mails a person flagged \Deleted.
-                log.warning("server lacks UIDPLUS: UID %s left flagged \\Deleted in %s",
-                            uid, self.settings.folder)
+                log.warning("server lacks UIDPLUS: UIDs %s left flagged \\Deleted in %s",
+                            uids, self.settings.folder)
 
     # -- waiting ----------------------------------------------------------------------------
     @property
     def can_idle(self) -> bool:
         return self.settings.idle and self._client().has_capability("IDLE")
 
-    def idle_start(self) -> None:
+    def idle_start(self) -> bool:
+        """Enter IDLE; True when the server announced new mail since the last SEARCH.
+
+        imaplib files an "* N EXISTS" that comes with the answer to another command (after
+        the SEARCH result, or before IDLE's "+ idling") into `untagged_responses`, where
+        imapclient's idle_check() never looks. Dovecot sends exactly that for a mail that
+        lands during the SEARCH; without this check such a mail waits minutes.
+        """
+        client = self._client()
         with self._errors("IDLE"):
-            self._client().idle()
+            client.idle()
+        return self._exists_announced()
+
+    def _exists_announced(self) -> bool:
+        """Whether the server sent "* N EXISTS" since the last SEARCH; forgets it."""
+        return self._client()._imap.untagged_responses.pop("EXISTS", None) is not None
 
     def idle_wait(self, seconds: float) -> bool:
         """True when the server reported a change within `seconds`."""
@@ -167,9 +183,12 @@ class Mailbox:
             responses = self._client().idle_check(timeout=seconds)
         return bool(responses)
 
-    def idle_stop(self) -> None:
+    def idle_stop(self) -> bool:
+        """Leave IDLE; True when the answer to DONE announced new mail (Dovecot reports a
+        mail that arrived while it was setting up IDLE only there)."""
         with self._errors("IDLE DONE"):
-            self._client().idle_done()
+            _text, responses = self._client().idle_done()
+        return any(isinstance(r, tuple) and len(r) > 1 and r[1] == b"EXISTS" for r in responses)
 
     def noop(self) -> None:
         with self._errors("NOOP"):

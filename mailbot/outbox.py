@@ -25,6 +25,7 @@ from mailbot.models import CaseEvent, Outbox
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
+CLAIM_BATCH = 200
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 
@@ -79,9 +80,10 @@ class Sender:
         """Send every row that is due; safe to call from several places (rows are leased)."""
         report = FlushReport()
         report.uncertain = self._expire_leases(now)
-        rows = self._claim(now)
-        if rows:
+        while rows := self._claim(now):
             asyncio.run(self._send_all(rows, now, report))
+            if report.retry:
+                break  # the server is refusing or away: the rest waits for the next flush
         return report
 
     # -- leasing ----------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class Sender:
                 select(Outbox)
                 .where(Outbox.state == "pending", col(Outbox.next_attempt_at) <= now)
                 .order_by(col(Outbox.id))
-                .limit(200)
+                .limit(CLAIM_BATCH)
             ).all())
             for row in rows:
                 row.state = "sending"

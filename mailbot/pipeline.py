@@ -87,26 +87,28 @@ def ingest(bot: Bot, mailbox: Mailbox) -> int:
         _store_oversize(bot, folder, uidvalidity, uid, sizes[uid], limit)
     wanted = [uid for uid in new if uid not in oversize]
     count = 0
-    for fetched in mailbox.fetch(wanted):
-        _store(bot, folder, uidvalidity, fetched)
-        count += 1
+    for chunk in mailbox.fetch(wanted):
+        _store(bot, folder, uidvalidity, chunk)
+        count += len(chunk)
     return count + len(oversize)
 
 
-def _store(bot: Bot, folder: str, uidvalidity: int, fetched: FetchedMail) -> None:
-    raw_sha = bot.blobs.put(fetched.raw)
+def _store(bot: Bot, folder: str, uidvalidity: int, chunk: list[FetchedMail]) -> None:
+    """Raw bytes on disk (fsync'd) first, then the ledger rows in one commit."""
+    digests = [bot.blobs.put(fetched.raw) for fetched in chunk]
     crash_point("after_fetch")
-    message_id = header_message_id(fetched.raw)
     now = bot.clock.now()
     with transaction(bot.engine) as session:
-        session.add(RawMessage(
-            folder=folder, uidvalidity=uidvalidity, uid=fetched.uid, message_id=message_id,
-            msgid_hash=msgid_hash(message_id, fetched.raw), raw_sha256=raw_sha,
-            content_sha256=content_sha256(fetched.raw), size=len(fetched.raw),
-            internaldate=fetched.internaldate, fetched_at=now,
-        ))
-    log.info("stored UID %s %s (%d bytes)", fetched.uid, message_id or "<no Message-ID>",
-             len(fetched.raw))
+        for fetched, raw_sha in zip(chunk, digests, strict=True):
+            message_id = header_message_id(fetched.raw)
+            session.add(RawMessage(
+                folder=folder, uidvalidity=uidvalidity, uid=fetched.uid, message_id=message_id,
+                msgid_hash=msgid_hash(message_id, fetched.raw), raw_sha256=raw_sha,
+                content_sha256=content_sha256(fetched.raw), size=len(fetched.raw),
+                internaldate=fetched.internaldate, fetched_at=now,
+            ))
+            log.info("stored UID %s %s (%d bytes)", fetched.uid,
+                     message_id or "<no Message-ID>", len(fetched.raw))
 
 
 def _store_oversize(bot: Bot, folder: str, uidvalidity: int, uid: int, size: int,
@@ -150,13 +152,15 @@ def move_done(bot: Bot, mailbox: Mailbox) -> int:
                 col(RawMessage.moved_at).is_(None),
             ).order_by(col(RawMessage.id))
         ).all())
+    by_folder: dict[str, list[RawMessage]] = {}
     for row in rows:
-        mailbox.move(row.uid, row.target_folder)
+        by_folder.setdefault(row.target_folder, []).append(row)
+    for folder, group in by_folder.items():
+        mailbox.move([row.uid for row in group], folder)
         with transaction(bot.engine) as session:
-            current = session.get(RawMessage, row.id)
-            if current is not None:
-                current.moved_at = bot.clock.now()
-                session.add(current)
+            for row in group:
+                row.moved_at = bot.clock.now()
+                session.add(row)
     return len(rows)
 
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 IDLE_RENEW_SECONDS = 240  # RFC 2177 asks for a new IDLE at least every 29 minutes; we use 4
 IDLE_SLICE_SECONDS = 1.0  # how often a waiting watcher looks at the stop flag
+IDLE_FIRST_SECONDS = 1.0  # the first, short IDLE after activity (see Service._session)
 OUTBOX_INTERVAL_SECONDS = 15
 MAX_BACKOFF_SECONDS = 300
 
@@ -150,33 +151,54 @@ class Service:
                 mailbox.close()
 
     def _session(self, mailbox: Mailbox) -> None:
-        """A full sweep after every (re)connect, then wait for news and sweep again."""
-        self._sweep(mailbox)
+        """A full sweep after every (re)connect, then IDLE and sweep, again and again.
+
+        Every IDLE cycle ends with a sweep (one SEARCH when nothing is new), because Dovecot
+        can miss a mail that lands while IDLE is being set up or torn down. Cycles start at
+        IDLE_FIRST_SECONDS after any activity and double up to IDLE_RENEW_SECONDS, so a
+        missed notification costs at most one cycle, and right after activity (when the
+        next mail of a conversation comes) that cycle is short.
+        """
+        self._sweep_until_quiet(mailbox)
+        cycle = IDLE_FIRST_SECONDS
         while not self.stop_event.is_set():
-            changed = self._wait_idle(mailbox) if mailbox.can_idle else self._wait_poll(mailbox)
-            if changed and not self.stop_event.is_set():
-                self._sweep(mailbox)
+            if not mailbox.can_idle:
+                if self._wait_poll(mailbox):
+                    self._sweep_until_quiet(mailbox)
+                continue
+            announced = self._wait_idle(mailbox, cycle)
+            if self.stop_event.is_set():
+                return
+            fetched = self._sweep_until_quiet(mailbox)
+            quiet = not announced and not fetched
+            cycle = min(cycle * 2, IDLE_RENEW_SECONDS) if quiet else IDLE_FIRST_SECONDS
 
-    def _sweep(self, mailbox: Mailbox) -> None:
-        report = sweep(self.bot, mailbox)
-        if report.fetched or report.moved:
-            log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
-                     report.fetched, report.processed, report.quarantined, report.moved)
-        self.flush_outbox()
+    def _sweep_until_quiet(self, mailbox: Mailbox) -> int:
+        """Sweep again until a sweep finds nothing new; returns how many mails were fetched."""
+        total = 0
+        while not self.stop_event.is_set():
+            report = sweep(self.bot, mailbox)
+            if report.fetched or report.moved:
+                log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
+                         report.fetched, report.processed, report.quarantined, report.moved)
+            self.flush_outbox()
+            total += report.fetched
+            if not report.fetched:
+                break
+        return total
 
-    def _wait_idle(self, mailbox: Mailbox) -> bool:
-        mailbox.idle_start()
+    def _wait_idle(self, mailbox: Mailbox, seconds: float) -> bool:
+        """IDLE for up to `seconds`; True when the server announced new mail."""
+        announced = mailbox.idle_start()
         waited = 0.0
         try:
-            while not self.stop_event.is_set() and waited < IDLE_RENEW_SECONDS:
-                if mailbox.idle_wait(IDLE_SLICE_SECONDS):
-                    break
+            while not announced and not self.stop_event.is_set() and waited < seconds:
+                announced = mailbox.idle_wait(min(IDLE_SLICE_SECONDS, seconds - waited))
                 waited += IDLE_SLICE_SECONDS
         finally:
             if mailbox.client is not None:
-                mailbox.idle_stop()
-        # A renewal sweeps too: it also catches mail whose notification was lost.
-        return not self.stop_event.is_set()
+                announced = mailbox.idle_stop() or announced
+        return announced
 
     def _wait_poll(self, mailbox: Mailbox) -> bool:
         self.stop_event.wait(self.bot.settings.imap.poll_seconds)

@@ -73,12 +73,14 @@ def record(session: Session, case_id: int | None, raw_id: int | None, now: datet
 
 
 def receipts_sent_recently(session: Session, address: str, now: datetime) -> int:
+    """Receipts to this applicant within the last hour (receipts go to the case's applicant)."""
     since = now - timedelta(hours=1)
-    rows = session.exec(
-        select(Outbox.recipients).where(Outbox.kind == "receipt",
-                                        col(Outbox.created_at) >= since)
-    ).all()
-    return sum(1 for recipients in rows if address in recipients)
+    query = (
+        select(func.count()).select_from(Outbox).join(Case, col(Outbox.case_id) == col(Case.id))
+        .where(Outbox.kind == "receipt", Case.applicant_address == address,
+               col(Outbox.created_at) >= since)
+    )
+    return int(session.exec(query).one())
 
 
 def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
