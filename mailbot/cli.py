@@ -19,7 +19,7 @@ from mailbot.app import Bot, build_bot, rules_folder
 from mailbot.clock import Clock
 from mailbot.config import STARTER_CONFIG, Settings, load_settings
 from mailbot.db import migrate
-from mailbot.errors import ConfigError, MailbotError, PermanentError, TransientError
+from mailbot.errors import ConfigError, MailbotError, PermanentError
 from mailbot.inspect import inspect_mail
 from mailbot.mailbox import Mailbox
 from mailbot.models import Case, RawMessage
@@ -74,6 +74,13 @@ def _bot(settings: Settings | None = None) -> Bot:
     return bot
 
 
+def _bot_or_exit() -> Bot:
+    try:
+        return _bot()
+    except MailbotError as err:
+        raise _fail(err) from err
+
+
 def _fail(err: Exception) -> typer.Exit:
     typer.echo(f"error: {err}", err=True)
     return typer.Exit(2)
@@ -104,15 +111,7 @@ def _preflight(bot: Bot) -> None:
     """Fail fast on what only the operator can fix; a server down later is retried."""
     mailbox = Mailbox(bot.settings.imap, bot.settings.source)
     try:
-        mailbox.connect()
-        missing = mailbox.ensure_folders(create=True)
-        if missing:
-            raise ConfigError(bot.settings.source, "imap.processed_folder",
-                              f"folders {missing} are missing and cannot be created",
-                              "create them on the server or name existing folders")
-    except TransientError as err:
-        raise ConfigError(bot.settings.source, "imap.host", str(err),
-                          "check imap.host, imap.port and imap.security") from err
+        mailbox.open(at_start=True)
     finally:
         mailbox.close()
     try:
@@ -147,16 +146,9 @@ def check() -> None:
         steps.append(("templates", "render"))
         mailbox = Mailbox(settings.imap, settings.source)
         try:
-            mailbox.connect()
-            missing = mailbox.ensure_folders(create=True)
-        except TransientError as err:
-            raise ConfigError(settings.source, "imap.host", str(err),
-                              "check imap.host, imap.port and imap.security") from err
+            mailbox.open(at_start=True)
         finally:
             mailbox.close()
-        if missing:
-            raise ConfigError(settings.source, "imap.processed_folder",
-                              f"folders {missing} are missing", "create them on the server")
         steps.append(("imap", f"logged in to {settings.imap.host}, folders ready"))
         check_smtp(settings.smtp, settings.source)
         steps.append(("smtp", f"logged in to {settings.smtp.host}"))
@@ -182,10 +174,7 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
 @app.command()
 def cases() -> None:
     """All cases, newest first."""
-    try:
-        bot = _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+    bot = _bot_or_exit()
     with Session(bot.engine) as session:
         rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
         typer.echo(views.cases_table(list(rows)))
@@ -194,10 +183,7 @@ def cases() -> None:
 @app.command()
 def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One case: its data and its timeline."""
-    try:
-        bot = _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+    bot = _bot_or_exit()
     with Session(bot.engine) as session:
         found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
         if found is None:
@@ -214,10 +200,7 @@ def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
              limit: int = 50) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
-    try:
-        bot = _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+    bot = _bot_or_exit()
     with Session(bot.engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
         if state:
@@ -228,10 +211,7 @@ def messages(state: Annotated[str | None, typer.Option(
 @app.command()
 def outbox(limit: int = 50) -> None:
     """Outgoing mail: state, attempts, last error."""
-    try:
-        bot = _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+    bot = _bot_or_exit()
     with Session(bot.engine) as session:
         typer.echo(views.outbox_table(session, limit))
 

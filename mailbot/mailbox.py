@@ -69,6 +69,25 @@ class Mailbox:
         self.client = client
         self.select()
 
+    def open(self, at_start: bool = False) -> None:
+        """Log in, select the folder, create Processed/Quarantine when missing (R15).
+
+        `at_start`: an unreachable server is the operator's to fix (check, start of run);
+        later it is transient and retried."""
+        try:
+            self.connect()
+        except TransientError as err:
+            if not at_start:
+                raise
+            raise ConfigError(self.source, "imap.host", str(err),
+                              "check imap.host, imap.port and imap.security") from err
+        missing = self.ensure_folders(create=True)
+        if missing:
+            self.close()
+            raise ConfigError(self.source, "imap.processed_folder",
+                              f"folders {missing} are missing and cannot be created",
+                              "create them on the server or name existing folders")
+
     def _client(self) -> IMAPClient:
         if self.client is None:
             raise TransientError("not connected to the IMAP server")

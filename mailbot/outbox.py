@@ -48,6 +48,16 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
     return row
 
 
+def smtp_client(s: SmtpSettings, timeout: float | None = None) -> aiosmtplib.SMTP:
+    """Implicit TLS, STARTTLS (required, never a plaintext fallback) or none, as configured."""
+    return aiosmtplib.SMTP(
+        hostname=s.host, port=s.port, timeout=timeout or s.timeout_seconds,
+        use_tls=s.security == "ssl",
+        start_tls=s.security == "starttls",
+        tls_context=tls_context() if s.security != "none" else None,
+    )
+
+
 def backoff(attempts: int) -> timedelta:
     """Exponential with full jitter, capped (SCENARIOS O3)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -149,13 +159,7 @@ class Sender:
                 smtp.close()
 
     def _client(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        return aiosmtplib.SMTP(
-            hostname=s.host, port=s.port, timeout=s.timeout_seconds,
-            use_tls=s.security == "ssl",
-            start_tls=s.security == "starttls",
-            tls_context=tls_context() if s.security != "none" else None,
-        )
+        return smtp_client(self.settings)
 
     async def _send_one(self, smtp: aiosmtplib.SMTP, row: Outbox, now: datetime,
                         report: FlushReport) -> None:

@@ -79,15 +79,8 @@ class Service:
         self.flush_outbox()
 
     def _connect(self, mailbox: Mailbox | None = None) -> Mailbox:
-        """Log in, select the folder, create Processed/Quarantine when missing (R15)."""
         mailbox = mailbox or Mailbox(self.bot.settings.imap, self.bot.settings.source)
-        mailbox.connect()
-        missing = mailbox.ensure_folders(create=True)
-        if missing:
-            mailbox.close()
-            raise ConfigError(self.bot.settings.source, "imap.processed_folder",
-                              f"folders {missing} are missing and cannot be created",
-                              "create them on the server or name existing folders")
+        mailbox.open()
         return mailbox
 
     def flush_outbox(self) -> None:

@@ -8,7 +8,7 @@ import aiosmtplib
 
 from mailbot.config import SmtpSettings
 from mailbot.errors import ConfigError
-from mailbot.mailbox import tls_context
+from mailbot.outbox import smtp_client
 
 
 def check_smtp(settings: SmtpSettings, source: str) -> None:
@@ -16,11 +16,7 @@ def check_smtp(settings: SmtpSettings, source: str) -> None:
 
 
 async def _check(s: SmtpSettings, source: str) -> None:
-    smtp = aiosmtplib.SMTP(
-        hostname=s.host, port=s.port, timeout=min(s.timeout_seconds, 15),
-        use_tls=s.security == "ssl", start_tls=s.security == "starttls",
-        tls_context=tls_context() if s.security != "none" else None,
-    )
+    smtp = smtp_client(s, timeout=min(s.timeout_seconds, 15))
     try:
         await smtp.connect()
     except (aiosmtplib.SMTPException, OSError) as err:
