@@ -16,11 +16,11 @@ from sqlmodel import Session, col, select
 
 from mailbot import views
 from mailbot.app import Bot, build_bot, rules_folder
-from mailbot.clock import Clock
+from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import STARTER_CONFIG, Settings, load_settings
 from mailbot.db import migrate
 from mailbot.errors import ConfigError, MailbotError, PermanentError
-from mailbot.inspect import inspect_mail
+from mailbot.inspect import inspect_details
 from mailbot.mailbox import Mailbox
 from mailbot.models import Case, RawMessage
 from mailbot.redact import configure_logging
@@ -224,15 +224,16 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
         settings = _settings() if OPTIONS.config.exists() else None
         rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
         address = settings.bot.address if settings else "mailbot@localhost.invalid"
-        result = inspect_mail(file.read_bytes(), rules, address)
+        today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
+        result, details = inspect_details(file.read_bytes(), rules, address, today)
     except PermanentError as err:
-        result = {"kind": None, "error": str(err)}
+        result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
     except (MailbotError, OSError) as err:
         raise _fail(err) from err
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        typer.echo(views.inspect_text(result))
+        typer.echo(views.inspect_text(result, details))
 
 
 @app.command()

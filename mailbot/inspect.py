@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -13,32 +14,51 @@ from mailbot.screen import screen
 from mailbot.threads import find_thread, looks_like_reply, ref_in_subject
 
 
-def inspect_mail(raw: bytes, rules: Rules, bot_address: str) -> dict[str, Any]:
-    """The reading in the shape of ../shared/samples/README.md."""
+def inspect_mail(raw: bytes, rules: Rules, bot_address: str,
+                 today: date | None = None) -> dict[str, Any]:
+    """The reading in exactly the shape of ../shared/samples/README.md."""
+    return inspect_details(raw, rules, bot_address, today)[0]
+
+
+def inspect_details(raw: bytes, rules: Rules, bot_address: str,
+                    today: date | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the sample-shaped reading, what else the bot read: for people, not for machines)."""
     mail = parse(raw)
     verdict = screen(mail, rules.screening, bot_address)
     domain = bot_address.rpartition("@")[2]
     thread = find_thread(mail, domain)
     if verdict.is_machine:
         ref = _returned_ref(raw) if verdict.category == "bounce" else thread.case_ref
-        return {"kind": verdict.message_kind, "case_ref": ref or thread.case_ref,
-                "reason": f"{verdict.category}: {verdict.reason}"}
+        return ({"kind": verdict.message_kind, "case_ref": ref or thread.case_ref},
+                {"reason": f"{verdict.category}: {verdict.reason}"})
     if thread.case_ref is not None or looks_like_reply(mail):
         # verdicts and decisions are read by the reviewer and agenda issues; null until then
-        return {"kind": "reply", "case_ref": thread.case_ref, "verdict": None,
-                "decisions": None}
-    reading = read_brief(mail, rules)
-    return {
+        return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": None,
+                 "decisions": None}, {})
+    reading = read_brief(mail, rules, today)
+    shape = {
         "kind": "brief",
         "case_ref": None,
         "answers": reading.answers,
         "documents": [{"filename": d.filename, "kind": d.kind} for d in reading.documents],
-        "not_applicable": [],
+        "not_applicable": sorted(reading.not_applicable),
         "missing": list(reading.missing),
-        "strategic": None,
+        "strategic": reading.strategic,
         "verdict": None,
         "decisions": None,
     }
+    details = {
+        "answers_from": reading.answers_from,
+        "document_notes": {d.filename: d.note for d in reading.documents},
+        "declarations": reading.not_applicable,
+        "strategic_reason": reading.strategic_reason,
+        "sbsys_number": reading.sbsys_number,
+        "system_owner": reading.system_owner,
+        "when": reading.when.as_dict() if reading.when else None,
+        "amounts": [a.as_dict() for a in reading.amounts],
+        "payer": reading.payer,
+    }
+    return shape, details
 
 
 def _returned_ref(raw: bytes) -> str | None:

@@ -69,6 +69,16 @@ class Case(SQLModel, table=True):
     thread_message_id: str = ""
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     missing: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # kind -> the applicant's declaration that it is not needed, with the reason
+    not_applicable: dict[str, str] = Field(default_factory=dict,
+                                           sa_column=Column(JSON, nullable=False))
+    strategic: bool = False
+    strategic_reason: str = ""
+    sbsys_number: str | None = None
+    system_owner: str | None = None
+    # normalised `when` ({start, end, precision, text}) and `cost` ({amounts, payer})
+    when: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    cost: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class CaseDocument(SQLModel, table=True):
@@ -83,6 +93,7 @@ class CaseDocument(SQLModel, table=True):
     blob_sha256: str
     version: int = 1
     received_at: datetime
+    note: str = ""  # how the kind was found, or why it is `other`
 
 
 class CaseEvent(SQLModel, table=True):

@@ -147,14 +147,20 @@ def strict_address(value: str) -> str:
 
 
 def html_to_text(markup: str) -> str:
+    """Readable text from HTML: paragraphs and rows become lines, table cells are joined
+    with " | " so that a question column and its answer column stay on one line."""
     markup = re.sub(r"(?is)<(script|style|head|title)\b.*?</\1\s*>", " ", markup)
+    markup = re.sub(r"(?is)<!--.*?-->", " ", markup)
     markup = re.sub(r"(?i)<br\s*/?>", "\n", markup)
     markup = re.sub(r"(?i)</(p|div|tr|li|h[1-6]|table|blockquote)\s*>", "\n", markup)
-    markup = re.sub(r"(?i)<(td|th)\b[^>]*>", "\t", markup)
+    markup = re.sub(r"(?i)<(td|th)\b[^>]*>", "\x1f", markup)
     markup = re.sub(r"(?i)<li\b[^>]*>", "\n• ", markup)
     markup = re.sub(r"(?s)<[^>]+>", "", markup)
     text = html.unescape(markup).replace("\xa0", " ")
-    lines = [" ".join(line.replace("\t", " \t ").split()) for line in text.splitlines()]
+    lines = []
+    for line in text.splitlines():
+        cells = [" ".join(cell.split()) for cell in line.split("\x1f")]
+        lines.append(" | ".join(cell for cell in cells if cell))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

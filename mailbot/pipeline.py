@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.clock import as_utc
+from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.db import transaction
 from mailbot.errors import PermanentError
 from mailbot.faults import crash_point
@@ -293,7 +293,7 @@ def _new_brief(session: Session, row: RawMessage, mail: Inbound, now: datetime,
                bot: Bot) -> None:
     if not mail.from_address:
         raise PermanentError("no single, well-formed From address: cannot tell who applies")
-    reading = read_brief(mail, bot.rules)
+    reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date())
     case = open_case(session, bot, mail, row, reading, now)
     send_receipt(session, bot, case, mail, reading, now)
     _finish(row, "processed", f"opened {case.ref}", bot, "brief")

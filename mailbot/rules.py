@@ -23,6 +23,7 @@ ROLES = ("it_operations", "it_architect", "contract_manager", "security_coordina
 class Question:
     id: str
     labels: tuple[str, ...]
+    hints: tuple[str, ...]
     question: str
     example: str
 
@@ -33,6 +34,8 @@ class DocumentKind:
     title: str
     reviewers: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...]
+    content_patterns: tuple[re.Pattern[str], ...]
+    not_applicable: tuple[re.Pattern[str], ...]
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,33 @@ class Screening:
 
 
 @dataclass(frozen=True)
+class Period:
+    pattern: re.Pattern[str]
+    start: str  # MM-DD
+    end: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class Signals:
+    strategic_negative: tuple[re.Pattern[str], ...]
+    strategic_positive: tuple[re.Pattern[str], ...]
+    municipality_wide: tuple[re.Pattern[str], ...]
+    cost_threshold_dkk: int
+    sbsys: re.Pattern[str]
+    sbsys_template: str
+    system_owner_labels: tuple[str, ...]
+    payer_phrases: tuple[str, ...]
+    when_periods: tuple[Period, ...]
+
+
+@dataclass(frozen=True)
 class Rules:
     questions: tuple[Question, ...]
     empty_answers: frozenset[str]
     end_markers: tuple[str, ...]
+    paragraph_stops: tuple[re.Pattern[str], ...]
+    signals: Signals
     kinds: tuple[DocumentKind, ...]
     required: tuple[str, ...]
     role_names: dict[str, str]
@@ -104,11 +130,15 @@ class _Reader:
             raise self.fail(entry, "must be a non-empty string")
         return value
 
-    def regex(self, pattern: str, entry: str) -> re.Pattern[str]:
+    def regex(self, pattern: str, entry: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
         try:
-            return re.compile(pattern, re.IGNORECASE)
+            return re.compile(pattern, flags)
         except re.error as err:
             raise self.fail(entry, f"is not a valid regular expression ({err})") from err
+
+    def regexes(self, patterns: tuple[str, ...], entry: str,
+                flags: int = re.IGNORECASE) -> tuple[re.Pattern[str], ...]:
+        return tuple(self.regex(p, f"{entry}[{i}]", flags) for i, p in enumerate(patterns))
 
 
 def _questions(reader: _Reader) -> tuple[Question, ...]:
@@ -121,6 +151,8 @@ def _questions(reader: _Reader) -> tuple[Question, ...]:
         out.append(Question(
             id=qid,
             labels=reader.strings(entry.get("labels"), f"questions.{qid}.labels"),
+            hints=tuple(h.lower() for h in reader.strings(
+                entry.get("hints", []), f"questions.{qid}.hints", True)),
             question=reader.string(entry.get("question"), f"questions.{qid}.question"),
             example=reader.string(entry.get("example"), f"questions.{qid}.example"),
         ))
@@ -142,14 +174,18 @@ def _kinds(reader: _Reader) -> tuple[DocumentKind, ...]:
                 raise reader.fail(f"{entry_name}.reviewers", f"{role!r} is not a reviewer role",
                                   f"use one of {', '.join(ROLES)}")
         patterns = reader.strings(entry.get("filename_patterns"), f"{entry_name}.filename_patterns")
+        content = reader.strings(entry.get("content_patterns", []),
+                                 f"{entry_name}.content_patterns", True)
+        declared = reader.strings(entry.get("not_applicable", []),
+                                  f"{entry_name}.not_applicable", True)
         out.append(DocumentKind(
             id=kind_id,
             title=reader.string(entry.get("title"), f"{entry_name}.title"),
             reviewers=reviewers,
-            patterns=tuple(
-                reader.regex(p, f"{entry_name}.filename_patterns[{i}]")
-                for i, p in enumerate(patterns)
-            ),
+            patterns=reader.regexes(patterns, f"{entry_name}.filename_patterns"),
+            content_patterns=reader.regexes(content, f"{entry_name}.content_patterns",
+                                            re.IGNORECASE | re.MULTILINE),
+            not_applicable=reader.regexes(declared, f"{entry_name}.not_applicable"),
         ))
     return tuple(out)
 
@@ -183,6 +219,45 @@ def _positive(reader: _Reader, entry: str) -> int:
     return value
 
 
+def _signals(reader: _Reader) -> Signals:
+    d = reader.data
+    strategic = reader.mapping(d.get("strategic"), "strategic")
+    threshold = strategic.get("cost_threshold_dkk")
+    if not isinstance(threshold, int) or threshold < 0:
+        raise reader.fail("strategic.cost_threshold_dkk", "must be a whole number of kroner")
+    periods = []
+    raw_periods = d.get("when_periods", [])
+    if not isinstance(raw_periods, list):
+        raise reader.fail("when_periods", "must be a list")
+    for i, item in enumerate(raw_periods):
+        entry = reader.mapping(item, f"when_periods[{i}]")
+        for key in ("start", "end"):
+            if not re.fullmatch(r"\d{2}-\d{2}", str(entry.get(key, ""))):
+                raise reader.fail(f"when_periods[{i}].{key}", "must be MM-DD")
+        periods.append(Period(
+            pattern=reader.regex(reader.string(entry.get("pattern"), f"when_periods[{i}]"),
+                                 f"when_periods[{i}].pattern"),
+            start=entry["start"], end=entry["end"],
+            precision=reader.string(entry.get("precision"), f"when_periods[{i}].precision"),
+        ))
+    return Signals(
+        strategic_negative=reader.regexes(
+            reader.strings(strategic.get("negative"), "strategic.negative"), "strategic.negative"),
+        strategic_positive=reader.regexes(
+            reader.strings(strategic.get("positive"), "strategic.positive"), "strategic.positive"),
+        municipality_wide=reader.regexes(
+            reader.strings(strategic.get("municipality_wide"), "strategic.municipality_wide"),
+            "strategic.municipality_wide"),
+        cost_threshold_dkk=threshold,
+        sbsys=reader.regex(reader.string(d.get("sbsys_pattern"), "sbsys_pattern"),
+                           "sbsys_pattern", 0),
+        sbsys_template=reader.string(d.get("sbsys_template"), "sbsys_template"),
+        system_owner_labels=reader.strings(d.get("system_owner_labels"), "system_owner_labels"),
+        payer_phrases=reader.strings(d.get("payer_phrases"), "payer_phrases"),
+        when_periods=tuple(periods),
+    )
+
+
 def load_rules(folder: Path) -> Rules:
     brief = _Reader(folder / "brief.yaml")
     documents = _Reader(folder / "documents.yaml")
@@ -201,6 +276,10 @@ def load_rules(folder: Path) -> Rules:
         empty_answers=frozenset(
             a.strip().lower()
             for a in brief.strings(brief.data.get("empty_answers"), "empty_answers", True)),
+        paragraph_stops=brief.regexes(
+            brief.strings(brief.data.get("paragraph_stops", []), "paragraph_stops", True),
+            "paragraph_stops", re.IGNORECASE | re.MULTILINE),
+        signals=_signals(_Reader(folder / "signals.yaml")),
         end_markers=tuple(
             m.lower() for m in brief.strings(brief.data.get("end_markers"), "end_markers", True)),
         kinds=kinds,

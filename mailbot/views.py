@@ -8,7 +8,8 @@ from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
 from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage
-from mailbot.reading.brief import BriefReading, DocumentReading
+from mailbot.reading.brief import BriefReading
+from mailbot.reading.documents import DocumentReading
 from mailbot.workflow import receipt_context
 
 
@@ -48,9 +49,16 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
         "applicant_name": case.applicant_name,
         "created_at": case.created_at.isoformat(),
         "answers": case.answers,
-        "documents": [{"filename": d.filename, "kind": d.kind, "version": d.version}
-                      for d in documents],
+        "documents": [{"filename": d.filename, "kind": d.kind, "version": d.version,
+                       "note": d.note} for d in documents],
         "missing": case.missing,
+        "not_applicable": case.not_applicable,
+        "strategic": case.strategic,
+        "strategic_reason": case.strategic_reason,
+        "sbsys_number": case.sbsys_number,
+        "system_owner": case.system_owner,
+        "when": case.when,
+        "cost": case.cost,
         "reviews": [],
         "meeting": None,
         "decision": None,
@@ -93,18 +101,35 @@ def outbox_table(session: Session, limit: int) -> str:
     )
 
 
-def inspect_text(result: dict[str, Any]) -> str:
+def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     lines = [f"kind:      {result.get('kind')}", f"case_ref:  {result.get('case_ref')}"]
-    if "error" in result:
-        lines.append(f"error:     {result['error']}")
-    if "reason" in result:
-        lines.append(f"reason:    {result['reason']}")
+    for key in ("error", "reason"):
+        if key in details:
+            lines.append(f"{key + ':':10} {details[key]}")
+    if result.get("kind") != "brief":
+        return "\n".join(lines)
+    lines.append(f"read from: {details['answers_from']}")
     for qid, answer in (result.get("answers") or {}).items():
         lines.append(f"{qid + ':':10} {(answer or '(missing)').replace(chr(10), ' / ')}")
+    if details["when"]:
+        w = details["when"]
+        lines.append(f"  -> when: {w['start']} .. {w['end']} ({w['precision']}: {w['text']})")
+    for amount in details["amounts"]:
+        kroner = f"{amount['dkk']:,}".replace(",", ".")
+        lines.append(f"  -> cost: {kroner} kr. {amount['recurrence']}"
+                     f" (moms: {amount['vat']}; {amount['text']})")
+    if details["payer"]:
+        lines.append(f"  -> paid by: {details['payer']}")
     for doc in result.get("documents") or []:
-        lines.append(f"document:  {doc['filename']}  [{doc['kind']}]")
-    if result.get("kind") == "brief":
-        lines.append(f"missing:   {', '.join(result['missing']) or 'nothing'}")
+        note = details["document_notes"].get(doc["filename"], "")
+        lines.append(f"document:  {doc['filename']}  [{doc['kind']}]  {note}")
+    for kind, text in details["declarations"].items():
+        lines.append(f"not needed: {kind}: {text}")
+    lines.append(f"missing:   {', '.join(result['missing']) or 'nothing'}")
+    lines.append(f"strategic: {result['strategic']}"
+                 + (f" ({details['strategic_reason']})" if details["strategic_reason"] else ""))
+    lines.append(f"SBSYS:     {details['sbsys_number'] or '-'}")
+    lines.append(f"owner:     {details['system_owner'] or '-'}")
     return "\n".join(lines)
 
 

@@ -50,15 +50,24 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
         thread_message_id=mail.message_id,
         answers=dict(reading.answers),
         missing=list(reading.missing),
+        not_applicable=dict(reading.not_applicable),
+        strategic=reading.strategic,
+        strategic_reason=reading.strategic_reason,
+        sbsys_number=reading.sbsys_number,
+        system_owner=reading.system_owner,
+        when=reading.when.as_dict() if reading.when else None,
+        cost={"amounts": [a.as_dict() for a in reading.amounts], "payer": reading.payer},
     )
     session.add(case)
     session.flush()
     assert case.id is not None
-    for attachment, doc in zip(mail.documents, reading.documents, strict=True):
+    attachments = {a.filename: a for a in mail.documents}
+    for doc in reading.documents:
+        attachment = attachments[doc.source]
         session.add(CaseDocument(
             case_id=case.id, raw_message_id=raw.id or 0, filename=doc.filename, kind=doc.kind,
             content_type=attachment.content_type, size=attachment.size,
-            blob_sha256=bot.blobs.put(attachment.payload), received_at=now,
+            blob_sha256=bot.blobs.put(attachment.payload), received_at=now, note=doc.note,
         ))
     record(session, case.id, raw.id, now, "case_opened",
            f"brief from {mail.from_address}; missing: {', '.join(reading.missing) or 'nothing'}",
@@ -120,7 +129,14 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, An
         reviewers = [rules.role_names[r] for r in kind.reviewers]
         missing_documents.append({"title": kind.title, "reviewers": " og ".join(reviewers)})
     documents = [{"filename": d.filename, "title": rules.title(d.kind)} for d in reading.documents]
+    declared = [{"title": rules.title(kind), "declaration": text}
+                for kind, text in reading.not_applicable.items()]
     return {
+        "not_applicable": declared,
+        "strategic": reading.strategic,
+        "strategic_reason": reading.strategic_reason,
+        "sbsys_number": reading.sbsys_number,
+        "sbsys_template": rules.signals.sbsys_template,
         "ref": case.ref,
         "title": case.title,
         "applicant_name": case.applicant_name,

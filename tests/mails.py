@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -27,9 +29,19 @@ def brief(
         msg[name] = value
     msg.set_content(body if body is not None else COMPLETE_BODY)
     for filename in attachments:
-        msg.add_attachment(b"%PDF-1.4 test\n", maintype="application", subtype="octet-stream",
-                           filename=filename)
+        msg.add_attachment(payload_for(filename), maintype="application",
+                           subtype="octet-stream", filename=filename)
     return msg.as_bytes()
+
+
+def payload_for(filename: str) -> bytes:
+    """Bytes whose real type matches the extension (the bot sniffs; names may lie)."""
+    if filename.lower().endswith((".docx", ".xlsx", ".odt", ".zip")):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("content.txt", filename)
+        return buffer.getvalue()
+    return b"%PDF-1.4 test\n"
 
 
 COMPLETE_BODY = """Hej
