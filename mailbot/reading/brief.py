@@ -12,7 +12,7 @@ from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text
 from mailbot.rules import QUESTION_IDS, Rules
 
-_BULLET = r"(?:[•\-*–·▪►>|]|\d{1,2}[.)]|[a-f][.)])?"
+_BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
 _FORWARD_MARKERS = re.compile(
     r"^\s*-{2,}\s*(videresendt meddelelse|forwarded message|oprindelig meddelelse|"
     r"original message)", re.I | re.M)
@@ -86,6 +86,9 @@ class _Collector:
 
     def feed(self, raw_line: str) -> None:
         line = raw_line.strip()
+        if line.startswith(">"):
+            self._close()  # a quoted earlier mail is never part of this brief
+            return
         if not line:
             self.after_blank = True
             if self.current is not None and self.current and self.current[-1] != "":
@@ -146,6 +149,10 @@ def read_answers(text: str, rules: Rules) -> dict[str, str | None]:
     return collector.result()
 
 
+def _unquoted(text: str) -> str:
+    return "\n".join(re.sub(r"^\s*(>\s?)+", "", line) for line in text.splitlines())
+
+
 def _count(answers: dict[str, str | None]) -> int:
     return sum(v is not None for v in answers.values())
 
@@ -157,6 +164,9 @@ def _best_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
     answers, source = read_answers(mail.text, rules), "body"
     if _count(answers) == 0 and mail.html_text:
         answers, source = read_answers(mail.html_text, rules), "html"
+    if _count(answers) == 0:
+        # a brief that only exists as a quote (a reply to one's own draft)
+        answers, source = read_answers(_unquoted(mail.text), rules), "quoted body"
     if _count(answers) >= MIN_ANSWERS_IN_ATTACHMENT:
         return answers, source
     for attachment in mail.documents:

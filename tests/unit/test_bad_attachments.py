@@ -1,0 +1,113 @@
+"""Bad attachments get kind `other` with a reason: no crash, no hang, nothing extracted."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from mailbot.parse import Attachment
+from mailbot.reading.documents import DocumentReading, classify
+from mailbot.rules import Rules
+from tests.docs import pdf
+
+
+def read(name: str, payload: bytes, rules: Rules) -> list[DocumentReading]:
+    started = time.monotonic()
+    readings = classify(Attachment(name, "application/octet-stream", payload, False), rules)
+    assert time.monotonic() - started < 5
+    return readings
+
+
+def test_encrypted_pdf(rules: Rules) -> None:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf("Teknisk beskrivelse"))))
+    writer.encrypt(user_password="hemmeligt", owner_password="ejer")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    [reading] = read("Bilag 1.pdf", buffer.getvalue(), rules)
+    assert reading.kind == "other" and "encrypted" in reading.note
+
+
+def test_corrupt_docx(rules: Rules) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document><unclosed")
+    [reading] = read("dokument.docx", buffer.getvalue(), rules)
+    assert reading.kind == "other" and "unreadable docx" in reading.note
+
+
+def test_truncated_pdf(rules: Rules) -> None:
+    [reading] = read("Bilag 2.pdf", pdf("Teknisk beskrivelse")[:200], rules)
+    assert reading.kind == "other" and reading.note
+
+
+def test_zip_bomb_by_ratio_is_not_inflated(rules: Rules) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Teknisk beskrivelse.pdf", b"\0" * 10_000_000)
+    payload = buffer.getvalue()
+    assert len(payload) < 50_000
+    [reading] = read("bilag.zip", payload, rules)
+    assert reading.kind == "other" and "zip bomb" in reading.note
+    assert reading.filename == "bilag.zip/Teknisk beskrivelse.pdf"
+
+
+def test_zip_bomb_by_total_size(rules: Rules) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(6):
+            archive.writestr(f"part{i}.pdf", b"\0" * 10_000_000)
+    [reading] = read("bilag.zip", buffer.getvalue(), rules)
+    assert reading.kind == "other" and "zip bomb" in reading.note
+
+
+def test_zip_with_too_many_entries(rules: Rules) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(500):
+            archive.writestr(f"f{i}.txt", "x")
+    [reading] = read("mange.zip", buffer.getvalue(), rules)
+    assert reading.kind == "other" and "entries" in reading.note
+
+
+def test_zip_member_names_cannot_traverse(rules: Rules) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../../etc/Teknisk beskrivelse.pdf", pdf("Teknisk beskrivelse"))
+    [reading] = read("bilag.zip", buffer.getvalue(), rules)
+    assert reading.filename == "bilag.zip/Teknisk beskrivelse.pdf"
+    assert reading.kind == "technical_description"
+
+
+def test_thirty_megabyte_pdf_is_read_quickly(rules: Rules) -> None:
+    payload = pdf("Bilag", pages=3) + b"%" + b"0" * 30_000_000 + b"\n"
+    assert len(payload) > 30_000_000
+    [reading] = read("scan_0001.pdf", payload, rules)
+    assert reading.kind in ("other", "technical_description")
+
+
+@pytest.mark.parametrize("name", ["Teknisk beskrivelse.pdf", "Bilag 1.pdf"])
+def test_pdf_that_is_really_an_executable(rules: Rules, name: str) -> None:
+    payload = b"MZ\x90\x00" + b"\x00" * 60 + b"This program cannot be run in DOS mode" + b"\0" * 200
+    [reading] = read(name, payload, rules)
+    assert reading.kind == "other"
+    assert "content is exe" in reading.note
+
+
+def test_docx_that_is_really_a_pdf(rules: Rules) -> None:
+    [reading] = read("Udkast til kontrakt.docx", pdf("Udkast til kontrakt"), rules)
+    assert reading.kind == "other" and "content is pdf" in reading.note
+
+
+def test_nested_archive_is_listed_not_opened(rules: Rules) -> None:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("Teknisk beskrivelse.pdf", pdf("Teknisk beskrivelse"))
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w") as archive:
+        archive.writestr("indre.zip", inner.getvalue())
+    [reading] = read("ydre.zip", outer.getvalue(), rules)
+    assert reading.kind == "other" and "nested" in reading.note
