@@ -115,3 +115,31 @@ def test_reply_on_the_thread_opens_no_new_case(world: World) -> None:
         kinds = [r.kind for r in session.exec(select(RawMessage)).all()]
     assert kinds == ["brief", "reply"]
     assert case.ref in world.cli("case", case.ref).stdout
+
+
+def test_receipt_and_case_show_declarations_strategy_and_sbsys(world: World) -> None:
+    import json
+
+    body = (
+        "Hvem: Mette Holm og 12 sagsbehandlere.\nHvad: Et nyt system.\nHvor: Borgerservice.\n"
+        "Hvornår: uge 12 2027.\nHvorfor: Dobbeltbookinger.\n"
+        "Hvor meget: kr. 1,5 mio., betales af Borgerservice.\n\n"
+        "Systemet behandler ingen personoplysninger, så der er ingen databehandleraftale.\n"
+    )
+    world.deliver(world.brief(body=body, attachments=(
+        "Teknisk beskrivelse.pdf", "Udkast til kontrakt.docx", "Business case.docx")))
+    world.run_once()
+
+    [receipt] = world.received_by(world.applicant)
+    text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Udkast til databehandleraftale: ikke relevant ifølge din mail" in text
+    assert "Der mangler stadig" not in text
+    assert "strategisk" in text and "1.500.000 kr." in text
+    assert 'skabelonen "Projekter - Projektidé og opstart"' in text
+    [case] = cases(world)
+    data = json.loads(world.cli("case", case.ref, "--json").stdout)
+    assert data["missing"] == [] and list(data["not_applicable"]) == ["dpa_draft"]
+    assert data["strategic"] is True
+    assert data["when"]["start"] == "2027-03-22" and data["when"]["precision"] == "week"
+    assert data["cost"]["amounts"][0]["dkk"] == 1_500_000
+    assert data["cost"]["payer"] == "Borgerservice"
