@@ -63,6 +63,9 @@ def _classify_file(name: str, payload: bytes, rules: Rules) -> DocumentReading:
         return DocumentReading(name, "other", mismatch)
     if sniff(payload) in ("exe", "elf"):
         return DocumentReading(name, "other", "an executable program, not a document")
+    if sniff(payload) == "image":
+        # a screenshot of a document never satisfies the requirement for it
+        return DocumentReading(name, "other", "an image, not a document")
     by_name = kind_from_filename(name, rules)
     if by_name != "other":
         return DocumentReading(name, by_name, "file name")

@@ -111,3 +111,9 @@ def test_nested_archive_is_listed_not_opened(rules: Rules) -> None:
         archive.writestr("indre.zip", inner.getvalue())
     [reading] = read("ydre.zip", outer.getvalue(), rules)
     assert reading.kind == "other" and "nested" in reading.note
+
+
+def test_screenshot_named_like_a_document_satisfies_nothing(rules: Rules) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    [reading] = read("Teknisk beskrivelse.png", png, rules)
+    assert reading.kind == "other" and "image" in reading.note
