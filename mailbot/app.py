@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ class Bot:
     blobs: BlobStore
     clock: Clock
     sender: Sender
+    secret: bytes
 
     @property
     def address(self) -> str:
@@ -34,6 +37,20 @@ class Bot:
     @property
     def domain(self) -> str:
         return self.settings.bot.domain
+
+
+def load_secret(settings: Settings) -> bytes:
+    """bot.secret, else a random secret kept in data_dir/secret (created once, mode 0600)."""
+    configured = settings.bot.secret.get_secret_value()
+    if configured:
+        return configured.encode()
+    path = settings.bot.data_dir / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 def rules_folder(settings: Settings) -> Path:
@@ -56,4 +73,5 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None) ->
         blobs=BlobStore(settings.bot.data_dir / "blobs"),
         clock=clock,
         sender=Sender(engine, settings.smtp, settings.bot.address),
+        secret=load_secret(settings),
     )

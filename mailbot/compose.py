@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -20,6 +19,8 @@ from mailbot.redact import redact_cpr
 from mailbot.screen import LOOP_HEADER
 
 MAX_SUBJECT_CHARS = 200
+# Headers up to RFC 5322's 998 characters: a folded Message-ID confuses some clients' threading.
+_POLICY = SMTP.clone(max_line_length=998)
 _REPLY_PREFIXES = ("re:", "sv:", "aw:", "vs:", "fw:", "fwd:")
 
 
@@ -31,11 +32,6 @@ class Outgoing:
     recipients: tuple[str, ...]
     subject: str
     message: EmailMessage
-
-
-def new_message_id(purpose: str, ref: str, domain: str) -> str:
-    """Fixed before the first send attempt; names the case so replies find their thread."""
-    return f"<mb.{purpose}.{ref}.{secrets.token_hex(8)}@{domain}>"
 
 
 def tagged_subject(ref: str, subject: str) -> str:
@@ -68,8 +64,17 @@ class Renderer:
             keep_trailing_newline=True,
         )
 
+    def _exists(self, name: str) -> bool:
+        try:
+            self.env.get_template(name)
+        except TemplateNotFound:
+            return False
+        return True
+
     def render(self, language: str, name: str, context: dict[str, Any]) -> tuple[str, str]:
         """Returns (text, html) for `<language>/<name>.txt.j2` and `.html.j2`."""
+        if language != "da" and not self._exists(f"{language}/{name}.txt.j2"):
+            language = "da"  # mail to staff (reviewers, the secretary) exists in Danish only
         try:
             text = self.env.get_template(f"{language}/{name}.txt.j2").render(context)
             html = self.env.get_template(f"{language}/{name}.html.j2").render(context)
@@ -93,8 +98,9 @@ def build_message(
     references: tuple[str, ...] = (),
     auto_submitted: str = "auto-replied",
     language: str = "da",
+    attachments: tuple[tuple[str, bytes, str], ...] = (),
 ) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = display_address(sender_name, sender_address)
     msg["To"] = ", ".join(to)
     msg["Subject"] = clean_header_text(subject)
@@ -112,8 +118,13 @@ def build_message(
     msg["Content-Language"] = language
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
+    for filename, payload, content_type in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        if not subtype or maintype in ("text", "multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(payload, maintype=maintype, subtype=subtype,
+                           filename=clean_header_text(filename))
     return msg
 
 
-__all__ = ["Outgoing", "Renderer", "build_message", "new_message_id",
-           "tagged_subject"]
+__all__ = ["Outgoing", "Renderer", "build_message", "tagged_subject"]

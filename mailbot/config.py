@@ -28,6 +28,8 @@ class BotSettings(_Section):
     log_level: str = "INFO"
     rules_dir: Path | None = None
     templates_dir: Path | None = None
+    # signs the Message-IDs of the bot's mails; empty: generated once into data_dir/secret
+    secret: SecretStr = SecretStr("")
 
     @property
     def domain(self) -> str:
@@ -71,12 +73,21 @@ class ReviewerSettings(_Section):
     security_coordinator: list[str] = Field(default_factory=list)
 
 
+class ReviewSettings(_Section):
+    reminder_working_days: int = Field(default=3, ge=1)
+    max_reminders: int = Field(default=2, ge=0)
+    applicant_reminder_working_days: int = Field(default=5, ge=1)
+    guidance_batch_minutes: float = Field(default=5, ge=0)
+    reply_tokens: bool = False
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
     smtp: SmtpSettings
     council: CouncilSettings = Field(default_factory=CouncilSettings)
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     source: str = "<defaults>"
 
     @property
@@ -186,6 +197,7 @@ language = "da"                       # "da" or "en": language of the bot's mail
 # log_level = "INFO"
 # rules_dir = "/etc/mailbot/rules"          # a local copy of rules/ (default: the shipped one)
 # templates_dir = "/etc/mailbot/templates"  # templates here override the shipped ones by name
+# secret = "..."                      # signs the bot's Message-IDs (default: data_dir/secret)
 
 [imap]
 host = "imap.kommune.dk"
@@ -219,4 +231,11 @@ it_operations = ["it-drift@kommune.dk"]
 it_architect = ["it-arkitekt@kommune.dk"]
 contract_manager = ["kontrakter@kommune.dk"]
 security_coordinator = ["informationssikkerhed@kommune.dk"]
+
+[reviews]
+reminder_working_days = 3             # remind a reviewer after this many working days
+max_reminders = 2                     # then the secretary is told
+applicant_reminder_working_days = 5   # one reminder to an applicant with missing items
+guidance_batch_minutes = 5            # reviewer comments within this window go out as one mail
+reply_tokens = false                  # plus-address tokens in Reply-To (if the mailbox has them)
 """

@@ -9,32 +9,34 @@ from typing import Any
 
 from mailbot.parse import parse
 from mailbot.reading.brief import read_brief
+from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
 from mailbot.screen import screen
 from mailbot.threads import find_thread, looks_like_reply, ref_in_subject
 
 
 def inspect_mail(raw: bytes, rules: Rules, bot_address: str,
-                 today: date | None = None) -> dict[str, Any]:
+                 today: date | None = None, secret: bytes = b"") -> dict[str, Any]:
     """The reading in exactly the shape of ../shared/samples/README.md."""
-    return inspect_details(raw, rules, bot_address, today)[0]
+    return inspect_details(raw, rules, bot_address, today, secret)[0]
 
 
-def inspect_details(raw: bytes, rules: Rules, bot_address: str,
-                    today: date | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def inspect_details(raw: bytes, rules: Rules, bot_address: str, today: date | None = None,
+                    secret: bytes = b"") -> tuple[dict[str, Any], dict[str, Any]]:
     """(the sample-shaped reading, what else the bot read: for people, not for machines)."""
     mail = parse(raw)
-    verdict = screen(mail, rules.screening, bot_address)
+    screened = screen(mail, rules.screening, bot_address)
     domain = bot_address.rpartition("@")[2]
-    thread = find_thread(mail, domain)
-    if verdict.is_machine:
-        ref = _returned_ref(raw) if verdict.category == "bounce" else thread.case_ref
-        return ({"kind": verdict.message_kind, "case_ref": ref or thread.case_ref},
-                {"reason": f"{verdict.category}: {verdict.reason}"})
+    thread = find_thread(mail, domain, secret)
+    if screened.is_machine:
+        ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref
+        return ({"kind": screened.message_kind, "case_ref": ref or thread.case_ref},
+                {"reason": f"{screened.category}: {screened.reason}"})
     if thread.case_ref is not None or looks_like_reply(mail):
-        # verdicts and decisions are read by the reviewer and agenda issues; null until then
-        return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": None,
-                 "decisions": None}, {})
+        verdict = read_verdict(mail.text or mail.html_text, rules)
+        return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
+                 "decisions": None},
+                {"own_text": verdict.comment, "verdict_phrase": verdict.phrase})
     reading = read_brief(mail, rules, today)
     shape = {
         "kind": "brief",

@@ -79,6 +79,8 @@ class Case(SQLModel, table=True):
     # normalised `when` ({start, end, precision, text}) and `cost` ({amounts, payer})
     when: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     cost: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    applicant_reminded_at: datetime | None = None
+    subject: str = ""  # the brief's subject (CPR redacted): every mail of the thread uses it
 
 
 class CaseDocument(SQLModel, table=True):
@@ -133,3 +135,39 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str = ""
     results: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Review(SQLModel, table=True):
+    """One request to one reviewer role for one version of its documents."""
+
+    __tablename__ = "review"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    role: str
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    document_kinds: list[str] = Field(default_factory=list,
+                                      sa_column=Column(JSON, nullable=False))
+    documents: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    request_message_id: str = ""
+    # requested -> answered | superseded; asked_back after one unclear answer
+    state: str = Field(default="requested", index=True)
+    verdict: str | None = None
+    comment: str = ""
+    answered_by: str = ""
+    requested_at: datetime
+    answered_at: datetime | None = None
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = None
+    secretary_told_at: datetime | None = None
+    asked_back_at: datetime | None = None
+
+
+class Guidance(SQLModel, table=True):
+    """A reviewer's comment waiting to be relayed to the applicant (batched)."""
+
+    __tablename__ = "guidance"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    review_id: int = Field(foreign_key="review.id")
+    created_at: datetime
+    relayed_at: datetime | None = Field(default=None, index=True)

@@ -65,7 +65,8 @@ class Inbound:
 
     @property
     def in_reply_to(self) -> tuple[str, ...]:
-        ids = self.header("in-reply-to") + " " + " ".join(self.headers.get("references", ()))
+        """References in order, then In-Reply-To (the nearest parent) last."""
+        ids = " ".join(self.headers.get("references", ())) + " " + self.header("in-reply-to")
         return tuple(re.findall(r"<[^<>\s]+>", ids))
 
     @property

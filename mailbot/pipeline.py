@@ -22,12 +22,22 @@ from mailbot.db import transaction
 from mailbot.errors import PermanentError
 from mailbot.faults import crash_point
 from mailbot.mailbox import FetchedMail, Mailbox
-from mailbot.models import Case, MailboxState, RawMessage
+from mailbot.models import Case, MailboxState, RawMessage, Review
 from mailbot.parse import Inbound, content_sha256, header_message_id, msgid_hash, parse
 from mailbot.reading.brief import read_brief
+from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
+from mailbot.reviews import (
+    applicant_followup,
+    apply_verdict,
+    identity_problem,
+    role_addresses,
+    route,
+    secretary_attention,
+)
+from mailbot.rules import ROLES as REVIEWER_ROLES
 from mailbot.screen import ScreenResult, screen
-from mailbot.threads import find_thread, looks_like_reply
+from mailbot.threads import ThreadMatch, find_thread, looks_like_reply
 from mailbot.workflow import open_case, record, send_receipt
 
 log = logging.getLogger(__name__)
@@ -229,12 +239,12 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
     verdict = screen(mail, bot.rules.screening, bot.address)
-    thread = find_thread(mail, bot.domain)
+    thread = find_thread(mail, bot.domain, bot.secret)
     case = _case_by_ref(session, thread.case_ref)
     if verdict.is_machine:
         _ignore_machine(session, row, verdict, case, now, bot)
     elif thread.case_ref is not None:
-        _thread_mail(session, row, mail, case, thread.case_ref, now, bot)
+        _thread_mail(session, row, mail, case, thread, now, bot)
     elif looks_like_reply(mail):
         _finish(row, "ignored", "a reply on a thread that names no case", bot, "reply")
     else:
@@ -277,16 +287,51 @@ def _ignore_machine(session: Session, row: RawMessage, verdict: ScreenResult,
 
 
 def _thread_mail(session: Session, row: RawMessage, mail: Inbound, case: Case | None,
-                 ref: str, now: datetime, bot: Bot) -> None:
+                 thread: ThreadMatch, now: datetime, bot: Bot) -> None:
+    """A mail that names a case: a reviewer's verdict, the applicant's follow-up, or
+    something for the secretary. Only a signed id plus the right sender makes a verdict."""
     if case is None:
-        _finish(row, "ignored", f"refers to {ref}, which is not a case here", bot, "reply")
+        _finish(row, "ignored", f"refers to {thread.case_ref}, which is not a case here", bot,
+                "reply")
         return
     _finish(row, "processed", f"reply on {case.ref}", bot, "reply")
     row.case_id = case.id
     record(session, case.id, row.id, now, "reply",
            f"mail on the thread from {mail.from_address or 'an unknown sender'}",
            source_key=f"reply:{row.id}")
-    log.info("[%s] UID %s %s recorded as a reply", case.ref, row.uid, row.message_id)
+    if thread.review:
+        _review_reply(session, row, mail, case, thread.review, now, bot)
+    elif thread.tampered:
+        secretary_attention(session, bot, case, "a reply carries a damaged or forged id of "
+                            "ours; nothing was applied", mail, now)
+    elif mail.from_address == case.applicant_address:
+        applicant_followup(session, bot, case, mail, row, now)
+    elif any(mail.from_address in role_addresses(bot, role) for role in REVIEWER_ROLES):
+        secretary_attention(session, bot, case, f"{mail.from_address} (a reviewer) wrote on "
+                            "the thread without replying to our request; no verdict applied",
+                            mail, now)
+    elif mail.from_address.endswith("@" + bot.domain):
+        record(session, case.id, row.id, now, "information",
+               f"{mail.from_address} wrote on the thread")
+    else:
+        secretary_attention(session, bot, case, f"mail on the thread from outside the "
+                            f"municipality ({mail.from_address or 'unknown sender'})", mail, now)
+    log.info("[%s] UID %s %s handled as a reply", case.ref, row.uid, row.message_id)
+
+
+def _review_reply(session: Session, row: RawMessage, mail: Inbound, case: Case,
+                  review_id: int, now: datetime, bot: Bot) -> None:
+    review = session.get(Review, review_id)
+    if review is None:
+        secretary_attention(session, bot, case, "a reply names a review that does not exist",
+                            mail, now)
+        return
+    problem = identity_problem(bot, review, case, mail)
+    if problem:
+        secretary_attention(session, bot, case, f"verdict not applied: {problem}", mail, now)
+        return
+    apply_verdict(session, bot, case, review, read_verdict(mail.text or mail.html_text,
+                                                           bot.rules), mail, now)
 
 
 def _new_brief(session: Session, row: RawMessage, mail: Inbound, now: datetime,
@@ -296,6 +341,7 @@ def _new_brief(session: Session, row: RawMessage, mail: Inbound, now: datetime,
     reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date())
     case = open_case(session, bot, mail, row, reading, now)
     send_receipt(session, bot, case, mail, reading, now)
+    route(session, bot, case, now)
     _finish(row, "processed", f"opened {case.ref}", bot, "brief")
     row.case_id = case.id
     log.info("[%s] opened from %s (%s); missing: %s", case.ref, row.uid, row.message_id,

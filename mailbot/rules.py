@@ -71,12 +71,21 @@ class Signals:
 
 
 @dataclass(frozen=True)
+class Replies:
+    quote_headers: tuple[re.Pattern[str], ...]
+    sign_offs: tuple[str, ...]
+    verdicts: dict[str, tuple[re.Pattern[str], ...]]
+    status_words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Rules:
     questions: tuple[Question, ...]
     empty_answers: frozenset[str]
     end_markers: tuple[str, ...]
     paragraph_stops: tuple[re.Pattern[str], ...]
     signals: Signals
+    replies: Replies
     kinds: tuple[DocumentKind, ...]
     required: tuple[str, ...]
     role_names: dict[str, str]
@@ -258,6 +267,24 @@ def _signals(reader: _Reader) -> Signals:
     )
 
 
+def _replies(reader: _Reader) -> Replies:
+    d = reader.data
+    raw = reader.mapping(d.get("verdicts"), "verdicts")
+    expected = ("rejected", "changes_requested", "approved")
+    if set(raw) != set(expected):
+        raise reader.fail("verdicts", f"must name exactly {', '.join(expected)}")
+    multiline = re.IGNORECASE | re.MULTILINE
+    return Replies(
+        quote_headers=reader.regexes(reader.strings(d.get("quote_headers"), "quote_headers"),
+                                     "quote_headers"),
+        sign_offs=tuple(s.lower() for s in reader.strings(d.get("sign_offs"), "sign_offs")),
+        verdicts={v: reader.regexes(reader.strings(raw[v], f"verdicts.{v}"), f"verdicts.{v}",
+                                    multiline) for v in expected},
+        status_words=tuple(s.lower() for s in reader.strings(d.get("status_words"),
+                                                              "status_words")),
+    )
+
+
 def load_rules(folder: Path) -> Rules:
     brief = _Reader(folder / "brief.yaml")
     documents = _Reader(folder / "documents.yaml")
@@ -280,6 +307,7 @@ def load_rules(folder: Path) -> Rules:
             brief.strings(brief.data.get("paragraph_stops", []), "paragraph_stops", True),
             "paragraph_stops", re.IGNORECASE | re.MULTILINE),
         signals=_signals(_Reader(folder / "signals.yaml")),
+        replies=_replies(_Reader(folder / "verdicts.yaml")),
         end_markers=tuple(
             m.lower() for m in brief.strings(brief.data.get("end_markers"), "end_markers", True)),
         kinds=kinds,

@@ -15,9 +15,11 @@ from typing import IO
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot.app import Bot
+from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
 from mailbot.mailbox import Mailbox
 from mailbot.pipeline import sweep
+from mailbot.reviews import relay_guidance, remind
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ IDLE_RENEW_SECONDS = 240  # RFC 2177 asks for a new IDLE at least every 29 minut
 IDLE_SLICE_SECONDS = 1.0  # how often a waiting watcher looks at the stop flag
 IDLE_FIRST_SECONDS = 1.0  # the first, short IDLE after activity (see Service._session)
 OUTBOX_INTERVAL_SECONDS = 15
+JOBS_INTERVAL_SECONDS = 60
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -76,12 +79,22 @@ class Service:
                      report.fetched, report.processed, report.quarantined, report.moved)
         finally:
             mailbox.close()
+        self.run_jobs()
         self.flush_outbox()
 
     def _connect(self, mailbox: Mailbox | None = None) -> Mailbox:
         mailbox = mailbox or Mailbox(self.bot.settings.imap, self.bot.settings.source)
         mailbox.open()
         return mailbox
+
+    def run_jobs(self) -> None:
+        """Reminders and the batched guidance relay: whatever is due at the bot's `now`."""
+        with transaction(self.bot.engine) as session:
+            now = self.bot.clock.now()
+            relayed = relay_guidance(session, self.bot, now)
+            reminded = remind(session, self.bot, now)
+        if relayed or reminded:
+            log.info("jobs: %s guidance mails, %s reminders", relayed, reminded)
 
     def flush_outbox(self) -> None:
         with self.flush_lock:
@@ -94,6 +107,8 @@ class Service:
     def run_forever(self) -> None:
         self.scheduler.add_job(self._outbox_job, "interval", seconds=OUTBOX_INTERVAL_SECONDS,
                                id="outbox", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._jobs_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
+                               id="jobs", max_instances=1, coalesce=True)
         self.scheduler.start()
         watcher = threading.Thread(target=self._watch, name="imap-watcher", daemon=True)
         watcher.start()
@@ -109,6 +124,13 @@ class Service:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _jobs_job(self) -> None:
+        try:
+            self.run_jobs()
+            self.flush_outbox()
+        except Exception:  # a failing job must not kill the scheduler
+            log.exception("reminder/guidance job failed")
 
     def _outbox_job(self) -> None:
         try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 
 from mailbot.parse import Inbound
@@ -23,28 +26,65 @@ def is_own_message_id(message_id: str, domain: str) -> bool:
     return message_id.lower().endswith(f"@{domain.lower()}>") and message_id.startswith("<mb.")
 
 
-def ref_in_message_id(message_id: str) -> str | None:
-    """Our ids look like <mb.receipt.ITP-2026-0001.ab12cd@domain>."""
-    match = CASE_REF.search(message_id)
-    return f"ITP-{match.group(1)}-{match.group(2)}" if match else None
+# Our ids: <mb.{purpose}.{ref}.{review}.{nonce}.{signature}@domain>. The signature (HMAC-SHA256
+# over ref, review and nonce, base32, 20 characters) proves the bot made the id; review is 0
+# for mail that is not about a review. Base32 survives a client that changes case (A10).
+_OWN_ID = re.compile(
+    r"^<mb\.(?P<purpose>[a-z]+)\.(?P<ref>ITP-\d{4}-\d{4,})\.(?P<review>\d+)\."
+    r"(?P<nonce>[a-z0-9]+)\.(?P<sig>[a-z2-7]+)@(?P<domain>[^>]+)>$", re.IGNORECASE)
+
+
+def _signature(secret: bytes, ref: str, review: int, nonce: str) -> str:
+    digest = hmac.new(secret, f"{ref.upper()}|{review}|{nonce.lower()}".encode(), "sha256")
+    return base64.b32encode(digest.digest()).decode().lower().rstrip("=")[:20]
+
+
+def signed_message_id(purpose: str, ref: str, domain: str, secret: bytes, review: int = 0) -> str:
+    nonce = secrets.token_hex(6)
+    return (f"<mb.{purpose}.{ref}.{review}.{nonce}."
+            f"{_signature(secret, ref, review, nonce)}@{domain}>")
+
+
+@dataclass(frozen=True)
+class OwnId:
+    purpose: str
+    ref: str
+    review: int
+    valid: bool  # False: ours in shape, but the signature does not match (tampered)
+
+
+def read_own_id(message_id: str, domain: str, secret: bytes) -> OwnId | None:
+    match = _OWN_ID.match(message_id.strip())
+    if not match or match.group("domain").lower() != domain.lower():
+        return None
+    ref = f"ITP-{match.group('ref')[4:]}".upper()
+    review = int(match.group("review"))
+    expected = _signature(secret, ref, review, match.group("nonce"))
+    valid = hmac.compare_digest(expected, match.group("sig").lower())
+    return OwnId(match.group("purpose").lower(), ref, review, valid)
 
 
 @dataclass(frozen=True)
 class ThreadMatch:
     case_ref: str | None
     via: str  # message-id | subject | none
+    review: int = 0  # the review our signed id names (0: none)
+    tampered: bool = False  # an id of ours in shape whose signature is wrong
 
 
-def find_thread(mail: Inbound, domain: str) -> ThreadMatch:
-    for message_id in mail.in_reply_to:
-        if is_own_message_id(message_id, domain):
-            ref = ref_in_message_id(message_id)
-            if ref:
-                return ThreadMatch(ref, "message-id")
+def find_thread(mail: Inbound, domain: str, secret: bytes) -> ThreadMatch:
+    tampered = False
+    for message_id in reversed(mail.in_reply_to):  # In-Reply-To is last: the nearest parent
+        own = read_own_id(message_id, domain, secret)
+        if own is None:
+            continue
+        if own.valid:
+            return ThreadMatch(own.ref, "message-id", own.review)
+        tampered = True
     ref = ref_in_subject(mail.subject)
     if ref:
-        return ThreadMatch(ref, "subject")
-    return ThreadMatch(None, "none")
+        return ThreadMatch(ref, "subject", 0, tampered)
+    return ThreadMatch(None, "none", 0, tampered)
 
 
 REPLY_PREFIXES = ("re:", "sv:", "aw:", "antw:")

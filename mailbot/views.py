@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage
+from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
 from mailbot.reading.brief import BriefReading
 from mailbot.reading.documents import DocumentReading
 from mailbot.workflow import receipt_context
@@ -59,7 +59,14 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
         "system_owner": case.system_owner,
         "when": case.when,
         "cost": case.cost,
-        "reviews": [],
+        "reviews": [
+            {"role": r.role, "reviewer": r.answered_by or ", ".join(r.recipients),
+             "verdict": r.verdict, "comment": r.comment,
+             "document_kind": r.document_kinds[0] if len(r.document_kinds) == 1
+             else r.document_kinds, "documents": r.documents, "state": r.state,
+             "requested_at": r.requested_at.isoformat(), "reminders_sent": r.reminders_sent}
+            for r in session.exec(select(Review).where(Review.case_id == case.id)
+                                  .order_by(col(Review.id))).all()],
         "meeting": None,
         "decision": None,
     }

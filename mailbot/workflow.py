@@ -8,13 +8,13 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from mailbot.app import Bot
-from mailbot.compose import Outgoing, build_message, new_message_id, tagged_subject
+from mailbot.compose import Outgoing, build_message, tagged_subject
 from mailbot.models import Case, CaseCounter, CaseDocument, CaseEvent, Outbox, RawMessage
 from mailbot.outbox import enqueue
 from mailbot.parse import Inbound, clean_header_text
 from mailbot.reading.brief import BriefReading
 from mailbot.redact import redact_cpr
-from mailbot.threads import format_ref
+from mailbot.threads import format_ref, signed_message_id
 
 
 def next_ref(session: Session, year: int) -> str:
@@ -43,6 +43,7 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
         applicant_address=mail.from_address,
         applicant_name=mail.from_name,
         title=title_from_subject(mail.subject),
+        subject=redact_cpr(mail.subject),
         status="incomplete" if reading.missing else "complete",
         language=bot.settings.bot.language,
         created_at=now,
@@ -104,7 +105,7 @@ def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
     text, html = bot.renderer.render(case.language, "applicant_receipt",
                                      receipt_context(bot, case, reading))
     subject = tagged_subject(case.ref, mail.subject or case.title)
-    message_id = new_message_id("receipt", case.ref, bot.domain)
+    message_id = signed_message_id("receipt", case.ref, bot.domain, bot.secret)
     msg = build_message(
         sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
         to=(case.applicant_address,), subject=subject, text=text, html=html,

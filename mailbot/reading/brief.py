@@ -192,7 +192,7 @@ def _sentence_around(text: str, start: int, end: int) -> str:
     return " ".join(text[left:right].split())
 
 
-def _not_applicable(text: str, present: set[str], rules: Rules) -> dict[str, str]:
+def declarations(text: str, present: set[str], rules: Rules) -> dict[str, str]:
     declared: dict[str, str] = {}
     for kind_id in rules.required:
         kind = rules.kind(kind_id)
@@ -241,7 +241,7 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
     answers, source = _best_answers(mail, documents, rules)
     text = _body_of_interest(mail.text or mail.html_text)
     present = {d.kind for d in documents}
-    declared = _not_applicable(text, present, rules)
+    declared = declarations(text, present, rules)
     amounts = parse_amounts(answers["cost"])
     strategic, reason = _strategic(text, amounts, rules)
     sbsys = rules.signals.sbsys.search(mail.subject + "\n" + text)

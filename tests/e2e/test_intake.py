@@ -79,7 +79,7 @@ def test_receipt_carries_automation_and_thread_headers(world: World) -> None:
     assert receipt["In-Reply-To"] == "<orig-1@kommune.test>"
     assert "<orig-1@kommune.test>" in receipt["References"]
     with Session(world.bot().engine) as session:
-        [row] = session.exec(select(Outbox)).all()
+        [row] = session.exec(select(Outbox).where(Outbox.kind == "receipt")).all()
     assert row.message_id == receipt["Message-ID"] and row.state == "sent"
 
 
@@ -110,7 +110,10 @@ def test_reply_on_the_thread_opens_no_new_case(world: World) -> None:
     world.run_once()
 
     assert len(cases(world)) == 1
-    assert len(world.received_by(world.applicant)) == 1
+    receipt, update = world.received_by(world.applicant)  # the follow-up gets a status update
+    assert update["Subject"] == receipt["Subject"]
+    assert "Tak, vi har opdateret sag" in update.get_body(  # type: ignore[union-attr]
+        preferencelist=("plain",)).get_content()
     with Session(world.bot().engine) as session:
         kinds = [r.kind for r in session.exec(select(RawMessage)).all()]
     assert kinds == ["brief", "reply"]

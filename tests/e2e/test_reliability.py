@@ -22,8 +22,9 @@ def case_count(world: World) -> int:
 
 
 def outbox(world: World) -> list[Outbox]:
+    """The receipts in the outbox (review requests go to reviewers, not to the applicant)."""
     with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox)).all())
+        return list(session.exec(select(Outbox).where(Outbox.kind == "receipt")).all())
 
 
 # -- SIGKILL at each step of the way (a real subprocess kills itself at a named point) --------

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from mailbot.blobs import BlobStore
-from mailbot.compose import build_message, new_message_id, tagged_subject
+from mailbot.compose import build_message, tagged_subject
 from mailbot.errors import PermanentError
 from mailbot.parse import content_sha256, msgid_hash, parse, strict_address
-from mailbot.threads import find_thread, is_own_message_id
+from mailbot.threads import find_thread, is_own_message_id, read_own_id, signed_message_id
 from tests.conftest import shared_path
 from tests.mails import brief
+
+SECRET = b"test secret"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -68,7 +70,7 @@ def test_subject_tag_is_sanitised_and_not_stacked() -> None:
 
 
 def test_every_outgoing_mail_is_marked_automatic_and_threaded() -> None:
-    message_id = new_message_id("receipt", "ITP-2026-0007", "kommune.test")
+    message_id = signed_message_id("receipt", "ITP-2026-0007", "kommune.test", SECRET)
     msg = build_message(
         sender_name='IT-Projektrådet, "Albertslund"', sender_address="bot@kommune.test",
         to=("anna@kommune.test",), subject="[ITP-2026-0007] a\r\nBcc: x@evil.test",
@@ -88,13 +90,31 @@ def test_every_outgoing_mail_is_marked_automatic_and_threaded() -> None:
 
 
 def test_reply_finds_its_case_by_our_message_id_before_the_subject() -> None:
-    ours = new_message_id("receipt", "ITP-2026-0003", "kommune.test")
+    ours = signed_message_id("review", "ITP-2026-0003", "kommune.test", SECRET, review=7)
     raw = brief(subject="SV: [ITP-2026-0009] noget andet", headers={"In-Reply-To": ours})
-    match = find_thread(parse(raw), "kommune.test")
-    assert (match.case_ref, match.via) == ("ITP-2026-0003", "message-id")
-    forged = "<mb.x.ITP-2026-0003.a@evil.test>"
-    foreign = brief(subject="SV: [ITP-2026-0009] x", headers={"In-Reply-To": forged})
-    assert find_thread(parse(foreign), "kommune.test").via == "subject"
+    match = find_thread(parse(raw), "kommune.test", SECRET)
+    assert (match.case_ref, match.via, match.review) == ("ITP-2026-0003", "message-id", 7)
+    other_domain = ours.replace("@kommune.test", "@evil.test")
+    foreign = brief(subject="SV: [ITP-2026-0009] x", headers={"In-Reply-To": other_domain})
+    assert find_thread(parse(foreign), "kommune.test", SECRET).via == "subject"
+
+
+def test_signed_ids_resist_tampering_and_survive_case_changes() -> None:
+    ours = signed_message_id("review", "ITP-2026-0003", "kommune.test", SECRET, review=7)
+    own = read_own_id(ours, "kommune.test", SECRET)
+    assert own is not None and own.valid and own.review == 7
+    upper = read_own_id(ours.upper().replace("KOMMUNE.TEST", "kommune.test"), "kommune.test",
+                        SECRET)
+    assert upper is not None and upper.valid
+    for tampered in (ours.replace(".7.", ".8."), ours.replace("ITP-2026-0003", "ITP-2026-0004"),
+                     ours[:-15] + ("a" if ours[-15] != "a" else "b") + ours[-14:]):
+        forged = read_own_id(tampered, "kommune.test", SECRET)
+        assert forged is not None and not forged.valid
+    assert not read_own_id(ours, "kommune.test", b"another secret").valid  # type: ignore[union-attr]
+    damaged = ours.replace(".7.", ".8.")
+    raw = brief(subject="SV: [ITP-2026-0003] x", headers={"In-Reply-To": damaged})
+    match = find_thread(parse(raw), "kommune.test", SECRET)
+    assert (match.via, match.review, match.tampered) == ("subject", 0, True)
 
 
 @pytest.mark.parametrize("name", ["../../../../etc/cron.d/x", "/etc/passwd", "C:\\Windows\\x.dll"])
