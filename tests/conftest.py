@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -87,7 +88,20 @@ class World:
     def config_path(self) -> Path:
         return self.tmp / "mailbot.toml"
 
+    def reviewer(self, role: str) -> str:
+        """This world's own address for a reviewer role (mailboxes are not shared)."""
+        return f"{role.replace('_', '')}-{self.applicant}"
+
+    @property
+    def secretary(self) -> str:
+        return f"sekretaer-{self.applicant}"
+
     def write_config(self, **extra: dict[str, object]) -> Path:
+        self.extra.setdefault("reviewers", {
+            role: [self.reviewer(role)] for role in
+            ("it_operations", "it_architect", "contract_manager", "security_coordinator")})
+        self.extra.setdefault("council", {"secretary": [self.secretary],
+                                          "strategic_board": [f"sit-{self.applicant}"]})
         for section, values in extra.items():
             self.extra.setdefault(section, {}).update(values)
         config = settings_dict(self.imap.port, self.smtp.port, self.tmp / "data",
@@ -100,13 +114,14 @@ class World:
             self.write_config()
         return load_settings(self.config_path, environ={})
 
-    def bot(self, now: Clock | None = None) -> Bot:
-        bot = build_bot(self.settings(), now or Clock())
+    def bot(self, now: datetime | None = None) -> Bot:
+        bot = build_bot(self.settings(), Clock(now))
         migrate(bot.engine)
         return bot
 
-    def run_once(self) -> Bot:
-        bot = self.bot()
+    def run_once(self, now: datetime | None = None) -> Bot:
+        """`mailbot run --once`, in process, as if the clock showed `now`."""
+        bot = self.bot(now)
         Service(bot).run_once()
         return bot
 
