@@ -6,6 +6,7 @@ import shutil
 import smtplib
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,7 +19,7 @@ from mailbot.clock import Clock
 from mailbot.config import load_settings
 from mailbot.db import migrate
 from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
-from mailbot.models import Case, RawMessage
+from mailbot.models import Case, RawMessage, Review
 from mailbot.resources import shipped
 from mailbot.service import Service
 
@@ -60,6 +61,7 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
         migrate(bot.engine)
         Service(bot).run_once()
         _report(bot.engine, sink, imap, echo)
+        _review_round(bot.settings.reviewers.model_dump(), config, sink, imap, echo)
     finally:
         sink.stop()
         imap.stop()
@@ -67,6 +69,59 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
             echo(f"\nKept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+REVIEWER_ANSWERS = {
+    "it_architect": "Godkendt fra arkitektsiden. Husk at administratorerne skal logge ind "
+                    "med kommunens SSO.",
+    "contract_manager": "Kontrakten mangler en exit-klausul om udlevering af vores data - "
+                        "ret venligst, så kigger jeg på den igen.",
+}
+
+
+def _review_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink, imap: Pymap,
+                  echo: Callable[[str], None]) -> None:
+    """Two reviewers answer the first case by replying; the applicant gets their guidance."""
+    echo("\n== Reviewers ==")
+    requests = [d for d in sink.received if "Anmodning om vurdering" in
+                str(message_from_bytes(d.raw, policy=policy.default)["Subject"])]
+    by_role = {role: addresses[0] for role, addresses in reviewers.items()}
+    for delivered in requests:
+        msg = message_from_bytes(delivered.raw, policy=policy.default)
+        files = [p.get_filename() for p in msg.iter_attachments()]
+        echo(f"{delivered.recipients[0]:26} got {msg['Subject']} with {', '.join(map(str, files))}")
+    first_case = [d for d in requests  # the first case of the year ends in -0001
+                  if "-0001]" in str(message_from_bytes(d.raw, policy=policy.default)["Subject"])]
+    sink.received.clear()
+    for role, text in REVIEWER_ANSWERS.items():
+        request = next(message_from_bytes(d.raw, policy=policy.default) for d in first_case
+                       if d.recipients[0] == by_role[role])
+        answer = EmailMessage()
+        answer["From"] = by_role[role]
+        answer["To"] = BOT_ADDRESS
+        answer["Subject"] = f"SV: {request['Subject']}"
+        answer["Message-ID"] = f"<demo-answer-{role}@kommune.test>"
+        answer["In-Reply-To"] = str(request["Message-ID"]).strip()
+        quote = f"> {request['Subject']}"
+        answer.set_content(f"{text}\n\nMed venlig hilsen\n{by_role[role]}\n\n{quote}")
+        imap.deliver(BOT_ADDRESS, answer.as_bytes())
+        echo(f"{by_role[role]} answers: {text}")
+    settings = load_settings(config, environ={})
+    Service(build_bot(settings, Clock())).run_once()
+    # comments are batched for guidance_batch_minutes; run again as if 10 minutes had passed
+    bot = build_bot(settings, Clock(datetime.now(UTC) + timedelta(minutes=10)))
+    Service(bot).run_once()
+    with Session(bot.engine) as session:
+        reviews = session.exec(select(Review).where(Review.verdict != None)).all()  # noqa: E711
+        for review in reviews:
+            echo(f"recorded: {review.role} -> {review.verdict}")
+    for delivered in sink.received:
+        msg = message_from_bytes(delivered.raw, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        body = msg.get_body(preferencelist=("plain",))
+        echo(f"\n== Guidance to {delivered.recipients[0]} ==")
+        echo(f"Subject: {msg['Subject']}")
+        echo(body.get_content().rstrip() if body is not None else "")
 
 
 def _report(engine: object, sink: SmtpSink, imap: Pymap,

@@ -41,7 +41,7 @@ def test_receipt_lists_what_is_missing_once(world: World) -> None:
     text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert text.count("Der mangler stadig") == 1
     assert "Hvor i organisationen" in text and "Hvor meget koster det" in text
-    assert "Udkast til kontrakt (vurderes af kontraktansvarlig)" in text
+    assert "Udkast til kontrakt (vurderes af den kontraktansvarlige)" in text
     assert "Hvem er kontaktperson" not in text  # answered, so not missing
 
 

@@ -142,7 +142,7 @@ def test_guidance_reaches_the_applicant_in_one_batched_mail(world: World) -> Non
     _receipt, guidance = world.received_by(world.applicant)
     text = body_of(guidance)
     assert "husk SSO" in text and "exit-klausul" in text
-    assert "IT-arkitekten: godkendt" in text and "kontraktansvarlig: ønsker rettelser" in text
+    assert "IT-arkitekten: godkendt" in text and "Den kontraktansvarlige: ønsker rettelser" in text
     world.run_once(FRIDAY.replace(hour=12))
     assert len(world.received_by(world.applicant)) == 2
 

@@ -1,0 +1,20 @@
+"""`mailbot demo` runs the whole flow on its embedded mail world and shows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_demo_shows_cases_receipts_reviews_and_guidance() -> None:
+    result = subprocess.run([sys.executable, "-m", "mailbot.cli", "demo"], capture_output=True,
+                            text=True, timeout=180)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "ITP-2026-0005" in out and "6 mails are in Processed" in out
+    assert "Not answered: frida@kommune.test" in out
+    assert "Der mangler stadig:" in out and "Business case" in out
+    assert "kontrakt@kommune.test" in out and "Udkast til kontrakt - Bookit.docx" in out
+    assert "recorded: contract_manager -> changes_requested" in out
+    assert "== Guidance to anna.sorensen@kommune.test ==" in out
+    assert "exit-klausul" in out
