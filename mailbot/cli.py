@@ -27,7 +27,7 @@ from mailbot.redact import configure_logging
 from mailbot.resources import shipped
 from mailbot.rules import load_rules
 from mailbot.service import Service, leader_lock
-from mailbot.smtpcheck import check_smtp
+from mailbot.smtpcheck import check_smtp, probe_plus_addressing
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mailbot: email intake for the municipality's IT project council.")
@@ -152,6 +152,9 @@ def check() -> None:
         steps.append(("imap", f"logged in to {settings.imap.host}, folders ready"))
         check_smtp(settings.smtp, settings.source)
         steps.append(("smtp", f"logged in to {settings.smtp.host}"))
+        if settings.reviews.reply_tokens:
+            probe_plus_addressing(settings)
+            steps.append(("reply tokens", "plus-addressed mail reaches the mailbox"))
     except (MailbotError, OSError) as err:
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")

@@ -99,11 +99,14 @@ def build_message(
     auto_submitted: str = "auto-replied",
     language: str = "da",
     attachments: tuple[tuple[str, bytes, str], ...] = (),
+    reply_to: str = "",
 ) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = display_address(sender_name, sender_address)
     msg["To"] = ", ".join(to)
     msg["Subject"] = clean_header_text(subject)
+    if reply_to:
+        msg["Reply-To"] = display_address(sender_name, reply_to)
     msg["Date"] = format_datetime(now.astimezone(COPENHAGEN))
     msg["Message-ID"] = message_id
     if in_reply_to:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import imaplib
 import logging
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -135,6 +136,22 @@ class Mailbox:
             self._exists_announced()
             found = self._client().search("ALL")
         return sorted(int(u) for u in found)
+
+    def wait_for_message_id(self, message_id: str, timeout: float) -> bool:
+        """Poll for a mail by Message-ID; when it arrives, delete it (that UID only)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._errors("SEARCH HEADER"):
+                self._client().noop()
+                found = self._client().search(["HEADER", "Message-ID", message_id])
+            if found:
+                with self._errors("removing the probe"):
+                    self._client().add_flags(found, [b"\\Deleted"], silent=True)
+                    if self._client().has_capability("UIDPLUS"):
+                        self._client().uid_expunge(found)
+                return True
+            time.sleep(0.5)
+        return False
 
     def sizes(self, uids: list[int]) -> dict[int, int]:
         out: dict[int, int] = {}

@@ -65,6 +65,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
+recipient_delimiter = +
 mail_location = maildir:{root}/mail/%u
 default_internal_user = dovecot
 default_internal_group = dovecot

@@ -239,7 +239,7 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
     verdict = screen(mail, bot.rules.screening, bot.address)
-    thread = find_thread(mail, bot.domain, bot.secret)
+    thread = find_thread(mail, bot.domain, bot.secret, bot.address)
     case = _case_by_ref(session, thread.case_ref)
     if verdict.is_machine:
         _ignore_machine(session, row, verdict, case, now, bot)

@@ -24,7 +24,7 @@ from mailbot.reading.brief import declarations, read_answers
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import Verdict, asks_for_status, own_text
 from mailbot.rules import QUESTION_IDS, ROLES
-from mailbot.threads import signed_message_id
+from mailbot.threads import reply_to_address, signed_message_id
 from mailbot.workflow import record
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def send_mail(session: Session, bot: Bot, case: Case, *, template: str, purpose:
         to=tuple(to), subject=subject, text=text, html=html, message_id=message_id, now=now,
         in_reply_to=thread if review == 0 else "", references=(thread,) if review == 0 else (),
         language=language, attachments=attachments,
+        reply_to=reply_to_address(bot.address, case.ref, review, bot.secret)
+        if review and bot.settings.reviews.reply_tokens else "",
     )
     enqueue(session, Outgoing(message_id, tuple(to), subject, msg), kind=purpose,
             case_id=case.id, now=now, delivery=delivery)

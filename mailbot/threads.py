@@ -64,6 +64,32 @@ def read_own_id(message_id: str, domain: str, secret: bytes) -> OwnId | None:
     return OwnId(match.group("purpose").lower(), ref, review, valid)
 
 
+_TOKEN = re.compile(r"\+(?P<ref>itp-\d{4}-\d{4,})-(?P<review>\d+)-(?P<sig>[a-z2-7]{16})@",
+                    re.IGNORECASE)
+
+
+def reply_to_address(bot_address: str, ref: str, review: int, secret: bytes) -> str:
+    """`local+itp-2026-0001-7-<signature>@domain`: survives clients that drop In-Reply-To."""
+    local, _, domain = bot_address.partition("@")
+    signature = _signature(secret, ref, review, "token")[:16]
+    return f"{local}+{ref.lower()}-{review}-{signature}@{domain}"
+
+
+def read_token(addresses: tuple[str, ...], bot_address: str, secret: bytes) -> OwnId | None:
+    local, _, domain = bot_address.lower().partition("@")
+    for address in addresses:
+        lowered = address.lower()
+        if not (lowered.startswith(local + "+") and lowered.endswith("@" + domain)):
+            continue
+        match = _TOKEN.search(lowered)
+        if match is None:
+            continue
+        ref, review = match.group("ref").upper(), int(match.group("review"))
+        expected = _signature(secret, ref, review, "token")[:16]
+        return OwnId("token", ref, review, hmac.compare_digest(expected, match.group("sig")))
+    return None
+
+
 @dataclass(frozen=True)
 class ThreadMatch:
     case_ref: str | None
@@ -72,8 +98,16 @@ class ThreadMatch:
     tampered: bool = False  # an id of ours in shape whose signature is wrong
 
 
-def find_thread(mail: Inbound, domain: str, secret: bytes) -> ThreadMatch:
+def find_thread(mail: Inbound, domain: str, secret: bytes,
+                bot_address: str = "") -> ThreadMatch:
     tampered = False
+    if bot_address:
+        recipients = mail.to + mail.cc + mail.headers.get("delivered-to", ()) + \
+            mail.headers.get("x-original-to", ())
+        token = read_token(tuple(recipients), bot_address, secret)
+        if token is not None and token.valid:
+            return ThreadMatch(token.ref, "token", token.review)
+        tampered = token is not None
     for message_id in reversed(mail.in_reply_to):  # In-Reply-To is last: the nearest parent
         own = read_own_id(message_id, domain, secret)
         if own is None:

@@ -35,7 +35,8 @@ def request_for(world: World, role: str) -> EmailMessage:
 
 
 def reply(world: World, to: EmailMessage, sender: str, own_text: str, style: str = "outlook",
-          headers: dict[str, str] | None = None) -> bytes:
+          headers: dict[str, str] | None = None, thread_headers: bool = True,
+          recipient: str = "") -> bytes:
     """A reply as Outlook (top-posted, Fra:/Sendt: block) or Gmail ("Den ... skrev:", > quotes)
     writes it: the quoted original is full of "Godkendt" and "Kan ikke anbefales"."""
     original = body_of(to)
@@ -49,11 +50,12 @@ def reply(world: World, to: EmailMessage, sender: str, own_text: str, style: str
                                                         original.splitlines()))
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender
-    msg["To"] = world.bot_address
+    msg["To"] = recipient or world.bot_address
     msg["Subject"] = f"SV: {to['Subject']}"
     msg["Message-ID"] = make_msgid(domain="kommune.test")
-    msg["In-Reply-To"] = str(to["Message-ID"]).strip()
-    msg["References"] = str(to["Message-ID"]).strip()
+    if thread_headers:
+        msg["In-Reply-To"] = str(to["Message-ID"]).strip()
+        msg["References"] = str(to["Message-ID"]).strip()
     for name, value in (headers or {}).items():
         msg[name] = value
     msg.set_content(own_text + quoted)
@@ -288,3 +290,61 @@ def test_applicant_with_gaps_is_reminded_once_after_five_working_days(world: Wor
     world.run_once(datetime(2027, 6, 7, 11, 0, tzinfo=COPENHAGEN))
     _receipt, reminder = world.received_by(world.applicant)
     assert "Påmindelse" in body_of(reminder) and "Udkast til kontrakt" in body_of(reminder)
+
+
+# -- reply tokens (plus addressing) --------------------------------------------------------------
+def _token_world(world: World) -> None:
+    if not world.on_dovecot:
+        import pytest
+
+        pytest.skip("plus addressing needs Dovecot's recipient_delimiter")
+    world.write_config(reviews={"reply_tokens": True})
+
+
+def test_reply_token_alone_identifies_the_review(world: World) -> None:
+    _token_world(world)
+    complete_brief(world)
+    request = request_for(world, "it_architect")
+    reply_to = str(request["Reply-To"])
+    assert "+itp-2027-0001-" in reply_to
+    token_address = reply_to[reply_to.index("<") + 1:-1]
+    # a client that drops In-Reply-To and References but answers the Reply-To address
+    raw = reply(world, request, world.reviewer("it_architect"), "Godkendt.",
+                thread_headers=False, recipient=token_address)
+    world.imap.deliver(token_address, raw)
+    world.run_once(FRIDAY.replace(hour=11))
+    assert reviews(world)["it_architect"].verdict == "approved"
+
+
+def test_tampered_reply_token_is_not_applied(world: World) -> None:
+    _token_world(world)
+    complete_brief(world)
+    request = request_for(world, "it_architect")
+    reply_to = str(request["Reply-To"])
+    token_address = reply_to[reply_to.index("<") + 1:-1]
+    forged = token_address.replace("-0001-", "-0002-")
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = world.reviewer("it_architect")
+    msg["To"] = forged
+    msg["Subject"] = f"SV: {request['Subject']}"
+    msg["Message-ID"] = make_msgid(domain="kommune.test")
+    msg.set_content("Godkendt.")
+    world.imap.deliver(forged, msg.as_bytes())
+    world.run_once(FRIDAY.replace(hour=11))
+    _not_applied(world, "it_architect", "damaged or forged id")
+
+
+def test_check_probes_plus_addressing(world: World) -> None:
+    from mailbot.errors import ConfigError
+    from mailbot.smtpcheck import probe_plus_addressing
+
+    _token_world(world)
+    result = world.cli("check")
+    assert result.returncode == 0, result.stderr
+    assert "ok    reply tokens" in result.stdout
+    assert world.folder("INBOX") == []  # the probe removed itself
+    world.smtp.deliver = None  # a mailbox that never receives plus-addressed mail
+    import pytest
+
+    with pytest.raises(ConfigError, match=r"\[reviews.reply_tokens\]"):
+        probe_plus_addressing(world.settings(), timeout=2)
