@@ -30,3 +30,21 @@ def add_working_days(start: datetime, days: int) -> datetime:
         if is_working_day(day):
             remaining -= 1
     return datetime.combine(day, local.timetz().replace(tzinfo=None), COPENHAGEN)
+
+
+MEETING_WEEKDAY = 0  # Monday
+DEADLINE_DAYS_BEFORE = 7
+DEADLINE_HOUR = 12
+
+
+def next_deadline(now: datetime) -> tuple[datetime, date]:
+    """The next agenda deadline at or after `now` and the meeting it is for: meetings on
+    Mondays, items ready by 12:00 on the Monday the week before (the council's own rule)."""
+    local = now.astimezone(COPENHAGEN)
+    day = local.date()
+    while True:
+        if day.weekday() == MEETING_WEEKDAY:
+            deadline = datetime(day.year, day.month, day.day, DEADLINE_HOUR, tzinfo=COPENHAGEN)
+            if deadline >= local:
+                return deadline, day + timedelta(days=DEADLINE_DAYS_BEFORE)
+        day += timedelta(days=1)

@@ -8,13 +8,13 @@ events, outbox mails); nothing here talks to a server.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.calendar import add_working_days
+from mailbot.calendar import add_working_days, next_deadline
 from mailbot.clock import as_utc
 from mailbot.compose import Outgoing, build_message, tagged_subject
 from mailbot.models import Case, CaseDocument, Guidance, RawMessage, Review
@@ -325,15 +325,25 @@ def _remind_applicants(session: Session, bot: Bot, now: datetime) -> int:
         session.add(case)
         send_mail(session, bot, case, template="applicant_status", purpose="reminder",
                   to=[case.applicant_address], now=now, language=case.language,
-                  context=status_context(session, bot, case, "reminder"))
+                  context=status_context(session, bot, case, "reminder", now))
         record(session, case.id, None, now, "applicant_reminded",
                f"missing: {', '.join(case.missing)}")
         count += 1
     return count
 
 
-def status_context(session: Session, bot: Bot, case: Case, purpose: str) -> dict[str, Any]:
+DANISH_MONTHS = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
+                 "september", "oktober", "november", "december")
+
+
+def danish_date(day: date) -> str:
+    return f"{day.day}. {DANISH_MONTHS[day.month - 1]} {day.year}"
+
+
+def status_context(session: Session, bot: Bot, case: Case, purpose: str,
+                   now: datetime | None = None) -> dict[str, Any]:
     assert case.id is not None
+    deadline, meeting = next_deadline(now or bot.clock.now())
     documents = latest_documents(session, case.id)
     reviews = [r for r in reviews_of(session, case.id) if r.state != "superseded"]
     verdict_names = {"approved": "godkendt", "changes_requested": "ønsker rettelser",
@@ -352,6 +362,9 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: str) -> dict
         "reviews": [{"role_name": bot.rules.role_names[r.role],
                      "state": verdict_names.get(r.verdict or "", "afventer svar")}
                     for r in reviews],
+        "deadline": f"mandag {danish_date(deadline.date())} kl. 12.00",
+        "deadline_en": f"Monday {deadline.date().isoformat()} at 12:00",
+        "meeting": danish_date(meeting), "meeting_en": meeting.isoformat(),
     }
 
 
@@ -418,4 +431,4 @@ def _add_documents(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
 def _send_status(session: Session, bot: Bot, case: Case, purpose: str, now: datetime) -> None:
     send_mail(session, bot, case, template="applicant_status", purpose=purpose,
               to=[case.applicant_address], now=now, language=case.language,
-              context=status_context(session, bot, case, purpose))
+              context=status_context(session, bot, case, purpose, now))

@@ -257,6 +257,9 @@ def test_status_on_the_thread_returns_the_checklist(world: World) -> None:
     text = body_of(status)
     assert "Her er status for sag" in text and "Udkast til kontrakt" in text
     assert "IT-drift: afventer svar" in text
+    # Friday 14 May 2027 11:00: the next deadline is Monday 17 May 12:00 for the 24 May meeting
+    assert "Næste frist" in text and "mandag 17. maj 2027 kl. 12.00" in text
+    assert "(mødet 24. maj 2027)" in text
 
 
 def test_reminders_count_working_days_and_stop_after_two(world: World) -> None:
@@ -348,3 +351,20 @@ def test_check_probes_plus_addressing(world: World) -> None:
 
     with pytest.raises(ConfigError, match=r"\[reviews.reply_tokens\]"):
         probe_plus_addressing(world.settings(), timeout=2)
+
+
+def test_colleague_is_recorded_and_outsider_goes_to_the_secretary(world: World) -> None:
+    complete_brief(world)
+    [receipt] = world.received_by(world.applicant)
+    domain = world.bot_address.partition("@")[2]
+    for sender in (f"kollega@{domain}", "leverandoer@firma.example"):
+        world.deliver(world.brief(sender=sender, subject=f"SV: {receipt['Subject']}",
+                                  body="Godkendt, det ser fint ud.", attachments=()))
+    world.run_once(FRIDAY.replace(hour=11))
+    assert all(r.verdict is None for r in reviews(world).values())
+    json_out = world.cli("case", "ITP-2027-0001").stdout
+    assert f"kollega@{domain} wrote on the thread" in json_out
+    attention = [m for m in world.received_by(world.secretary) if "Til opmærksomhed" in
+                 str(m["Subject"])]
+    assert len(attention) == 1 and "leverandoer@firma.example" in body_of(attention[0])
+    assert world.smtp.to("leverandoer@firma.example") == []
