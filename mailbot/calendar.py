@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 
 from mailbot.clock import COPENHAGEN
+from mailbot.config import CouncilSettings
 
 
 @lru_cache(maxsize=32)
@@ -48,3 +51,80 @@ def next_deadline(now: datetime) -> tuple[datetime, date]:
             if deadline >= local:
                 return deadline, day + timedelta(days=DEADLINE_DAYS_BEFORE)
         day += timedelta(days=1)
+
+
+# -- the council's calendar -------------------------------------------------------------------
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class Meeting:
+    day: date
+    starts: datetime
+    deadline: datetime
+    note: str = ""  # why it is not on its usual day, if so
+
+
+class CouncilCalendar:
+    """Meetings and their agenda deadlines from `[council]`. Pure: no clock, no database."""
+
+    def __init__(self, settings: CouncilSettings) -> None:
+        self.settings = settings
+        self.zone = ZoneInfo(settings.timezone)
+        self.weekday = WEEKDAYS.index(settings.meeting_weekday)
+        self.breaks = [_period(text) for text in settings.no_meeting_periods]
+        self.extra = {date.fromisoformat(text) for text in settings.extra_meetings}
+
+    def _at(self, day: date, hhmm: str) -> datetime:
+        hour, minute = (int(part) for part in hhmm.split(":"))
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.zone)
+
+    def _in_break(self, day: date) -> bool:
+        return any(start <= day <= end for start, end in self.breaks)
+
+    def _meeting(self, usual: date, extra: bool = False) -> Meeting | None:
+        day, note = usual, ""
+        if not is_working_day(day) and not extra:
+            if self.settings.holiday_policy == "skip":
+                return None
+            while not is_working_day(day):
+                day += timedelta(days=1)
+            note = f"flyttet fra {usual.isoformat()} (helligdag)"
+        if self._in_break(day) and not extra:
+            return None
+        deadline_day = usual - timedelta(days=self.settings.deadline_days_before)
+        while not is_working_day(deadline_day):
+            deadline_day -= timedelta(days=1)  # never later than the rule says
+        return Meeting(day, self._at(day, self.settings.meeting_time),
+                       self._at(deadline_day, self.settings.deadline_time), note)
+
+    def meetings(self, start: date, end: date) -> list[Meeting]:
+        """Every meeting whose day lies in [start, end], in order."""
+        found: dict[date, Meeting] = {}
+        day = start - timedelta(days=7)  # a holiday may move a meeting into the range
+        while day <= end:
+            if day.weekday() == self.weekday:
+                meeting = self._meeting(day)
+                if meeting is not None and start <= meeting.day <= end:
+                    found[meeting.day] = meeting
+            day += timedelta(days=1)
+        for extra in self.extra:
+            if start <= extra <= end:
+                found[extra] = self._meeting(extra, extra=True) or found.get(extra)  # type: ignore[assignment]
+        return [found[d] for d in sorted(found)]
+
+    def next_meeting(self, ready_at: datetime) -> Meeting:
+        """The first meeting whose deadline is at or after `ready_at`."""
+        day = ready_at.astimezone(self.zone).date()
+        for meeting in self.meetings(day, day + timedelta(days=400)):
+            if meeting.deadline >= ready_at:
+                return meeting
+        raise ValueError("no council meeting within 400 days: check [council] no_meeting_periods")
+
+    def meeting_on(self, day: date) -> Meeting | None:
+        return next(iter(self.meetings(day, day)), None)
+
+
+def _period(text: str) -> tuple[date, date]:
+    first, _, last = text.partition("..")
+    return date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip())

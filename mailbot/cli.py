@@ -6,7 +6,7 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from mailbot import views
 from mailbot.app import Bot, build_bot, rules_folder
+from mailbot.calendar import CouncilCalendar
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import STARTER_CONFIG, Settings, load_settings
 from mailbot.db import migrate
@@ -217,6 +218,19 @@ def outbox(limit: int = 50) -> None:
     bot = _bot_or_exit()
     with Session(bot.engine) as session:
         typer.echo(views.outbox_table(session, limit))
+
+
+@app.command("calendar")
+def calendar_command(year: Annotated[int | None, typer.Option(help="Default: this year.")]
+                     = None) -> None:
+    """The council's meetings and their agenda deadlines for a year."""
+    try:
+        settings = _settings()
+    except MailbotError as err:
+        raise _fail(err) from err
+    year = year or Clock(OPTIONS.now).now().astimezone(COPENHAGEN).year
+    meetings = CouncilCalendar(settings.council).meetings(date(year, 1, 1), date(year, 12, 31))
+    typer.echo(views.calendar_table(meetings))
 
 
 @app.command("inspect")

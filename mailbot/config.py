@@ -61,9 +61,25 @@ class SmtpSettings(_Section):
     give_up_hours: float = Field(default=48, gt=0)
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday"]
+
+
 class CouncilSettings(_Section):
     secretary: list[str] = Field(default_factory=list)
     strategic_board: list[str] = Field(default_factory=list)
+    meeting_weekday: Weekday = "monday"
+    meeting_time: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
+    deadline_days_before: int = Field(default=7, ge=1, le=28)
+    deadline_time: str = Field(default="12:00", pattern=r"^\d{2}:\d{2}$")
+    timezone: str = "Europe/Copenhagen"
+    # "move": a meeting on a public holiday moves to the next working day, a deadline on one
+    # moves back to the working day before; "skip": no meeting that week
+    holiday_policy: Literal["move", "skip"] = "move"
+    # periods without meetings, "YYYY-MM-DD..YYYY-MM-DD" (e.g. summer and Christmas)
+    no_meeting_periods: list[str] = Field(default_factory=list)
+    extra_meetings: list[str] = Field(default_factory=list)  # "YYYY-MM-DD"
+    empty_agenda: Literal["send", "skip"] = "send"
+    agenda_zip_max_mb: float = Field(default=10, ge=0)
 
 
 class ReviewerSettings(_Section):
@@ -171,16 +187,41 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
 
 
 def _check_addresses(settings: Settings) -> None:
+    """Every address list holds addresses; every calendar entry is a date."""
+    _check_calendar(settings)
     if "@" not in settings.bot.address:
         raise ConfigError(settings.source, "bot.address", "is not an email address",
                           "set it to the project mailbox, e.g. it.projekter@kommune.dk")
-    for section in ("council", "reviewers"):
-        for key, addresses in getattr(settings, section).model_dump().items():
-            for address in addresses:
+    address_lists = {"council": ("secretary", "strategic_board"),
+                     "reviewers": tuple(ReviewerSettings.model_fields)}
+    for section, keys in address_lists.items():
+        for key in keys:
+            for address in getattr(getattr(settings, section), key):
                 if "@" not in address:
                     raise ConfigError(settings.source, f"{section}.{key}",
                                       f"{address!r} is not an email address",
                                       "write full addresses such as anna@kommune.dk")
+
+
+def _check_calendar(settings: Settings) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    council = settings.council
+    try:
+        ZoneInfo(council.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(settings.source, "council.timezone", f"{council.timezone!r} is unknown",
+                          "use an IANA zone such as Europe/Copenhagen") from err
+    entries = [("council.extra_meetings", text) for text in council.extra_meetings] + [
+        ("council.no_meeting_periods", part) for text in council.no_meeting_periods
+        for part in text.split("..")]
+    for key, text in entries:
+        try:
+            date.fromisoformat(text.strip())
+        except ValueError as err:
+            raise ConfigError(settings.source, key, f"{text!r} is not a date",
+                              "write YYYY-MM-DD, periods as YYYY-MM-DD..YYYY-MM-DD") from err
 
 
 STARTER_CONFIG = """\
@@ -225,6 +266,16 @@ password = "change-me"
 [council]
 secretary = ["sekretaer@kommune.dk"]
 strategic_board = ["sit@kommune.dk"]
+meeting_weekday = "monday"
+meeting_time = "09:00"
+deadline_days_before = 7              # agenda items ready by ...
+deadline_time = "12:00"               # ... 12:00 on the Monday the week before
+timezone = "Europe/Copenhagen"
+holiday_policy = "move"               # "move" or "skip" (see the README)
+no_meeting_periods = ["2027-07-05..2027-08-08", "2026-12-21..2027-01-03"]
+extra_meetings = []                   # ["2027-06-30"]
+empty_agenda = "send"                 # "send" a short "no items" mail, or "skip"
+agenda_zip_max_mb = 10                # the documents go along as one ZIP below this size
 
 [reviewers]
 it_operations = ["it-drift@kommune.dk"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from mailbot.parse import parse
 from mailbot.reading.brief import read_brief
+from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
 from mailbot.screen import screen
@@ -32,6 +33,12 @@ def inspect_details(raw: bytes, rules: Rules, bot_address: str, today: date | No
         ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref
         return ({"kind": screened.message_kind, "case_ref": ref or thread.case_ref},
                 {"reason": f"{screened.category}: {screened.reason}"})
+    if thread.agenda or (thread.case_ref is None and looks_like_reply(mail)):
+        found = read_decisions(mail.text or mail.html_text, rules)
+        if found.decisions or found.unmapped or found.additions:
+            return ({"kind": "reply", "case_ref": None, "verdict": None,
+                     "decisions": found.decisions},
+                    {"unmapped": found.unmapped, "additions": found.additions})
     if thread.case_ref is not None or looks_like_reply(mail):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
@@ -81,6 +81,11 @@ class Case(SQLModel, table=True):
     cost: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     applicant_reminded_at: datetime | None = None
     subject: str = ""  # the brief's subject (CPR redacted): every mail of the thread uses it
+    ready_at: datetime | None = None  # nothing missing and every review approved
+    meeting_date: date | None = None  # the meeting whose agenda it is on
+    decision: str | None = None  # approved | rejected | postponed | forwarded | withdrawn
+    decision_text: str = ""
+    decided_at: datetime | None = None
 
 
 class CaseDocument(SQLModel, table=True):
@@ -171,3 +176,17 @@ class Guidance(SQLModel, table=True):
     review_id: int = Field(foreign_key="review.id")
     created_at: datetime
     relayed_at: datetime | None = Field(default=None, index=True)
+
+
+class Agenda(SQLModel, table=True):
+    """One row per meeting and version: the unique key makes the agenda go out exactly once."""
+
+    __tablename__ = "agenda"
+    __table_args__ = (UniqueConstraint("meeting_date", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_date: date = Field(index=True)
+    version: int = 1  # 2, 3, ... for updated agendas after late additions
+    message_id: str
+    case_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    waiting_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime

@@ -79,6 +79,14 @@ class Replies:
 
 
 @dataclass(frozen=True)
+class DecisionWords:
+    patterns: dict[str, tuple[re.Pattern[str], ...]]
+    add_to_agenda: tuple[str, ...]
+    applicant_postpone: tuple[str, ...]
+    applicant_withdraw: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Rules:
     questions: tuple[Question, ...]
     empty_answers: frozenset[str]
@@ -86,6 +94,7 @@ class Rules:
     paragraph_stops: tuple[re.Pattern[str], ...]
     signals: Signals
     replies: Replies
+    decision_words: DecisionWords
     kinds: tuple[DocumentKind, ...]
     required: tuple[str, ...]
     role_names: dict[str, str]
@@ -285,6 +294,25 @@ def _replies(reader: _Reader) -> Replies:
     )
 
 
+def _decision_words(reader: _Reader) -> DecisionWords:
+    d = reader.data
+    raw = reader.mapping(d.get("decisions"), "decisions")
+    expected = ("forwarded", "postponed", "rejected", "approved")
+    if set(raw) != set(expected):
+        raise reader.fail("decisions", f"must name exactly {', '.join(expected)}")
+
+    def words(key: str) -> tuple[str, ...]:
+        return tuple(w.lower() for w in reader.strings(d.get(key), key))
+
+    return DecisionWords(
+        patterns={k: reader.regexes(reader.strings(raw[k], f"decisions.{k}"), f"decisions.{k}")
+                  for k in expected},
+        add_to_agenda=words("add_to_agenda"),
+        applicant_postpone=words("applicant_postpone"),
+        applicant_withdraw=words("applicant_withdraw"),
+    )
+
+
 def load_rules(folder: Path) -> Rules:
     brief = _Reader(folder / "brief.yaml")
     documents = _Reader(folder / "documents.yaml")
@@ -308,6 +336,7 @@ def load_rules(folder: Path) -> Rules:
             "paragraph_stops", re.IGNORECASE | re.MULTILINE),
         signals=_signals(_Reader(folder / "signals.yaml")),
         replies=_replies(_Reader(folder / "verdicts.yaml")),
+        decision_words=_decision_words(_Reader(folder / "decisions.yaml")),
         end_markers=tuple(
             m.lower() for m in brief.strings(brief.data.get("end_markers"), "end_markers", True)),
         kinds=kinds,

@@ -7,6 +7,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import date
 
 from mailbot.parse import Inbound
 
@@ -30,7 +31,7 @@ def is_own_message_id(message_id: str, domain: str) -> bool:
 # over ref, review and nonce, base32, 20 characters) proves the bot made the id; review is 0
 # for mail that is not about a review. Base32 survives a client that changes case (A10).
 _OWN_ID = re.compile(
-    r"^<mb\.(?P<purpose>[a-z]+)\.(?P<ref>ITP-\d{4}-\d{4,})\.(?P<review>\d+)\."
+    r"^<mb\.(?P<purpose>[a-z]+)\.(?P<ref>(?:ITP|AGD)-\d{4}-\d{4,})\.(?P<review>\d+)\."
     r"(?P<nonce>[a-z0-9]+)\.(?P<sig>[a-z2-7]+)@(?P<domain>[^>]+)>$", re.IGNORECASE)
 
 
@@ -57,7 +58,7 @@ def read_own_id(message_id: str, domain: str, secret: bytes) -> OwnId | None:
     match = _OWN_ID.match(message_id.strip())
     if not match or match.group("domain").lower() != domain.lower():
         return None
-    ref = f"ITP-{match.group('ref')[4:]}".upper()
+    ref = match.group("ref").upper()
     review = int(match.group("review"))
     expected = _signature(secret, ref, review, match.group("nonce"))
     valid = hmac.compare_digest(expected, match.group("sig").lower())
@@ -96,6 +97,7 @@ class ThreadMatch:
     via: str  # message-id | subject | none
     review: int = 0  # the review our signed id names (0: none)
     tampered: bool = False  # an id of ours in shape whose signature is wrong
+    agenda: str = ""  # AGD-2026-1207: a reply to the agenda of that meeting
 
 
 def find_thread(mail: Inbound, domain: str, secret: bytes,
@@ -112,6 +114,8 @@ def find_thread(mail: Inbound, domain: str, secret: bytes,
         own = read_own_id(message_id, domain, secret)
         if own is None:
             continue
+        if own.valid and own.ref.startswith("AGD-"):
+            return ThreadMatch(None, "agenda", 0, False, own.ref)
         if own.valid:
             return ThreadMatch(own.ref, "message-id", own.review)
         tampered = True
@@ -127,3 +131,13 @@ REPLY_PREFIXES = ("re:", "sv:", "aw:", "antw:")
 def looks_like_reply(mail: Inbound) -> bool:
     """A reply to some earlier mail (not one of ours): not a new brief."""
     return bool(mail.in_reply_to) and mail.subject.lower().startswith(REPLY_PREFIXES)
+
+
+def agenda_ref(meeting: date) -> str:
+    """The pseudo case reference in the agenda mail's signed Message-ID."""
+    return f"AGD-{meeting.year}-{meeting:%m%d}"
+
+
+def meeting_of(agenda: str) -> date:
+    year, monthday = agenda.split("-")[1:]
+    return date(int(year), int(monthday[:2]), int(monthday[2:]))

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
+from mailbot.calendar import Meeting
 from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
 from mailbot.reading.brief import BriefReading
 from mailbot.reading.documents import DocumentReading
@@ -138,6 +139,14 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     lines.append(f"SBSYS:     {details['sbsys_number'] or '-'}")
     lines.append(f"owner:     {details['system_owner'] or '-'}")
     return "\n".join(lines)
+
+
+def calendar_table(meetings: list[Meeting]) -> str:
+    if not meetings:
+        return "no meetings"
+    rows = [[m.day.isoformat(), f"{m.starts:%a %H:%M}", f"{m.deadline:%Y-%m-%d %a %H:%M}",
+             f"uge {m.day.isocalendar().week}", m.note] for m in meetings]
+    return _table(["meeting", "time", "agenda deadline", "week", "note"], rows)
 
 
 def render_sample_receipt(bot: Bot) -> None:
