@@ -15,15 +15,16 @@ import typer
 from sqlmodel import Session, col, select
 
 from mailbot import views
+from mailbot.agenda import agenda_context, send_agenda
 from mailbot.app import Bot, build_bot, rules_folder
 from mailbot.calendar import CouncilCalendar
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import STARTER_CONFIG, Settings, load_settings
-from mailbot.db import migrate
+from mailbot.db import migrate, transaction
 from mailbot.errors import ConfigError, MailbotError, PermanentError
 from mailbot.inspect import inspect_details
 from mailbot.mailbox import Mailbox
-from mailbot.models import Case, RawMessage
+from mailbot.models import Agenda, Case, RawMessage
 from mailbot.redact import configure_logging
 from mailbot.resources import shipped
 from mailbot.rules import load_rules
@@ -231,6 +232,34 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
     year = year or Clock(OPTIONS.now).now().astimezone(COPENHAGEN).year
     meetings = CouncilCalendar(settings.council).meetings(date(year, 1, 1), date(year, 12, 31))
     typer.echo(views.calendar_table(meetings))
+
+
+@app.command()
+def agenda(meeting: Annotated[str | None, typer.Option(
+        help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
+           send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False) -> None:
+    """Print the agenda as it would be sent, or send it now."""
+    bot = _bot_or_exit()
+    calendar = CouncilCalendar(bot.settings.council)
+    now = bot.clock.now()
+    try:
+        chosen = (calendar.meeting_on(date.fromisoformat(meeting)) if meeting
+                  else calendar.next_meeting(now))
+    except ValueError as err:
+        raise _fail(err) from err
+    if chosen is None:
+        raise _fail(LookupError(f"no council meeting on {meeting}; see `mailbot calendar`"))
+    with transaction(bot.engine) as session:
+        if not send:
+            context = agenda_context(session, bot, chosen, version=1)
+            typer.echo(bot.renderer.render("da", "agenda", context)[0])
+            return
+        versions = session.exec(select(Agenda).where(Agenda.meeting_date == chosen.day)).all()
+        version = max((a.version for a in versions), default=0) + 1
+        send_agenda(session, bot, chosen, now, version)
+    Service(bot).flush_outbox()
+    typer.echo(f"agenda for {chosen.day} (version {version}) sent to "
+               f"{', '.join(bot.settings.council.secretary)}")
 
 
 @app.command("inspect")

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from mailbot.agenda import apply_decisions
 from mailbot.app import Bot
 from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.db import transaction
@@ -25,6 +26,7 @@ from mailbot.mailbox import FetchedMail, Mailbox
 from mailbot.models import Case, MailboxState, RawMessage, Review
 from mailbot.parse import Inbound, content_sha256, header_message_id, msgid_hash, parse
 from mailbot.reading.brief import read_brief
+from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
 from mailbot.reviews import (
@@ -37,7 +39,7 @@ from mailbot.reviews import (
 )
 from mailbot.rules import ROLES as REVIEWER_ROLES
 from mailbot.screen import ScreenResult, screen
-from mailbot.threads import ThreadMatch, find_thread, looks_like_reply
+from mailbot.threads import CASE_REF, ThreadMatch, find_thread, looks_like_reply
 from mailbot.workflow import open_case, record, send_receipt
 
 log = logging.getLogger(__name__)
@@ -243,6 +245,13 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
     case = _case_by_ref(session, thread.case_ref)
     if verdict.is_machine:
         _ignore_machine(session, row, verdict, case, now, bot)
+    elif thread.agenda:
+        _agenda_reply(session, row, mail, thread.agenda, now, bot)
+    elif _is_secretary(bot, mail) and thread.case_ref is None and CASE_REF.search(mail.text):
+        _finish(row, "ignored", "the secretary named cases without replying to an agenda "
+                "mail; no decision applied", bot, "reply")
+        record(session, None, row.id, now, "decisions_not_applied",
+               "decision-like mail from the secretary that does not reference an agenda")
     elif thread.case_ref is not None:
         _thread_mail(session, row, mail, case, thread, now, bot)
     elif looks_like_reply(mail):
@@ -317,6 +326,25 @@ def _thread_mail(session: Session, row: RawMessage, mail: Inbound, case: Case | 
         secretary_attention(session, bot, case, f"mail on the thread from outside the "
                             f"municipality ({mail.from_address or 'unknown sender'})", mail, now)
     log.info("[%s] UID %s %s handled as a reply", case.ref, row.uid, row.message_id)
+
+
+def _is_secretary(bot: Bot, mail: Inbound) -> bool:
+    return mail.from_address in {a.lower() for a in bot.settings.council.secretary}
+
+
+def _agenda_reply(session: Session, row: RawMessage, mail: Inbound, agenda: str,
+                  now: datetime, bot: Bot) -> None:
+    """Decisions count only from a secretary address replying to our signed agenda mail."""
+    if not _is_secretary(bot, mail):
+        _finish(row, "ignored", f"reply to the agenda from {mail.from_address or 'unknown'}, "
+                "who is not in council.secretary; no decision applied", bot, "reply")
+        record(session, None, row.id, now, "decisions_not_applied",
+               f"agenda reply from {mail.from_address}")
+        return
+    found = read_decisions(mail.text or mail.html_text, bot.rules)
+    apply_decisions(session, bot, agenda, mail, found, now)
+    _finish(row, "processed", f"decisions for the meeting of {agenda}: "
+            f"{len(found.decisions)} mapped, {len(found.unmapped)} listed back", bot, "reply")
 
 
 def _review_reply(session: Session, row: RawMessage, mail: Inbound, case: Case,

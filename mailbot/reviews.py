@@ -21,6 +21,7 @@ from mailbot.models import Case, CaseDocument, Guidance, RawMessage, Review
 from mailbot.outbox import enqueue
 from mailbot.parse import Inbound
 from mailbot.reading.brief import declarations, read_answers
+from mailbot.reading.decisions import applicant_command
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import Verdict, asks_for_status, own_text
 from mailbot.rules import QUESTION_IDS, ROLES
@@ -377,6 +378,12 @@ def applicant_followup(session: Session, bot: Bot, case: Case, mail: Inbound,
     text = mail.text or mail.html_text
     if asks_for_status(mail.subject, text, bot.rules) and not mail.documents:
         _send_status(session, bot, case, "status", now)
+        return
+    command = applicant_command(text, bot.rules)
+    if command is not None:
+        from mailbot.agenda import move_on_request  # the agenda builds on this module
+
+        move_on_request(session, bot, case, command, now)
         return
     own = own_text(text, bot.rules)
     filled = _fill_answers(case, read_answers(own, bot.rules))

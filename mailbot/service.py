@@ -14,6 +14,7 @@ from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailbot.agenda import queue_ready_cases, send_due_agendas
 from mailbot.app import Bot
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
@@ -89,12 +90,15 @@ class Service:
 
     def run_jobs(self) -> None:
         """Reminders and the batched guidance relay: whatever is due at the bot's `now`."""
+        now = self.bot.clock.now()
         with transaction(self.bot.engine) as session:
-            now = self.bot.clock.now()
             relayed = relay_guidance(session, self.bot, now)
             reminded = remind(session, self.bot, now)
-        if relayed or reminded:
-            log.info("jobs: %s guidance mails, %s reminders", relayed, reminded)
+            queued = queue_ready_cases(session, self.bot, now)
+        agendas = send_due_agendas(self.bot, now)
+        if relayed or reminded or queued or agendas:
+            log.info("jobs: %s guidance mails, %s reminders, %s cases queued, %s agendas",
+                     relayed, reminded, queued, agendas)
 
     def flush_outbox(self) -> None:
         with self.flush_lock:
@@ -198,6 +202,9 @@ class Service:
                          report.fetched, report.processed, report.quarantined, report.moved)
             self.flush_outbox()
             total += report.fetched
+            if report.processed:
+                self.run_jobs()  # a case made ready by this mail is queued at its time
+                self.flush_outbox()
             if not report.fetched:
                 break
         return total

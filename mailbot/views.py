@@ -68,8 +68,9 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
              "requested_at": r.requested_at.isoformat(), "reminders_sent": r.reminders_sent}
             for r in session.exec(select(Review).where(Review.case_id == case.id)
                                   .order_by(col(Review.id))).all()],
-        "meeting": None,
-        "decision": None,
+        "meeting": case.meeting_date.isoformat() if case.meeting_date else None,
+        "decision": case.decision,
+        "decision_text": case.decision_text,
     }
 
 
