@@ -18,6 +18,7 @@ from mailbot.calendar import CouncilCalendar, Meeting
 from mailbot.clock import as_utc
 from mailbot.compose import Outgoing, build_message
 from mailbot.db import transaction
+from mailbot.faults import crash_point
 from mailbot.models import Agenda, Case, CaseDocument
 from mailbot.outbox import enqueue
 from mailbot.parse import Inbound
@@ -98,6 +99,15 @@ def _queue(session: Session, bot: Bot, case: Case, meeting: Meeting, now: dateti
               to=[case.applicant_address], now=now, language=case.language,
               context={"meeting": danish_date(meeting.day), "meeting_en": meeting.day.isoformat(),
                        "moved": moved})
+
+
+def _following_meeting(session: Session, bot: Bot, after: date) -> Meeting:
+    """The first meeting after `after` whose agenda has not gone out: "the next agenda"."""
+    calendar = CouncilCalendar(bot.settings.council)
+    for meeting in calendar.meetings(after + timedelta(days=1), after + timedelta(days=400)):
+        if not _agenda_sent(session, meeting.day):
+            return meeting
+    raise ValueError("no later council meeting: check [council] no_meeting_periods")
 
 
 def _agenda_sent(session: Session, meeting_day: date) -> bool:
@@ -222,6 +232,7 @@ def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
                     waiting_refs=[w["ref"] for w in context["waiting"]], created_at=now)
     session.add(agenda)
     session.flush()  # the unique (meeting, version) row first: a second sender stops here
+    crash_point("building_agenda")
     enqueue(session, Outgoing(message_id, tuple(bot.settings.council.secretary), subject, msg),
             kind="agenda", case_id=None, now=now)
     record(session, None, None, now, "agenda_sent",
@@ -310,10 +321,8 @@ def _decide(session: Session, bot: Bot, case: Case, decision: str, text: str,
             meeting_day: date, now: datetime) -> None:
     record(session, case.id, None, now, "decision", f"{decision}: {text}")
     if decision == "postponed":
-        calendar = CouncilCalendar(bot.settings.council)
-        following = calendar.next_meeting(
-            datetime.combine(meeting_day + timedelta(days=1), datetime.min.time(), calendar.zone))
-        _queue(session, bot, case, following, now, moved=True)
+        _queue(session, bot, case, _following_meeting(session, bot, meeting_day), now,
+               moved=True)
         return
     case.decision, case.decision_text, case.decided_at = decision, text, now
     case.status = "decided"
@@ -405,8 +414,6 @@ def move_on_request(session: Session, bot: Bot, case: Case, command: str,
     if case.meeting_date is None:
         record(session, case.id, None, now, "postpone_ignored", "not on an agenda yet")
         return
-    calendar = CouncilCalendar(bot.settings.council)
-    following = calendar.next_meeting(datetime.combine(
-        case.meeting_date + timedelta(days=1), datetime.min.time(), calendar.zone))
-    _queue(session, bot, case, following, now, moved=True)
+    _queue(session, bot, case, _following_meeting(session, bot, case.meeting_date), now,
+           moved=True)
 

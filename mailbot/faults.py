@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp")
+CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda")
 
 
 def crash_point(name: str) -> None:

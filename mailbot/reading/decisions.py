@@ -28,8 +28,12 @@ def read_decisions(text: str, rules: Rules) -> DecisionReading:
     additions: list[str] = []
     for index, match in enumerate(matches):
         ref = f"ITP-{match.group(1)}-{match.group(2)}"
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(own)
         start = own.rfind("\n", 0, match.start()) + 1
+        end = len(own)
+        if index + 1 < len(matches):
+            # up to the line of the next reference ("tilføj ITP-…" belongs to that one)
+            next_line = own.rfind("\n", 0, matches[index + 1].start()) + 1
+            end = next_line if next_line > match.start() else matches[index + 1].start()
         block = " ".join(own[start:end].split())
         before = own[start:match.start()].lower()
         if any(word in before.split() for word in rules.decision_words.add_to_agenda):

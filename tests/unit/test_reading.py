@@ -30,6 +30,8 @@ def problems(expected: dict[str, Any], shape: dict[str, Any], details: dict[str,
     for key in ("kind", "case_ref"):
         if shape.get(key) != expected.get(key):
             found.append(f"{key}: {shape.get(key)!r} != {expected.get(key)!r}")
+    if "decisions" in expected and shape.get("decisions") != expected["decisions"]:
+        found.append(f"decisions {shape.get('decisions')!r} != {expected['decisions']!r}")
     if "verdict" in expected and shape.get("verdict") != expected["verdict"]:
         found.append(f"verdict {shape.get('verdict')!r} != {expected['verdict']!r}")
     if expected["kind"] != "brief":

@@ -1,0 +1,231 @@
+"""The weekly agenda and the council's decisions, end to end with `now` moved."""
+
+from __future__ import annotations
+
+import io
+import signal
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import make_msgid
+
+import docx
+from sqlmodel import Session, select
+
+from mailbot.clock import COPENHAGEN
+from mailbot.models import Agenda, Case
+from tests.conftest import World
+from tests.e2e.test_reviews import ROLES, body_of, reply, request_for
+
+THURSDAY = datetime(2027, 2, 25, 10, 0, tzinfo=COPENHAGEN)
+DEADLINE = datetime(2027, 3, 1, 12, 0, tzinfo=COPENHAGEN)  # Monday; meeting Monday 8 March
+
+
+def at(hour: int, minute: int, day: datetime = DEADLINE) -> datetime:
+    return day.replace(hour=hour, minute=minute)
+
+
+def ready_case(world: World, approved_at: datetime, subject: str = "Projektforslag: Booking",
+               body: str | None = None) -> None:
+    """A complete brief whose four reviews are all approved at `approved_at`."""
+    kwargs = {"subject": subject} if body is None else {"subject": subject, "body": body}
+    world.deliver(world.brief(**kwargs))
+    world.run_once(THURSDAY)
+    for role in ROLES:
+        world.deliver(reply(world, request_for(world, role), world.reviewer(role),
+                            "Godkendt, men husk dokumentationen." if role == "it_architect"
+                            else "Godkendt."))
+    world.run_once(approved_at)
+
+
+def agendas_received(world: World, meeting: str = "8. marts 2027") -> list[EmailMessage]:
+    """Agenda mails (first and updated) for one meeting that reached the secretary."""
+    return [m for m in world.received_by(world.secretary)
+            if "agsorden" in str(m["Subject"]) and meeting in str(m["Subject"])]
+
+
+def case(world: World, ref: str = "ITP-2027-0001") -> Case:
+    with Session(world.bot().engine) as session:
+        found = session.exec(select(Case).where(Case.ref == ref)).first()
+        assert found is not None
+        return found
+
+
+def test_ready_at_1159_goes_on_that_agenda(world: World) -> None:
+    ready_case(world, at(11, 59))
+    assert case(world).meeting_date.isoformat() == "2027-03-08"  # type: ignore[union-attr]
+    meeting_mail = [m for m in world.received_by(world.applicant)
+                    if "sat på dagsordenen" in body_of(m)]
+    assert meeting_mail and "8. marts 2027" in body_of(meeting_mail[0])
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    text = body_of(agenda)
+    assert "ITP-2027-0001 Booking" in text and "Hvem: Mette Holm" in text
+    assert "IT-arkitekten" in text and "husk dokumentationen" in text
+    assert "Teknisk beskrivelse.pdf (v1)" in text
+
+
+def test_ready_at_1201_goes_on_the_next_agenda(world: World) -> None:
+    ready_case(world, at(12, 1))
+    assert case(world).meeting_date.isoformat() == "2027-03-15"  # type: ignore[union-attr]
+
+
+def test_exactly_one_agenda_for_two_runs_at_1205(world: World) -> None:
+    world.write_config(council={"empty_agenda": "send"})
+    ready_case(world, at(11, 0))
+    for _ in range(2):
+        result = world.cli("--now", "2027-03-01T12:05", "run", "--once")
+        assert result.returncode == 0, result.stderr
+    assert len(agendas_received(world)) == 1
+
+
+def test_killed_while_building_the_agenda_then_restarted(world: World) -> None:
+    ready_case(world, at(11, 0))
+    died = world.cli("--now", "2027-03-01T12:05", "run", "--once",
+                     env={"MAILBOT_CRASH_AT": "building_agenda"})
+    assert died.returncode == -signal.SIGKILL
+    assert agendas_received(world) == []
+    assert world.cli("--now", "2027-03-01T12:06", "run", "--once").returncode == 0
+    assert world.cli("--now", "2027-03-01T12:07", "run", "--once").returncode == 0
+    assert len(agendas_received(world)) == 1
+
+
+def test_daemon_down_at_noon_sends_the_agenda_at_two(world: World) -> None:
+    ready_case(world, at(11, 0))
+    world.run_once(at(11, 30))
+    assert agendas_received(world) == []
+    world.run_once(at(14, 0))
+    world.run_once(at(14, 5))
+    assert len(agendas_received(world)) == 1
+    with Session(world.bot().engine) as session:
+        [row] = session.exec(select(Agenda).where(
+            Agenda.meeting_date == DEADLINE.date().replace(day=8))).all()
+    assert row.case_refs == ["ITP-2027-0001"]
+
+
+def test_agenda_has_a_docx_with_every_item_and_escapes_html(world: World) -> None:
+    hostile = "Projektforslag: <script>alert(1)</script> {{ 7*7 }}"
+    ready_case(world, at(10, 0), subject=hostile)
+    world.deliver(world.brief(subject="Projektforslag: Ufærdig", attachments=()))
+    world.run_once(at(10, 30))
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    html = agenda.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "{{ 7*7 }}" in html and "49" not in html.replace("2049", "")
+    [word] = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")]
+    document = docx.Document(io.BytesIO(word.get_content()))
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "ITP-2027-0001" in text and "<script>" in text  # literal text in Word, not markup
+    assert "Sager, der ikke er klar" in text and "ITP-2027-0002" in text
+    zips = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".zip")]
+    assert len(zips) == 1
+
+
+def _decision_reply(world: World, agenda: EmailMessage, sender: str, text: str,
+                    thread: bool = True) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = world.bot_address
+    msg["Subject"] = f"SV: {agenda['Subject']}"
+    msg["Message-ID"] = make_msgid(domain="kommune.test")
+    if thread:
+        msg["In-Reply-To"] = str(agenda["Message-ID"]).strip()
+        msg["References"] = str(agenda["Message-ID"]).strip()
+    quoted = "\n".join(f"> {line}" for line in body_of(agenda).splitlines())
+    msg.set_content(f"{text}\n\nVenlig hilsen\nBirgitte\n\n{quoted}")
+    return msg.as_bytes()
+
+
+def _three_cases_on_one_agenda(world: World) -> EmailMessage:
+    strategic = ("Hvem: Mette Holm\nHvad: Nyt lønmodul\nHvor: Løn\nHvornår: 1. januar 2028\n"
+                 "Hvorfor: Fejl\nHvor meget: kr. 2,4 mio.\n\nProjektet er strategisk.\n")
+    for subject, body in (("Projektforslag: A", None), ("Projektforslag: B", None),
+                          ("Projektforslag: C", strategic)):
+        world.deliver(world.brief(subject=subject, **({"body": body} if body else {})))
+        world.run_once(THURSDAY)
+    for role in ROLES:
+        requests = [m for m in world.received_by(world.reviewer(role))
+                    if "Anmodning om vurdering" in str(m["Subject"])]
+        for request in requests:
+            world.deliver(reply(world, request, world.reviewer(role), "Godkendt."))
+    world.run_once(at(11, 0))
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    return agenda
+
+
+def test_decisions_are_applied_told_and_forwarded(world: World) -> None:
+    agenda = _three_cases_on_one_agenda(world)
+    text = ("Hej alle\n\nRådet traf følgende beslutninger:\n\n"
+            "ITP-2027-0001 A: Godkendt.\n\n"
+            "ITP-2027-0002 B: Udsat. Borgerservice undersøger leverandøren, og sagen kommer\n"
+            "på igen på næste møde.\n\n"
+            "ITP-2027-0003 C: Godkendt. Da projektet er strategisk, sendes det videre til SIT.\n\n"
+            "ITP-2027-0004 D: Vi snakkede om det.\n")
+    world.deliver(_decision_reply(world, agenda, world.secretary, text))
+    world.run_once(at(10, 0, DEADLINE.replace(day=8)))
+
+    assert case(world, "ITP-2027-0001").decision == "approved"
+    assert case(world, "ITP-2027-0002").decision is None
+    assert case(world, "ITP-2027-0002").meeting_date.isoformat() == "2027-03-15"  # type: ignore[union-attr]
+    assert case(world, "ITP-2027-0003").decision == "forwarded"
+    decisions = [body_of(m) for m in world.received_by(world.applicant)
+                 if "Beslutning:" in body_of(m)]
+    assert len(decisions) == 2
+    assert any("flyttet til IT-Projektrådets møde 15. marts 2027" in body_of(m)
+               for m in world.received_by(world.applicant))
+    [bundle] = world.received_by(f"sit-{world.applicant}")
+    assert "ITP-2027-0003" in str(bundle["Subject"])
+    assert len(list(bundle.iter_attachments())) == 4
+    listed_back = [m for m in world.received_by(world.secretary)
+                   if "ikke kunne læses" in str(m["Subject"])]
+    assert len(listed_back) == 1 and "ITP-2027-0004 D: Vi snakkede om det." in body_of(
+        listed_back[0])
+    json_out = world.cli("case", "ITP-2027-0003", "--json").stdout
+    assert '"decision": "forwarded"' in json_out and '"meeting": "2027-03-08"' in json_out
+
+
+def test_decisions_from_others_or_without_the_agenda_are_not_applied(world: World) -> None:
+    agenda = _three_cases_on_one_agenda(world)
+    world.deliver(_decision_reply(world, agenda, "formand@kommune.test",
+                                  "ITP-2027-0001: Godkendt."))
+    world.deliver(_decision_reply(world, agenda, world.secretary, "ITP-2027-0002: Godkendt.",
+                                  thread=False))
+    world.run_once(at(10, 0, DEADLINE.replace(day=8)))
+    assert case(world, "ITP-2027-0001").decision is None
+    assert case(world, "ITP-2027-0002").decision is None
+    assert not any("Beslutning:" in body_of(m) for m in world.received_by(world.applicant))
+
+
+def test_late_addition_sends_an_updated_agenda(world: World) -> None:
+    world.write_config(council={"empty_agenda": "send"})
+    world.deliver(world.brief(subject="Projektforslag: Sen", attachments=()))
+    world.run_once(THURSDAY)
+    world.run_once(at(12, 5))
+    [first] = agendas_received(world)
+    assert "Ingen punkter" in body_of(first)
+    world.deliver(_decision_reply(world, first, world.secretary, "tilføj ITP-2027-0001"))
+    world.run_once(at(13, 0))
+    first, updated = agendas_received(world)
+    assert "Opdateret dagsorden" in str(updated["Subject"])
+    assert "ITP-2027-0001 Sen" in body_of(updated)
+    assert case(world).meeting_date.isoformat() == "2027-03-08"  # type: ignore[union-attr]
+
+
+def test_applicant_can_postpone_and_withdraw(world: World) -> None:
+    ready_case(world, at(11, 0))
+    meeting_mail = next(m for m in world.received_by(world.applicant)
+                    if "sat på dagsordenen" in body_of(m))
+    msg = world.brief(subject=f"SV: {meeting_mail['Subject']}", body="udsæt", attachments=(),
+                      headers={"In-Reply-To": str(meeting_mail["Message-ID"]).strip()})
+    world.deliver(msg)
+    world.run_once(at(11, 30))
+    assert case(world).meeting_date.isoformat() == "2027-03-15"  # type: ignore[union-attr]
+    world.deliver(world.brief(subject=f"SV: {meeting_mail['Subject']}", body="træk tilbage",
+                              attachments=(),
+                              headers={"In-Reply-To": str(meeting_mail["Message-ID"]).strip()}))
+    world.run_once(at(11, 40))
+    assert case(world).status == "withdrawn"
+    world.run_once(at(12, 5))
+    assert agendas_received(world) == []
