@@ -24,6 +24,7 @@ from mailbot.outbox import enqueue
 from mailbot.parse import Inbound
 from mailbot.reading.decisions import DecisionReading
 from mailbot.reviews import case_summary, danish_date, latest_documents, reviews_of, send_mail
+from mailbot.rules import QUESTION_IDS
 from mailbot.threads import agenda_ref, meeting_of, signed_message_id
 from mailbot.workflow import record
 
@@ -36,16 +37,21 @@ OPEN_STATUSES = ("incomplete", "complete", "queued")
 
 
 # -- readiness ----------------------------------------------------------------------------------
-def readiness(session: Session, case: Case) -> tuple[bool, list[str]]:
+def readiness(session: Session, bot: Bot, case: Case) -> tuple[bool, list[str]]:
     """Ready = nothing missing and every current review approved; else the reasons why not."""
     assert case.id is not None
-    reasons = [f"mangler: {', '.join(case.missing)}"] if case.missing else []
+    reasons = []
+    if case.missing:
+        labels = [bot.rules.question(m).labels[0] if m in QUESTION_IDS else bot.rules.title(m)
+                  for m in case.missing]
+        reasons.append(f"mangler {', '.join(labels)}")
     current = [r for r in reviews_of(session, case.id) if r.state != "superseded"]
     if not current:
         reasons.append("ingen vurderinger endnu")
     for review in current:
         if review.verdict != "approved":
-            reasons.append(f"{review.role}: {VERDICT_DA.get(review.verdict, review.verdict)}")
+            reasons.append(f"{bot.rules.role_names[review.role]}: "
+                           f"{VERDICT_DA.get(review.verdict, review.verdict)}")
     return not reasons, reasons
 
 
@@ -65,7 +71,7 @@ def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
     queued = 0
     for case in session.exec(select(Case).where(col(Case.decision).is_(None),
                                                 col(Case.status).in_(OPEN_STATUSES))).all():
-        ready, _ = readiness(session, case)
+        ready, _ = readiness(session, bot, case)
         if case.meeting_date is not None:
             if not ready and not _agenda_sent(session, case.meeting_date):
                 case.meeting_date, case.ready_at, case.status = None, None, "complete"
@@ -146,13 +152,13 @@ def agenda_cases(session: Session, meeting_day: date) -> list[Case]:
     return sorted(cases, key=lambda c: (as_utc(c.ready_at or c.created_at), c.ref))
 
 
-def waiting_cases(session: Session) -> list[tuple[Case, list[str]]]:
+def waiting_cases(session: Session, bot: Bot) -> list[tuple[Case, list[str]]]:
     out = []
     for case in session.exec(select(Case).where(col(Case.decision).is_(None),
                                                 col(Case.meeting_date).is_(None),
                                                 col(Case.status).in_(OPEN_STATUSES))
                              .order_by(col(Case.id))).all():
-        out.append((case, readiness(session, case)[1]))
+        out.append((case, readiness(session, bot, case)[1]))
     return out
 
 
@@ -174,7 +180,7 @@ def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
                           for d in latest_documents(session, case.id)],
         })
     waiting = [{"ref": c.ref, "title": c.title, "reasons": reasons}
-               for c, reasons in waiting_cases(session)]
+               for c, reasons in waiting_cases(session, bot)]
     return {"meeting": danish_date(meeting.day), "meeting_iso": meeting.day.isoformat(),
             "starts": f"{meeting.starts:%H.%M}", "deadline": f"{meeting.deadline:%Y-%m-%d %H.%M}",
             "week": meeting.day.isocalendar().week, "version": version, "items": items,

@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 
 from mailbot import views
 from mailbot.app import build_bot
-from mailbot.clock import Clock
+from mailbot.calendar import next_deadline
+from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import load_settings
 from mailbot.db import migrate
 from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
@@ -62,6 +63,7 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
         Service(bot).run_once()
         _report(bot.engine, sink, imap, echo)
         _review_round(bot.settings.reviewers.model_dump(), config, sink, imap, echo)
+        _council_round(bot.settings.reviewers.model_dump(), config, sink, imap, echo)
     finally:
         sink.stop()
         imap.stop()
@@ -122,6 +124,59 @@ def _review_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink,
         echo(f"\n== Guidance to {delivered.recipients[0]} ==")
         echo(f"Subject: {msg['Subject']}")
         echo(body.get_content().rstrip() if body is not None else "")
+
+
+def _answer(imap: Pymap, request: EmailMessage, sender: str, text: str, tag: str) -> None:
+    answer = EmailMessage()
+    answer["From"] = sender
+    answer["To"] = BOT_ADDRESS
+    answer["Subject"] = f"SV: {request['Subject']}"
+    answer["Message-ID"] = f"<demo-{tag}@kommune.test>"
+    answer["In-Reply-To"] = str(request["Message-ID"]).strip()
+    answer.set_content(f"{text}\n\nMed venlig hilsen\n{sender}")
+    imap.deliver(BOT_ADDRESS, answer.as_bytes())
+
+
+def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink,
+                   imap: Pymap, echo: Callable[[str], None]) -> None:
+    """All reviewers approve the chatbot case; at the deadline the secretary gets the agenda;
+    she replies with the decision; the applicant is told."""
+    settings = load_settings(config, environ={})
+    chatbot = [message_from_bytes(d.raw, policy=policy.default) for d in sink.history
+               if "-0004] Anmodning om vurdering" in
+               str(message_from_bytes(d.raw, policy=policy.default)["Subject"])]
+    for role, addresses in reviewers.items():
+        request = next(m for m in chatbot if addresses[0] in str(m["To"]))
+        _answer(imap, request, addresses[0], "Godkendt.", f"approve-{role}")
+    Service(build_bot(settings, Clock())).run_once()
+    deadline, meeting = next_deadline(datetime.now(UTC))
+    echo(f"\n== The council: all reviewers approved ITP-2026-0004; next agenda deadline "
+         f"{deadline:%Y-%m-%d %H:%M}, meeting {meeting} ==")
+    sink.received.clear()
+    Service(build_bot(settings, Clock(deadline + timedelta(minutes=5)))).run_once()
+    agenda = next(message_from_bytes(d.raw, policy=policy.default) for d in sink.received
+                  if "Dagsorden" in str(message_from_bytes(d.raw, policy=policy.default)
+                                        ["Subject"]))
+    assert isinstance(agenda, EmailMessage)
+    files = [str(p.get_filename()) for p in agenda.iter_attachments()]
+    echo(f"\n== Agenda to the secretary ({', '.join(files)}) ==")
+    echo(f"Subject: {agenda['Subject']}")
+    body = agenda.get_body(preferencelist=("plain",))
+    echo(body.get_content().rstrip() if body is not None else "")
+    _answer(imap, agenda, settings.council.secretary[0],
+            "ITP-2026-0004: Godkendt.", "decision")
+    sink.received.clear()
+    meeting_day = datetime.combine(meeting, datetime.min.time(), COPENHAGEN)
+    Service(build_bot(settings, Clock(meeting_day + timedelta(hours=14)))).run_once()
+    echo(f"\n{settings.council.secretary[0]} answers: ITP-2026-0004: Godkendt.")
+    for delivered in sink.received:
+        msg = message_from_bytes(delivered.raw, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        text = msg.get_body(preferencelist=("plain",))
+        content = text.get_content().rstrip() if text is not None else ""
+        if "Beslutning:" in content:  # (the week also brought reminders to late reviewers)
+            echo(f"\n== Decision to {delivered.recipients[0]} ==")
+            echo(content)
 
 
 def _report(engine: object, sink: SmtpSink, imap: Pymap,

@@ -229,6 +229,7 @@ class SmtpSink:
     deliver: Callable[[str, bytes], None] | None = None
     port: int = field(default_factory=free_port)
     received: list[Delivered] = field(default_factory=list)
+    history: list[Delivered] = field(default_factory=list)  # never cleared
     reply_code: int | None = None
     controller: Controller | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -267,6 +268,7 @@ class _Handler:
         item = Delivered(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(raw))
         with self.sink.lock:
             self.sink.received.append(item)
+            self.sink.history.append(item)
         if self.sink.deliver is not None:
             for rcpt in envelope.rcpt_tos:
                 self.sink.deliver(rcpt, item.raw)

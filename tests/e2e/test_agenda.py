@@ -229,3 +229,19 @@ def test_applicant_can_postpone_and_withdraw(world: World) -> None:
     assert case(world).status == "withdrawn"
     world.run_once(at(12, 5))
     assert agendas_received(world) == []
+
+
+def test_agenda_command_previews_and_sends(world: World) -> None:
+    ready_case(world, at(11, 0))
+    preview = world.cli("--now", "2027-03-01T11:30", "agenda", "--meeting", "2027-03-08")
+    assert preview.returncode == 0, preview.stderr
+    assert "Dagsorden - IT-Projektrådets møde 8. marts 2027" in preview.stdout
+    assert "ITP-2027-0001" in preview.stdout
+    assert agendas_received(world) == []  # a preview sends nothing
+    sent = world.cli("--now", "2027-03-01T11:30", "agenda", "--meeting", "2027-03-08", "--send")
+    assert sent.returncode == 0, sent.stderr
+    assert len(agendas_received(world)) == 1
+    world.run_once(at(12, 5))  # the deadline job sees it has gone out
+    assert len(agendas_received(world)) == 1
+    calendar = world.cli("calendar", "--year", "2027")
+    assert "2027-05-18" in calendar.stdout and "helligdag" in calendar.stdout

@@ -18,3 +18,7 @@ def test_demo_shows_cases_receipts_reviews_and_guidance() -> None:
     assert "recorded: contract_manager -> changes_requested" in out
     assert "== Guidance to anna.sorensen@kommune.test ==" in out
     assert "exit-klausul" in out
+    assert "== Agenda to the secretary (Dagsorden" in out and ".docx" in out
+    assert "1. ITP-2026-0004 Chatbot på kommunens hjemmeside" in out
+    assert "Sager, der ikke er klar:" in out
+    assert "== Decision to dorthe.olgaard@kommune.test ==" in out and "Beslutning: godkendt." in out
