@@ -118,12 +118,24 @@ def _review_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink,
         for review in reviews:
             echo(f"recorded: {review.role} -> {review.verdict}")
     for delivered in sink.received:
-        msg = message_from_bytes(delivered.raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        body = msg.get_body(preferencelist=("plain",))
-        echo(f"\n== Guidance to {delivered.recipients[0]} ==")
-        echo(f"Subject: {msg['Subject']}")
-        echo(body.get_content().rstrip() if body is not None else "")
+        _show(delivered.raw, f"Guidance to {delivered.recipients[0]}", echo)
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def _plain(raw: bytes) -> str:
+    body = _parse(raw).get_body(preferencelist=("plain",))
+    return str(body.get_content()).rstrip() if body is not None else ""
+
+
+def _show(raw: bytes, heading: str, echo: Callable[[str], None]) -> None:
+    echo(f"\n== {heading} ==")
+    echo(f"Subject: {_parse(raw)['Subject']}")
+    echo(_plain(raw))
 
 
 def _answer(imap: Pymap, request: EmailMessage, sender: str, text: str, tag: str) -> None:
@@ -154,15 +166,10 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
          f"{deadline:%Y-%m-%d %H:%M}, meeting {meeting} ==")
     sink.received.clear()
     Service(build_bot(settings, Clock(deadline + timedelta(minutes=5)))).run_once()
-    agenda = next(message_from_bytes(d.raw, policy=policy.default) for d in sink.received
-                  if "Dagsorden" in str(message_from_bytes(d.raw, policy=policy.default)
-                                        ["Subject"]))
-    assert isinstance(agenda, EmailMessage)
+    raw = next(d.raw for d in sink.received if "Dagsorden" in str(_parse(d.raw)["Subject"]))
+    agenda = _parse(raw)
     files = [str(p.get_filename()) for p in agenda.iter_attachments()]
-    echo(f"\n== Agenda to the secretary ({', '.join(files)}) ==")
-    echo(f"Subject: {agenda['Subject']}")
-    body = agenda.get_body(preferencelist=("plain",))
-    echo(body.get_content().rstrip() if body is not None else "")
+    _show(raw, f"Agenda to the secretary ({', '.join(files)})", echo)
     _answer(imap, agenda, settings.council.secretary[0],
             "ITP-2026-0004: Godkendt.", "decision")
     sink.received.clear()
@@ -170,13 +177,9 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
     Service(build_bot(settings, Clock(meeting_day + timedelta(hours=14)))).run_once()
     echo(f"\n{settings.council.secretary[0]} answers: ITP-2026-0004: Godkendt.")
     for delivered in sink.received:
-        msg = message_from_bytes(delivered.raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        text = msg.get_body(preferencelist=("plain",))
-        content = text.get_content().rstrip() if text is not None else ""
-        if "Beslutning:" in content:  # (the week also brought reminders to late reviewers)
-            echo(f"\n== Decision to {delivered.recipients[0]} ==")
-            echo(content)
+        # the week also brought reminders to late reviewers; show the decisions
+        if "Beslutning:" in _plain(delivered.raw):
+            _show(delivered.raw, f"Decision to {delivered.recipients[0]}", echo)
 
 
 def _report(engine: object, sink: SmtpSink, imap: Pymap,
@@ -193,9 +196,4 @@ def _report(engine: object, sink: SmtpSink, imap: Pymap,
     echo(f"\nThe bot's mailbox: INBOX is empty again; {len(processed)} mails are in Processed.")
     for case in cases:
         for delivered in sink.to(case.applicant_address):
-            msg = message_from_bytes(delivered.raw, policy=policy.default)
-            assert isinstance(msg, EmailMessage)
-            body = msg.get_body(preferencelist=("plain",))
-            echo(f"\n== Reply to {case.applicant_address} ==")
-            echo(f"Subject: {msg['Subject']}")
-            echo(body.get_content().rstrip() if body is not None else "")
+            _show(delivered.raw, f"Reply to {case.applicant_address}", echo)
