@@ -270,8 +270,15 @@ class _Handler:
             self.sink.received.append(item)
             self.sink.history.append(item)
         if self.sink.deliver is not None:
-            for rcpt in envelope.rcpt_tos:
-                self.sink.deliver(rcpt, item.raw)
+            try:
+                for rcpt in envelope.rcpt_tos:
+                    self.sink.deliver(rcpt, item.raw)
+            except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as err:
+                # the mailbox server is away: a temporary failure, as a real MTA answers
+                with self.sink.lock:
+                    self.sink.received.remove(item)
+                    self.sink.history.remove(item)
+                return f"451 4.3.0 mailbox unavailable: {type(err).__name__}"
         return "250 Message accepted for delivery"
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,6 +81,7 @@ class Sender:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._down_logged = False
+        self.stopping = threading.Event()
 
     def recover(self, now: datetime) -> int:
         """At start, under the leader lock, every row still `sending` belongs to a dead
@@ -90,8 +92,8 @@ class Sender:
         """Send every row that is due; safe to call from several places (rows are leased)."""
         report = FlushReport()
         report.uncertain = self._expire_leases(now)
-        while rows := self._claim(now):
-            asyncio.run(self._send_all(rows, now, report))
+        while not self.stopping.is_set() and (ids := self._due(now)):
+            asyncio.run(self._send_all(ids, now, report))
             if report.retry:
                 break  # the server is refusing or away: the rest waits for the next flush
         return report
@@ -119,24 +121,31 @@ class Sender:
                 session.add(row)
         return count
 
-    def _claim(self, now: datetime) -> list[Outbox]:
-        with transaction(self.engine) as session:
-            rows = list(session.exec(
-                select(Outbox)
+    def _due(self, now: datetime) -> list[int]:
+        with Session(self.engine) as session:
+            return [i for i in session.exec(
+                select(Outbox.id)
                 .where(Outbox.state == "pending", col(Outbox.next_attempt_at) <= now)
                 .order_by(col(Outbox.id))
                 .limit(CLAIM_BATCH)
-            ).all())
-            for row in rows:
-                row.state = "sending"
-                row.lease_owner = self.owner
-                row.lease_until = now + LEASE
-                row.attempts += 1
-                session.add(row)
-        return rows
+            ).all() if i is not None]
+
+    def _start(self, row_id: int, now: datetime) -> Outbox | None:
+        """Mark ONE row `sending` just before its SMTP transaction: only a crash inside that
+        transaction can leave a row whose fate is unknown (SCENARIOS O1)."""
+        with transaction(self.engine) as session:
+            row = session.get(Outbox, row_id)
+            if row is None or row.state != "pending":
+                return None
+            row.state = "sending"
+            row.lease_owner = self.owner
+            row.lease_until = now + LEASE
+            row.attempts += 1
+            session.add(row)
+            return row
 
     # -- sending ----------------------------------------------------------------------------
-    async def _send_all(self, rows: list[Outbox], now: datetime, report: FlushReport) -> None:
+    async def _send_all(self, ids: list[int], now: datetime, report: FlushReport) -> None:
         smtp = self._client()
         try:
             await smtp.connect()
@@ -145,13 +154,19 @@ class Sender:
                                  self.settings.password.get_secret_value())
         except (aiosmtplib.SMTPException, OSError) as err:
             self._log_down(err)
-            for row in rows:
-                self._retry(row, now, f"SMTP server unavailable: {err}", report)
+            for row_id in ids:
+                row = self._start(row_id, now)
+                if row is not None:
+                    self._retry(row, now, f"SMTP server unavailable: {err}", report)
             return
         self._down_logged = False
         try:
-            for row in rows:
-                await self._send_one(smtp, row, now, report)
+            for row_id in ids:
+                if self.stopping.is_set():
+                    break  # shutting down: the rest stays pending for the next start
+                row = self._start(row_id, now)
+                if row is not None:
+                    await self._send_one(smtp, row, now, report)
         finally:
             try:
                 await smtp.quit()

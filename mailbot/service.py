@@ -128,6 +128,7 @@ class Service:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.bot.sender.stopping.set()
 
     def _jobs_job(self) -> None:
         try:

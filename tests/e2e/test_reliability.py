@@ -58,21 +58,23 @@ def test_killed_after_commit_before_move(world: World) -> None:
 
 
 def test_killed_after_smtp_accepted_receipt_is_not_sent_again(world: World) -> None:
-    """At most once for applicant mail: the row becomes `uncertain`, never resent (O1)."""
-    world.deliver(world.brief())
+    """At most once for applicant mail: the row whose SMTP transaction was cut becomes
+    `uncertain` and is never resent (O1); the mail not yet attempted still goes out."""
+    world.deliver(world.brief(subject="Første"))
+    world.deliver(world.brief(subject="Anden"))
     died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "after_smtp"})
     assert died.returncode == -signal.SIGKILL
     assert len(world.smtp.to(world.applicant)) == 1
-    [row] = outbox(world)
-    assert row.state == "sending"
+    assert [r.state for r in outbox(world)] == ["sending", "pending"]
 
     assert world.cli("run", "--once").returncode == 0
 
-    assert len(world.received_by(world.applicant)) == 1
-    [row] = outbox(world)
-    assert row.state == "uncertain"
-    assert "not resent" in row.last_error
-    assert case_count(world) == 1
+    receipts = world.received_by(world.applicant)
+    assert sorted(str(m["Subject"]).split("] ")[1] for m in receipts) == ["Anden", "Første"]
+    first, second = outbox(world)
+    assert first.state == "uncertain" and "not resent" in first.last_error
+    assert second.state == "sent"
+    assert case_count(world) == 2
 
 
 # -- machines are never answered ----------------------------------------------------------
