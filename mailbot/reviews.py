@@ -101,6 +101,10 @@ def route(session: Session, bot: Bot, case: Case, now: datetime) -> list[Review]
     are new or in a new version since its last request. An older review is superseded."""
     assert case.id is not None
     documents = latest_documents(session, case.id)
+    current_by_role: dict[str, Review] = {}
+    for existing in reviews_of(session, case.id):  # oldest first: the newest wins
+        if existing.state != "superseded":
+            current_by_role[existing.role] = existing
     created = []
     for role in _roles(bot):
         kinds = [k.id for k in bot.rules.kinds if role in k.reviewers]
@@ -108,7 +112,7 @@ def route(session: Session, bot: Bot, case: Case, now: datetime) -> list[Review]
         if not mine:
             continue
         names = sorted(f"{d.filename} (v{d.version})" for d in mine)
-        current = _current_review(session, case.id, role)
+        current = current_by_role.get(role)
         if current is not None and sorted(current.documents) == names:
             continue
         recipients = role_addresses(bot, role)
@@ -169,12 +173,6 @@ def latest_documents(session: Session, case_id: int) -> list[CaseDocument]:
         newest_per_kind[row.kind] = max(newest_per_kind.get(row.kind, 0), row.version)
     return [r for r in latest.values()
             if r.kind == "other" or r.version == newest_per_kind[r.kind]]
-
-
-def _current_review(session: Session, case_id: int, role: str) -> Review | None:
-    return session.exec(select(Review).where(
-        Review.case_id == case_id, Review.role == role, Review.state != "superseded")
-        .order_by(col(Review.id).desc())).first()
 
 
 def reviews_of(session: Session, case_id: int) -> list[Review]:

@@ -84,7 +84,8 @@ def floor(dovecot: Dovecot, user: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def backlog(dovecot: Dovecot, sink: SmtpSink, root: Path, count: int) -> tuple[float, float]:
+def backlog(dovecot: Dovecot, sink: SmtpSink, root: Path,
+            count: int) -> tuple[float, float, int]:
     address = "backlog@kommune.test"
     for i in range(count):
         dovecot.deliver(address, brief(sender=f"b{i}@kommune.test", to=address))
@@ -95,7 +96,7 @@ def backlog(dovecot: Dovecot, sink: SmtpSink, root: Path, count: int) -> tuple[f
     bot_seconds = time.perf_counter() - started
     sent = sum(1 for d in sink.received if d.recipients[0].startswith("b"))
     assert sent == count, f"{sent} receipts for {count} briefs"
-    return floor_seconds, bot_seconds
+    return floor_seconds, bot_seconds, len(sink.received)
 
 
 def main() -> None:
@@ -118,11 +119,13 @@ def main() -> None:
         print(f"latency over {len(samples)} briefs (delivery -> receipt at SMTP server): "
               f"median {statistics.median(samples) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
               f"max {samples[-1] * 1000:.0f} ms")
-        floor_s, bot_s = backlog(dovecot, sink, root, args.backlog)
+        sink.received.clear()
+        floor_s, bot_s, mails = backlog(dovecot, sink, root, args.backlog)
         n = args.backlog
         print(f"backlog of {n}: floor (imapclient fetch + mail-parser) {n / floor_s:.0f} msg/s "
               f"({floor_s:.2f} s); bot run --once {n / bot_s:.0f} msg/s ({bot_s:.2f} s); "
-              f"ratio bot/floor {bot_s / floor_s:.2f}")
+              f"ratio bot/floor {bot_s / floor_s:.2f}; the bot sent {mails} mails "
+              f"(receipts and review requests with attachments)")
     finally:
         sink.stop()
         dovecot.cleanup()
