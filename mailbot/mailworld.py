@@ -109,7 +109,7 @@ def dovecot_available() -> bool:
 class Dovecot:
     """Dovecot from a private config on free loopback ports; every address has a mailbox."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_config: str = "") -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         self.root.chmod(0o755)
         self.port = free_port()
@@ -118,7 +118,8 @@ class Dovecot:
         shutil.chown(self.root / "mail", "nobody", "nogroup")
         self.conf = self.root / "dovecot.conf"
         self.conf.write_text(DOVECOT_CONF.format(
-            root=self.root, password=PASSWORD, imap_port=self.port, lmtp_port=self.lmtp_port))
+            root=self.root, password=PASSWORD, imap_port=self.port, lmtp_port=self.lmtp_port)
+            + extra_config)
 
     def start(self) -> None:
         subprocess.run(["dovecot", "-c", str(self.conf)], check=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import imaplib
 import signal
 import time
+from email import message_from_bytes, policy
+
+import pytest
 
 from sqlmodel import Session, select
 
+from mailbot.mailbox import Mailbox
+from mailbot.mailworld import PASSWORD, Dovecot
 from mailbot.models import Case, CaseEvent, Outbox, RawMessage
+from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 
 
@@ -181,8 +188,6 @@ def test_smtp_permanent_refusal_is_recorded_and_not_retried(world: World) -> Non
 
 def test_daemon_idles_then_survives_an_imap_restart(world: World) -> None:
     if not world.on_dovecot:
-        import pytest
-
         pytest.skip("an in-memory pymap loses its mailbox on restart; Dovecot keeps it")
     daemon = world.spawn("run")
     try:
@@ -215,3 +220,43 @@ def test_sigterm_stops_the_daemon_cleanly_and_a_second_instance_is_refused(
         out, _ = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, out
     assert "mailbot stopped" in out
+
+
+def test_server_without_move_gets_copy_flag_and_uid_expunge_of_that_uid(
+        world: World) -> None:
+    """I5: without MOVE the bot copies, flags and UID EXPUNGEs only its own UID; a mail a
+    person flagged \\Deleted in the same folder is not expunged with it."""
+        [kept]
+        pytest.skip("needs Dovecot to hide the MOVE capability")
+    no_move = Dovecot(extra_config="protocol imap {\n  imap_capability = IMAP4rev1 "
+                      "SASL-IR LITERAL+ ENABLE IDLE UIDPLUS\n}\n")
+    no_move.start()
+    try:
+        world.imap = no_move
+        world.smtp.deliver = no_move.deliver
+        world.write_config(imap={"port": no_move.port})
+        user = no_move.user(world.bot_address)
+        world.deliver(world.brief(subject="Første"))
+        bot = world.bot()
+        mailbox = Mailbox(bot.settings.imap)
+        mailbox.open()
+        assert not mailbox._client().has_capability("MOVE")
+        ingest(bot, mailbox)
+        process_pending(bot)
+        # a person deletes a mail that lands meanwhile (flag only, no expunge yet)
+        world.deliver(world.brief(subject="Slettet af en person"))
+        imap = imaplib.IMAP4("127.0.0.1", no_move.port)
+        imap.login(user, PASSWORD)
+        imap.select("INBOX")
+        _, found = imap.uid("SEARCH", "SUBJECT", "Slettet")
+        imap.uid("STORE", found[0].decode(), "+FLAGS", "(\\Deleted)")
+        imap.logout()
+        move_done(bot, mailbox)
+        mailbox.close()
+        [kept] = world.folder("INBOX")
+        assert message_from_bytes(kept, policy=policy.default)["Subject"] == \
+            "Slettet af en person"
+        [processed] = world.folder("Processed")
+        assert message_from_bytes(processed, policy=policy.default)["Subject"] == "Første"
+    finally:
+        no_move.cleanup()
