@@ -37,10 +37,6 @@ class Attachment:
     def size(self) -> int:
         return len(self.payload)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.payload).hexdigest()
-
 
 @dataclass(frozen=True)
 class Inbound:

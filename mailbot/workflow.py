@@ -147,6 +147,3 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, An
         "bot_name": bot.settings.bot.name,
     }
 
-
-def count_cases(session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Case)).one())
