@@ -26,7 +26,7 @@ from mailbot.reading.documents import classify
 from mailbot.reading.replies import Verdict, asks_for_status, own_text
 from mailbot.rules import QUESTION_IDS, ROLES
 from mailbot.threads import reply_to_address, signed_message_id
-from mailbot.workflow import record
+from mailbot.workflow import missing_questions, record
 
 log = logging.getLogger(__name__)
 
@@ -353,9 +353,7 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: str,
                        "version": d.version} for d in documents],
         "declared": [{"title": bot.rules.title(k), "declaration": v}
                      for k, v in case.not_applicable.items()],
-        "missing_answers": [
-            {"question": bot.rules.question(q).question, "example": bot.rules.question(q).example}
-            for q in case.missing if q in {x.id for x in bot.rules.questions}],
+        "missing_answers": missing_questions(bot.rules, case.missing, case.language),
         "missing_documents": [{"title": bot.rules.title(k)} for k in case.missing
                               if bot.rules.kind(k) is not None],
         "reviews": [{"role_name": bot.rules.role_names[r.role],

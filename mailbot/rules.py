@@ -26,6 +26,8 @@ class Question:
     hints: tuple[str, ...]
     question: str
     example: str
+    question_en: str
+    example_en: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Rules:
     questions: tuple[Question, ...]
     empty_answers: frozenset[str]
     end_markers: tuple[str, ...]
+    english_labels: frozenset[str]
     paragraph_stops: tuple[re.Pattern[str], ...]
     signals: Signals
     replies: Replies
@@ -173,6 +176,8 @@ def _questions(reader: _Reader) -> tuple[Question, ...]:
                 entry.get("hints", []), f"questions.{qid}.hints", True)),
             question=reader.string(entry.get("question"), f"questions.{qid}.question"),
             example=reader.string(entry.get("example"), f"questions.{qid}.example"),
+            question_en=str(entry.get("question_en") or entry.get("question")),
+            example_en=str(entry.get("example_en") or entry.get("example")),
         ))
     return tuple(out)
 
@@ -331,6 +336,9 @@ def load_rules(folder: Path) -> Rules:
         empty_answers=frozenset(
             a.strip().lower()
             for a in brief.strings(brief.data.get("empty_answers"), "empty_answers", True)),
+        english_labels=frozenset(
+            label.lower() for label in brief.strings(brief.data.get("english_labels", []),
+                                                      "english_labels", True)),
         paragraph_stops=brief.regexes(
             brief.strings(brief.data.get("paragraph_stops", []), "paragraph_stops", True),
             "paragraph_stops", re.IGNORECASE | re.MULTILINE),

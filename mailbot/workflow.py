@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from mailbot.outbox import enqueue
 from mailbot.parse import Inbound, clean_header_text
 from mailbot.reading.brief import BriefReading
 from mailbot.redact import redact_cpr
+from mailbot.rules import Rules
 from mailbot.threads import format_ref, signed_message_id
 
 
@@ -45,7 +47,7 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
         title=title_from_subject(mail.subject),
         subject=redact_cpr(mail.subject),
         status="incomplete" if reading.missing else "complete",
-        language=bot.settings.bot.language,
+        language="en" if reading.english else bot.settings.bot.language,
         created_at=now,
         updated_at=now,
         thread_message_id=mail.message_id,
@@ -116,12 +118,19 @@ def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
     return enqueue(session, outgoing, kind="receipt", case_id=case.id, now=now)
 
 
+def missing_questions(rules: Rules, missing: Iterable[str], language: str
+                      ) -> list[dict[str, str]]:
+    """Each unanswered question in plain words with an example, in the applicant's language."""
+    english = language == "en"
+    question_ids = {q.id for q in rules.questions}
+    return [{"question": q.question_en if english else q.question,
+             "example": q.example_en if english else q.example}
+            for q in (rules.question(item) for item in missing if item in question_ids)]
+
+
 def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, Any]:
     rules = bot.rules
-    missing_answers = [
-        {"question": rules.question(q).question, "example": rules.question(q).example}
-        for q in reading.missing if q in {x.id for x in rules.questions}
-    ]
+    missing_answers = missing_questions(rules, reading.missing, case.language)
     missing_documents = []
     for kind_id in reading.missing:
         kind = rules.kind(kind_id)

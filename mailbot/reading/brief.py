@@ -34,6 +34,7 @@ class BriefReading:
     amounts: tuple[Amount, ...] = ()
     payer: str | None = None
     answers_from: str = "body"  # body | html | the attachment's name
+    english: bool = False  # the labels were English: the applicant gets English mail
 
 
 # -- the six answers ------------------------------------------------------------------------
@@ -83,6 +84,7 @@ class _Collector:
         self.current: list[str] | None = None
         self.current_ids: list[str] = []
         self.after_blank = False
+        self.labels_seen: list[str] = []
 
     def feed(self, raw_line: str) -> None:
         line = raw_line.strip()
@@ -98,6 +100,7 @@ class _Collector:
         match = self.pattern.match(line)
         ids = _label_ids(match.group("labels"), self.rules) if match else []
         if match and ids and ids != self.current_ids:
+            self.labels_seen += [p.strip().lower() for p in match.group("labels").split("/")]
             self._open(ids, _strip_hint(match.group("rest").strip(), ids, self.rules))
             return
         lowered = line.lower()
@@ -143,10 +146,21 @@ def _paragraphs(lines: list[str]) -> str:
 
 
 def read_answers(text: str, rules: Rules) -> dict[str, str | None]:
+    return _collect(text, rules).result()
+
+
+def _collect(text: str, rules: Rules) -> _Collector:
     collector = _Collector(rules)
     for line in _body_of_interest(text).splitlines():
         collector.feed(line)
-    return collector.result()
+    return collector
+
+
+def written_in_english(text: str, rules: Rules) -> bool:
+    """Most of the brief's labels are English ("Who:", "How much:")."""
+    seen = _collect(text, rules).labels_seen
+    english = sum(label in rules.english_labels for label in seen)
+    return bool(seen) and english * 2 > len(seen)
 
 
 def _unquoted(text: str) -> str:
@@ -255,5 +269,5 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
         system_owner=_system_owner(text, rules),
         when=normalise_when(answers["when"], today, rules.signals),
         amounts=tuple(amounts), payer=payer(answers["cost"], rules.signals),
-        answers_from=source,
+        answers_from=source, english=written_in_english(mail.text or mail.html_text, rules),
     )

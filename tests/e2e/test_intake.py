@@ -146,3 +146,25 @@ def test_receipt_and_case_show_declarations_strategy_and_sbsys(world: World) -> 
     assert data["when"]["start"] == "2027-03-22" and data["when"]["precision"] == "week"
     assert data["cost"]["amounts"][0]["dkk"] == 1_500_000
     assert data["cost"]["payer"] == "Borgerservice"
+
+
+def test_english_brief_gets_an_english_receipt(world: World) -> None:
+    body = ("Hello\n\nWho: Clara Holm, HR.\nWhat: A new e-learning platform.\nWhere: HR.\n"
+            "When: Q2 2027.\nWhy: Training is tracked by hand.\nHow much: DKK 150,000.\n")
+    world.deliver(world.brief(subject="New IT project: e-learning", body=body))
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Dear Mette Holm") and "Your application is complete" in text
+    assert cases(world)[0].language == "en"
+
+
+def test_english_receipt_asks_the_missing_questions_in_english(world: World) -> None:
+    body = "Who: Clara Holm.\nWhat: A new platform.\nWhy: Manual tracking.\n"
+    world.deliver(world.brief(subject="New IT project", body=body))
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Still missing:" in text
+    assert "An answer to: How much does it cost, and who pays?" in text
+    assert "Hvor meget" not in text
