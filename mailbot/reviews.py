@@ -256,7 +256,7 @@ def relay_guidance(session: Session, bot: Bot, now: datetime) -> int:
         for item in items:
             review = session.get(Review, item.review_id)
             assert review is not None
-            comments.append({"role_name": bot.rules.role_names[review.role],
+            comments.append({"role_name": bot.rules.role_name(review.role, case.language),
                              "verdict": review.verdict or "unclear", "comment": review.comment})
             item.relayed_at = now
             session.add(item)
@@ -349,14 +349,14 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: str,
                      "rejected": "afvist", "unclear": "uklart svar"}
     return {
         "purpose": purpose,
-        "documents": [{"filename": d.filename, "title": bot.rules.title(d.kind),
+        "documents": [{"filename": d.filename, "title": bot.rules.title(d.kind, case.language),
                        "version": d.version} for d in documents],
-        "declared": [{"title": bot.rules.title(k), "declaration": v}
+        "declared": [{"title": bot.rules.title(k, case.language), "declaration": v}
                      for k, v in case.not_applicable.items()],
         "missing_answers": missing_questions(bot.rules, case.missing, case.language),
-        "missing_documents": [{"title": bot.rules.title(k)} for k in case.missing
-                              if bot.rules.kind(k) is not None],
-        "reviews": [{"role_name": bot.rules.role_names[r.role],
+        "missing_documents": [{"title": bot.rules.title(k, case.language)}
+                              for k in case.missing if bot.rules.kind(k) is not None],
+        "reviews": [{"role_name": bot.rules.role_name(r.role, case.language),
                      "state": verdict_names.get(r.verdict or "", "afventer svar")}
                     for r in reviews],
         "deadline": f"mandag {danish_date(deadline.date())} kl. 12.00",

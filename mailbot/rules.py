@@ -34,6 +34,7 @@ class Question:
 class DocumentKind:
     id: str
     title: str
+    title_en: str
     reviewers: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...]
     content_patterns: tuple[re.Pattern[str], ...]
@@ -101,14 +102,21 @@ class Rules:
     kinds: tuple[DocumentKind, ...]
     required: tuple[str, ...]
     role_names: dict[str, str]
+    role_names_en: dict[str, str]
     screening: Screening
 
     def kind(self, kind_id: str) -> DocumentKind | None:
         return next((k for k in self.kinds if k.id == kind_id), None)
 
-    def title(self, kind_id: str) -> str:
+    def title(self, kind_id: str, language: str = "da") -> str:
         kind = self.kind(kind_id)
-        return kind.title if kind else "Andet bilag"
+        if kind is None:
+            return "Other attachment" if language == "en" else "Andet bilag"
+        return kind.title_en if language == "en" else kind.title
+
+    def role_name(self, role: str, language: str = "da") -> str:
+        names = self.role_names_en if language == "en" else self.role_names
+        return names.get(role, self.role_names[role])
 
     def question(self, question_id: str) -> Question:
         return next(q for q in self.questions if q.id == question_id)
@@ -204,6 +212,7 @@ def _kinds(reader: _Reader) -> tuple[DocumentKind, ...]:
         out.append(DocumentKind(
             id=kind_id,
             title=reader.string(entry.get("title"), f"{entry_name}.title"),
+            title_en=str(entry.get("title_en") or entry.get("title")),
             reviewers=reviewers,
             patterns=reader.regexes(patterns, f"{entry_name}.filename_patterns"),
             content_patterns=reader.regexes(content, f"{entry_name}.content_patterns",
@@ -350,5 +359,7 @@ def load_rules(folder: Path) -> Rules:
         kinds=kinds,
         required=required,
         role_names={k: documents.string(v, f"roles.{k}") for k, v in roles.items()},
+        role_names_en={k: documents.string(v, f"roles_en.{k}") for k, v in documents.mapping(
+            documents.data.get("roles_en", roles), "roles_en").items()},
         screening=_screening(screening),
     )

@@ -129,17 +129,20 @@ def missing_questions(rules: Rules, missing: Iterable[str], language: str
 
 
 def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, Any]:
-    rules = bot.rules
-    missing_answers = missing_questions(rules, reading.missing, case.language)
+    rules, language = bot.rules, case.language
+    missing_answers = missing_questions(rules, reading.missing, language)
     missing_documents = []
     for kind_id in reading.missing:
         kind = rules.kind(kind_id)
         if kind is None:
             continue
-        reviewers = [rules.role_names[r] for r in kind.reviewers]
-        missing_documents.append({"title": kind.title, "reviewers": " og ".join(reviewers)})
-    documents = [{"filename": d.filename, "title": rules.title(d.kind)} for d in reading.documents]
-    declared = [{"title": rules.title(kind), "declaration": text}
+        reviewers = [rules.role_name(r, language) for r in kind.reviewers]
+        missing_documents.append({"title": rules.title(kind_id, language),
+                                  "reviewers": (" and " if language == "en" else " og ")
+                                  .join(reviewers)})
+    documents = [{"filename": d.filename, "title": rules.title(d.kind, language)}
+                 for d in reading.documents]
+    declared = [{"title": rules.title(kind, language), "declaration": text}
                 for kind, text in reading.not_applicable.items()]
     return {
         "not_applicable": declared,

@@ -161,10 +161,11 @@ def test_english_brief_gets_an_english_receipt(world: World) -> None:
 
 def test_english_receipt_asks_the_missing_questions_in_english(world: World) -> None:
     body = "Who: Clara Holm.\nWhat: A new platform.\nWhy: Manual tracking.\n"
-    world.deliver(world.brief(subject="New IT project", body=body))
+    world.deliver(world.brief(subject="New IT project", body=body, attachments=()))
     world.run_once()
     [receipt] = world.received_by(world.applicant)
     text = receipt.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Still missing:" in text
     assert "An answer to: How much does it cost, and who pays?" in text
-    assert "Hvor meget" not in text
+    assert "Draft contract (reviewed by the contract manager)" in text
+    assert "Hvor meget" not in text and "Udkast" not in text
