@@ -116,6 +116,12 @@ def _following_meeting(session: Session, bot: Bot, after: date) -> Meeting:
     raise ValueError("no later council meeting: check [council] no_meeting_periods")
 
 
+def next_agenda_version(session: Session, meeting_day: date) -> int:
+    """1 for a meeting's first agenda; each later send is an updated version."""
+    versions = session.exec(select(Agenda.version).where(Agenda.meeting_date == meeting_day))
+    return max(versions.all(), default=0) + 1
+
+
 def _agenda_sent(session: Session, meeting_day: date) -> bool:
     return session.exec(select(Agenda).where(Agenda.meeting_date == meeting_day)).first() \
         is not None
@@ -375,8 +381,7 @@ def _late_additions(session: Session, bot: Bot, refs: list[str], meeting_day: da
         added.append(ref)
     if not added:
         return
-    versions = session.exec(select(Agenda).where(Agenda.meeting_date == meeting_day)).all()
-    version = max((a.version for a in versions), default=0) + 1
+    version = next_agenda_version(session, meeting_day)
     calendar = CouncilCalendar(bot.settings.council)
     meeting = calendar.meeting_on(meeting_day) or Meeting(
         meeting_day, datetime.combine(meeting_day, datetime.min.time(), calendar.zone),

@@ -109,8 +109,9 @@ class CouncilCalendar:
                     found[meeting.day] = meeting
             day += timedelta(days=1)
         for extra in self.extra:
-            if start <= extra <= end:
-                found[extra] = self._meeting(extra, extra=True) or found.get(extra)  # type: ignore[assignment]
+            meeting = self._meeting(extra, extra=True) if start <= extra <= end else None
+            if meeting is not None:
+                found[extra] = meeting
         return [found[d] for d in sorted(found)]
 
     def next_meeting(self, ready_at: datetime) -> Meeting:

@@ -15,7 +15,7 @@ import typer
 from sqlmodel import Session, col, select
 
 from mailbot import views
-from mailbot.agenda import agenda_context, send_agenda
+from mailbot.agenda import agenda_context, next_agenda_version, send_agenda
 from mailbot.app import Bot, build_bot, rules_folder
 from mailbot.calendar import CouncilCalendar
 from mailbot.clock import COPENHAGEN, Clock
@@ -24,7 +24,7 @@ from mailbot.db import migrate, transaction
 from mailbot.errors import ConfigError, MailbotError, PermanentError
 from mailbot.inspect import inspect_details
 from mailbot.mailbox import Mailbox
-from mailbot.models import Agenda, Case, RawMessage
+from mailbot.models import Case, RawMessage
 from mailbot.redact import configure_logging
 from mailbot.resources import shipped
 from mailbot.rules import load_rules
@@ -254,8 +254,7 @@ def agenda(meeting: Annotated[str | None, typer.Option(
             context = agenda_context(session, bot, chosen, version=1)
             typer.echo(bot.renderer.render("da", "agenda", context)[0])
             return
-        versions = session.exec(select(Agenda).where(Agenda.meeting_date == chosen.day)).all()
-        version = max((a.version for a in versions), default=0) + 1
+        version = next_agenda_version(session, chosen.day)
         send_agenda(session, bot, chosen, now, version)
     Service(bot).flush_outbox()
     typer.echo(f"agenda for {chosen.day} (version {version}) sent to "

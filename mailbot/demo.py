@@ -11,6 +11,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot import views
@@ -182,9 +183,9 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
             _show(delivered.raw, f"Decision to {delivered.recipients[0]}", echo)
 
 
-def _report(engine: object, sink: SmtpSink, imap: Pymap,
+def _report(engine: Engine, sink: SmtpSink, imap: Pymap,
             echo: Callable[[str], None]) -> None:
-    with Session(engine) as session:  # type: ignore[arg-type]
+    with Session(engine) as session:
         cases = list(session.exec(select(Case).order_by(col(Case.id))).all())
         ignored = list(session.exec(
             select(RawMessage).where(RawMessage.state != "processed")).all())

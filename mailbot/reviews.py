@@ -153,8 +153,7 @@ def _request_context(bot: Bot, case: Case, role: str, documents: list[CaseDocume
     kinds = {d.kind for d in documents}
     declared = [{"title": bot.rules.title(kind), "declaration": text}
                 for kind, text in case.not_applicable.items()
-                if kind not in kinds and role in (bot.rules.kind(kind).reviewers  # type: ignore[union-attr]
-                                                  if bot.rules.kind(kind) else ())]
+                if kind not in kinds and role in bot.rules.reviewers_of(kind)]
     return {"role_name": bot.rules.role_names[role],
             "documents": [{"filename": d.filename, "title": bot.rules.title(d.kind),
                            "version": d.version} for d in documents],

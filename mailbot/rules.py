@@ -114,6 +114,10 @@ class Rules:
             return "Other attachment" if language == "en" else "Andet bilag"
         return kind.title_en if language == "en" else kind.title
 
+    def reviewers_of(self, kind_id: str) -> tuple[str, ...]:
+        kind = self.kind(kind_id)
+        return kind.reviewers if kind else ()
+
     def role_name(self, role: str, language: str = "da") -> str:
         names = self.role_names_en if language == "en" else self.role_names
         return names.get(role, self.role_names[role])
