@@ -23,14 +23,19 @@ from mailbot.models import Agenda, Case, CaseDocument
 from mailbot.outbox import enqueue
 from mailbot.parse import Inbound
 from mailbot.reading.decisions import DecisionReading
-from mailbot.reviews import case_summary, danish_date, latest_documents, reviews_of, send_mail
+from mailbot.reviews import (
+    VERDICT_DA,
+    case_summary,
+    danish_date,
+    latest_documents,
+    reviews_of,
+    send_mail,
+)
 from mailbot.rules import QUESTION_IDS
 from mailbot.threads import agenda_ref, meeting_of, signed_message_id
 from mailbot.workflow import record
 
 log = logging.getLogger(__name__)
-VERDICT_DA = {"approved": "godkendt", "changes_requested": "ønsker rettelser",
-              "rejected": "afvist", "unclear": "uklart", None: "afventer svar"}
 DECISION_DA = {"approved": "godkendt", "rejected": "afvist", "postponed": "udsat",
                "forwarded": "godkendt og sendt videre til den strategiske styregruppe"}
 OPEN_STATUSES = ("incomplete", "complete", "queued")

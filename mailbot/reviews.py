@@ -330,6 +330,11 @@ def _remind_applicants(session: Session, bot: Bot, now: datetime) -> int:
     return count
 
 
+# A review's state in Danish, for the applicant's checklist and the agenda.
+VERDICT_DA: dict[str | None, str] = {
+    "approved": "godkendt", "changes_requested": "ønsker rettelser", "rejected": "afvist",
+    "unclear": "uklart svar", None: "afventer svar"}
+
 DANISH_MONTHS = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
                  "september", "oktober", "november", "december")
 
@@ -344,8 +349,6 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: str,
     deadline, meeting = next_deadline(now or bot.clock.now())
     documents = latest_documents(session, case.id)
     reviews = [r for r in reviews_of(session, case.id) if r.state != "superseded"]
-    verdict_names = {"approved": "godkendt", "changes_requested": "ønsker rettelser",
-                     "rejected": "afvist", "unclear": "uklart svar"}
     return {
         "purpose": purpose,
         "documents": [{"filename": d.filename, "title": bot.rules.title(d.kind, case.language),
@@ -356,7 +359,7 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: str,
         "missing_documents": [{"title": bot.rules.title(k, case.language)}
                               for k in case.missing if bot.rules.kind(k) is not None],
         "reviews": [{"role_name": bot.rules.role_name(r.role, case.language),
-                     "state": verdict_names.get(r.verdict or "", "afventer svar")}
+                     "state": VERDICT_DA[r.verdict]}
                     for r in reviews],
         "deadline": f"mandag {danish_date(deadline.date())} kl. 12.00",
         "deadline_en": f"Monday {deadline.date().isoformat()} at 12:00",
