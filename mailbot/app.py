@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from mailbot.blobs import BlobStore
 from mailbot.clock import Clock
-from mailbot.compose import Renderer
 from mailbot.config import Settings
 from mailbot.db import make_engine
-from mailbot.outbox import Sender
+from mailbot.delivery.compose import Renderer
+from mailbot.delivery.outbox import Sender
 from mailbot.resources import shipped
 from mailbot.rules import Rules, load_rules
 

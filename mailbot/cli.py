@@ -15,21 +15,21 @@ import typer
 from sqlmodel import Session, col, select
 
 from mailbot import views
-from mailbot.agenda import agenda_context, next_agenda_version, send_agenda
 from mailbot.app import Bot, build_bot, rules_folder
-from mailbot.calendar import CouncilCalendar
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import STARTER_CONFIG, Settings, load_settings
+from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
+from mailbot.council.meetings import CouncilCalendar
 from mailbot.db import migrate, transaction
+from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
 from mailbot.errors import ConfigError, MailbotError, PermanentError
-from mailbot.inspect import inspect_details
-from mailbot.mailbox import Mailbox
+from mailbot.intake.inspection import inspect_details
+from mailbot.intake.mailbox import Mailbox
 from mailbot.models import Case, RawMessage
 from mailbot.redact import configure_logging
 from mailbot.resources import shipped
 from mailbot.rules import load_rules
 from mailbot.service import Service, leader_lock
-from mailbot.smtpcheck import check_smtp, probe_plus_addressing
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mailbot: email intake for the municipality's IT project council.")

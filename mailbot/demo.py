@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 
 from mailbot import views
 from mailbot.app import build_bot
-from mailbot.calendar import next_deadline
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import load_settings
+from mailbot.council.meetings import next_deadline
 from mailbot.db import migrate
 from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
 from mailbot.models import Case, RawMessage, Review

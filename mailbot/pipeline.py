@@ -16,20 +16,11 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from mailbot.agenda import apply_decisions
 from mailbot.app import Bot
+from mailbot.cases.opening import open_case, record, send_receipt
 from mailbot.clock import COPENHAGEN, as_utc
-from mailbot.db import transaction
-from mailbot.errors import PermanentError
-from mailbot.faults import crash_point
-from mailbot.mailbox import FetchedMail, Mailbox
-from mailbot.models import Case, MailboxState, RawMessage, Review
-from mailbot.parse import Inbound, content_sha256, header_message_id, msgid_hash, parse
-from mailbot.reading.brief import read_brief
-from mailbot.reading.decisions import read_decisions
-from mailbot.reading.replies import read_verdict
-from mailbot.redact import redact_cpr
-from mailbot.reviews import (
+from mailbot.council.agenda import apply_decisions
+from mailbot.council.reviews import (
     applicant_followup,
     apply_verdict,
     identity_problem,
@@ -37,10 +28,19 @@ from mailbot.reviews import (
     route,
     secretary_attention,
 )
+from mailbot.db import transaction
+from mailbot.errors import PermanentError
+from mailbot.faults import crash_point
+from mailbot.intake.mailbox import FetchedMail, Mailbox
+from mailbot.intake.parse import Inbound, content_sha256, header_message_id, msgid_hash, parse
+from mailbot.intake.screen import ScreenResult, screen
+from mailbot.intake.threads import CASE_REF, ThreadMatch, find_thread, looks_like_reply
+from mailbot.models import Case, MailboxState, RawMessage, Review
+from mailbot.reading.brief import read_brief
+from mailbot.reading.decisions import read_decisions
+from mailbot.reading.replies import read_verdict
+from mailbot.redact import redact_cpr
 from mailbot.rules import ROLES as REVIEWER_ROLES
-from mailbot.screen import ScreenResult, screen
-from mailbot.threads import CASE_REF, ThreadMatch, find_thread, looks_like_reply
-from mailbot.workflow import open_case, record, send_receipt
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3

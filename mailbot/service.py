@@ -14,13 +14,13 @@ from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailbot.agenda import queue_ready_cases, send_due_agendas
 from mailbot.app import Bot
+from mailbot.council.agenda import queue_ready_cases, send_due_agendas
+from mailbot.council.reviews import relay_guidance, remind
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
-from mailbot.mailbox import Mailbox
+from mailbot.intake.mailbox import Mailbox
 from mailbot.pipeline import sweep
-from mailbot.reviews import relay_guidance, remind
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.calendar import Meeting
+from mailbot.cases.opening import receipt_context
+from mailbot.council.meetings import Meeting
 from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
 from mailbot.reading.brief import BriefReading
 from mailbot.reading.documents import DocumentReading
-from mailbot.workflow import receipt_context
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -20,18 +20,11 @@ from mailbot.app import Bot, build_bot
 from mailbot.clock import Clock
 from mailbot.config import Settings, load_settings
 from mailbot.db import migrate
-from mailbot.mailworld import (
-    Dovecot,
-    Pymap,
-    SmtpSink,
-    dovecot_available,
-    read_mailbox,
-    settings_dict,
-    to_toml,
-)
+from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
 from mailbot.resources import shipped
 from mailbot.rules import Rules, load_rules
 from mailbot.service import Service
+from tests.dovecot import Dovecot, dovecot_available
 from tests.mails import brief
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from mailbot.parse import Inbound
+from mailbot.intake.parse import Inbound
 from mailbot.reading.danish import Amount, When, normalise_when, parse_amounts, payer, total_cost
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailbot.intake.threads import CASE_REF
 from mailbot.reading.replies import own_text
 from mailbot.rules import Rules
-from mailbot.threads import CASE_REF
 
 DECISIONS = ("forwarded", "postponed", "rejected", "approved")
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from mailbot.parse import Attachment
+from mailbot.intake.parse import Attachment
 from mailbot.reading.extract import extension, extract_text, sniff, type_mismatch, zip_members
 from mailbot.rules import Rules
 

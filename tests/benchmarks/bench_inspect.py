@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from mailbot.inspect import inspect_mail  # noqa: E402
+from mailbot.intake.inspection import inspect_mail  # noqa: E402
 from mailbot.resources import shipped  # noqa: E402
 from mailbot.rules import load_rules  # noqa: E402
 from tests.docs import docx, with_attachments  # noqa: E402

@@ -29,16 +29,10 @@ from mailbot.app import build_bot  # noqa: E402
 from mailbot.clock import Clock  # noqa: E402
 from mailbot.config import load_settings  # noqa: E402
 from mailbot.db import migrate  # noqa: E402
-from mailbot.mailworld import (  # noqa: E402
-    PASSWORD,
-    Dovecot,
-    SmtpSink,
-    dovecot_available,
-    settings_dict,
-    to_toml,
-)
+from mailbot.mailworld import PASSWORD, SmtpSink, settings_dict, to_toml  # noqa: E402
 from mailbot.redact import configure_logging  # noqa: E402
 from mailbot.service import Service  # noqa: E402
+from tests.dovecot import Dovecot, dovecot_available  # noqa: E402
 from tests.mails import brief  # noqa: E402
 
 

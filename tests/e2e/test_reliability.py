@@ -10,11 +10,12 @@ from email import message_from_bytes, policy
 import pytest
 from sqlmodel import Session, select
 
-from mailbot.mailbox import Mailbox
-from mailbot.mailworld import PASSWORD, Dovecot
+from mailbot.intake.mailbox import Mailbox
+from mailbot.mailworld import PASSWORD
 from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
+from tests.dovecot import Dovecot
 
 
 def rows(world: World) -> list[RawMessage]:

@@ -338,8 +338,8 @@ def test_tampered_reply_token_is_not_applied(world: World) -> None:
 
 
 def test_check_probes_plus_addressing(world: World) -> None:
+    from mailbot.delivery.smtpcheck import probe_plus_addressing
     from mailbot.errors import ConfigError
-    from mailbot.smtpcheck import probe_plus_addressing
 
     _token_world(world)
     result = world.cli("check")

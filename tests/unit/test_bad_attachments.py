@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from mailbot.parse import Attachment
+from mailbot.intake.parse import Attachment
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.rules import Rules
 from tests.docs import pdf

@@ -4,8 +4,8 @@ from datetime import date, datetime
 
 import pytest
 
-from mailbot.calendar import add_working_days, is_working_day, next_deadline
 from mailbot.clock import COPENHAGEN
+from mailbot.council.meetings import add_working_days, is_working_day, next_deadline
 
 
 @pytest.mark.parametrize(("day", "working"), [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.errors import PermanentError
-from mailbot.inspect import inspect_mail
+from mailbot.intake.inspection import inspect_mail
 from mailbot.rules import Rules
 from tests.conftest import SHARED
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from mailbot.calendar import CouncilCalendar
 from mailbot.clock import COPENHAGEN
 from mailbot.config import CouncilSettings
+from mailbot.council.meetings import CouncilCalendar
 
 
 def meetings(year: int, **settings: object) -> dict[date, object]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbot.parse import html_to_text
+from mailbot.intake.parse import html_to_text
 from mailbot.reading.decisions import applicant_command, read_decisions
 from mailbot.rules import Rules
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from mailbot.blobs import BlobStore
-from mailbot.compose import build_message, tagged_subject
+from mailbot.delivery.compose import build_message, tagged_subject
 from mailbot.errors import PermanentError
-from mailbot.parse import content_sha256, msgid_hash, parse, strict_address
-from mailbot.threads import find_thread, is_own_message_id, read_own_id, signed_message_id
+from mailbot.intake.parse import content_sha256, msgid_hash, parse, strict_address
+from mailbot.intake.threads import find_thread, is_own_message_id, read_own_id, signed_message_id
 from tests.conftest import shared_path
 from tests.mails import brief
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mailbot.inspect import inspect_details
+from mailbot.intake.inspection import inspect_details
 from mailbot.rules import Rules
 from tests.conftest import FIXTURES, SHARED
 from tests.docs import with_attachments

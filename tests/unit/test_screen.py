@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from mailbot.parse import parse
+from mailbot.intake.parse import parse
+from mailbot.intake.screen import screen
 from mailbot.rules import Rules
-from mailbot.screen import screen
 from tests.conftest import shared_path
 from tests.mails import brief
 

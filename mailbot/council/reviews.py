@@ -14,19 +14,19 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.calendar import add_working_days, next_deadline
+from mailbot.cases.opening import missing_questions, record
 from mailbot.clock import as_utc
-from mailbot.compose import Outgoing, build_message, tagged_subject
+from mailbot.council.meetings import add_working_days, next_deadline
+from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
+from mailbot.delivery.outbox import enqueue
+from mailbot.intake.parse import Inbound
+from mailbot.intake.threads import reply_to_address, signed_message_id
 from mailbot.models import Case, CaseDocument, Guidance, RawMessage, Review
-from mailbot.outbox import enqueue
-from mailbot.parse import Inbound
 from mailbot.reading.brief import declarations, read_answers
 from mailbot.reading.decisions import applicant_command
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import Verdict, asks_for_status, own_text
 from mailbot.rules import QUESTION_IDS, ROLES
-from mailbot.threads import reply_to_address, signed_message_id
-from mailbot.workflow import missing_questions, record
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ def applicant_followup(session: Session, bot: Bot, case: Case, mail: Inbound,
         return
     command = applicant_command(text, bot.rules)
     if command is not None:
-        from mailbot.agenda import move_on_request  # the agenda builds on this module
+        from mailbot.council.agenda import move_on_request  # the agenda builds on this module
 
         move_on_request(session, bot, case, command, now)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailbot.parse import Inbound
+from mailbot.intake.parse import Inbound
 from mailbot.rules import Screening
 
 # Header the bot puts on everything it sends; seeing it inbound means a loop.

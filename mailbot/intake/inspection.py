@@ -7,13 +7,13 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
-from mailbot.parse import parse
+from mailbot.intake.parse import parse
+from mailbot.intake.screen import screen
+from mailbot.intake.threads import find_thread, looks_like_reply, ref_in_subject
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
-from mailbot.screen import screen
-from mailbot.threads import find_thread, looks_like_reply, ref_in_subject
 
 
 def inspect_mail(raw: bytes, rules: Rules, bot_address: str,

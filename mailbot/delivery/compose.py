@@ -14,9 +14,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from mailbot.clock import COPENHAGEN
 from mailbot.errors import ConfigError
-from mailbot.parse import clean_header_text, display_address
+from mailbot.intake.parse import clean_header_text, display_address
+from mailbot.intake.screen import LOOP_HEADER
 from mailbot.redact import redact_cpr
-from mailbot.screen import LOOP_HEADER
 
 MAX_SUBJECT_CHARS = 200
 # Headers up to RFC 5322's 998 characters: a folded Message-ID confuses some clients' threading.

@@ -9,14 +9,14 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from mailbot.app import Bot
-from mailbot.compose import Outgoing, build_message, tagged_subject
+from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
+from mailbot.delivery.outbox import enqueue
+from mailbot.intake.parse import Inbound, clean_header_text
+from mailbot.intake.threads import format_ref, signed_message_id
 from mailbot.models import Case, CaseCounter, CaseDocument, CaseEvent, Outbox, RawMessage
-from mailbot.outbox import enqueue
-from mailbot.parse import Inbound, clean_header_text
 from mailbot.reading.brief import BriefReading
 from mailbot.redact import redact_cpr
 from mailbot.rules import Rules
-from mailbot.threads import format_ref, signed_message_id
 
 
 def next_ref(session: Session, year: int) -> str:

@@ -9,9 +9,9 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from mailbot.config import Settings, SmtpSettings
+from mailbot.delivery.outbox import smtp_client
 from mailbot.errors import ConfigError
-from mailbot.mailbox import Mailbox
-from mailbot.outbox import smtp_client
+from mailbot.intake.mailbox import Mailbox
 
 
 def check_smtp(settings: SmtpSettings, source: str) -> None:

@@ -14,16 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.calendar import CouncilCalendar, Meeting
+from mailbot.cases.opening import record
 from mailbot.clock import as_utc
-from mailbot.compose import Outgoing, build_message
-from mailbot.db import transaction
-from mailbot.faults import crash_point
-from mailbot.models import Agenda, Case, CaseDocument
-from mailbot.outbox import enqueue
-from mailbot.parse import Inbound
-from mailbot.reading.decisions import DecisionReading
-from mailbot.reviews import (
+from mailbot.council.meetings import CouncilCalendar, Meeting
+from mailbot.council.reviews import (
     VERDICT_DA,
     case_summary,
     danish_date,
@@ -31,9 +25,15 @@ from mailbot.reviews import (
     reviews_of,
     send_mail,
 )
+from mailbot.db import transaction
+from mailbot.delivery.compose import Outgoing, build_message
+from mailbot.delivery.outbox import enqueue
+from mailbot.faults import crash_point
+from mailbot.intake.parse import Inbound
+from mailbot.intake.threads import agenda_ref, meeting_of, signed_message_id
+from mailbot.models import Agenda, Case, CaseDocument
+from mailbot.reading.decisions import DecisionReading
 from mailbot.rules import QUESTION_IDS
-from mailbot.threads import agenda_ref, meeting_of, signed_message_id
-from mailbot.workflow import record
 
 log = logging.getLogger(__name__)
 DECISION_DA = {"approved": "godkendt", "rejected": "afvist", "postponed": "udsat",

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from mailbot.parse import Inbound
+from mailbot.intake.parse import Inbound
 
 CASE_REF = re.compile(r"\bITP-(\d{4})-(\d{4,})\b", re.IGNORECASE)
 

@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.clock import as_utc
-from mailbot.compose import Outgoing
 from mailbot.config import SmtpSettings
 from mailbot.db import transaction
+from mailbot.delivery.compose import Outgoing
 from mailbot.faults import crash_point
-from mailbot.mailbox import tls_context
+from mailbot.intake.mailbox import tls_context
 from mailbot.models import CaseEvent, Outbox
 
 log = logging.getLogger(__name__)
