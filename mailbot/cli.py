@@ -23,11 +23,10 @@ from mailbot.council.meetings import CouncilCalendar
 from mailbot.db import migrate, transaction
 from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
 from mailbot.errors import ConfigError, MailbotError, PermanentError
-from mailbot.intake.inspection import inspect_details
+from mailbot.intake.inspection import inspect_details, settings_without_config
 from mailbot.intake.mailbox import Mailbox
 from mailbot.models import Case, RawMessage
 from mailbot.redact import configure_logging
-from mailbot.resources import shipped
 from mailbot.rules import load_rules
 from mailbot.service import Service, leader_lock
 
@@ -266,11 +265,10 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
                     ) -> None:
     """Read one .eml as the bot would (no database, no network)."""
     try:
-        settings = _settings() if OPTIONS.config.exists() else None
-        rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
-        address = settings.bot.address if settings else "mailbot@localhost.invalid"
+        settings = _settings() if OPTIONS.config.exists() else settings_without_config()
+        rules = load_rules(rules_folder(settings))
         today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
-        result, details = inspect_details(file.read_bytes(), rules, address, today)
+        result, details = inspect_details(file.read_bytes(), rules, settings, today)
     except PermanentError as err:
         result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
     except (MailbotError, OSError) as err:

@@ -18,7 +18,7 @@ from mailbot import views
 from mailbot.app import build_bot
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import load_settings
-from mailbot.council.meetings import next_deadline
+from mailbot.council.meetings import CouncilCalendar
 from mailbot.db import migrate
 from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
 from mailbot.models import Case, RawMessage, Review
@@ -162,8 +162,11 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
         request = next(m for m in chatbot if addresses[0] in str(m["To"]))
         _answer(imap, request, addresses[0], "Godkendt.", f"approve-{role}")
     Service(build_bot(settings, Clock())).run_once()
-    deadline, meeting = next_deadline(datetime.now(UTC))
-    echo(f"\n== The council: all reviewers approved ITP-2026-0004; next agenda deadline "
+    now = datetime.now(UTC)
+    ref = f"ITP-{now.astimezone(COPENHAGEN).year}-0004"  # the fourth brief of the demo
+    next_meeting = CouncilCalendar(settings.council).next_meeting(now)
+    deadline, meeting = next_meeting.deadline, next_meeting.day
+    echo(f"\n== The council: all reviewers approved {ref}; next agenda deadline "
          f"{deadline:%Y-%m-%d %H:%M}, meeting {meeting} ==")
     sink.received.clear()
     Service(build_bot(settings, Clock(deadline + timedelta(minutes=5)))).run_once()
@@ -172,11 +175,11 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
     files = [str(p.get_filename()) for p in agenda.iter_attachments()]
     _show(raw, f"Agenda to the secretary ({', '.join(files)})", echo)
     _answer(imap, agenda, settings.council.secretary[0],
-            "ITP-2026-0004: Godkendt.", "decision")
+            f"{ref}: Godkendt.", "decision")
     sink.received.clear()
     meeting_day = datetime.combine(meeting, datetime.min.time(), COPENHAGEN)
     Service(build_bot(settings, Clock(meeting_day + timedelta(hours=14)))).run_once()
-    echo(f"\n{settings.council.secretary[0]} answers: ITP-2026-0004: Godkendt.")
+    echo(f"\n{settings.council.secretary[0]} answers: {ref}: Godkendt.")
     for delivered in sink.received:
         # the week also brought reminders to late reviewers; show the decisions
         if "Beslutning:" in _plain(delivered.raw):

@@ -190,3 +190,12 @@ class Agenda(SQLModel, table=True):
     case_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     waiting_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
+
+
+class Installation(SQLModel, table=True):
+    """One row: when the daemon first ran here. An agenda whose deadline passed before that
+    is never sent (a fresh install does not mail last week's agenda)."""
+
+    __tablename__ = "installation"
+    id: int = Field(default=1, primary_key=True)
+    first_run_at: datetime

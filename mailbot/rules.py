@@ -10,13 +10,14 @@ from typing import Any
 import yaml
 
 from mailbot.errors import ConfigError
+from mailbot.vocabulary import Decision, Role, Verdict
 
 QUESTION_IDS = ("who", "what", "where", "when", "why", "cost")
 DOCUMENT_KINDS = (
     "technical_description", "contract_draft", "dpa_draft", "business_case",
     "project_description", "other",
 )
-ROLES = ("it_operations", "it_architect", "contract_manager", "security_coordinator")
+ROLES: tuple[str, ...] = tuple(Role)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,28 @@ class DecisionWords:
     applicant_withdraw: tuple[str, ...]
 
 
+LABEL_KEYS: dict[str, tuple[str, ...]] = {
+    "review_states": ("waiting", *(v.value for v in Verdict)),
+    "decisions": tuple(d.value for d in Decision),
+    "readiness": ("missing", "no_reviews", "review"),
+    "cost": ("one_off", "yearly", "monthly", "total_over_period", "excl", "incl", "currency",
+             "payer"),
+}
+
+
+@dataclass(frozen=True)
+class Labels:
+    """rules/labels.yaml: group -> language -> key -> the words people read."""
+
+    groups: dict[str, dict[str, dict[str, str]]]
+
+    def get(self, group: str, key: str, language: str = "da") -> str:
+        """The words for `key` in `language`, Danish when that language lacks them.
+        Raises KeyError for a key that labels.yaml does not define (a bug: load validates)."""
+        words = self.groups[group]
+        return words.get(language, {}).get(key) or words["da"][key]
+
+
 @dataclass(frozen=True)
 class Rules:
     questions: tuple[Question, ...]
@@ -104,6 +127,7 @@ class Rules:
     role_names: dict[str, str]
     role_names_en: dict[str, str]
     screening: Screening
+    labels: Labels
 
     def kind(self, kind_id: str) -> DocumentKind | None:
         return next((k for k in self.kinds if k.id == kind_id), None)
@@ -366,4 +390,27 @@ def load_rules(folder: Path) -> Rules:
         role_names_en={k: documents.string(v, f"roles_en.{k}") for k, v in documents.mapping(
             documents.data.get("roles_en", roles), "roles_en").items()},
         screening=_screening(screening),
+        labels=_labels(_Reader(folder / "labels.yaml")),
     )
+
+
+def _labels(reader: _Reader) -> Labels:
+    groups: dict[str, dict[str, dict[str, str]]] = {}
+    for group, keys in LABEL_KEYS.items():
+        by_language = reader.mapping(reader.data.get(group), group)
+        if "da" not in by_language:
+            raise reader.fail(group, "must have the Danish words under `da`")
+        groups[group] = {}
+        for language, words in by_language.items():
+            entry = f"{group}.{language}"
+            mapping = reader.mapping(words, entry)
+            unknown = set(mapping) - set(keys)
+            if unknown:
+                raise reader.fail(entry, f"unknown key {sorted(unknown)[0]!r}",
+                                  f"use only {', '.join(keys)}")
+            if language == "da" and set(mapping) != set(keys):
+                missing = sorted(set(keys) - set(mapping))
+                raise reader.fail(entry, f"lacks {', '.join(missing)}", "add the Danish words")
+            groups[group][language] = {k: reader.string(v, f"{entry}.{k}")
+                                       for k, v in mapping.items()}
+    return Labels(groups)

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot.app import Bot
 from mailbot.council.agenda import queue_ready_cases, send_due_agendas
-from mailbot.council.reviews import relay_guidance, remind
+from mailbot.council.reminders import relay_guidance, remind
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
 from mailbot.intake.mailbox import Mailbox

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
 from mailbot.cases.opening import receipt_context
+from mailbot.cases.summary import case_summary
 from mailbot.council.meetings import Meeting
 from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
 from mailbot.reading.brief import BriefReading
@@ -160,4 +161,6 @@ def render_sample_receipt(bot: Bot) -> None:
         documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),),
         missing=("who", "contract_draft"),
     )
-    bot.renderer.render(sample.language, "applicant_receipt", receipt_context(bot, sample, reading))
+    context = {"bot_name": bot.settings.bot.name, "case": case_summary(bot.rules, sample),
+               "mail_subject": "Projektforslag: Prøve", **receipt_context(bot, sample, reading)}
+    bot.renderer.render_mail(sample.language, "applicant_receipt", context)

@@ -1,124 +1,125 @@
-"""The weekly agenda: which cases are ready, the agenda mail at the deadline (exactly once per
-meeting and version), and the council's decisions from the secretary's reply."""
+"""The weekly agenda: which cases are ready, which meeting each goes to, and the agenda mail
+to the secretary at the deadline, exactly once per meeting and version."""
 
 from __future__ import annotations
 
 import io
 import logging
 import zipfile
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from html import escape
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
-from mailbot.cases.opening import record
+from mailbot.audit import record
+from mailbot.cases.documents import latest_documents
+from mailbot.cases.mail import mail_about_case
+from mailbot.cases.summary import case_summary, missing_labels
 from mailbot.clock import as_utc
-from mailbot.council.meetings import CouncilCalendar, Meeting
-from mailbot.council.reviews import (
-    VERDICT_DA,
-    case_summary,
-    danish_date,
-    latest_documents,
-    reviews_of,
-    send_mail,
-)
+from mailbot.council.agenda_docx import agenda_docx
+from mailbot.council.meetings import CouncilCalendar, Meeting, meeting_texts
+from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.db import transaction
-from mailbot.delivery.compose import Outgoing, build_message
-from mailbot.delivery.outbox import enqueue
+from mailbot.delivery.mail import Attachment, queue_mail
 from mailbot.faults import crash_point
-from mailbot.intake.parse import Inbound
-from mailbot.intake.threads import agenda_ref, meeting_of, signed_message_id
-from mailbot.models import Agenda, Case, CaseDocument
-from mailbot.reading.decisions import DecisionReading
-from mailbot.rules import QUESTION_IDS
+from mailbot.intake.threads import agenda_ref
+from mailbot.models import Agenda, Case, CaseDocument, Installation
+from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, Verdict, check_transition
 
 log = logging.getLogger(__name__)
-DECISION_DA = {"approved": "godkendt", "rejected": "afvist", "postponed": "udsat",
-               "forwarded": "godkendt og sendt videre til den strategiske styregruppe"}
-OPEN_STATUSES = ("incomplete", "complete", "queued")
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 # -- readiness ----------------------------------------------------------------------------------
-def readiness(session: Session, bot: Bot, case: Case) -> tuple[bool, list[str]]:
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reasons: list[str]  # why not, in the words of rules/labels.yaml `readiness`
+
+
+def readiness(session: Session, bot: Bot, case: Case) -> Readiness:
     """Ready = nothing missing and every current review approved; else the reasons why not."""
     assert case.id is not None
+    words = bot.rules.labels
     reasons = []
     if case.missing:
-        labels = [bot.rules.question(m).labels[0] if m in QUESTION_IDS else bot.rules.title(m)
-                  for m in case.missing]
-        reasons.append(f"mangler {', '.join(labels)}")
-    current = [r for r in reviews_of(session, case.id) if r.state != "superseded"]
+        items = ", ".join(missing_labels(bot.rules, case.missing))
+        reasons.append(words.get("readiness", "missing").format(items=items))
+    current = current_reviews(session, case.id)
     if not current:
-        reasons.append("ingen vurderinger endnu")
+        reasons.append(words.get("readiness", "no_reviews"))
     for review in current:
-        if review.verdict != "approved":
-            reasons.append(f"{bot.rules.role_names[review.role]}: "
-                           f"{VERDICT_DA.get(review.verdict, review.verdict)}")
-    return not reasons, reasons
+        if review.verdict != Verdict.APPROVED:
+            reasons.append(words.get("readiness", "review").format(
+                role=bot.rules.role_names[review.role], state=review_state_label(bot, review)))
+    return Readiness(not reasons, reasons)
 
 
 def _ready_at(session: Session, case: Case) -> datetime:
     """When the last condition was met: the later of the last approval and the last update."""
     assert case.id is not None
-    times = [as_utc(case.updated_at)] + [
-        as_utc(r.answered_at) for r in reviews_of(session, case.id)
-        if r.state != "superseded" and r.answered_at is not None]
-    return max(times)
+    return max([as_utc(case.updated_at)] + [as_utc(r.answered_at)
+                                             for r in current_reviews(session, case.id)
+                                             if r.answered_at is not None])
 
 
 def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
     """Put every case that became ready on the agenda of the first meeting whose deadline it
-    made, and tell the applicant the date. A queued case that is no longer ready leaves."""
+    made, and tell the applicant the date. A queued case that is no longer ready leaves
+    (unless its agenda has gone out). Returns the number of cases queued."""
     calendar = CouncilCalendar(bot.settings.council)
     queued = 0
     for case in session.exec(select(Case).where(col(Case.decision).is_(None),
                                                 col(Case.status).in_(OPEN_STATUSES))).all():
-        ready, _ = readiness(session, bot, case)
+        ready = readiness(session, bot, case).ready
         if case.meeting_date is not None:
-            if not ready and not _agenda_sent(session, case.meeting_date):
-                case.meeting_date, case.ready_at, case.status = None, None, "complete"
+            if not ready and not agenda_sent(session, case.meeting_date):
+                case.meeting_date, case.ready_at = None, None
+                case.status = check_transition(case.status, CaseStatus.COMPLETE)
                 session.add(case)
                 record(session, case.id, None, now, "unqueued", "no longer ready")
             continue
-        if not ready:
-            continue
-        case.ready_at = _ready_at(session, case)
-        meeting = _first_open_meeting(session, calendar, case.ready_at)
-        _queue(session, bot, case, meeting, now, moved=False)
-        queued += 1
+        if ready:
+            case.ready_at = _ready_at(session, case)
+            queue(session, bot, case, first_open_meeting(session, calendar, case.ready_at), now)
+            queued += 1
     return queued
 
 
-def _first_open_meeting(session: Session, calendar: CouncilCalendar,
-                        ready_at: datetime) -> Meeting:
+def first_open_meeting(session: Session, calendar: CouncilCalendar,
+                       ready_at: datetime) -> Meeting:
+    """The first meeting whose deadline is at or after `ready_at` and whose agenda has not
+    gone out yet."""
     meeting = calendar.next_meeting(ready_at)
-    while _agenda_sent(session, meeting.day):
+    while agenda_sent(session, meeting.day):
         meeting = calendar.next_meeting(meeting.deadline + timedelta(minutes=1))
     return meeting
 
 
-def _queue(session: Session, bot: Bot, case: Case, meeting: Meeting, now: datetime,
-           moved: bool) -> None:
-    case.meeting_date, case.status = meeting.day, "queued"
-    session.add(case)
-    record(session, case.id, None, now, "queued" if not moved else "moved",
-           f"meeting {meeting.day.isoformat()} (deadline {meeting.deadline:%Y-%m-%d %H:%M})")
-    send_mail(session, bot, case, template="applicant_meeting", purpose="meeting",
-              to=[case.applicant_address], now=now, language=case.language,
-              context={"meeting": danish_date(meeting.day), "meeting_en": meeting.day.isoformat(),
-                       "moved": moved})
-
-
-def _following_meeting(session: Session, bot: Bot, after: date) -> Meeting:
-    """The first meeting after `after` whose agenda has not gone out: "the next agenda"."""
+def following_meeting(session: Session, bot: Bot, after: date) -> Meeting:
+    """The first meeting after `after` whose agenda has not gone out: "the next agenda".
+    Raises ValueError when none lies within 400 days."""
     calendar = CouncilCalendar(bot.settings.council)
     for meeting in calendar.meetings(after + timedelta(days=1), after + timedelta(days=400)):
-        if not _agenda_sent(session, meeting.day):
+        if not agenda_sent(session, meeting.day):
             return meeting
     raise ValueError("no later council meeting: check [council] no_meeting_periods")
+
+
+def queue(session: Session, bot: Bot, case: Case, meeting: Meeting, now: datetime,
+          moved: bool = False) -> None:
+    """Put the case on `meeting`'s agenda and tell the applicant the date."""
+    case.meeting_date = meeting.day
+    case.status = check_transition(case.status, CaseStatus.QUEUED)
+    session.add(case)
+    record(session, case.id, None, now, "moved" if moved else "queued",
+           f"meeting {meeting.day.isoformat()} (deadline {meeting.deadline:%Y-%m-%d %H:%M})")
+    mail_about_case(session, bot, case, template="applicant_meeting", purpose=Purpose.MEETING,
+                    to=[case.applicant_address], now=now, language=case.language,
+                    context={**meeting_texts(meeting), "moved": moved})
 
 
 def next_agenda_version(session: Session, meeting_day: date) -> int:
@@ -127,29 +128,43 @@ def next_agenda_version(session: Session, meeting_day: date) -> int:
     return max(versions.all(), default=0) + 1
 
 
-def _agenda_sent(session: Session, meeting_day: date) -> bool:
+def agenda_sent(session: Session, meeting_day: date) -> bool:
     return session.exec(select(Agenda).where(Agenda.meeting_date == meeting_day)).first() \
         is not None
 
 
-# -- the agenda ---------------------------------------------------------------------------------
-def due_meetings(bot: Bot, now: datetime) -> list[Meeting]:
-    """Meetings whose deadline has passed but which have not started yet."""
+# -- the agenda at the deadline ----------------------------------------------------------------
+def first_run_at(session: Session, now: datetime) -> datetime:
+    """When the daemon first ran here; the first call records `now`."""
+    installation = session.get(Installation, 1)
+    if installation is None:
+        installation = Installation(id=1, first_run_at=now)
+        session.add(installation)
+        session.flush()
+    return as_utc(installation.first_run_at)
+
+
+def due_meetings(bot: Bot, now: datetime, since: datetime) -> list[Meeting]:
+    """Meetings whose deadline has passed (but not before `since`, the first run) and which
+    have not started yet."""
     calendar = CouncilCalendar(bot.settings.council)
     today = now.astimezone(calendar.zone).date()
     return [m for m in calendar.meetings(today - timedelta(days=1), today + timedelta(days=60))
-            if m.deadline <= now < m.starts]
+            if since <= m.deadline <= now < m.starts]
 
 
 def send_due_agendas(bot: Bot, now: datetime) -> int:
     """Each due meeting's agenda, once: the row is unique per (meeting, version), written in
     the same transaction as the mail, so a crash, a restart or a second instance cannot send
-    it twice, and a daemon that was down at the deadline sends it when it comes back."""
+    it twice, and a daemon that was down at the deadline sends it when it comes back. A
+    deadline that passed before the daemon first ran is not sent (a fresh install)."""
+    with transaction(bot.engine) as session:
+        since = first_run_at(session, now)
     sent = 0
-    for meeting in due_meetings(bot, now):
+    for meeting in due_meetings(bot, now, since):
         try:
             with transaction(bot.engine) as session:
-                if _agenda_sent(session, meeting.day):
+                if agenda_sent(session, meeting.day):
                     continue
                 if send_agenda(session, bot, meeting, now, version=1) is not None:
                     sent += 1
@@ -163,39 +178,46 @@ def agenda_cases(session: Session, meeting_day: date) -> list[Case]:
     return sorted(cases, key=lambda c: (as_utc(c.ready_at or c.created_at), c.ref))
 
 
-def waiting_cases(session: Session, bot: Bot) -> list[tuple[Case, list[str]]]:
-    out = []
-    for case in session.exec(select(Case).where(col(Case.decision).is_(None),
-                                                col(Case.meeting_date).is_(None),
-                                                col(Case.status).in_(OPEN_STATUSES))
-                             .order_by(col(Case.id))).all():
-        out.append((case, readiness(session, bot, case)[1]))
-    return out
+def waiting_cases(session: Session, bot: Bot, meeting: Meeting) -> list[tuple[Case, Readiness]]:
+    """Open cases that were aimed at `meeting` (opened before its deadline) but are not on
+    any agenda, each with why it is not ready."""
+    rows = session.exec(select(Case).where(col(Case.decision).is_(None),
+                                           col(Case.meeting_date).is_(None),
+                                           col(Case.status).in_(OPEN_STATUSES))
+                        .order_by(col(Case.id))).all()
+    return [(c, readiness(session, bot, c)) for c in rows
+            if as_utc(c.created_at) <= meeting.deadline]
 
 
 def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
                    ) -> dict[str, Any]:
+    """What the agenda templates (mail and DOCX) see: the meeting, `items` (each case with
+    its reviews, documents and normalised `when`/`cost`) and `waiting` (cases not ready)."""
     items = []
     for number, case in enumerate(agenda_cases(session, meeting.day), start=1):
         assert case.id is not None
-        summary = case_summary(bot, case)
         items.append({
-            "number": number, "case": summary,
+            "number": number, "case": case_summary(bot.rules, case),
             "where": case.answers.get("where") or "—",
-            "when_normalised": _when_text(case), "cost_normalised": _cost_text(case),
-            "reviews": [{"role_name": bot.rules.role_names[r.role],
-                         "verdict": VERDICT_DA.get(r.verdict, r.verdict), "comment": r.comment,
-                         "reviewer": r.answered_by or ", ".join(r.recipients)}
-                        for r in reviews_of(session, case.id) if r.state != "superseded"],
+            "when_normalised": _when_text(case), "cost_normalised": cost_text(bot, case),
+            "reviews": review_lines(session, bot, case),
             "documents": [f"{d.filename} (v{d.version})"
                           for d in latest_documents(session, case.id)],
         })
-    waiting = [{"ref": c.ref, "title": c.title, "reasons": reasons}
-               for c, reasons in waiting_cases(session, bot)]
-    return {"meeting": danish_date(meeting.day), "meeting_iso": meeting.day.isoformat(),
-            "starts": f"{meeting.starts:%H.%M}", "deadline": f"{meeting.deadline:%Y-%m-%d %H.%M}",
+    waiting = [{"ref": c.ref, "title": c.title, "reasons": r.reasons}
+               for c, r in waiting_cases(session, bot, meeting)]
+    return {**meeting_texts(meeting), "meeting_iso": meeting.day.isoformat(),
+            "deadline": f"{meeting.deadline:%Y-%m-%d %H.%M}",
             "week": meeting.day.isocalendar().week, "version": version, "items": items,
             "waiting": waiting, "bot_name": bot.settings.bot.name}
+
+
+def review_lines(session: Session, bot: Bot, case: Case) -> list[dict[str, str]]:
+    """Each current review: role, state (Danish), comment and who answered (or was asked)."""
+    assert case.id is not None
+    return [{"role_name": bot.rules.role_names[r.role], "verdict": review_state_label(bot, r),
+             "comment": r.comment, "reviewer": r.answered_by or ", ".join(r.recipients)}
+            for r in current_reviews(session, case.id)]
 
 
 def _when_text(case: Case) -> str:
@@ -206,23 +228,27 @@ def _when_text(case: Case) -> str:
     return f"{span} ({when['precision']})"
 
 
-def _cost_text(case: Case) -> str:
+def cost_text(bot: Bot, case: Case) -> str:
+    """The normalised cost in the words of rules/labels.yaml `cost`:
+    `150.000 kr. årligt, ekskl. moms; betales af Borgerservice`."""
+    words = bot.rules.labels
     cost = case.cost or {}
     parts = []
     for amount in cost.get("amounts", []):
         kroner = f"{amount['dkk']:,}".replace(",", ".")
-        recurrence = {"one_off": "engang", "yearly": "årligt", "monthly": "månedligt",
-                      "total_over_period": f"i alt over {amount.get('years')} år"}.get(
-            amount["recurrence"], amount["recurrence"])
-        vat = {"excl": ", ekskl. moms", "incl": ", inkl. moms"}.get(amount["vat"], "")
-        parts.append(f"{kroner} kr. {recurrence}{vat}")
+        recurrence = words.get("cost", amount["recurrence"]).format(years=amount.get("years"))
+        vat = words.get("cost", amount["vat"]) if amount["vat"] in ("excl", "incl") else ""
+        parts.append(f"{kroner} {words.get('cost', 'currency')} {recurrence}{vat}")
     if cost.get("payer"):
-        parts.append(f"betales af {cost['payer']}")
+        parts.append(words.get("cost", "payer").format(payer=cost["payer"]))
     return "; ".join(parts)
 
 
 def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
                 version: int) -> Agenda | None:
+    """Queue the agenda mail (text, HTML, the DOCX and the documents as one ZIP) to
+    `council.secretary` and add its unique (meeting, version) row; None when the agenda is
+    empty and `council.empty_agenda = "skip"` (the row is still written)."""
     context = agenda_context(session, bot, meeting, version)
     if not context["items"] and bot.settings.council.empty_agenda == "skip" and version == 1:
         session.add(Agenda(meeting_date=meeting.day, version=version, message_id="",
@@ -230,74 +256,25 @@ def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
         log.info("no items for %s; empty agenda not sent (council.empty_agenda = skip)",
                  meeting.day)
         return None
-    text, html = bot.renderer.render("da", "agenda", context)
-    message_id = signed_message_id("agenda", agenda_ref(meeting.day), bot.domain, bot.secret)
-    attachments = [(f"Dagsorden {meeting.day.isoformat()}.docx", agenda_docx(context),
-                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document")]
-    bundle = _documents_zip(session, bot, meeting.day)
-    if bundle is not None:
-        attachments.append((f"Bilag {meeting.day.isoformat()}.zip", bundle, "application/zip"))
-    prefix = "Opdateret dagsorden" if version > 1 else "Dagsorden"
-    subject = f"{prefix} – IT-Projektrådets møde {danish_date(meeting.day)}"
-    msg = build_message(sender_name=bot.settings.bot.name,
-                        sender_address=bot.settings.bot.address,
-                        to=tuple(bot.settings.council.secretary), subject=subject, text=text,
-                        html=html, message_id=message_id, now=now,
-                        auto_submitted="auto-generated", attachments=tuple(attachments))
-    agenda = Agenda(meeting_date=meeting.day, version=version, message_id=message_id,
+    agenda = Agenda(meeting_date=meeting.day, version=version, message_id="",
                     case_refs=[i["case"]["ref"] for i in context["items"]],
                     waiting_refs=[w["ref"] for w in context["waiting"]], created_at=now)
     session.add(agenda)
     session.flush()  # the unique (meeting, version) row first: a second sender stops here
     crash_point("building_agenda")
-    enqueue(session, Outgoing(message_id, tuple(bot.settings.council.secretary), subject, msg),
-            kind="agenda", case_id=None, now=now)
+    attachments: list[Attachment] = [(f"Dagsorden {meeting.day.isoformat()}.docx",
+                                      agenda_docx(bot.renderer, context), DOCX_TYPE)]
+    bundle = _documents_zip(session, bot, meeting.day)
+    if bundle is not None:
+        attachments.append((f"Bilag {meeting.day.isoformat()}.zip", bundle, "application/zip"))
+    row = queue_mail(session, bot, template="agenda", purpose=Purpose.AGENDA,
+                     to=bot.settings.council.secretary, context=context, now=now,
+                     sign_ref=agenda_ref(meeting.day), attachments=attachments)
+    agenda.message_id = row.message_id
+    session.add(agenda)
     record(session, None, None, now, "agenda_sent",
            f"{meeting.day} v{version}: {', '.join(agenda.case_refs) or 'no items'}")
     return agenda
-
-
-def agenda_docx(context: dict[str, Any]) -> bytes:
-    """The same agenda as a Word file, to journalise in SBSYS."""
-    import docx
-
-    document = docx.Document()
-    title = "Opdateret dagsorden" if context["version"] > 1 else "Dagsorden"
-    document.add_heading(f"{title} – IT-Projektrådets møde {context['meeting']}", level=1)
-    document.add_paragraph(f"Uge {context['week']}. Frist for punkter: {context['deadline']}.")
-    if not context["items"]:
-        document.add_paragraph("Ingen punkter på dagsordenen.")
-    for item in context["items"]:
-        case = item["case"]
-        document.add_heading(f"{item['number']}. {case['ref']} {case['title']}", level=2)
-        document.add_paragraph(f"Ansøger: {case['applicant_name']} <{case['applicant']}>")
-        document.add_paragraph(f"Enhed: {item['where']}")
-        if case["strategic"]:
-            document.add_paragraph(f"Strategisk: ja ({case['strategic_reason']})")
-        for label, value in (("SBSYS", case["sbsys_number"]),
-                             ("Systemejer", case["system_owner"])):
-            if value:
-                document.add_paragraph(f"{label}: {value}")
-        table = document.add_table(rows=0, cols=2)
-        for answer in case["answers"]:
-            row = table.add_row().cells
-            row[0].text, row[1].text = answer["label"], answer["text"]
-        if item["when_normalised"]:
-            document.add_paragraph(f"Tidsplan (normaliseret): {item['when_normalised']}")
-        if item["cost_normalised"]:
-            document.add_paragraph(f"Økonomi (normaliseret): {item['cost_normalised']}")
-        for review in item["reviews"]:
-            document.add_paragraph(f"{review['role_name']}: {review['verdict']}. "
-                                   f"{review['comment']}", style="List Bullet")
-        document.add_paragraph("Dokumenter: " + ", ".join(item["documents"]))
-    if context["waiting"]:
-        document.add_heading("Sager, der ikke er klar", level=2)
-        for waiting in context["waiting"]:
-            document.add_paragraph(f"{waiting['ref']} {waiting['title']}: "
-                                   f"{'; '.join(waiting['reasons'])}", style="List Bullet")
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 def _documents_zip(session: Session, bot: Bot, meeting_day: date) -> bytes | None:
@@ -313,123 +290,4 @@ def _documents_zip(session: Session, bot: Bot, meeting_day: date) -> bytes | Non
         for name, document in files:
             archive.writestr(name, bot.blobs.get(document.blob_sha256))
     return buffer.getvalue()
-
-
-# -- decisions ----------------------------------------------------------------------------------
-def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound,
-                    found: DecisionReading, now: datetime) -> None:
-    """The secretary's reply to an agenda mail: record each decision, tell the applicants,
-    move postponed cases, forward strategic ones, list back what could not be mapped."""
-    meeting_day = meeting_of(agenda_token)
-    unmapped = list(found.unmapped)
-    for ref, decision in found.decisions.items():
-        case = session.exec(select(Case).where(Case.ref == ref)).first()
-        if case is None:
-            unmapped.append(f"{ref}: ingen sådan sag")
-            continue
-        _decide(session, bot, case, decision, found.texts[ref], meeting_day, now)
-    if found.additions:
-        _late_additions(session, bot, found.additions, meeting_day, now, unmapped)
-    if unmapped:
-        _list_back(session, bot, unmapped, mail, agenda_token, now)
-
-
-def _decide(session: Session, bot: Bot, case: Case, decision: str, text: str,
-            meeting_day: date, now: datetime) -> None:
-    record(session, case.id, None, now, "decision", f"{decision}: {text}")
-    if decision == "postponed":
-        _queue(session, bot, case, _following_meeting(session, bot, meeting_day), now,
-               moved=True)
-        return
-    case.decision, case.decision_text, case.decided_at = decision, text, now
-    case.status = "decided"
-    session.add(case)
-    send_mail(session, bot, case, template="applicant_decision", purpose="decision",
-              to=[case.applicant_address], now=now, language=case.language,
-              context={"decision": decision, "decision_da": DECISION_DA[decision],
-                       "text": text, "meeting": danish_date(meeting_day)})
-    if decision == "forwarded":
-        _forward_to_board(session, bot, case, now)
-
-
-def _forward_to_board(session: Session, bot: Bot, case: Case, now: datetime) -> None:
-    assert case.id is not None
-    board = bot.settings.council.strategic_board
-    if not board:
-        record(session, case.id, None, now, "forward_failed", "council.strategic_board is empty")
-        return
-    documents = latest_documents(session, case.id)
-    reviews = [r for r in reviews_of(session, case.id) if r.state != "superseded"]
-    send_mail(session, bot, case, template="board_bundle", purpose="board", to=board, now=now,
-              subject=f"Til strategisk beslutning: {case.title}", delivery="at_least_once",
-              attachments=tuple((d.filename, bot.blobs.get(d.blob_sha256), d.content_type)
-                                for d in documents),
-              context={"reviews": [{"role_name": bot.rules.role_names[r.role],
-                                    "verdict": VERDICT_DA.get(r.verdict, r.verdict),
-                                    "comment": r.comment} for r in reviews],
-                       "decision_text": case.decision_text})
-    record(session, case.id, None, now, "forwarded", f"bundle to {', '.join(board)}")
-
-
-def _late_additions(session: Session, bot: Bot, refs: list[str], meeting_day: date,
-                    now: datetime, unmapped: list[str]) -> None:
-    added = []
-    for ref in refs:
-        case = session.exec(select(Case).where(Case.ref == ref)).first()
-        if case is None or case.decision is not None:
-            unmapped.append(f"tilføj {ref}: ingen åben sag med det nummer")
-            continue
-        case.meeting_date, case.status = meeting_day, "queued"
-        case.ready_at = case.ready_at or now
-        session.add(case)
-        record(session, case.id, None, now, "late_addition", f"added to {meeting_day}")
-        added.append(ref)
-    if not added:
-        return
-    version = next_agenda_version(session, meeting_day)
-    calendar = CouncilCalendar(bot.settings.council)
-    meeting = calendar.meeting_on(meeting_day) or Meeting(
-        meeting_day, datetime.combine(meeting_day, datetime.min.time(), calendar.zone),
-        datetime.combine(meeting_day, datetime.min.time(), calendar.zone))
-    send_agenda(session, bot, meeting, now, version)
-
-
-def _list_back(session: Session, bot: Bot, lines: list[str], mail: Inbound,
-               agenda_token: str, now: datetime) -> None:
-    """Lines the bot could not map go back to the secretary in one mail; nothing is guessed."""
-    record(session, None, None, now, "decisions_unmapped", " | ".join(lines))
-    text = "\n".join(f"- {line}" for line in lines)
-    subject = f"Beslutninger, der ikke kunne læses: {mail.subject}"
-    body = ("Følgende linjer i dit svar på dagsordenen kunne ikke kobles til en beslutning "
-            "(godkendt, afvist, udsat eller sendt videre). Der er ikke gjort noget ved dem; "
-            f"svar venligst igen med én linje pr. sag.\n\n{text}\n\n{bot.settings.bot.name}\n")
-    html = "<p>" + escape(body).replace("\n", "<br>") + "</p>"
-    # signed with the agenda's reference: the secretary's answer to it counts as a reply to
-    # the agenda
-    message_id = signed_message_id("unmapped", agenda_token, bot.domain, bot.secret)
-    msg = build_message(sender_name=bot.settings.bot.name,
-                        sender_address=bot.settings.bot.address, to=(mail.from_address,),
-                        subject=subject, text=body, html=html, message_id=message_id, now=now,
-                        in_reply_to=mail.message_id, references=(mail.message_id,))
-    enqueue(session, Outgoing(message_id, (mail.from_address,), subject, msg),
-            kind="unmapped", case_id=None, now=now)
-
-
-def move_on_request(session: Session, bot: Bot, case: Case, command: str,
-                    now: datetime) -> None:
-    """The applicant wrote "udsæt" (next meeting) or "træk tilbage" (withdraw)."""
-    if command == "withdraw":
-        case.status, case.meeting_date = "withdrawn", None
-        session.add(case)
-        record(session, case.id, None, now, "withdrawn", "by the applicant")
-        send_mail(session, bot, case, template="applicant_decision", purpose="decision",
-                  to=[case.applicant_address], now=now, language=case.language,
-                  context={"decision": "withdrawn", "decision_da": "trukket tilbage",
-                           "text": "", "meeting": ""})
-        return
-    if case.meeting_date is None:
-        record(session, case.id, None, now, "postpone_ignored", "not on an agenda yet")
-        return
-    _queue(session, bot, case, _following_meeting(session, bot, case.meeting_date), now,
-           moved=True)
 

@@ -1,4 +1,9 @@
-"""Working days and the council's calendar (Copenhagen time, Danish public holidays)."""
+"""The council's calendar, the only one: meetings and their agenda deadlines from `[council]`,
+working days (weekends and Danish public holidays skipped), and how dates are written.
+
+Rules: meetings on the configured weekday, items ready by `deadline_time` on the day
+`deadline_days_before` before (IT-Projektrådet: 12:00 on the Monday the week before); public
+holidays from the `holidays` package."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ def danish_holidays(year: int) -> frozenset[date]:
 
 
 def is_working_day(day: date) -> bool:
+    """Monday to Friday and not a Danish public holiday."""
     return day.weekday() < 5 and day not in danish_holidays(day.year)
 
 
@@ -33,24 +39,6 @@ def add_working_days(start: datetime, days: int) -> datetime:
         if is_working_day(day):
             remaining -= 1
     return datetime.combine(day, local.timetz().replace(tzinfo=None), COPENHAGEN)
-
-
-MEETING_WEEKDAY = 0  # Monday
-DEADLINE_DAYS_BEFORE = 7
-DEADLINE_HOUR = 12
-
-
-def next_deadline(now: datetime) -> tuple[datetime, date]:
-    """The next agenda deadline at or after `now` and the meeting it is for: meetings on
-    Mondays, items ready by 12:00 on the Monday the week before (the council's own rule)."""
-    local = now.astimezone(COPENHAGEN)
-    day = local.date()
-    while True:
-        if day.weekday() == MEETING_WEEKDAY:
-            deadline = datetime(day.year, day.month, day.day, DEADLINE_HOUR, tzinfo=COPENHAGEN)
-            if deadline >= local:
-                return deadline, day + timedelta(days=DEADLINE_DAYS_BEFORE)
-        day += timedelta(days=1)
 
 
 # -- the council's calendar -------------------------------------------------------------------
@@ -129,3 +117,28 @@ class CouncilCalendar:
 def _period(text: str) -> tuple[date, date]:
     first, _, last = text.partition("..")
     return date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip())
+
+
+DANISH_MONTHS = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
+                 "september", "oktober", "november", "december")
+DANISH_WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+
+
+def danish_date(day: date) -> str:
+    """`2. marts 2026`."""
+    return f"{day.day}. {DANISH_MONTHS[day.month - 1]} {day.year}"
+
+
+def meeting_texts(meeting: Meeting) -> dict[str, str]:
+    """The meeting and its deadline as the applicant's mail writes them, in Danish and
+    English: `meeting`, `meeting_en`, `deadline`, `deadline_en`, `starts`."""
+    deadline = meeting.deadline
+    return {
+        "meeting": danish_date(meeting.day),
+        "meeting_en": meeting.day.isoformat(),
+        "deadline": f"{DANISH_WEEKDAYS[deadline.weekday()]} {danish_date(deadline.date())} "
+                    f"kl. {deadline:%H.%M}",
+        "deadline_en": f"{WEEKDAYS[deadline.weekday()].capitalize()} "
+                       f"{deadline.date().isoformat()} at {deadline:%H:%M}",
+        "starts": f"{meeting.starts:%H.%M}",
+    }

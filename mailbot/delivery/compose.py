@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -17,6 +18,7 @@ from mailbot.errors import ConfigError
 from mailbot.intake.parse import clean_header_text, display_address
 from mailbot.intake.screen import LOOP_HEADER
 from mailbot.redact import redact_cpr
+from mailbot.vocabulary import AutoSubmitted
 
 MAX_SUBJECT_CHARS = 200
 # Headers up to RFC 5322's 998 characters: a folded Message-ID confuses some clients' threading.
@@ -53,8 +55,20 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and str(name).endswith(".html.j2")
 
 
+def genitive(name: str) -> str:
+    """Danish genitive of a name: `IT-Projektrådet` -> `IT-Projektrådets`; a name ending in
+    s, x or z takes an apostrophe (Retskrivningsordbogen, section 4)."""
+    return f"{name}'" if name[-1:].lower() in ("s", "x", "z") else f"{name}s"
+
+
+def oneline(text: object) -> str:
+    """The text with every run of whitespace, line breaks included, as one space."""
+    return " ".join(str(text).split())
+
+
 class Renderer:
-    """Templates by audience and purpose, text and HTML twins, per language."""
+    """Templates by audience and purpose: `<language>/<name>.subject.j2`, `.txt.j2` and
+    `.html.j2`, per language, with Danish as the fallback."""
 
     def __init__(self, folders: list[Path]) -> None:
         self.env = Environment(
@@ -63,6 +77,8 @@ class Renderer:
             autoescape=_is_html,
             keep_trailing_newline=True,
         )
+        self.env.filters["genitive"] = genitive
+        self.env.filters["oneline"] = oneline
 
     def _exists(self, name: str) -> bool:
         try:
@@ -71,17 +87,39 @@ class Renderer:
             return False
         return True
 
-    def render(self, language: str, name: str, context: dict[str, Any]) -> tuple[str, str]:
-        """Returns (text, html) for `<language>/<name>.txt.j2` and `.html.j2`."""
+    def render(self, language: str, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        """Returns (text, html) for `<language>/<name>.txt.j2` and `.html.j2`.
+        Raises ConfigError when a template is missing."""
+        language = self._language(language, name)
+        return (self._render(f"{language}/{name}.txt.j2", context),
+                self._render(f"{language}/{name}.html.j2", context))
+
+    def render_mail(self, language: str, name: str, context: Mapping[str, Any]
+                    ) -> tuple[str, str, str]:
+        """(subject, text, html); the subject template's output on one line.
+        Raises ConfigError when a template is missing."""
+        text, html = self.render(language, name, context)
+        subject = self._render(f"{self._language(language, name)}/{name}.subject.j2", context)
+        return " ".join(subject.split()), text, html
+
+    def render_one(self, language: str, template: str, context: Mapping[str, Any]) -> str:
+        """One template, e.g. `agenda.docx.j2`, under `<language>/` (Danish as fallback).
+        Raises ConfigError when it is missing."""
+        if language != "da" and not self._exists(f"{language}/{template}"):
+            language = "da"
+        return self._render(f"{language}/{template}", context)
+
+    def _language(self, language: str, name: str) -> str:
         if language != "da" and not self._exists(f"{language}/{name}.txt.j2"):
-            language = "da"  # mail to staff (reviewers, the secretary) exists in Danish only
+            return "da"  # mail to staff (reviewers, the secretary) exists in Danish only
+        return language
+
+    def _render(self, template: str, context: Mapping[str, Any]) -> str:
         try:
-            text = self.env.get_template(f"{language}/{name}.txt.j2").render(context)
-            html = self.env.get_template(f"{language}/{name}.html.j2").render(context)
+            return self.env.get_template(template).render(context)
         except TemplateNotFound as err:
             raise ConfigError("templates", str(err), "template not found",
                               "restore it from the shipped templates/ folder") from err
-        return text, html
 
 
 def build_message(
@@ -96,11 +134,15 @@ def build_message(
     now: datetime,
     in_reply_to: str = "",
     references: tuple[str, ...] = (),
-    auto_submitted: str = "auto-replied",
+    auto_submitted: AutoSubmitted,
     language: str = "da",
     attachments: tuple[tuple[str, bytes, str], ...] = (),
     reply_to: str = "",
 ) -> EmailMessage:
+    """The MIME message (text + HTML alternative, then attachments) with the headers every mail
+    of the bot carries: `Auto-Submitted` (RFC 3834), `X-Auto-Response-Suppress` (Exchange),
+    `Precedence`, our loop header and `Content-Language`. `attachments` are
+    (filename, payload, content type) triples."""
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = display_address(sender_name, sender_address)
     msg["To"] = ", ".join(to)
@@ -130,4 +172,4 @@ def build_message(
     return msg
 
 
-__all__ = ["Outgoing", "Renderer", "build_message", "tagged_subject"]
+__all__ = ["Outgoing", "Renderer", "build_message", "genitive", "tagged_subject"]

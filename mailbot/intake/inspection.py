@@ -7,43 +7,81 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
-from mailbot.intake.parse import parse
+from mailbot.config import Settings
+from mailbot.intake.classify import (
+    AgendaReply,
+    CaseFacts,
+    Disposition,
+    MachineMail,
+    NewBrief,
+    StrayReply,
+    classify,
+)
+from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.screen import screen
-from mailbot.intake.threads import find_thread, looks_like_reply, ref_in_subject
+from mailbot.intake.threads import ThreadMatch, find_thread, ref_in_subject
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
 
 
-def inspect_mail(raw: bytes, rules: Rules, bot_address: str,
+def settings_without_config(address: str = "mailbot@localhost.invalid") -> Settings:
+    """Settings for `mailbot inspect` without a config file: the bot's address only, no
+    secretary, no reviewers (so no sender is recognised as staff)."""
+    return Settings.model_validate({"bot": {"address": address},
+                                    "imap": {"host": "-", "username": "-", "password": ""},
+                                    "smtp": {"host": "-"}})
+
+
+def inspect_mail(raw: bytes, rules: Rules, settings: Settings,
                  today: date | None = None, secret: bytes = b"") -> dict[str, Any]:
     """The reading in exactly the shape of ../shared/samples/README.md."""
-    return inspect_details(raw, rules, bot_address, today, secret)[0]
+    return inspect_details(raw, rules, settings, today, secret)[0]
 
 
-def inspect_details(raw: bytes, rules: Rules, bot_address: str, today: date | None = None,
+def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | None = None,
                     secret: bytes = b"") -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the sample-shaped reading, what else the bot read: for people, not for machines)."""
+    """(the sample-shaped reading, what else the bot read and what the daemon would do with
+    the mail: `disposition` and `action`, for people, not for machines).
+
+    The disposition comes from the same `classify` the daemon uses; without a database the
+    named case is assumed to exist and its applicant is unknown (sender `unverified`), and
+    without the signing `secret` our own ids look forged. Raises PermanentError for a mail
+    that cannot be parsed."""
     mail = parse(raw)
-    screened = screen(mail, rules.screening, bot_address)
-    domain = bot_address.rpartition("@")[2]
-    thread = find_thread(mail, domain, secret)
-    if screened.is_machine:
+    screened = screen(mail, rules.screening, settings.bot.address)
+    thread = find_thread(mail, settings.bot.domain, secret, settings.bot.address.lower())
+    facts = CaseFacts(thread.case_ref, "") if thread.case_ref else None
+    disposition = classify(mail, screened, thread, settings, rules, facts)
+    shape, details = _reading(raw, mail, rules, disposition, thread, today)
+    details.update(disposition=type(disposition).__name__, action=disposition.reason)
+    return shape, details
+
+
+def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
+             thread: ThreadMatch, today: date | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(disposition, MachineMail):
+        screened = disposition.screening
         ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref
         return ({"kind": screened.message_kind, "case_ref": ref or thread.case_ref},
-                {"reason": f"{screened.category}: {screened.reason}"})
-    if thread.agenda or (thread.case_ref is None and looks_like_reply(mail)):
+                {"reason": disposition.reason})
+    if isinstance(disposition, AgendaReply | StrayReply):
         found = read_decisions(mail.text or mail.html_text, rules)
         if found.decisions or found.unmapped or found.additions:
             return ({"kind": "reply", "case_ref": None, "verdict": None,
                      "decisions": found.decisions},
                     {"unmapped": found.unmapped, "additions": found.additions})
-    if thread.case_ref is not None or looks_like_reply(mail):
+    if not isinstance(disposition, NewBrief):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
                  "decisions": None},
                 {"own_text": verdict.comment, "verdict_phrase": verdict.phrase})
+    return _brief(mail, rules, today)
+
+
+def _brief(mail: Inbound, rules: Rules, today: date | None
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
     reading = read_brief(mail, rules, today)
     shape = {
         "kind": "brief",

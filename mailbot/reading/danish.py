@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from mailbot.rules import Signals
+from mailbot.vocabulary import AmountDict, WhenDict
 
 MONTHS = {
     "januar": 1, "jan": 1, "january": 1, "februar": 2, "feb": 2, "february": 2,
@@ -31,7 +32,7 @@ class When:
     precision: str  # day | week | month | quarter | third | season | year
     text: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> WhenDict:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(),
                 "precision": self.precision, "text": self.text}
 
@@ -151,7 +152,7 @@ class Amount:
     text: str
     years: int | None = None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> AmountDict:
         return {"dkk": self.dkk, "recurrence": self.recurrence, "vat": self.vat,
                 "years": self.years, "text": self.text}
 

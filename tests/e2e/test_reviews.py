@@ -87,7 +87,7 @@ def test_each_role_gets_one_request_with_only_its_documents(world: World) -> Non
         assert attachments_of(request) == documents, role
         text = body_of(request)
         assert "Hvem: Mette Holm" in text and "svar blot på denne mail" in text.lower()
-        assert request["Auto-Submitted"] == "auto-replied"
+        assert request["Auto-Submitted"] == "auto-generated"  # the bot starts it (RFC 3834)
     assert set(reviews(world)) == set(ROLES)
     assert all(r.state == "requested" for r in reviews(world).values())
 
@@ -257,8 +257,10 @@ def test_status_on_the_thread_returns_the_checklist(world: World) -> None:
     text = body_of(status)
     assert "Her er status for sag" in text and "Udkast til kontrakt" in text
     assert "IT-drift: afventer svar" in text
-    # Friday 14 May 2027 11:00: the next deadline is Monday 17 May 12:00 for the 24 May meeting
-    assert "Næste frist" in text and "mandag 17. maj 2027 kl. 12.00" in text
+    # Friday 14 May 2027 11:00: the deadline for the 24 May meeting would be Monday 17 May,
+    # Whit Monday, so it moves back to Friday 14 May 12:00 (the council's calendar)
+    assert "Næste frist" in text and "fredag 14. maj 2027 kl. 12.00" in text
+    assert "mødet 24. maj 2027" in text
     assert "(mødet 24. maj 2027)" in text
 
 

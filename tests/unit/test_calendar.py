@@ -5,7 +5,8 @@ from datetime import date, datetime
 import pytest
 
 from mailbot.clock import COPENHAGEN
-from mailbot.council.meetings import add_working_days, is_working_day, next_deadline
+from mailbot.config import CouncilSettings
+from mailbot.council.meetings import CouncilCalendar, add_working_days, is_working_day
 
 
 @pytest.mark.parametrize(("day", "working"), [
@@ -27,11 +28,13 @@ def test_three_working_days_after_a_friday_before_whit_monday() -> None:
 
 
 @pytest.mark.parametrize(("now", "deadline", "meeting"), [
-    (datetime(2027, 5, 14, 11, 0), datetime(2027, 5, 17, 12, 0), date(2027, 5, 24)),
-    (datetime(2027, 5, 17, 11, 59), datetime(2027, 5, 17, 12, 0), date(2027, 5, 24)),
-    (datetime(2027, 5, 17, 12, 1), datetime(2027, 5, 24, 12, 0), date(2027, 5, 31)),
+    # Whit Monday 17 May 2027: the deadline for the meeting of 24 May moves back to Friday
+    (datetime(2027, 5, 14, 11, 0), datetime(2027, 5, 14, 12, 0), date(2027, 5, 24)),
+    (datetime(2027, 5, 14, 12, 1), datetime(2027, 5, 24, 12, 0), date(2027, 5, 31)),
+    (datetime(2027, 5, 24, 11, 59), datetime(2027, 5, 24, 12, 0), date(2027, 5, 31)),
+    (datetime(2027, 5, 24, 12, 1), datetime(2027, 5, 31, 12, 0), date(2027, 6, 7)),
 ])
-def test_next_deadline_is_monday_noon_a_week_before_the_meeting(
+def test_next_deadline_is_noon_a_week_before_the_meeting_on_a_working_day(
         now: datetime, deadline: datetime, meeting: date) -> None:
-    found, for_meeting = next_deadline(now.replace(tzinfo=COPENHAGEN))
-    assert found == deadline.replace(tzinfo=COPENHAGEN) and for_meeting == meeting
+    found = CouncilCalendar(CouncilSettings()).next_meeting(now.replace(tzinfo=COPENHAGEN))
+    assert found.deadline == deadline.replace(tzinfo=COPENHAGEN) and found.day == meeting

@@ -11,6 +11,7 @@ from mailbot.delivery.compose import build_message, tagged_subject
 from mailbot.errors import PermanentError
 from mailbot.intake.parse import content_sha256, msgid_hash, parse, strict_address
 from mailbot.intake.threads import find_thread, is_own_message_id, read_own_id, signed_message_id
+from mailbot.vocabulary import AutoSubmitted
 from tests.conftest import shared_path
 from tests.mails import brief
 
@@ -76,7 +77,7 @@ def test_every_outgoing_mail_is_marked_automatic_and_threaded() -> None:
         to=("anna@kommune.test",), subject="[ITP-2026-0007] a\r\nBcc: x@evil.test",
         text="Kære Åse", html="<p>Kære Åse</p>", message_id=message_id,
         now=datetime(2026, 3, 2, 11, 0, tzinfo=UTC), in_reply_to="<orig@kommune.test>",
-        references=("<orig@kommune.test>",),
+        references=("<orig@kommune.test>",), auto_submitted=AutoSubmitted.REPLIED,
     )
     parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
     assert parsed["Auto-Submitted"] == "auto-replied"

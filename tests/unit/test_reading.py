@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mailbot.intake.inspection import inspect_details
+from mailbot.intake.inspection import inspect_details, settings_without_config
 from mailbot.rules import Rules
 from tests.conftest import FIXTURES, SHARED
 from tests.docs import with_attachments
@@ -82,8 +82,8 @@ def _normalised(expected: dict[str, Any], details: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
 def test_shared_sample_is_read_as_expected(path: Path, rules: Rules) -> None:
     expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    shape, details = inspect_details(path.read_bytes(), rules, "it.projekter@albertslund.dk",
-                                     TODAY)
+    shape, details = inspect_details(path.read_bytes(), rules,
+                                     settings_without_config("it.projekter@albertslund.dk"), TODAY)
     assert problems(expected, shape, details) == []
 
 
@@ -91,7 +91,8 @@ def test_shared_sample_is_read_as_expected(path: Path, rules: Rules) -> None:
 def test_own_fixture_is_read_as_expected(path: Path, rules: Rules) -> None:
     expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     raw = with_attachments(path.read_bytes(), expected.get("generate", []))
-    shape, details = inspect_details(raw, rules, "it.projekter@kommune.test", TODAY)
+    shape, details = inspect_details(raw, rules,
+                                     settings_without_config("it.projekter@kommune.test"), TODAY)
     assert problems(expected, shape, details) == []
 
 

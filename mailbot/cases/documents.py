@@ -1,0 +1,66 @@
+"""A case's documents and their versions: the one place that numbers versions and picks
+the newest of each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from mailbot.blobs import BlobStore
+from mailbot.intake.parse import Attachment
+from mailbot.models import CaseDocument
+from mailbot.reading.documents import DocumentReading
+
+OTHER = "other"  # attachments of no required kind are never versioned against each other
+
+
+def all_documents(session: Session, case_id: int) -> list[CaseDocument]:
+    """Every stored document of the case, oldest first."""
+    return list(session.exec(select(CaseDocument).where(CaseDocument.case_id == case_id)
+                             .order_by(col(CaseDocument.id))).all())
+
+
+def latest_documents(session: Session, case_id: int) -> list[CaseDocument]:
+    """The newest version of each kind, plus every `other` attachment (newest per name)."""
+    latest: dict[tuple[str, str], CaseDocument] = {}
+    for row in all_documents(session, case_id):
+        latest[(row.kind, row.filename)] = row
+    newest = _newest_versions(latest.values())
+    return [r for r in latest.values() if r.kind == OTHER or r.version == newest[r.kind]]
+
+
+def _newest_versions(rows: Iterable[CaseDocument]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for row in rows:
+        newest[row.kind] = max(newest.get(row.kind, 0), row.version)
+    return newest
+
+
+def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: int,
+                    found: Iterable[tuple[Attachment, DocumentReading]], now: datetime
+                    ) -> list[CaseDocument]:
+    """Store each (attachment, reading) as a document of the case: the payload in the blob
+    store, a row with the next version number of its kind (1 for a kind not seen before;
+    documents of one kind that arrive in the same mail share their version, so all of them
+    are current; `other` is always 1). Returns the new rows, flushed."""
+    previous = _newest_versions(all_documents(session, case_id))
+    added = []
+    for attachment, reading in found:
+        version = 1 if reading.kind == OTHER else previous.get(reading.kind, 0) + 1
+        row = CaseDocument(
+            case_id=case_id, raw_message_id=raw_id, filename=reading.filename,
+            kind=reading.kind, content_type=attachment.content_type, size=attachment.size,
+            blob_sha256=blobs.put(attachment.payload), version=version, received_at=now,
+            note=reading.note)
+        session.add(row)
+        added.append(row)
+    session.flush()
+    return added
+
+
+def as_attachments(blobs: BlobStore, documents: Iterable[CaseDocument]
+                   ) -> tuple[tuple[str, bytes, str], ...]:
+    """(filename, payload, content type) of each document, to attach to a mail."""
+    return tuple((d.filename, blobs.get(d.blob_sha256), d.content_type) for d in documents)

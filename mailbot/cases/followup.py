@@ -1,0 +1,69 @@
+"""The applicant writes again on the case's thread: new answers fill the gaps, new
+documents (or new versions) are added, declarations are read, and what is missing is
+worked out anew. Routing and the status mail are the council's part (mailbot.pipeline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from mailbot.app import Bot
+from mailbot.audit import record
+from mailbot.cases.documents import latest_documents, store_documents
+from mailbot.cases.opening import completeness
+from mailbot.intake.parse import Inbound
+from mailbot.models import Case, RawMessage
+from mailbot.reading.brief import declarations, read_answers
+from mailbot.reading.documents import classify
+from mailbot.reading.replies import own_text
+from mailbot.rules import QUESTION_IDS, Rules
+from mailbot.vocabulary import CaseStatus, check_transition
+
+
+@dataclass(frozen=True)
+class FollowupResult:
+    filled: list[str]  # question ids answered by this mail
+    added: list[str]  # "file.pdf (contract_draft v2)"
+
+
+def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: RawMessage,
+                   now: datetime) -> FollowupResult:
+    """Merge the applicant's mail into the case (caller's transaction) and record it."""
+    assert case.id is not None and raw.id is not None
+    own = own_text(mail.text or mail.html_text, bot.rules)
+    filled = fill_answers(case, read_answers(own, bot.rules))
+    rows = store_documents(session, bot.blobs, case.id, raw.id,
+                           [(a, reading) for a in mail.documents
+                            for reading in classify(a, bot.rules)], now)
+    present = {d.kind for d in latest_documents(session, case.id)}
+    case.not_applicable = {**case.not_applicable, **declarations(own, present, bot.rules)}
+    case.missing = missing_items(bot.rules, case, present)
+    if case.status in (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE):
+        case.status = check_transition(case.status, completeness(case.missing))
+    case.updated_at = now
+    session.add(case)
+    added = [f"{d.filename} ({d.kind} v{d.version})" for d in rows]
+    record(session, case.id, raw.id, now, "applicant_update",
+           f"answers: {', '.join(filled) or 'none'}; documents: {', '.join(added) or 'none'}; "
+           f"missing: {', '.join(case.missing) or 'nothing'}")
+    return FollowupResult(filled, added)
+
+
+def missing_items(rules: Rules, case: Case, present: set[str]) -> list[str]:
+    """Unanswered questions, then required documents neither present nor declared."""
+    return [q for q in QUESTION_IDS if not case.answers.get(q)] + [
+        k for k in rules.required if k not in present and k not in case.not_applicable]
+
+
+def fill_answers(case: Case, answers: dict[str, str | None]) -> list[str]:
+    """Fill only the gaps: an answer the case already has is never overwritten."""
+    filled = []
+    merged = dict(case.answers)
+    for qid, value in answers.items():
+        if value and not merged.get(qid):
+            merged[qid] = value
+            filled.append(qid)
+    case.answers = merged
+    return filled

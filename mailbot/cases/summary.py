@@ -1,0 +1,108 @@
+"""How a case is described to people: its answers, what is missing, its documents. The one
+place that turns ids (`who`, `contract_draft`) into the words of rules/*.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypedDict
+
+from mailbot.models import Case, CaseDocument
+from mailbot.rules import QUESTION_IDS, Rules
+
+
+class AnswerLine(TypedDict):
+    label: str
+    text: str
+
+
+class CaseSummary(TypedDict):
+    """`case` in every template about a case."""
+
+    ref: str
+    title: str
+    applicant: str
+    applicant_name: str
+    answers: list[AnswerLine]
+    sbsys_number: str
+    system_owner: str
+    strategic: bool
+    strategic_reason: str
+    missing: list[str]
+
+
+class MissingAnswer(TypedDict):
+    label: str  # "Hvem"
+    question: str  # the question in plain words
+    example: str
+
+
+class MissingDocument(TypedDict):
+    title: str
+    reviewers: str  # who reviews it, joined with "og" / "and"
+
+
+class DocumentLine(TypedDict):
+    filename: str
+    title: str
+    version: int
+
+
+def answer_label(rules: Rules, question_id: str, language: str = "da") -> str:
+    """The question's short label: `Hvem` (Danish) or `Who` (the first English label)."""
+    labels = rules.question(question_id).labels
+    if language == "en":
+        return next((label for label in labels if label.lower() in rules.english_labels),
+                    labels[0])
+    return labels[0]
+
+
+def missing_answers(rules: Rules, missing: Iterable[str], language: str
+                    ) -> list[MissingAnswer]:
+    """Each unanswered question in plain words with an example, in the applicant's language."""
+    english = language == "en"
+    return [MissingAnswer(label=answer_label(rules, item, language),
+                          question=q.question_en if english else q.question,
+                          example=q.example_en if english else q.example)
+            for item in missing if item in QUESTION_IDS
+            for q in (rules.question(item),)]
+
+
+def missing_documents(rules: Rules, missing: Iterable[str], language: str
+                      ) -> list[MissingDocument]:
+    """Each missing required document with the roles that review it."""
+    joiner = " and " if language == "en" else " og "
+    return [MissingDocument(title=rules.title(item, language),
+                            reviewers=joiner.join(rules.role_name(r, language)
+                                                  for r in kind.reviewers))
+            for item in missing for kind in (rules.kind(item),) if kind is not None]
+
+
+def missing_labels(rules: Rules, missing: Iterable[str], language: str = "da") -> list[str]:
+    """Short names of the missing items: `Hvem`, `Udkast til kontrakt`."""
+    return [answer_label(rules, item, language) if item in QUESTION_IDS
+            else rules.title(item, language) for item in missing]
+
+
+def document_lines(rules: Rules, documents: Iterable[CaseDocument], language: str
+                   ) -> list[DocumentLine]:
+    return [DocumentLine(filename=d.filename, title=rules.title(d.kind, language),
+                         version=d.version) for d in documents]
+
+
+def declared_lines(rules: Rules, case: Case, language: str) -> list[dict[str, str]]:
+    """The applicant's "not applicable" declarations, with the document's title."""
+    return [{"title": rules.title(kind, language), "declaration": text}
+            for kind, text in case.not_applicable.items()]
+
+
+def case_summary(rules: Rules, case: Case) -> CaseSummary:
+    """The case as staff read it (Danish labels); CPR numbers were redacted on the way in."""
+    return CaseSummary(
+        ref=case.ref, title=case.title, applicant=case.applicant_address,
+        applicant_name=case.applicant_name,
+        answers=[AnswerLine(label=answer_label(rules, q), text=case.answers.get(q) or "—")
+                 for q in QUESTION_IDS],
+        sbsys_number=case.sbsys_number or "", system_owner=case.system_owner or "",
+        strategic=case.strategic, strategic_reason=case.strategic_reason,
+        missing=missing_labels(rules, case.missing),
+    )

@@ -1,0 +1,37 @@
+"""The secretary's attention: the one way to tell her that something needs a person."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session
+
+from mailbot.app import Bot
+from mailbot.audit import record
+from mailbot.cases.mail import mail_about_case
+from mailbot.intake.parse import Inbound
+from mailbot.models import Case
+from mailbot.vocabulary import Purpose
+
+log = logging.getLogger(__name__)
+EXCERPT_CHARS = 1500
+
+
+def tell_secretary(session: Session, bot: Bot, case: Case, reason: str, now: datetime,
+                   mail: Inbound | None = None) -> None:
+    """Record `reason` on the case and mail it to `council.secretary` with the mail that
+    caused it, if any (sender, subject, the first 1,500 characters). The sender of that mail
+    is never told. With no secretary configured, only the event and a warning remain."""
+    record(session, case.id, None, now, "secretary_attention", reason)
+    secretaries = bot.settings.council.secretary
+    if not secretaries:
+        log.warning("[%s] needs the secretary's attention but council.secretary is empty: %s",
+                    case.ref, reason)
+        return
+    context = {"reason": reason, "sender": "", "mail_subject": "", "excerpt": ""}
+    if mail is not None:
+        context.update(sender=mail.from_address or "(ukendt afsender)",
+                       mail_subject=mail.subject, excerpt=mail.text[:EXCERPT_CHARS])
+    mail_about_case(session, bot, case, template="secretary_attention",
+                    purpose=Purpose.ATTENTION, to=secretaries, now=now, context=context)

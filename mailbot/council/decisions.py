@@ -1,0 +1,148 @@
+"""The council's decisions from the secretary's reply to the agenda mail, what they cause
+(the applicant told, a postponed case moved, a strategic case sent on to the board, late
+additions), and the applicant's own "udsæt" / "træk tilbage"."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Session, select
+
+from mailbot.app import Bot
+from mailbot.audit import record
+from mailbot.cases.documents import as_attachments, latest_documents
+from mailbot.cases.mail import mail_about_case
+from mailbot.council.agenda import (
+    following_meeting,
+    next_agenda_version,
+    queue,
+    review_lines,
+    send_agenda,
+)
+from mailbot.council.meetings import CouncilCalendar, Meeting, danish_date
+from mailbot.delivery.mail import Threading, queue_mail
+from mailbot.intake.parse import Inbound
+from mailbot.intake.threads import meeting_of
+from mailbot.models import Case
+from mailbot.reading.decisions import DecisionReading
+from mailbot.vocabulary import CaseStatus, Decision, Delivery, Purpose, check_transition
+
+
+def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound,
+                    found: DecisionReading, now: datetime) -> None:
+    """The secretary's reply to an agenda mail: record each decision, tell the applicants,
+    move postponed cases, forward strategic ones, list back what could not be mapped."""
+    meeting_day = meeting_of(agenda_token)
+    unmapped = list(found.unmapped)
+    for ref, decision in found.decisions.items():
+        case = _case(session, ref)
+        if case is None:
+            unmapped.append(f"{ref}: ingen sådan sag")
+            continue
+        decide(session, bot, case, Decision(decision), found.texts[ref], meeting_day, now)
+    if found.additions:
+        _late_additions(session, bot, found.additions, meeting_day, now, unmapped)
+    if unmapped:
+        _list_back(session, bot, unmapped, mail, agenda_token, now)
+
+
+def _case(session: Session, ref: str) -> Case | None:
+    return session.exec(select(Case).where(Case.ref == ref)).first()
+
+
+def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
+           meeting_day: date, now: datetime) -> None:
+    """Record one decision; a postponed case moves to the next agenda, any other decision
+    is final and the applicant is told (a forwarded case also goes to the board)."""
+    record(session, case.id, None, now, "decision", f"{decision}: {text}")
+    if decision == Decision.POSTPONED:
+        queue(session, bot, case, following_meeting(session, bot, meeting_day), now, moved=True)
+        return
+    case.decision, case.decision_text, case.decided_at = decision, text, now
+    case.status = check_transition(case.status, CaseStatus.DECIDED)
+    session.add(case)
+    _tell_applicant(session, bot, case, decision, text, meeting_day, now)
+    if decision == Decision.FORWARDED:
+        _forward_to_board(session, bot, case, now)
+
+
+def _tell_applicant(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
+                    meeting: date | None, now: datetime) -> None:
+    mail_about_case(session, bot, case, template="applicant_decision", purpose=Purpose.DECISION,
+                    to=[case.applicant_address], now=now, language=case.language,
+                    context={"decision": decision.value,
+                             "decision_da": bot.rules.labels.get("decisions", decision),
+                             "decision_words": bot.rules.labels.get("decisions", decision,
+                                                                    case.language),
+                             "text": text,
+                             "meeting": danish_date(meeting) if meeting else "",
+                             "meeting_en": meeting.isoformat() if meeting else ""})
+
+
+def _forward_to_board(session: Session, bot: Bot, case: Case, now: datetime) -> None:
+    assert case.id is not None
+    board = bot.settings.council.strategic_board
+    if not board:
+        record(session, case.id, None, now, "forward_failed", "council.strategic_board is empty")
+        return
+    mail_about_case(session, bot, case, template="board_bundle", purpose=Purpose.BOARD,
+                    to=board, now=now, delivery=Delivery.AT_LEAST_ONCE,
+                    attachments=as_attachments(bot.blobs, latest_documents(session, case.id)),
+                    context={"reviews": review_lines(session, bot, case),
+                             "decision_text": case.decision_text})
+    record(session, case.id, None, now, "forwarded", f"bundle to {', '.join(board)}")
+
+
+def _late_additions(session: Session, bot: Bot, refs: list[str], meeting_day: date,
+                    now: datetime, unmapped: list[str]) -> None:
+    added = []
+    for ref in refs:
+        case = _case(session, ref)
+        if case is None or case.decision is not None or case.status == CaseStatus.WITHDRAWN:
+            unmapped.append(f"tilføj {ref}: ingen åben sag med det nummer")
+            continue
+        case.meeting_date = meeting_day
+        case.status = check_transition(case.status, CaseStatus.QUEUED)
+        case.ready_at = case.ready_at or now
+        session.add(case)
+        record(session, case.id, None, now, "late_addition", f"added to {meeting_day}")
+        added.append(ref)
+    if added:
+        send_agenda(session, bot, _meeting(bot, meeting_day), now,
+                    next_agenda_version(session, meeting_day))
+
+
+def _meeting(bot: Bot, day: date) -> Meeting:
+    """The calendar's meeting on `day`, or one at midnight (an agenda of a meeting the
+    calendar no longer has, e.g. after a config change)."""
+    calendar = CouncilCalendar(bot.settings.council)
+    midnight = datetime.combine(day, datetime.min.time(), calendar.zone)
+    return calendar.meeting_on(day) or Meeting(day, midnight, midnight)
+
+
+def _list_back(session: Session, bot: Bot, lines: list[str], mail: Inbound,
+               agenda_token: str, now: datetime) -> None:
+    """Lines the bot could not map go back to the secretary in one mail; nothing is guessed.
+    Signed with the agenda's reference, so her answer to it counts as a reply to the agenda."""
+    record(session, None, None, now, "decisions_unmapped", " | ".join(lines))
+    queue_mail(session, bot, template="decisions_unmapped", purpose=Purpose.UNMAPPED,
+               to=[mail.from_address], now=now, sign_ref=agenda_token,
+               context={"lines": lines, "mail_subject": mail.subject},
+               thread=Threading(mail.message_id, (mail.message_id,)))
+
+
+def move_on_request(session: Session, bot: Bot, case: Case, command: str,
+                    now: datetime) -> None:
+    """The applicant wrote "udsæt" (to the next meeting) or "træk tilbage" (withdraw)."""
+    if command == "withdraw":
+        case.status = check_transition(case.status, CaseStatus.WITHDRAWN)
+        case.meeting_date = None
+        session.add(case)
+        record(session, case.id, None, now, "withdrawn", "by the applicant")
+        _tell_applicant(session, bot, case, Decision.WITHDRAWN, "", None, now)
+        return
+    if case.meeting_date is None:
+        record(session, case.id, None, now, "postpone_ignored", "not on an agenda yet")
+        return
+    queue(session, bot, case, following_meeting(session, bot, case.meeting_date), now,
+          moved=True)

@@ -1,0 +1,112 @@
+"""Jobs that run on the clock: reviewer comments relayed to the applicant in batches, late
+reviewers reminded in working days (then the secretary told), and one reminder to an
+applicant whose case still misses something."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from mailbot.app import Bot
+from mailbot.audit import record
+from mailbot.cases.mail import mail_about_case
+from mailbot.clock import as_utc
+from mailbot.council.attention import tell_secretary
+from mailbot.council.meetings import add_working_days
+from mailbot.council.reviews import review_state_label
+from mailbot.council.status import send_status
+from mailbot.models import Case, Guidance, Review
+from mailbot.vocabulary import Purpose, ReviewState
+
+
+def relay_guidance(session: Session, bot: Bot, now: datetime) -> int:
+    """One mail per case with every reviewer comment that has waited the batch window
+    (`reviews.guidance_batch_minutes`); returns the number of mails queued."""
+    window = timedelta(minutes=bot.settings.reviews.guidance_batch_minutes)
+    waiting = session.exec(select(Guidance).where(col(Guidance.relayed_at).is_(None))
+                           .order_by(col(Guidance.id))).all()
+    by_case: dict[int, list[Guidance]] = {}
+    for item in waiting:
+        by_case.setdefault(item.case_id, []).append(item)
+    sent = 0
+    for case_id, items in by_case.items():
+        if now - as_utc(items[0].created_at) >= window:
+            _relay(session, bot, case_id, items, now)
+            sent += 1
+    return sent
+
+
+def _relay(session: Session, bot: Bot, case_id: int, items: list[Guidance],
+           now: datetime) -> None:
+    case = session.get(Case, case_id)
+    assert case is not None
+    comments = []
+    for item in items:
+        review = session.get(Review, item.review_id)
+        assert review is not None
+        comments.append({"role_name": bot.rules.role_name(review.role, case.language),
+                         "verdict": review.verdict or "unclear",
+                         "state": review_state_label(bot, review, case.language),
+                         "comment": review.comment})
+        item.relayed_at = now
+        session.add(item)
+    mail_about_case(session, bot, case, template="applicant_guidance", purpose=Purpose.GUIDANCE,
+                    to=[case.applicant_address], now=now, language=case.language,
+                    context={"comments": comments})
+    record(session, case.id, None, now, "guidance_relayed", f"{len(comments)} comment(s)")
+
+
+def remind(session: Session, bot: Bot, now: datetime) -> int:
+    """Reviewers late by `reviews.reminder_working_days` working days (at most
+    `max_reminders` reminders, then the secretary is told once); applicants with missing
+    items after `applicant_reminder_working_days` (once). Returns the mails queued."""
+    count = 0
+    for review in session.exec(select(Review).where(Review.state == ReviewState.REQUESTED)):
+        count += _remind_reviewer(session, bot, review, now)
+    return count + _remind_applicants(session, bot, now)
+
+
+def _remind_reviewer(session: Session, bot: Bot, review: Review, now: datetime) -> int:
+    settings = bot.settings.reviews
+    since = as_utc(review.last_reminder_at or review.requested_at)
+    if now < add_working_days(since, settings.reminder_working_days):
+        return 0
+    case = session.get(Case, review.case_id)
+    assert case is not None and review.id is not None
+    if review.reminders_sent < settings.max_reminders:
+        review.reminders_sent += 1
+        review.last_reminder_at = now
+        session.add(review)
+        mail_about_case(session, bot, case, template="reviewer_reminder", purpose=Purpose.REMIND,
+                        to=review.recipients, now=now, review=review.id,
+                        context={"role_name": bot.rules.role_names[review.role],
+                                 "documents": review.documents,
+                                 "number": review.reminders_sent,
+                                 "requested_at": as_utc(review.requested_at)})
+        record(session, case.id, None, now, "reviewer_reminded",
+               f"{review.role}: reminder {review.reminders_sent}")
+        return 1
+    if review.secretary_told_at is not None:
+        return 0
+    review.secretary_told_at = now
+    session.add(review)
+    tell_secretary(session, bot, case,
+                   f"{bot.rules.role_names[review.role]} ({', '.join(review.recipients)}) has "
+                   f"not answered after {review.reminders_sent} reminders", now)
+    return 1
+
+
+def _remind_applicants(session: Session, bot: Bot, now: datetime) -> int:
+    days = bot.settings.reviews.applicant_reminder_working_days
+    count = 0
+    for case in session.exec(select(Case).where(col(Case.applicant_reminded_at).is_(None))):
+        if not case.missing or now < add_working_days(as_utc(case.created_at), days):
+            continue
+        case.applicant_reminded_at = now
+        session.add(case)
+        send_status(session, bot, case, Purpose.REMINDER, now)
+        record(session, case.id, None, now, "applicant_reminded",
+               f"missing: {', '.join(case.missing)}")
+        count += 1
+    return count

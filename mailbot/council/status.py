@@ -1,0 +1,53 @@
+"""The applicant's checklist: documents, declarations, what is missing, the reviews, and the
+next agenda deadline from the council's calendar."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from mailbot.app import Bot
+from mailbot.cases.documents import latest_documents
+from mailbot.cases.mail import mail_about_case
+from mailbot.cases.summary import (
+    declared_lines,
+    document_lines,
+    missing_answers,
+    missing_documents,
+)
+from mailbot.council.meetings import CouncilCalendar, meeting_texts
+from mailbot.council.reviews import current_reviews, review_state_label
+from mailbot.models import Case
+from mailbot.vocabulary import Purpose
+
+
+def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
+                   now: datetime) -> dict[str, Any]:
+    """What the status template sees besides `case`: `purpose` (status | update | reminder),
+    `documents`, `declared`, `missing_answers`, `missing_documents`, `reviews` (role and
+    state in the applicant's language) and the next meeting's `meeting`/`deadline` texts."""
+    assert case.id is not None
+    language = case.language
+    meeting = CouncilCalendar(bot.settings.council).next_meeting(now)
+    return {
+        "purpose": purpose.value,
+        "documents": document_lines(bot.rules, latest_documents(session, case.id), language),
+        "declared": declared_lines(bot.rules, case, language),
+        "missing_answers": missing_answers(bot.rules, case.missing, language),
+        "missing_documents": missing_documents(bot.rules, case.missing, language),
+        "reviews": [{"role_name": bot.rules.role_name(r.role, language),
+                     "state": review_state_label(bot, r, language)}
+                    for r in current_reviews(session, case.id)],
+        **meeting_texts(meeting),
+    }
+
+
+def send_status(session: Session, bot: Bot, case: Case, purpose: Purpose,
+                now: datetime) -> None:
+    """The checklist to the applicant: an answer to "status" or to a follow-up, or the
+    bot's own reminder."""
+    mail_about_case(session, bot, case, template="applicant_status", purpose=purpose,
+                    to=[case.applicant_address], now=now, language=case.language,
+                    context=status_context(session, bot, case, purpose, now))

@@ -1,0 +1,63 @@
+"""The one way mailbot sends a mail: render a named template trio, build the message, sign
+its Message-ID, and add it to the outbox in the caller's transaction.
+
+Nothing here talks to a server; the outbox's Sender delivers after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from mailbot.app import Bot
+from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
+from mailbot.delivery.outbox import enqueue
+from mailbot.intake.threads import signed_message_id
+from mailbot.models import Outbox
+from mailbot.vocabulary import Delivery, Purpose
+
+Attachment = tuple[str, bytes, str]  # (filename, payload, content type)
+
+
+@dataclass(frozen=True)
+class Threading:
+    """Where the mail sits in a conversation: the parent's Message-ID and the References."""
+
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+
+
+NEW_THREAD = Threading()
+
+
+def queue_mail(session: Session, bot: Bot, *, template: str, purpose: Purpose,
+               to: Sequence[str], context: Mapping[str, Any], now: datetime, sign_ref: str,
+               case_id: int | None = None, review: int = 0, language: str = "da",
+               tag: str = "", thread: Threading = NEW_THREAD,
+               attachments: Sequence[Attachment] = (), reply_to: str = "",
+               delivery: Delivery = Delivery.AT_MOST_ONCE) -> Outbox:
+    """Render `<language>/<template>.{subject,txt,html}.j2` with `context` (plus `bot_name`),
+    and queue it as one outbox row; returns the row (its `message_id` is the signed id).
+
+    `sign_ref` is the case reference (or agenda reference) the signed Message-ID names, so a
+    reply can be traced back (mailbot.intake.threads); `tag` puts `[ITP-2026-0001]` in front
+    of the subject. `Auto-Submitted` follows from `purpose` (RFC 3834). Raises ConfigError
+    when a template is missing."""
+    full = {"bot_name": bot.settings.bot.name, **context}
+    subject, text, html = bot.renderer.render_mail(language, template, full)
+    if tag:
+        subject = tagged_subject(tag, subject)
+    message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review)
+    message = build_message(
+        sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
+        to=tuple(to), subject=subject, text=text, html=html, message_id=message_id, now=now,
+        in_reply_to=thread.in_reply_to, references=thread.references,
+        auto_submitted=purpose.auto_submitted, language=language,
+        attachments=tuple(attachments), reply_to=reply_to,
+    )
+    return enqueue(session, Outgoing(message_id, tuple(to), subject, message),
+                   kind=purpose.value, case_id=case_id, now=now, delivery=delivery.value)

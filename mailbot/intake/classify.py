@@ -1,0 +1,158 @@
+"""What an inbound mail is, and so what the daemon does with it: ONE pure decision used by
+both the pipeline and `mailbot inspect`, so that `inspect` shows exactly what the daemon
+would do. No database, no network: the pipeline passes what it knows of the named case.
+
+Order (DESIGN.md, SCENARIOS L1-L6, A7): machine mail first (never answered), then a reply
+to our signed agenda mail, then the secretary naming cases outside such a reply, then mail
+on a case's thread (a review reply only with our signed id), then other replies, and only
+what is left is a new brief.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mailbot.config import Settings
+from mailbot.intake.parse import Inbound
+from mailbot.intake.screen import ScreenResult
+from mailbot.intake.threads import CASE_REF, ThreadMatch, looks_like_reply
+from mailbot.reading.decisions import applicant_command
+from mailbot.reading.replies import asks_for_status
+from mailbot.rules import Rules
+
+SenderRole = Literal["applicant", "reviewer", "colleague", "outsider", "unverified"]
+FollowupAction = Literal["status", "postpone", "withdraw", "update"]
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What classify needs to know of the case a mail names."""
+
+    ref: str
+    applicant: str  # "" when not known (inspect has no database): the sender is "unverified"
+
+
+@dataclass(frozen=True)
+class MachineMail:
+    """Out-of-office, bounce, bulk, loop, our own mail: recorded, never answered."""
+
+    screening: ScreenResult
+    case_ref: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AgendaReply:
+    """A reply to our signed agenda mail; decisions count only from the secretary."""
+
+    agenda: str  # AGD-2027-0308
+    from_secretary: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReviewReply:
+    """A reply to our signed review request (the sender is checked against the review)."""
+
+    case_ref: str
+    review: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CaseMail:
+    """Other mail on a case's thread: the applicant's follow-up, or someone else's words."""
+
+    case_ref: str
+    sender: SenderRole
+    action: FollowupAction  # what the applicant asks for (used when sender is the applicant)
+    tampered: bool  # an id of ours with a wrong signature: nothing is applied
+    reason: str
+
+
+@dataclass(frozen=True)
+class StrayReply:
+    """A reply that opens nothing: it names no case, a case that does not exist here, or it
+    is the secretary naming cases without replying to an agenda mail."""
+
+    case_ref: str | None
+    event: str  # the audit event it leaves ("" for none)
+    reason: str
+
+
+@dataclass(frozen=True)
+class NewBrief:
+    reason: str
+
+
+Disposition = MachineMail | AgendaReply | ReviewReply | CaseMail | StrayReply | NewBrief
+
+
+def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settings: Settings,
+             rules: Rules, case: CaseFacts | None) -> Disposition:
+    """The disposition of one mail. `case` is the case `thread.case_ref` names (None when it
+    names none, or none that exists)."""
+    if screening.is_machine:
+        return MachineMail(screening, thread.case_ref,
+                           f"{screening.category}: {screening.reason}")
+    secretary = mail.from_address in {a.lower() for a in settings.council.secretary}
+    if thread.agenda:
+        return AgendaReply(thread.agenda, secretary,
+                           "reply to the agenda mail" if secretary else
+                           f"reply to the agenda from {mail.from_address or 'unknown'}, who is "
+                           "not in council.secretary; no decision applied")
+    if secretary and thread.case_ref is None and CASE_REF.search(mail.text):
+        return StrayReply(None, "decisions_not_applied",
+                          "the secretary named cases without replying to an agenda mail; "
+                          "no decision applied")
+    if thread.case_ref is not None:
+        return _on_thread(mail, thread, settings, rules, case)
+    if looks_like_reply(mail):
+        return StrayReply(None, "", "a reply on a thread that names no case")
+    return NewBrief("a new brief")
+
+
+def _on_thread(mail: Inbound, thread: ThreadMatch, settings: Settings, rules: Rules,
+               case: CaseFacts | None) -> Disposition:
+    ref = thread.case_ref
+    assert ref is not None
+    if case is None:
+        return StrayReply(ref, "", f"refers to {ref}, which is not a case here")
+    if thread.review:
+        return ReviewReply(ref, thread.review, f"reply to review request {thread.review}")
+    role = sender_role(mail.from_address, case, settings)
+    action = followup_action(mail, rules) if role in ("applicant", "unverified") else "update"
+    return CaseMail(ref, role, action, thread.tampered,
+                    f"mail on the thread of {ref} from the {role}"
+                    + (" with a damaged or forged id of ours" if thread.tampered else ""))
+
+
+def sender_role(sender: str, case: CaseFacts, settings: Settings) -> SenderRole:
+    """Who wrote on a case's thread: the applicant, a reviewer, a colleague (the bot's own
+    domain), an outsider; `unverified` when the applicant is not known here."""
+    if case.applicant and sender == case.applicant.lower():
+        return "applicant"
+    reviewers = settings.reviewers
+    if any(sender in (a.lower() for a in getattr(reviewers, role))
+           for role in type(reviewers).model_fields):
+        return "reviewer"
+    if not case.applicant:
+        return "unverified"
+    if sender.endswith("@" + settings.bot.domain):
+        return "colleague"
+    return "outsider"
+
+
+def followup_action(mail: Inbound, rules: Rules) -> FollowupAction:
+    """"status" alone asks for the checklist; "udsæt" / "træk tilbage" move the case;
+    anything else is an update (new answers, documents, declarations)."""
+    text = mail.text or mail.html_text
+    if asks_for_status(mail.subject, text, rules) and not mail.documents:
+        return "status"
+    command = applicant_command(text, rules)
+    if command == "postpone":
+        return "postpone"
+    if command == "withdraw":
+        return "withdraw"
+    return "update"

@@ -1,0 +1,170 @@
+"""The words mailbot's records use, in one place: case, ledger, outbox and review states,
+verdicts, decisions, reviewer roles, the purposes of outgoing mail (with their RFC 3834
+`Auto-Submitted` label), the case status transitions, and the shapes of the normalised
+`when` / `cost` answers.
+
+Every value is a `StrEnum`, so it is stored in the database and compared with plain strings
+exactly as before (`CaseStatus.QUEUED == "queued"`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+
+class CaseStatus(StrEnum):
+    """Where a case stands. Changed only through `advance` (the transition table below)."""
+
+    RECEIVED = "received"  # the model's default before a brief is read
+    INCOMPLETE = "incomplete"  # an answer or a required document is missing
+    COMPLETE = "complete"  # nothing missing; reviews may still be open
+    QUEUED = "queued"  # ready, on the agenda of `Case.meeting_date`
+    DECIDED = "decided"  # the council decided (approved, rejected, forwarded)
+    WITHDRAWN = "withdrawn"  # the applicant withdrew it
+
+
+OPEN_STATUSES = (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE, CaseStatus.QUEUED)
+
+# The only case status changes there are (from -> allowed to). A decided or withdrawn case
+# never reopens by itself.
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    CaseStatus.RECEIVED: frozenset({CaseStatus.INCOMPLETE, CaseStatus.COMPLETE}),
+    CaseStatus.INCOMPLETE: frozenset({CaseStatus.COMPLETE, CaseStatus.QUEUED,
+                                      CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
+    CaseStatus.COMPLETE: frozenset({CaseStatus.INCOMPLETE, CaseStatus.QUEUED,
+                                    CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
+    CaseStatus.QUEUED: frozenset({CaseStatus.COMPLETE, CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
+    CaseStatus.DECIDED: frozenset(),
+    CaseStatus.WITHDRAWN: frozenset(),
+}
+
+
+class InvalidTransition(ValueError):
+    """A case status change the transition table does not allow (a bug, not bad input)."""
+
+
+def check_transition(current: str, new: CaseStatus) -> CaseStatus:
+    """`new` when it is `current` or `current -> new` is in TRANSITIONS; raises
+    InvalidTransition otherwise."""
+    if new != current and new not in TRANSITIONS[CaseStatus(current)]:
+        raise InvalidTransition(f"case status {current} -> {new} is not allowed")
+    return new
+
+
+class LedgerState(StrEnum):
+    """A fetched mail in the ledger (`raw_message.state`)."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+class OutboxState(StrEnum):
+    """An outgoing mail (`outbox.state`): pending -> sending -> sent | failed | uncertain."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+class Delivery(StrEnum):
+    """What a crash between the server's 250 and our commit does to an outbox row."""
+
+    AT_MOST_ONCE = "at_most_once"  # marked uncertain, never resent (mail to applicants)
+    AT_LEAST_ONCE = "at_least_once"  # resent with the same Message-ID (reviewers, the board)
+
+
+class ReviewState(StrEnum):
+    REQUESTED = "requested"
+    ANSWERED = "answered"
+    SUPERSEDED = "superseded"  # a newer version of the documents went out
+
+
+class Verdict(StrEnum):
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    REJECTED = "rejected"
+    UNCLEAR = "unclear"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    POSTPONED = "postponed"
+    FORWARDED = "forwarded"  # approved and sent on to the strategic board (SIT / Chefforum)
+    WITHDRAWN = "withdrawn"  # by the applicant, not the council
+
+
+class Role(StrEnum):
+    """Reviewer roles; their addresses are `[reviewers]` in the config."""
+
+    IT_OPERATIONS = "it_operations"
+    IT_ARCHITECT = "it_architect"
+    CONTRACT_MANAGER = "contract_manager"
+    SECURITY_COORDINATOR = "security_coordinator"
+
+
+class AutoSubmitted(StrEnum):
+    """RFC 3834 section 5: `auto-replied` for a direct answer to a person's mail,
+    `auto-generated` for mail the bot starts itself."""
+
+    REPLIED = "auto-replied"
+    GENERATED = "auto-generated"
+
+
+class Purpose(StrEnum):
+    """Why the bot sends a mail; stored as `outbox.kind` and in the signed Message-ID."""
+
+    RECEIPT = "receipt"  # the ONE answer to a new brief
+    STATUS = "status"  # answer to "status?"
+    UPDATE = "update"  # answer to the applicant's follow-up (new answers or documents)
+    ASK_BACK = "askback"  # answer to an unclear verdict
+    UNMAPPED = "unmapped"  # answer to the secretary: decision lines that could not be read
+    REVIEW = "review"
+    REMIND = "remind"  # a late reviewer
+    REMINDER = "reminder"  # an applicant whose case still misses something
+    GUIDANCE = "guidance"
+    ATTENTION = "attention"  # the secretary must look at something
+    MEETING = "meeting"  # the case is on an agenda (or moved)
+    AGENDA = "agenda"
+    DECISION = "decision"
+    BOARD = "board"  # the bundle for the strategic board
+
+    @property
+    def auto_submitted(self) -> AutoSubmitted:
+        return AutoSubmitted.REPLIED if self in _DIRECT_ANSWERS else AutoSubmitted.GENERATED
+
+
+_DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE, Purpose.ASK_BACK,
+                             Purpose.UNMAPPED})
+
+
+class WhenDict(TypedDict):
+    """The normalised `Hvornår` answer (`Case.when`); dates are ISO `YYYY-MM-DD`."""
+
+    start: str
+    end: str
+    precision: str  # day | month | quarter | half | year | ...
+    text: str  # the applicant's own words
+
+
+class AmountDict(TypedDict, total=False):
+    """One amount of the `Hvor meget` answer, in whole Danish kroner."""
+
+    dkk: int
+    recurrence: str  # one_off | yearly | monthly | total_over_period
+    vat: str  # excl | incl | unknown
+    years: int | None  # for total_over_period
+    text: str
+
+
+class CostDict(TypedDict):
+    """The normalised `Hvor meget` answer (`Case.cost`)."""
+
+    amounts: list[AmountDict]
+    payer: str | None
