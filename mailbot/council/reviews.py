@@ -139,13 +139,20 @@ def apply_verdict(session: Session, bot: Bot, case: Case, review: Review,
         _unclear(session, bot, case, review, verdict, mail, now)
         return
     review.state, review.verdict = ReviewState.ANSWERED, verdict.verdict
-    review.comment, review.answered_by, review.answered_at = verdict.comment, mail.from_address, now
+    review.comment, review.answered_by, review.answered_at = remark(verdict), mail.from_address, now
     session.add(review)
     record(session, case.id, None, now, "verdict",
            f"{review.role} ({mail.from_address}): {verdict.verdict} ({verdict.phrase!r})")
-    if verdict.comment.strip():
+    if review.comment:
         assert review.id is not None and case.id is not None
         session.add(Guidance(case_id=case.id, review_id=review.id, created_at=now))
+
+
+def remark(verdict: VerdictReading) -> str:
+    """The reviewer's own words, or "" when they hold nothing beyond the verdict itself
+    (a bare "Godkendt." is not repeated to the applicant or on the agenda)."""
+    rest = verdict.comment.replace(verdict.phrase, "", 1) if verdict.phrase else verdict.comment
+    return verdict.comment.strip() if rest.strip(" .,;:!-–\r\n\t") else ""
 
 
 def _unclear(session: Session, bot: Bot, case: Case, review: Review,

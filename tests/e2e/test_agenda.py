@@ -10,12 +10,15 @@ from email.policy import SMTP
 from email.utils import make_msgid
 
 import docx
+import pytest
 from sqlmodel import Session, select
 
 from mailbot.clock import COPENHAGEN
 from mailbot.models import Agenda, Case
 from tests.conftest import World
 from tests.e2e.test_reviews import ROLES, body_of, reply, request_for
+
+pytestmark = pytest.mark.e2e
 
 THURSDAY = datetime(2027, 2, 25, 10, 0, tzinfo=COPENHAGEN)
 DEADLINE = datetime(2027, 3, 1, 12, 0, tzinfo=COPENHAGEN)  # Monday; meeting Monday 8 March

@@ -7,6 +7,8 @@ import pytest
 from mailbot.mailworld import free_port
 from tests.conftest import World
 
+pytestmark = pytest.mark.e2e
+
 
 def test_check_passes_on_a_good_config(world: World) -> None:
     result = world.cli("check")

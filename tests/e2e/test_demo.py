@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 
 def test_demo_shows_cases_receipts_reviews_and_guidance() -> None:
     result = subprocess.run([sys.executable, "-m", "mailbot.cli", "demo"], capture_output=True,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session, select
 
 from mailbot.models import Case, Outbox, RawMessage
 from tests.conftest import World
+
+pytestmark = pytest.mark.e2e
 
 
 def cases(world: World) -> list[Case]:

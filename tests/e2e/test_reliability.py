@@ -17,6 +17,8 @@ from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
 
+pytestmark = pytest.mark.e2e
+
 
 def rows(world: World) -> list[RawMessage]:
     with Session(world.bot().engine) as session:

@@ -7,11 +7,14 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
 
+import pytest
 from sqlmodel import Session, select
 
 from mailbot.clock import COPENHAGEN
 from mailbot.models import Review
 from tests.conftest import World
+
+pytestmark = pytest.mark.e2e
 
 ROLES = ("it_operations", "it_architect", "contract_manager", "security_coordinator")
 FRIDAY = datetime(2027, 5, 14, 10, 0, tzinfo=COPENHAGEN)  # Whit Monday is 17 May 2027
