@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -11,7 +10,13 @@ from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import store_documents
 from mailbot.cases.mail import mail_about_case
-from mailbot.cases.summary import missing_answers, missing_documents
+from mailbot.cases.summary import (
+    ReceiptContext,
+    ReceiptDocument,
+    declared_lines,
+    missing_answers,
+    missing_documents,
+)
 from mailbot.delivery.mail import Threading
 from mailbot.intake.parse import Inbound, clean_header_text
 from mailbot.intake.threads import format_ref
@@ -114,21 +119,20 @@ def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
         thread=Threading(mail.message_id, (mail.message_id,)))
 
 
-def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> dict[str, Any]:
-    """What the receipt template sees besides `case` and `bot_name`."""
+def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptContext:
+    """What the receipt template sees besides `case`, `mail_subject` and `bot_name`."""
     rules, language = bot.rules, case.language
-    return {
-        "not_applicable": [{"title": rules.title(kind, language), "declaration": text}
-                           for kind, text in reading.not_applicable.items()],
-        "strategic": reading.strategic,
-        "strategic_reason": reading.strategic_reason,
-        "sbsys_number": reading.sbsys_number,
-        "sbsys_template": rules.signals.sbsys_template,
-        "ref": case.ref,
-        "title": case.title,
-        "applicant_name": case.applicant_name,
-        "documents": [{"filename": d.filename, "title": rules.title(d.kind, language)}
-                      for d in reading.documents],
-        "missing_answers": missing_answers(rules, reading.missing, language),
-        "missing_documents": missing_documents(rules, reading.missing, language),
-    }
+    return ReceiptContext(
+        not_applicable=declared_lines(rules, dict(reading.not_applicable), language),
+        strategic=reading.strategic,
+        strategic_reason=reading.strategic_reason,
+        sbsys_number=reading.sbsys_number,
+        sbsys_template=rules.signals.sbsys_template,
+        ref=case.ref,
+        title=case.title,
+        applicant_name=case.applicant_name,
+        documents=[ReceiptDocument(filename=d.filename, title=rules.title(d.kind, language))
+                   for d in reading.documents],
+        missing_answers=missing_answers(rules, reading.missing, language),
+        missing_documents=missing_documents(rules, reading.missing, language),
+    )

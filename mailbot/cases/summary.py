@@ -47,6 +47,34 @@ class DocumentLine(TypedDict):
     version: int
 
 
+class DeclaredLine(TypedDict):
+    """A required document the applicant declared not applicable, with her words."""
+
+    title: str
+    declaration: str
+
+
+class ReceiptDocument(TypedDict):
+    filename: str
+    title: str
+
+
+class ReceiptContext(TypedDict):
+    """What `applicant_receipt` sees besides `case`, `mail_subject` and `bot_name`."""
+
+    not_applicable: list[DeclaredLine]
+    strategic: bool
+    strategic_reason: str
+    sbsys_number: str | None
+    sbsys_template: str
+    ref: str
+    title: str
+    applicant_name: str
+    documents: list[ReceiptDocument]
+    missing_answers: list[MissingAnswer]
+    missing_documents: list[MissingDocument]
+
+
 def answer_label(rules: Rules, question_id: str, language: str = "da") -> str:
     """The question's short label: `Hvem` (Danish) or `Who` (the first English label)."""
     labels = rules.question(question_id).labels
@@ -89,10 +117,11 @@ def document_lines(rules: Rules, documents: Iterable[CaseDocument], language: st
                          version=d.version) for d in documents]
 
 
-def declared_lines(rules: Rules, case: Case, language: str) -> list[dict[str, str]]:
-    """The applicant's "not applicable" declarations, with the document's title."""
-    return [{"title": rules.title(kind, language), "declaration": text}
-            for kind, text in case.not_applicable.items()]
+def declared_lines(rules: Rules, declared: dict[str, str], language: str
+                   ) -> list[DeclaredLine]:
+    """The applicant's "not applicable" declarations (kind -> her words), with the title."""
+    return [DeclaredLine(title=rules.title(kind, language), declaration=text)
+            for kind, text in declared.items()]
 
 
 def case_summary(rules: Rules, case: Case) -> CaseSummary:

@@ -8,7 +8,7 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -17,7 +17,7 @@ from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import latest_documents
 from mailbot.cases.mail import mail_about_case
-from mailbot.cases.summary import case_summary, missing_labels
+from mailbot.cases.summary import CaseSummary, case_summary, missing_labels
 from mailbot.clock import as_utc
 from mailbot.council.agenda_docx import agenda_docx
 from mailbot.council.meetings import CouncilCalendar, Meeting, meeting_texts
@@ -189,34 +189,74 @@ def waiting_cases(session: Session, bot: Bot, meeting: Meeting) -> list[tuple[Ca
             if as_utc(c.created_at) <= meeting.deadline]
 
 
+class ReviewLine(TypedDict):
+    role_name: str
+    verdict: str  # the state in Danish words (rules/labels.yaml)
+    comment: str
+    reviewer: str  # who answered, or who was asked
+
+
+class AgendaItem(TypedDict):
+    number: int
+    case: CaseSummary
+    where: str
+    when_normalised: str
+    cost_normalised: str
+    reviews: list[ReviewLine]
+    documents: list[str]  # "file.pdf (v2)"
+
+
+class WaitingCase(TypedDict):
+    ref: str
+    title: str
+    reasons: list[str]
+
+
+class AgendaContext(TypedDict):
+    """What the agenda templates (mail, subject and DOCX) see. `deadline` is
+    "2027-03-01 12.00" here (MeetingTexts has the applicant's wording)."""
+
+    meeting: str
+    meeting_iso: str
+    starts: str
+    deadline: str
+    week: int
+    version: int
+    items: list[AgendaItem]
+    waiting: list[WaitingCase]
+    bot_name: str
+
+
 def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
-                   ) -> dict[str, Any]:
-    """What the agenda templates (mail and DOCX) see: the meeting, `items` (each case with
-    its reviews, documents and normalised `when`/`cost`) and `waiting` (cases not ready)."""
+                   ) -> AgendaContext:
+    """The meeting, `items` (each case with its reviews, documents and normalised
+    `when`/`cost`, in agenda order) and `waiting` (cases aimed at it but not ready)."""
     items = []
     for number, case in enumerate(agenda_cases(session, meeting.day), start=1):
         assert case.id is not None
-        items.append({
-            "number": number, "case": case_summary(bot.rules, case),
-            "where": case.answers.get("where") or "—",
-            "when_normalised": _when_text(case), "cost_normalised": cost_text(bot, case),
-            "reviews": review_lines(session, bot, case),
-            "documents": [f"{d.filename} (v{d.version})"
-                          for d in latest_documents(session, case.id)],
-        })
-    waiting = [{"ref": c.ref, "title": c.title, "reasons": r.reasons}
-               for c, r in waiting_cases(session, bot, meeting)]
-    return {**meeting_texts(meeting), "meeting_iso": meeting.day.isoformat(),
-            "deadline": f"{meeting.deadline:%Y-%m-%d %H.%M}",
-            "week": meeting.day.isocalendar().week, "version": version, "items": items,
-            "waiting": waiting, "bot_name": bot.settings.bot.name}
+        items.append(AgendaItem(
+            number=number, case=case_summary(bot.rules, case),
+            where=case.answers.get("where") or "—",
+            when_normalised=_when_text(case), cost_normalised=cost_text(bot, case),
+            reviews=review_lines(session, bot, case),
+            documents=[f"{d.filename} (v{d.version})"
+                       for d in latest_documents(session, case.id)]))
+    texts = meeting_texts(meeting)
+    return AgendaContext(
+        meeting=texts["meeting"], meeting_iso=meeting.day.isoformat(), starts=texts["starts"],
+        deadline=f"{meeting.deadline:%Y-%m-%d %H.%M}", week=meeting.day.isocalendar().week,
+        version=version, items=items,
+        waiting=[WaitingCase(ref=c.ref, title=c.title, reasons=r.reasons)
+                 for c, r in waiting_cases(session, bot, meeting)],
+        bot_name=bot.settings.bot.name)
 
 
-def review_lines(session: Session, bot: Bot, case: Case) -> list[dict[str, str]]:
+def review_lines(session: Session, bot: Bot, case: Case) -> list[ReviewLine]:
     """Each current review: role, state (Danish), comment and who answered (or was asked)."""
     assert case.id is not None
-    return [{"role_name": bot.rules.role_names[r.role], "verdict": review_state_label(bot, r),
-             "comment": r.comment, "reviewer": r.answered_by or ", ".join(r.recipients)}
+    return [ReviewLine(role_name=bot.rules.role_names[r.role],
+                       verdict=review_state_label(bot, r), comment=r.comment,
+                       reviewer=r.answered_by or ", ".join(r.recipients))
             for r in current_reviews(session, case.id)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -129,16 +130,27 @@ def danish_date(day: date) -> str:
     return f"{day.day}. {DANISH_MONTHS[day.month - 1]} {day.year}"
 
 
-def meeting_texts(meeting: Meeting) -> dict[str, str]:
-    """The meeting and its deadline as the applicant's mail writes them, in Danish and
-    English: `meeting`, `meeting_en`, `deadline`, `deadline_en`, `starts`."""
+class MeetingTexts(TypedDict):
+    """A meeting as the mails write it: `meeting` "8. marts 2027", `meeting_en` "2027-03-08",
+    `deadline` "mandag 1. marts 2027 kl. 12.00", `deadline_en` "Monday 2027-03-01 at 12:00",
+    `starts` "09.00"."""
+
+    meeting: str
+    meeting_en: str
+    deadline: str
+    deadline_en: str
+    starts: str
+
+
+def meeting_texts(meeting: Meeting) -> MeetingTexts:
+    """The meeting and its deadline in the applicant's mail, in Danish and English."""
     deadline = meeting.deadline
-    return {
-        "meeting": danish_date(meeting.day),
-        "meeting_en": meeting.day.isoformat(),
-        "deadline": f"{DANISH_WEEKDAYS[deadline.weekday()]} {danish_date(deadline.date())} "
-                    f"kl. {deadline:%H.%M}",
-        "deadline_en": f"{WEEKDAYS[deadline.weekday()].capitalize()} "
-                       f"{deadline.date().isoformat()} at {deadline:%H:%M}",
-        "starts": f"{meeting.starts:%H.%M}",
-    }
+    return MeetingTexts(
+        meeting=danish_date(meeting.day),
+        meeting_en=meeting.day.isoformat(),
+        deadline=f"{DANISH_WEEKDAYS[deadline.weekday()]} {danish_date(deadline.date())} "
+                 f"kl. {deadline:%H.%M}",
+        deadline_en=f"{WEEKDAYS[deadline.weekday()].capitalize()} "
+                    f"{deadline.date().isoformat()} at {deadline:%H:%M}",
+        starts=f"{meeting.starts:%H.%M}",
+    )

@@ -4,7 +4,7 @@ next agenda deadline from the council's calendar."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlmodel import Session
 
@@ -12,36 +12,58 @@ from mailbot.app import Bot
 from mailbot.cases.documents import latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import (
+    DeclaredLine,
+    DocumentLine,
+    MissingAnswer,
+    MissingDocument,
     declared_lines,
     document_lines,
     missing_answers,
     missing_documents,
 )
-from mailbot.council.meetings import CouncilCalendar, meeting_texts
+from mailbot.council.meetings import CouncilCalendar, MeetingTexts, meeting_texts
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.models import Case
 from mailbot.vocabulary import Purpose
 
 
+class ReviewLine(TypedDict):
+    role_name: str
+    state: str
+
+
+class StatusContext(MeetingTexts):
+    """What `applicant_status` sees besides `case`, `mail_subject` and `bot_name`: the
+    checklist and the next meeting (MeetingTexts)."""
+
+    purpose: str
+    documents: list[DocumentLine]
+    declared: list[DeclaredLine]
+    missing_answers: list[MissingAnswer]
+    missing_documents: list[MissingDocument]
+    reviews: list[ReviewLine]
+
+
 def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
-                   now: datetime) -> dict[str, Any]:
+                   now: datetime) -> StatusContext:
     """What the status template sees besides `case`: `purpose` (status | update | reminder),
     `documents`, `declared`, `missing_answers`, `missing_documents`, `reviews` (role and
     state in the applicant's language) and the next meeting's `meeting`/`deadline` texts."""
     assert case.id is not None
     language = case.language
-    meeting = CouncilCalendar(bot.settings.council).next_meeting(now)
-    return {
-        "purpose": purpose.value,
-        "documents": document_lines(bot.rules, latest_documents(session, case.id), language),
-        "declared": declared_lines(bot.rules, case, language),
-        "missing_answers": missing_answers(bot.rules, case.missing, language),
-        "missing_documents": missing_documents(bot.rules, case.missing, language),
-        "reviews": [{"role_name": bot.rules.role_name(r.role, language),
-                     "state": review_state_label(bot, r, language)}
-                    for r in current_reviews(session, case.id)],
-        **meeting_texts(meeting),
-    }
+    texts = meeting_texts(CouncilCalendar(bot.settings.council).next_meeting(now))
+    return StatusContext(
+        purpose=purpose.value,
+        documents=document_lines(bot.rules, latest_documents(session, case.id), language),
+        declared=declared_lines(bot.rules, case.not_applicable, language),
+        missing_answers=missing_answers(bot.rules, case.missing, language),
+        missing_documents=missing_documents(bot.rules, case.missing, language),
+        reviews=[ReviewLine(role_name=bot.rules.role_name(r.role, language),
+                            state=review_state_label(bot, r, language))
+                 for r in current_reviews(session, case.id)],
+        meeting=texts["meeting"], meeting_en=texts["meeting_en"], deadline=texts["deadline"],
+        deadline_en=texts["deadline_en"], starts=texts["starts"],
+    )
 
 
 def send_status(session: Session, bot: Bot, case: Case, purpose: Purpose,
