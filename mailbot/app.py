@@ -1,4 +1,8 @@
-"""Everything one running bot needs, built once from the settings."""
+"""Everything one running bot needs, built once from the settings.
+
+Importing this module is cheap (the CLI's `inspect` uses rules_folder); build_bot loads the
+database, the templates and the SMTP client when a bot is really built.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,19 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from mailbot.blobs import BlobStore
-from mailbot.clock import Clock
-from mailbot.config import Settings
-from mailbot.db import make_engine
-from mailbot.delivery.compose import Renderer
-from mailbot.delivery.outbox import Sender
 from mailbot.resources import shipped
-from mailbot.rules import Rules, load_rules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from mailbot.blobs import BlobStore
+    from mailbot.clock import Clock
+    from mailbot.config import Settings
+    from mailbot.delivery.compose import Renderer
+    from mailbot.delivery.outbox import Sender
+    from mailbot.rules import Rules
 
 
 @dataclass
@@ -64,6 +70,13 @@ def template_folders(settings: Settings) -> list[Path]:
 
 
 def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None) -> Bot:
+    """Engine (from settings.database_url unless given), rules, templates, blob store, sender."""
+    from mailbot.blobs import BlobStore
+    from mailbot.db import make_engine
+    from mailbot.delivery.compose import Renderer
+    from mailbot.delivery.outbox import Sender
+    from mailbot.rules import load_rules
+
     engine = engine or make_engine(settings.database_url)
     return Bot(
         settings=settings,

@@ -1,35 +1,28 @@
-"""The command line: the only place that parses argv and decides the exit code."""
+"""The command line: the only place that parses argv and decides the exit code.
+
+Only typer and the standard library are imported here at start: the database, the mail
+clients and the scheduler load inside the commands that use them, so `mailbot --help` and
+`mailbot inspect` start in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session, col, select
 
-from mailbot import views
-from mailbot.app import Bot, build_bot, rules_folder
 from mailbot.clock import COPENHAGEN, Clock
-from mailbot.config import STARTER_CONFIG, Settings, load_settings
-from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
-from mailbot.council.meetings import CouncilCalendar
-from mailbot.db import migrate, transaction
-from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
 from mailbot.errors import ConfigError, MailbotError, PermanentError
-from mailbot.intake.inspection import inspect_details
-from mailbot.intake.mailbox import Mailbox
-from mailbot.models import Case, RawMessage
-from mailbot.redact import configure_logging
-from mailbot.resources import shipped
-from mailbot.rules import load_rules
-from mailbot.service import Service, leader_lock
+
+if TYPE_CHECKING:
+    from mailbot.app import Bot
+    from mailbot.config import Settings
+    from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mailbot: email intake for the municipality's IT project council.")
@@ -65,10 +58,16 @@ def _parse_now(value: str) -> datetime:
 
 
 def _settings() -> Settings:
+    from mailbot.config import load_settings
+
     return load_settings(OPTIONS.config)
 
 
 def _bot(settings: Settings | None = None) -> Bot:
+    from mailbot.app import build_bot
+    from mailbot.db import migrate
+    from mailbot.redact import configure_logging
+
     settings = settings or _settings()
     configure_logging(settings.bot.log_level)
     bot = build_bot(settings, Clock(OPTIONS.now))
@@ -93,6 +92,8 @@ def _fail(err: Exception) -> typer.Exit:
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
         = False) -> None:
     """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
+    from mailbot.service import Service, leader_lock
+
     try:
         bot = _bot()
         with leader_lock(bot.settings.bot.data_dir):
@@ -111,6 +112,9 @@ def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, t
 
 def _preflight(bot: Bot) -> None:
     """Fail fast on what only the operator can fix; a server down later is retried."""
+    from mailbot.delivery.smtpcheck import check_smtp
+    from mailbot.intake.mailbox import Mailbox
+
     mailbox = Mailbox(bot.settings.imap, bot.settings.source)
     try:
         mailbox.open(at_start=True)
@@ -124,6 +128,9 @@ def _preflight(bot: Bot) -> None:
 
 
 def _install_signal_handlers(service: Service) -> None:
+    import signal
+    from types import FrameType
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
         service.stop()
@@ -136,6 +143,12 @@ def _install_signal_handlers(service: Service) -> None:
 @app.command()
 def check() -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
+    from mailbot import views
+    from mailbot.app import rules_folder
+    from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
+    from mailbot.intake.mailbox import Mailbox
+    from mailbot.rules import load_rules
+
     steps: list[tuple[str, Any]] = []
     try:
         settings = _settings()
@@ -169,6 +182,8 @@ def check() -> None:
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
          ) -> None:
     """Write a commented starter config to --config."""
+    from mailbot.config import STARTER_CONFIG
+
     if OPTIONS.config.exists() and not force:
         raise _fail(FileExistsError(f"{OPTIONS.config} exists; use --force to overwrite"))
     OPTIONS.config.write_text(STARTER_CONFIG, encoding="utf-8")
@@ -179,6 +194,11 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
 @app.command()
 def cases() -> None:
     """All cases, newest first."""
+    from sqlmodel import Session, col, select
+
+    from mailbot import views
+    from mailbot.models import Case
+
     bot = _bot_or_exit()
     with Session(bot.engine) as session:
         rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
@@ -188,6 +208,11 @@ def cases() -> None:
 @app.command()
 def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One case: its data and its timeline."""
+    from sqlmodel import Session, select
+
+    from mailbot import views
+    from mailbot.models import Case
+
     bot = _bot_or_exit()
     with Session(bot.engine) as session:
         found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
@@ -205,6 +230,11 @@ def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
              limit: int = 50) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
+    from sqlmodel import Session, col, select
+
+    from mailbot import views
+    from mailbot.models import RawMessage
+
     bot = _bot_or_exit()
     with Session(bot.engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
@@ -216,6 +246,10 @@ def messages(state: Annotated[str | None, typer.Option(
 @app.command()
 def outbox(limit: int = 50) -> None:
     """Outgoing mail: state, attempts, last error."""
+    from sqlmodel import Session
+
+    from mailbot import views
+
     bot = _bot_or_exit()
     with Session(bot.engine) as session:
         typer.echo(views.outbox_table(session, limit))
@@ -225,6 +259,9 @@ def outbox(limit: int = 50) -> None:
 def calendar_command(year: Annotated[int | None, typer.Option(help="Default: this year.")]
                      = None) -> None:
     """The council's meetings and their agenda deadlines for a year."""
+    from mailbot import views
+    from mailbot.council.meetings import CouncilCalendar
+
     try:
         settings = _settings()
     except MailbotError as err:
@@ -239,6 +276,11 @@ def agenda(meeting: Annotated[str | None, typer.Option(
         help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
            send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False) -> None:
     """Print the agenda as it would be sent, or send it now."""
+    from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
+    from mailbot.council.meetings import CouncilCalendar
+    from mailbot.db import transaction
+    from mailbot.service import Service
+
     bot = _bot_or_exit()
     calendar = CouncilCalendar(bot.settings.council)
     now = bot.clock.now()
@@ -265,6 +307,12 @@ def agenda(meeting: Annotated[str | None, typer.Option(
 def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False
                     ) -> None:
     """Read one .eml as the bot would (no database, no network)."""
+    from mailbot import views
+    from mailbot.app import rules_folder
+    from mailbot.intake.inspection import inspect_details
+    from mailbot.resources import shipped
+    from mailbot.rules import load_rules
+
     try:
         settings = _settings() if OPTIONS.config.exists() else None
         rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
@@ -286,6 +334,7 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] 
          ) -> None:
     """The whole flow on an embedded mail server, no setup: briefs in, receipts out."""
     from mailbot.demo import run_demo
+    from mailbot.redact import configure_logging
 
     configure_logging("WARNING")
     run_demo(keep=keep, echo=typer.echo)

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from mailbot.errors import TransientError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -51,6 +50,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    # alembic is imported only where a schema is looked at: most commands never need it
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -59,6 +61,8 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (safe to call at every start)."""
+    from alembic import command
+
     try:
         command.upgrade(_alembic_config(engine), "head")
     except Exception as err:  # the driver's own errors vary by database
@@ -67,6 +71,9 @@ def migrate(engine: Engine) -> None:
 
 def pending_migrations(engine: Engine) -> list[str]:
     """Revisions not yet applied; empty when the database is up to date."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(engine))
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())

@@ -1,17 +1,19 @@
-"""What the CLI prints: tables, a case's timeline, an inspection. Pure formatting."""
+"""What the CLI prints: tables, a case's timeline, an inspection. Pure formatting.
+
+The database and workflow modules are imported inside the functions that query or render
+with them, so `mailbot inspect` (which only needs inspect_text) does not load SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
-from mailbot.app import Bot
-from mailbot.cases.opening import receipt_context
-from mailbot.council.meetings import Meeting
-from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
-from mailbot.reading.brief import BriefReading
-from mailbot.reading.documents import DocumentReading
+    from mailbot.app import Bot
+    from mailbot.council.meetings import Meeting
+    from mailbot.models import Case, RawMessage
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -39,6 +41,10 @@ def cases_table(cases: list[Case]) -> str:
 
 
 def case_data(session: Session, case: Case) -> dict[str, Any]:
+    from sqlmodel import col, select
+
+    from mailbot.models import CaseDocument, Review
+
     documents = session.exec(
         select(CaseDocument).where(CaseDocument.case_id == case.id)
         .order_by(col(CaseDocument.id))).all()
@@ -75,6 +81,10 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
 
 
 def case_text(session: Session, case: Case, data: dict[str, Any]) -> str:
+    from sqlmodel import col, select
+
+    from mailbot.models import CaseEvent
+
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.id))).all()
     lines = [f"{case.ref}  {case.title}", f"status:    {case.status}",
@@ -100,6 +110,10 @@ def messages_table(rows: list[RawMessage]) -> str:
 
 
 def outbox_table(session: Session, limit: int) -> str:
+    from sqlmodel import col, select
+
+    from mailbot.models import Outbox
+
     rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
     if not rows:
         return "outbox is empty"
@@ -152,6 +166,11 @@ def calendar_table(meetings: list[Meeting]) -> str:
 
 def render_sample_receipt(bot: Bot) -> None:
     """Render the receipt once with sample data: `check` fails on a broken template."""
+    from mailbot.cases.opening import receipt_context
+    from mailbot.models import Case
+    from mailbot.reading.brief import BriefReading
+    from mailbot.reading.documents import DocumentReading
+
     sample = Case(ref="ITP-2000-0001", applicant_address="a@example.invalid", title="Prøve",
                   language=bot.settings.bot.language, created_at=bot.clock.now(),
                   updated_at=bot.clock.now(), applicant_name="Åse Ærø")
