@@ -3,6 +3,9 @@
 Only typer and the standard library are imported here at start: the database, the mail
 clients and the scheduler load inside the commands that use them, so `mailbot --help` and
 `mailbot inspect` start in a fraction of a second.
+
+Errors: a command raises MailbotError (ConfigError reads `source: [key] problem. Fix: ...`);
+main() prints it as one line on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from mailbot.clock import COPENHAGEN, Clock
 from mailbot.errors import ConfigError, MailbotError, PermanentError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from mailbot.app import Bot
     from mailbot.config import Settings
     from mailbot.service import Service
@@ -64,6 +69,7 @@ def _settings() -> Settings:
 
 
 def _bot(settings: Settings | None = None) -> Bot:
+    """The bot of `run`, `check` and `agenda --send`: the database is migrated first."""
     from mailbot.app import build_bot
     from mailbot.db import migrate
     from mailbot.redact import configure_logging
@@ -75,11 +81,17 @@ def _bot(settings: Settings | None = None) -> Bot:
     return bot
 
 
-def _bot_or_exit() -> Bot:
-    try:
-        return _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
+    """Settings and an engine for a read-only command: it never migrates and creates nothing.
+
+    Raises ConfigError (fix: `mailbot migrate`) when the database is missing or behind.
+    """
+    from mailbot.db import open_current
+    from mailbot.redact import configure_logging
+
+    settings = settings or _settings()
+    configure_logging(settings.bot.log_level)
+    return settings, open_current(settings.database_url, *settings.origin("bot.database_url"))
 
 
 def _fail(err: Exception) -> typer.Exit:
@@ -139,7 +151,7 @@ def _install_signal_handlers(service: Service) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-# -- check / init ---------------------------------------------------------------------------
+# -- check / init / migrate -----------------------------------------------------------------
 @app.command()
 def check() -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
@@ -190,7 +202,30 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
     typer.echo(f"wrote {OPTIONS.config}; edit it, then run `mailbot check`")
 
 
-# -- looking inside -------------------------------------------------------------------------
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create the database, or bring it to this mailbot's schema; print what was done."""
+    from mailbot.db import make_engine, migrate, schema, schema_error, where
+    from mailbot.redact import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.bot.log_level)
+    engine = make_engine(settings.database_url, *settings.origin("bot.database_url"))
+    before = schema(engine)
+    if not before.known:
+        raise schema_error(settings.database_url, before)
+    applied = migrate(engine, quiet=True)
+    database = where(settings.database_url)
+    if not applied:
+        typer.echo(f"{database}: already at revision {before.head}, nothing to do")
+        return
+    typer.echo(f"{database}: migrated from revision {before.current or 'none'} "
+               f"to {before.head}")
+    for step in applied:
+        typer.echo(f"  applied {step}")
+
+
+# -- looking inside (read-only: never migrates, creates nothing) ----------------------------
 @app.command()
 def cases() -> None:
     """All cases, newest first."""
@@ -199,8 +234,8 @@ def cases() -> None:
     from mailbot import views
     from mailbot.models import Case
 
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    _, engine = _database()
+    with Session(engine) as session:
         rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
         typer.echo(views.cases_table(list(rows)))
 
@@ -213,11 +248,12 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     from mailbot import views
     from mailbot.models import Case
 
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    _, engine = _database()
+    with Session(engine) as session:
         found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
         if found is None:
-            raise _fail(LookupError(f"no case {ref}; `mailbot cases` lists them"))
+            raise ConfigError("command line", "REF", f"there is no case {ref}",
+                              "`mailbot cases` lists them")
         data = views.case_data(session, found)
         if as_json:
             typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
@@ -235,8 +271,8 @@ def messages(state: Annotated[str | None, typer.Option(
     from mailbot import views
     from mailbot.models import RawMessage
 
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    _, engine = _database()
+    with Session(engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
         if state:
             query = query.where(RawMessage.state == state)
@@ -250,8 +286,8 @@ def outbox(limit: int = 50) -> None:
 
     from mailbot import views
 
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    _, engine = _database()
+    with Session(engine) as session:
         typer.echo(views.outbox_table(session, limit))
 
 
@@ -262,10 +298,7 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
     from mailbot import views
     from mailbot.council.meetings import CouncilCalendar
 
-    try:
-        settings = _settings()
-    except MailbotError as err:
-        raise _fail(err) from err
+    settings = _settings()
     year = year or Clock(OPTIONS.now).now().astimezone(COPENHAGEN).year
     meetings = CouncilCalendar(settings.council).meetings(date(year, 1, 1), date(year, 12, 31))
     typer.echo(views.calendar_table(meetings))
@@ -275,27 +308,38 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
 def agenda(meeting: Annotated[str | None, typer.Option(
         help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
            send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False) -> None:
-    """Print the agenda as it would be sent, or send it now."""
+    """Print the agenda as it would be sent (read-only), or send it now."""
+    from sqlmodel import Session
+
+    from mailbot.app import build_bot
     from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
     from mailbot.council.meetings import CouncilCalendar
     from mailbot.db import transaction
     from mailbot.service import Service
 
-    bot = _bot_or_exit()
+    if send:
+        bot = _bot()
+    else:
+        settings, engine = _database()
+        bot = build_bot(settings, Clock(OPTIONS.now), engine, read_only=True)
     calendar = CouncilCalendar(bot.settings.council)
     now = bot.clock.now()
     try:
         chosen = (calendar.meeting_on(date.fromisoformat(meeting)) if meeting
                   else calendar.next_meeting(now))
     except ValueError as err:
-        raise _fail(err) from err
+        raise ConfigError("command line", "--meeting", f"{meeting!r} is not a date ({err})",
+                          "write YYYY-MM-DD, a day from `mailbot calendar`") from err
     if chosen is None:
-        raise _fail(LookupError(f"no council meeting on {meeting}; see `mailbot calendar`"))
-    with transaction(bot.engine) as session:
-        if not send:
+        raise ConfigError("command line", "--meeting",
+                          f"there is no council meeting on {meeting}",
+                          "pick a day from `mailbot calendar`")
+    if not send:
+        with Session(bot.engine) as session:
             context = agenda_context(session, bot, chosen, version=1)
             typer.echo(bot.renderer.render("da", "agenda", context)[0])
-            return
+        return
+    with transaction(bot.engine) as session:
         version = next_agenda_version(session, chosen.day)
         send_agenda(session, bot, chosen, now, version)
     Service(bot).flush_outbox()
@@ -321,7 +365,7 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
         result, details = inspect_details(file.read_bytes(), rules, address, today)
     except PermanentError as err:
         result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
-    except (MailbotError, OSError) as err:
+    except OSError as err:
         raise _fail(err) from err
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -341,11 +385,15 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 an error the operator can fix, 130 ^C)."""
     try:
         # click returns the code of typer.Exit instead of raising it when not standalone
         result = app(args=argv, prog_name="mailbot", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
         return 130
+    except MailbotError as err:
+        typer.echo(_one_line(str(err)), err=True)
+        return 2
     except Exception as err:
         # usage errors (typer's vendored click): print as click would, exit with its code
         show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
@@ -354,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
             return code
         raise
     return result if isinstance(result, int) else 0
+
+
+def _one_line(text: str) -> str:
+    """Driver and parser messages can span lines; an operator's error is one line."""
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

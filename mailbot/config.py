@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+)
 
 from mailbot.errors import ConfigError
 
@@ -121,6 +129,14 @@ class Settings(_Section):
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     source: str = "<defaults>"
+    # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
+    _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def origin(self, key: str) -> tuple[str, str]:
+        """(source, key) for a ConfigError about `key` ("bot.database_url"): the file and the
+        key, or "environment" and the variable that set it."""
+        name = self._env_names.get(key)
+        return ("environment", name) if name else (self.source, key)
 
     @property
     def database_url(self) -> str:
@@ -242,6 +258,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
         raise _validation_error(err, merged, origins) from err
     base = path.absolute().parent if path.exists() else Path.cwd()
     settings = _resolve_paths(settings, base)
+    settings._env_names = dict(origins.env_names)
     _check_paths(settings, origins)
     _check_addresses(settings, origins)
     return settings

@@ -3,6 +3,7 @@ subprocess where a fresh interpreter, the current directory or the output encodi
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -73,7 +74,12 @@ def mailbot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
             out, err = capsys.readouterr()
         return Ran(code, out, err)
 
+    # configure_logging points the root logger at this test's captured stderr: put it back
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield run
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def migrated_database(data_dir: Path) -> str:
