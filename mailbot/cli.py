@@ -34,6 +34,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("mailbot")
 
 
+# Years the calendar, --year and --now accept: wide enough for any real use, and far from
+# the ends of datetime, where date arithmetic overflows.
+YEARS = range(2000, 2101)
+COMMAND_LINE = "command line"
+MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined")
+
+
 class Options:
     config: Path = Path("mailbot.toml")
     now: datetime | None = None
@@ -44,6 +51,7 @@ OPTIONS = Options()
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", envvar="MAILBOT_CONFIG",
                                          help="Config file (TOML).")] = Path("mailbot.toml"),
     now: Annotated[str | None, typer.Option("--now", envvar="MAILBOT_NOW",
@@ -51,15 +59,24 @@ def _global(
     = None,
 ) -> None:
     OPTIONS.config = config
-    OPTIONS.now = _parse_now(now) if now else None
+    source = ctx.get_parameter_source("now")
+    from_env = source is not None and source.name == "ENVIRONMENT"
+    OPTIONS.now = _parse_now(now, "MAILBOT_NOW" if from_env else "--now") if now else None
 
 
-def _parse_now(value: str) -> datetime:
+def _parse_now(value: str, name: str) -> datetime:
+    """An ISO date-time in YEARS. Raises ConfigError naming `name` (--now or MAILBOT_NOW)."""
+    source = "environment" if name.startswith("MAILBOT_") else COMMAND_LINE
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError as err:
-        raise typer.BadParameter(f"--now {value!r} is not an ISO date-time "
-                                 "(e.g. 2026-03-02T11:59)") from err
+        raise ConfigError(source, name, f"{value!r} is not an ISO date-time",
+                          "write it as 2026-03-02T11:59 (Copenhagen time) or with an offset, "
+                          "2026-03-02T11:59+01:00") from err
+    if parsed.year not in YEARS:
+        raise ConfigError(source, name, f"{value!r} is outside the years {YEARS[0]}..{YEARS[-1]}",
+                          "give a date-time in those years")
+    return parsed
 
 
 def _settings() -> Settings:
@@ -68,8 +85,12 @@ def _settings() -> Settings:
     return load_settings(OPTIONS.config)
 
 
-def _bot(settings: Settings | None = None) -> Bot:
-    """The bot of `run`, `check` and `agenda --send`: the database is migrated first."""
+def _bot(settings: Settings | None = None, report: list[str] | None = None) -> Bot:
+    """The bot of `run`, `check` and `agenda --send`: the database is migrated first.
+
+    report: given, the migration is quiet and the revisions applied are added to it; else
+    alembic logs them (the daemon's journal).
+    """
     from mailbot.app import build_bot
     from mailbot.db import migrate
     from mailbot.redact import configure_logging
@@ -77,7 +98,9 @@ def _bot(settings: Settings | None = None) -> Bot:
     settings = settings or _settings()
     configure_logging(settings.bot.log_level)
     bot = build_bot(settings, Clock(OPTIONS.now))
-    migrate(bot.engine)
+    applied = migrate(bot.engine, quiet=report is not None)
+    if report is not None:
+        report.extend(applied)
     return bot
 
 
@@ -94,11 +117,6 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
     return settings, open_current(settings.database_url, *settings.origin("bot.database_url"))
 
 
-def _fail(err: Exception) -> typer.Exit:
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2)
-
-
 # -- run ------------------------------------------------------------------------------------
 @app.command()
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
@@ -106,20 +124,17 @@ def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, t
     """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
     from mailbot.service import Service, leader_lock
 
-    try:
-        bot = _bot()
-        with leader_lock(bot.settings.bot.data_dir):
-            _preflight(bot)
-            service = Service(bot)
-            if once:
-                service.run_once()
-                return
-            _install_signal_handlers(service)
-            log.info("mailbot started for %s", bot.address)
-            service.run_forever()
-            log.info("mailbot stopped")
-    except (MailbotError, OSError) as err:
-        raise _fail(err) from err
+    bot = _bot()
+    with leader_lock(bot.settings.bot.data_dir):
+        _preflight(bot)
+        service = Service(bot)
+        if once:
+            service.run_once()
+            return
+        _install_signal_handlers(service)
+        log.info("mailbot started for %s", bot.address)
+        service.run_forever()
+        log.info("mailbot stopped")
 
 
 def _preflight(bot: Bot) -> None:
@@ -155,8 +170,8 @@ def _install_signal_handlers(service: Service) -> None:
 @app.command()
 def check() -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
-    from mailbot import views
     from mailbot.app import rules_folder
+    from mailbot.db import where
     from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
     from mailbot.intake.mailbox import Mailbox
     from mailbot.rules import load_rules
@@ -167,9 +182,12 @@ def check() -> None:
         steps.append(("config", f"{settings.source} is valid"))
         rules = load_rules(rules_folder(settings))
         steps.append(("rules", f"{len(rules.questions)} questions, {len(rules.kinds)} kinds"))
-        bot = _bot(settings)
-        steps.append(("database", "reachable and migrated"))
-        views.render_sample_receipt(bot)
+        applied: list[str] = []
+        bot = _bot(settings, report=applied)
+        revisions = ", ".join(step.split()[0] for step in applied)
+        steps.append(("database", f"{where(settings.database_url)} reachable and migrated"
+                      + (f" (applied {revisions})" if applied else " (up to date)")))
+        _check_templates(bot)
         steps.append(("templates", "render"))
         mailbox = Mailbox(settings.imap, settings.source)
         try:
@@ -182,24 +200,82 @@ def check() -> None:
         if settings.reviews.reply_tokens:
             probe_plus_addressing(settings)
             steps.append(("reply tokens", "plus-addressed mail reaches the mailbox"))
-    except (MailbotError, OSError) as err:
+    finally:  # what passed, also when a later step fails (main prints that error)
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")
-        raise _fail(err) from err
-    for name, detail in steps:
-        typer.echo(f"ok    {name}: {detail}")
+
+
+def _check_templates(bot: Bot) -> None:
+    """Compile every template in bot.templates_dir, then render the receipt with sample data.
+
+    Raises ConfigError (key bot.templates_dir) naming the template file and line.
+    """
+    import jinja2
+
+    from mailbot import views
+    from mailbot.app import template_folders
+
+    folder = bot.settings.bot.templates_dir
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_folders(bot.settings)))
+    names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*.j2"))] \
+        if folder else []
+    try:
+        for name in names:
+            env.get_template(name)  # compiles it: syntax errors, unknown filters
+        views.render_sample_receipt(bot)  # undefined names show only when rendering
+    except jinja2.TemplateError as err:
+        raise _template_error(bot.settings, err) from err
+
+
+def _template_error(settings: Settings, err: Exception) -> ConfigError:
+    """`source: [bot.templates_dir] da/x.txt.j2 line 3: problem. Fix: ...`"""
+    import jinja2
+
+    path, line = (err.filename, err.lineno) if isinstance(err, jinja2.TemplateSyntaxError) \
+        else _template_frame(err)
+    folder = settings.bot.templates_dir
+    shown = path or "a template"
+    if path and folder and Path(path).is_relative_to(folder):
+        shown = Path(path).relative_to(folder).as_posix()
+    message = (err.message if isinstance(err, jinja2.TemplateError) and err.message
+               else str(err)).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    return ConfigError(settings.source, "bot.templates_dir",
+                       f"{shown}{f' line {line}' if line else ''}: {message}",
+                       "correct the template, or delete it to use the shipped one")
+
+
+def _template_frame(err: BaseException) -> tuple[str | None, int | None]:
+    """The innermost template (file, line) in a rendering traceback: jinja2 rewrites its
+    frames to point at the .j2 file."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 @app.command()
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
          ) -> None:
-    """Write a commented starter config to --config."""
+    """Write a commented starter config to --config (its folder is created; mode 0600)."""
+    import os
+
     from mailbot.config import STARTER_CONFIG
 
-    if OPTIONS.config.exists() and not force:
-        raise _fail(FileExistsError(f"{OPTIONS.config} exists; use --force to overwrite"))
-    OPTIONS.config.write_text(STARTER_CONFIG, encoding="utf-8")
-    typer.echo(f"wrote {OPTIONS.config}; edit it, then run `mailbot check`")
+    path = OPTIONS.config
+    if path.exists() and not force:
+        raise ConfigError(str(path), "--config", "the file exists already",
+                          "pass --force to overwrite it, or choose another --config path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # it will hold passwords: readable by its owner only, from the first byte on
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # --force on an existing file keeps its old mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(STARTER_CONFIG)
+    typer.echo(f"wrote {path}; edit it, then run `mailbot --config {path} check`")
 
 
 @app.command("migrate")
@@ -264,13 +340,16 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 @app.command()
 def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
-             limit: int = 50) -> None:
+             limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
     from sqlmodel import Session, col, select
 
     from mailbot import views
     from mailbot.models import RawMessage
 
+    if state is not None and state not in MESSAGE_STATES:
+        raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not a state",
+                          f"use one of {', '.join(MESSAGE_STATES)}")
     _, engine = _database()
     with Session(engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
@@ -280,7 +359,7 @@ def messages(state: Annotated[str | None, typer.Option(
 
 
 @app.command()
-def outbox(limit: int = 50) -> None:
+def outbox(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """Outgoing mail: state, attempts, last error."""
     from sqlmodel import Session
 
@@ -298,6 +377,9 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
     from mailbot import views
     from mailbot.council.meetings import CouncilCalendar
 
+    if year is not None and year not in YEARS:
+        raise ConfigError(COMMAND_LINE, "--year", f"{year} is outside {YEARS[0]}..{YEARS[-1]}",
+                          "give a year such as 2027")
     settings = _settings()
     year = year or Clock(OPTIONS.now).now().astimezone(COPENHAGEN).year
     meetings = CouncilCalendar(settings.council).meetings(date(year, 1, 1), date(year, 12, 31))
@@ -357,20 +439,57 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     from mailbot.resources import shipped
     from mailbot.rules import load_rules
 
+    raw = _read_mail_file(file)
+    settings = _settings() if OPTIONS.config.exists() else None
+    rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
+    address = settings.bot.address if settings else "mailbot@localhost.invalid"
+    today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
     try:
-        settings = _settings() if OPTIONS.config.exists() else None
-        rules = load_rules(rules_folder(settings) if settings else shipped("rules"))
-        address = settings.bot.address if settings else "mailbot@localhost.invalid"
-        today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
-        result, details = inspect_details(file.read_bytes(), rules, address, today)
-    except PermanentError as err:
+        result, details = inspect_details(raw, rules, address, today)
+    except PermanentError as err:  # what the bot does with it too: quarantine, with the reason
         result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
-    except OSError as err:
-        raise _fail(err) from err
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         typer.echo(views.inspect_text(result, details))
+
+
+# what a file starts with when it is certainly not a mail
+_MAGIC = {b"\x89PNG": "a PNG image", b"%PDF-": "a PDF", b"GIF8": "a GIF image",
+          b"PK\x03\x04": "a ZIP archive or an Office file", b"\xff\xd8\xff": "a JPEG image",
+          b"\x7fELF": "a program", b"MZ\x90": "a Windows program"}
+
+
+def _read_mail_file(file: Path) -> bytes:
+    """The bytes of `file`. Raises ConfigError when it cannot be read, is empty or is binary."""
+    fix = "give a mail saved as an .eml file (the raw message, RFC 5322 text)"
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(file), "FILE", f"cannot be read ({err.strerror or err})",
+                          fix) from err
+    if not raw.strip():
+        raise ConfigError(str(file), "FILE", "the file is empty", fix)
+    kind = _binary_kind(raw[:8192])
+    if kind:
+        raise ConfigError(str(file), "FILE", f"is {kind}, not a mail", fix)
+    return raw
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """What binary thing `head` starts, or None for text (a mail is text, even in 8 bit)."""
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if b"\x00" in head:
+        return "binary data"
+    controls = sum(1 for byte in head if (byte < 32 and byte not in b"\t\n\r\f") or byte == 127)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        # 8-bit Latin-1 mail has almost no control bytes; random data has one in nine
+        return "binary data" if controls > len(head) // 20 else None
+    return None
 
 
 @app.command()
@@ -394,11 +513,20 @@ def main(argv: list[str] | None = None) -> int:
     except MailbotError as err:
         typer.echo(_one_line(str(err)), err=True)
         return 2
+    except OSError as err:  # a folder not writable, a disk full: the operator's to fix
+        typer.echo(_one_line(str(ConfigError(
+            str(err.filename or "mailbot"), "-", err.strerror or str(err),
+            "check the path, its owner and permissions, and free disk space"))), err=True)
+        return 2
     except Exception as err:
-        # usage errors (typer's vendored click): print as click would, exit with its code
-        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
+        # click's own errors (typer vendors click, so they are matched by shape)
+        code, show = getattr(err, "exit_code", None), getattr(err, "show", None)
+        format_message = getattr(err, "format_message", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and callable(show):
+            show()  # `mailbot` alone: the help
+            return code if isinstance(code, int) else 2
+        if callable(format_message) and isinstance(code, int):  # usage errors
+            typer.echo(_usage_line(err, str(format_message())), err=True)
             return code
         raise
     return result if isinstance(result, int) else 0
@@ -407,6 +535,27 @@ def main(argv: list[str] | None = None) -> int:
 def _one_line(text: str) -> str:
     """Driver and parser messages can span lines; an operator's error is one line."""
     return " ".join(text.split())
+
+
+def _usage_line(err: Exception, formatted: str) -> str:
+    """A usage error of typer's click (unknown option, bad value, missing argument) as
+    `command line: [--option] problem. Fix: see `mailbot COMMAND --help``."""
+    ctx = getattr(err, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "mailbot"
+    param = getattr(err, "param", None)
+    key = getattr(err, "option_name", None) or "-"
+    if param is not None:
+        opts = getattr(param, "opts", None) or [str(getattr(param, "name", "-"))]
+        key = opts[0] if opts[0].startswith("-") else opts[0].upper()
+    # a bad value's own message, without click's "Invalid value for '--x': " in front
+    message = str(getattr(err, "message", "") or "") if param is not None else ""
+    # "No such command 'x'. Did you mean 'y'?" -> "no such command 'x' (did you mean 'y')"
+    problem = (message or formatted).replace(". Did you mean", " (did you mean")
+    problem = problem[:-1] + ")" if problem.endswith("?") else problem.rstrip(".")
+    if key == "-" and problem.lower().startswith("no such command"):
+        key = "COMMAND"
+    return _one_line(str(ConfigError(COMMAND_LINE, key, problem[:1].lower() + problem[1:],
+                                     f"see `{command} --help`")))
 
 
 if __name__ == "__main__":
