@@ -79,6 +79,23 @@ def _parse_now(value: str, name: str) -> datetime:
     return parsed
 
 
+# `mailbot init --config PATH` as much as `mailbot --config PATH init`: each command takes
+# --config and --now too, and the one after the command wins.
+ConfigAfter = Annotated[Path | None, typer.Option(
+    "--config", show_default=False, help="Config file (TOML); also accepted before the command.")]
+NowAfter = Annotated[str | None, typer.Option(
+    "--now", show_default=False, help="Run as if the clock showed this ISO time; also accepted "
+    "before the command.")]
+
+
+def _use(config: Path | None, now: str | None) -> None:
+    """Apply --config/--now given after the command name. Raises ConfigError for a bad --now."""
+    if config is not None:
+        OPTIONS.config = config
+    if now is not None:
+        OPTIONS.now = _parse_now(now, "--now")
+
+
 def _settings() -> Settings:
     from mailbot.config import load_settings
 
@@ -120,8 +137,9 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
 # -- run ------------------------------------------------------------------------------------
 @app.command()
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
-        = False) -> None:
+        = False, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
+    _use(config, now)
     from mailbot.service import Service, leader_lock
 
     bot = _bot()
@@ -168,8 +186,9 @@ def _install_signal_handlers(service: Service) -> None:
 
 # -- check / init / migrate -----------------------------------------------------------------
 @app.command()
-def check() -> None:
+def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
+    _use(config, now)
     from mailbot.app import rules_folder
     from mailbot.db import where
     from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
@@ -258,9 +277,10 @@ def _template_frame(err: BaseException) -> tuple[str | None, int | None]:
 
 
 @app.command()
-def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
-         ) -> None:
+def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+         config: ConfigAfter = None) -> None:
     """Write a commented starter config to --config (its folder is created; mode 0600)."""
+    _use(config, None)
     import os
 
     from mailbot.config import STARTER_CONFIG
@@ -279,8 +299,9 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
 
 
 @app.command("migrate")
-def migrate_command() -> None:
+def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Create the database, or bring it to this mailbot's schema; print what was done."""
+    _use(config, now)
     from mailbot.db import make_engine, migrate, schema, schema_error, where
     from mailbot.redact import configure_logging
 
@@ -303,8 +324,9 @@ def migrate_command() -> None:
 
 # -- looking inside (read-only: never migrates, creates nothing) ----------------------------
 @app.command()
-def cases() -> None:
+def cases(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """All cases, newest first."""
+    _use(config, now)
     from sqlmodel import Session, col, select
 
     from mailbot import views
@@ -317,8 +339,10 @@ def cases() -> None:
 
 
 @app.command()
-def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         config: ConfigAfter = None, now: NowAfter = None) -> None:
     """One case: its data and its timeline."""
+    _use(config, now)
     from sqlmodel import Session, select
 
     from mailbot import views
@@ -340,8 +364,10 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 @app.command()
 def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
-             limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+             limit: Annotated[int, typer.Option(min=1)] = 50,
+             config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
+    _use(config, now)
     from sqlmodel import Session, col, select
 
     from mailbot import views
@@ -359,8 +385,10 @@ def messages(state: Annotated[str | None, typer.Option(
 
 
 @app.command()
-def outbox(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+def outbox(limit: Annotated[int, typer.Option(min=1)] = 50,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Outgoing mail: state, attempts, last error."""
+    _use(config, now)
     from sqlmodel import Session
 
     from mailbot import views
@@ -372,8 +400,9 @@ def outbox(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
 
 @app.command("calendar")
 def calendar_command(year: Annotated[int | None, typer.Option(help="Default: this year.")]
-                     = None) -> None:
+                     = None, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The council's meetings and their agenda deadlines for a year."""
+    _use(config, now)
     from mailbot import views
     from mailbot.council.meetings import CouncilCalendar
 
@@ -389,8 +418,10 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
 @app.command()
 def agenda(meeting: Annotated[str | None, typer.Option(
         help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
-           send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False) -> None:
+           send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Print the agenda as it would be sent (read-only), or send it now."""
+    _use(config, now)
     from sqlmodel import Session
 
     from mailbot.app import build_bot
@@ -405,10 +436,10 @@ def agenda(meeting: Annotated[str | None, typer.Option(
         settings, engine = _database()
         bot = build_bot(settings, Clock(OPTIONS.now), engine, read_only=True)
     calendar = CouncilCalendar(bot.settings.council)
-    now = bot.clock.now()
+    moment = bot.clock.now()
     try:
         chosen = (calendar.meeting_on(date.fromisoformat(meeting)) if meeting
-                  else calendar.next_meeting(now))
+                  else calendar.next_meeting(moment))
     except ValueError as err:
         raise ConfigError("command line", "--meeting", f"{meeting!r} is not a date ({err})",
                           "write YYYY-MM-DD, a day from `mailbot calendar`") from err
@@ -423,16 +454,17 @@ def agenda(meeting: Annotated[str | None, typer.Option(
         return
     with transaction(bot.engine) as session:
         version = next_agenda_version(session, chosen.day)
-        send_agenda(session, bot, chosen, now, version)
+        send_agenda(session, bot, chosen, moment, version)
     Service(bot).flush_outbox()
     typer.echo(f"agenda for {chosen.day} (version {version}) sent to "
                f"{', '.join(bot.settings.council.secretary)}")
 
 
 @app.command("inspect")
-def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False
-                    ) -> None:
+def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Read one .eml as the bot would (no database, no network)."""
+    _use(config, now)
     from mailbot import views
     from mailbot.app import rules_folder
     from mailbot.intake.inspection import inspect_details
