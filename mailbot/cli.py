@@ -16,6 +16,7 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -139,8 +140,9 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
         = False, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
-    _use(config, now)
     from mailbot.service import Service, leader_lock
+
+    _use(config, now)
 
     bot = _bot()
     with leader_lock(bot.settings.bot.data_dir):
@@ -188,12 +190,13 @@ def _install_signal_handlers(service: Service) -> None:
 @app.command()
 def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
-    _use(config, now)
     from mailbot.app import rules_folder
     from mailbot.db import where
     from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
     from mailbot.intake.mailbox import Mailbox
     from mailbot.rules import load_rules
+
+    _use(config, now)
 
     steps: list[tuple[str, Any]] = []
     try:
@@ -280,10 +283,11 @@ def _template_frame(err: BaseException) -> tuple[str | None, int | None]:
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
          config: ConfigAfter = None) -> None:
     """Write a commented starter config to --config (its folder is created; mode 0600)."""
-    _use(config, None)
     import os
 
     from mailbot.config import STARTER_CONFIG
+
+    _use(config, None)
 
     path = OPTIONS.config
     if path.exists() and not force:
@@ -301,9 +305,10 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
 @app.command("migrate")
 def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Create the database, or bring it to this mailbot's schema; print what was done."""
-    _use(config, now)
     from mailbot.db import make_engine, migrate, schema, schema_error, where
     from mailbot.redact import configure_logging
+
+    _use(config, now)
 
     settings = _settings()
     configure_logging(settings.bot.log_level)
@@ -324,41 +329,72 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
 
 # -- looking inside (read-only: never migrates, creates nothing) ----------------------------
 @app.command()
-def cases(config: ConfigAfter = None, now: NowAfter = None) -> None:
+def cases(status: Annotated[str | None, typer.Option(
+        help="Only cases with this status (e.g. incomplete, queued, decided).")] = None,
+          as_json: Annotated[bool, typer.Option("--json")] = False,
+          config: ConfigAfter = None, now: NowAfter = None) -> None:
     """All cases, newest first."""
-    _use(config, now)
     from sqlmodel import Session, col, select
 
     from mailbot import views
     from mailbot.models import Case
 
-    _, engine = _database()
+    _use(config, now)
+    settings, engine = _database()
     with Session(engine) as session:
-        rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
-        typer.echo(views.cases_table(list(rows)))
+        query = select(Case).order_by(col(Case.id).desc())
+        if status is not None:
+            query = query.where(Case.status == status.strip().lower())
+        rows = list(session.exec(query).all())
+        if as_json:
+            _echo_json(views.cases_data(rows, _zone(settings)))
+        elif status is not None and not rows:
+            in_use = sorted(set(session.exec(select(Case.status)).all()))
+            typer.echo(f"no cases with status {status!r}"
+                       + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
+        else:
+            typer.echo(views.cases_table(rows))
 
 
 @app.command()
 def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
          config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """One case: its data and its timeline."""
-    _use(config, now)
+    """One case: its data, reviews, meeting, decision and timeline."""
     from sqlmodel import Session, select
 
     from mailbot import views
     from mailbot.models import Case
 
-    _, engine = _database()
+    _use(config, now)
+    settings, engine = _database()
     with Session(engine) as session:
-        found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
+        found = session.exec(select(Case).where(Case.ref == ref.strip().upper())).first()
         if found is None:
-            raise ConfigError("command line", "REF", f"there is no case {ref}",
+            raise ConfigError(COMMAND_LINE, "REF", f"there is no case {ref}",
                               "`mailbot cases` lists them")
-        data = views.case_data(session, found)
+        data = views.case_data(session, found, _zone(settings))
         if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+            _echo_json(data)
         else:
-            typer.echo(views.case_text(session, found, data))
+            typer.echo(views.case_text(session, found, data, _zone(settings)))
+
+
+def _zone(settings: Settings) -> ZoneInfo:
+    """The council's zone: times people read are local (config validated the name)."""
+    return ZoneInfo(settings.council.timezone)
+
+
+def _echo_json(data: Any) -> None:
+    """JSON on stdout as UTF-8 (RFC 8259) whatever the locale or PYTHONIOENCODING says, so
+    æøå arrive as written when the output goes to a file or another program."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a stream without bytes underneath: it takes text as it is
+        typer.echo(text, nl=False)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 @app.command()
@@ -367,11 +403,12 @@ def messages(state: Annotated[str | None, typer.Option(
              limit: Annotated[int, typer.Option(min=1)] = 50,
              config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
-    _use(config, now)
     from sqlmodel import Session, col, select
 
     from mailbot import views
     from mailbot.models import RawMessage
+
+    _use(config, now)
 
     if state is not None and state not in MESSAGE_STATES:
         raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not a state",
@@ -388,10 +425,11 @@ def messages(state: Annotated[str | None, typer.Option(
 def outbox(limit: Annotated[int, typer.Option(min=1)] = 50,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Outgoing mail: state, attempts, last error."""
-    _use(config, now)
     from sqlmodel import Session
 
     from mailbot import views
+
+    _use(config, now)
 
     _, engine = _database()
     with Session(engine) as session:
@@ -402,9 +440,10 @@ def outbox(limit: Annotated[int, typer.Option(min=1)] = 50,
 def calendar_command(year: Annotated[int | None, typer.Option(help="Default: this year.")]
                      = None, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The council's meetings and their agenda deadlines for a year."""
-    _use(config, now)
     from mailbot import views
     from mailbot.council.meetings import CouncilCalendar
+
+    _use(config, now)
 
     if year is not None and year not in YEARS:
         raise ConfigError(COMMAND_LINE, "--year", f"{year} is outside {YEARS[0]}..{YEARS[-1]}",
@@ -421,7 +460,6 @@ def agenda(meeting: Annotated[str | None, typer.Option(
            send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Print the agenda as it would be sent (read-only), or send it now."""
-    _use(config, now)
     from sqlmodel import Session
 
     from mailbot.app import build_bot
@@ -429,6 +467,8 @@ def agenda(meeting: Annotated[str | None, typer.Option(
     from mailbot.council.meetings import CouncilCalendar
     from mailbot.db import transaction
     from mailbot.service import Service
+
+    _use(config, now)
 
     if send:
         bot = _bot()
@@ -464,12 +504,13 @@ def agenda(meeting: Annotated[str | None, typer.Option(
 def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False,
                     config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Read one .eml as the bot would (no database, no network)."""
-    _use(config, now)
     from mailbot import views
     from mailbot.app import rules_folder
     from mailbot.intake.inspection import inspect_details
     from mailbot.resources import shipped
     from mailbot.rules import load_rules
+
+    _use(config, now)
 
     raw = _read_mail_file(file)
     settings = _settings() if OPTIONS.config.exists() else None
@@ -481,7 +522,7 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     except PermanentError as err:  # what the bot does with it too: quarantine, with the reason
         result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        _echo_json(result)
     else:
         typer.echo(views.inspect_text(result, details))
 
@@ -537,6 +578,9 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 an error the operator can fix, 130 ^C)."""
+    if hasattr(sys.stdout, "reconfigure"):
+        # text on a terminal that cannot show æøå gets "?" rather than a traceback
+        sys.stdout.reconfigure(errors="replace")
     try:
         # click returns the code of typer.Exit instead of raising it when not standalone
         result = app(args=argv, prog_name="mailbot", standalone_mode=False)
