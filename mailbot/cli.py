@@ -305,7 +305,7 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")
 @app.command("migrate")
 def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Create the database, or bring it to this mailbot's schema; print what was done."""
-    from mailbot.db import make_engine, migrate, schema, schema_error, where
+    from mailbot.db import make_engine, migrate, reachable_schema, schema_error, where
     from mailbot.redact import configure_logging
 
     _use(config, now)
@@ -313,7 +313,7 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     settings = _settings()
     configure_logging(settings.bot.log_level)
     engine = make_engine(settings.database_url, *settings.origin("bot.database_url"))
-    before = schema(engine)
+    before = reachable_schema(engine, settings.database_url)
     if not before.known:
         raise schema_error(settings.database_url, before)
     applied = migrate(engine, quiet=True)

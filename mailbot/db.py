@@ -221,18 +221,25 @@ def open_current(url: str, source: str = "<config>", key: str = KEY) -> Engine:
                           f"revision {head_revision()} (is bot.data_dir right?)",
                           f"{MIGRATE_FIX} to create it")
     engine = _create(url, source, key)
-    try:
-        state = schema(engine)
-    except SQLAlchemyError as err:
-        engine.dispose()
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-        raise ConfigError(where(url), KEY, f"cannot read the database ({reason})",
-                          "check the URL, that the server runs and that the user may log in"
-                          ) from err
+    state = reachable_schema(engine, url)
     if not state.up_to_date:
         engine.dispose()
         raise schema_error(url, state)
     return engine
+
+
+def reachable_schema(engine: Engine, url: str) -> Schema:
+    """schema(engine), with a database that cannot be reached or read as a ConfigError
+    naming it (`url`: how it was configured)."""
+    try:
+        return schema(engine)
+    except SQLAlchemyError as err:
+        engine.dispose()
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        fix = ("check that the file is mailbot's SQLite database and that this user may "
+               "read it" if sqlite_path(url) is not None else
+               "check the URL, that the server runs and that the user may log in")
+        raise ConfigError(where(url), KEY, f"cannot read the database ({reason})", fix) from err
 
 
 def schema_error(url: str, state: Schema) -> ConfigError:

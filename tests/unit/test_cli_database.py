@@ -89,7 +89,7 @@ def test_a_database_newer_than_this_mailbot_is_refused(tmp_path: Path,
 
 @pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None,
                     reason="psycopg is installed here")
-@pytest.mark.parametrize("command", ["cases", "migrate"])
+@pytest.mark.parametrize("command", ["cases", "migrate", "check"])
 def test_postgres_without_its_driver_names_the_extra(
         tmp_path: Path, mailbot: MailbotRunner, command: str) -> None:
     config = write_config(tmp_path, (
@@ -107,10 +107,24 @@ def test_malformed_database_url_is_named_without_its_password(
     config = write_config(tmp_path, (
         '# database_url = "postgresql+psycopg://mailbot@localhost/mailbot"',
         f'database_url = "{url}"'))
-    for command in ("cases", "migrate"):
+    for command in ("cases", "migrate", "check"):
         result = mailbot("--config", str(config), command)
         assert result.code == 2
         assert result.err.startswith(f"{config}: [bot.database_url] '")
         assert "is not a database URL" in result.err and "Fix:" in result.err
         assert "topsecret" not in result.err and result.err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mailbot.toml"]
+
+
+@pytest.mark.parametrize("command", ["cases", "migrate"])
+def test_a_file_that_is_not_a_database(tmp_path: Path, mailbot: MailbotRunner,
+                                       command: str) -> None:
+    config = write_config(tmp_path)
+    database = tmp_path / "data" / "mailbot.sqlite3"
+    database.parent.mkdir()
+    database.write_text("these are notes, not a database")
+    result = mailbot("--config", str(config), command)
+    assert result.code == 2
+    assert result.err == (f"{database}: [bot.database_url] cannot read the database (file is "
+                          "not a database). Fix: check that the file is mailbot's SQLite "
+                          "database and that this user may read it\n")
