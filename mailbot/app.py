@@ -1,4 +1,8 @@
-"""Everything one running bot needs, built once from the settings."""
+"""Everything one running bot needs, built once from the settings.
+
+Importing this module is cheap (the CLI's `inspect` uses rules_folder); build_bot loads the
+database, the templates and the SMTP client when a bot is really built.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,19 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from mailbot.blobs import BlobStore
-from mailbot.clock import Clock
-from mailbot.config import Settings
-from mailbot.db import make_engine
-from mailbot.delivery.compose import Renderer
-from mailbot.delivery.outbox import Sender
 from mailbot.resources import shipped
-from mailbot.rules import Rules, load_rules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from mailbot.blobs import BlobStore
+    from mailbot.clock import Clock
+    from mailbot.config import Settings
+    from mailbot.delivery.compose import Renderer
+    from mailbot.delivery.outbox import Sender
+    from mailbot.rules import Rules
 
 
 @dataclass
@@ -39,13 +45,19 @@ class Bot:
         return self.settings.bot.domain
 
 
-def load_secret(settings: Settings) -> bytes:
-    """bot.secret, else a random secret kept in data_dir/secret (created once, mode 0600)."""
+def load_secret(settings: Settings, create: bool = True) -> bytes:
+    """bot.secret, else a random secret kept in data_dir/secret (created once, mode 0600).
+
+    create=False (read-only commands): b"" when there is none yet, so a command run by another
+    user never leaves a secret the daemon cannot read.
+    """
     configured = settings.bot.secret.get_secret_value()
     if configured:
         return configured.encode()
     path = settings.bot.data_dir / "secret"
     if not path.exists():
+        if not create:
+            return b""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -63,8 +75,20 @@ def template_folders(settings: Settings) -> list[Path]:
     return [*local, shipped("templates")]
 
 
-def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None) -> Bot:
-    engine = engine or make_engine(settings.database_url)
+def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
+              read_only: bool = False) -> Bot:
+    """Engine (from settings.database_url unless given), rules, templates, blob store, sender.
+
+    read_only: create no secret (see load_secret). Raises ConfigError for a bad database URL,
+    rules or templates folder.
+    """
+    from mailbot.blobs import BlobStore
+    from mailbot.db import make_engine
+    from mailbot.delivery.compose import Renderer
+    from mailbot.delivery.outbox import Sender
+    from mailbot.rules import load_rules
+
+    engine = engine or make_engine(settings.database_url, *settings.origin("bot.database_url"))
     return Bot(
         settings=settings,
         engine=engine,
@@ -73,5 +97,5 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None) ->
         blobs=BlobStore(settings.bot.data_dir / "blobs"),
         clock=clock,
         sender=Sender(engine, settings.smtp, settings.bot.address),
-        secret=load_secret(settings),
+        secret=load_secret(settings, create=not read_only),
     )

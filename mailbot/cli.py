@@ -1,38 +1,45 @@
-"""The command line: the only place that parses argv and decides the exit code."""
+"""The command line: the only place that parses argv and decides the exit code.
+
+Only typer and the standard library are imported here at start: the database, the mail
+clients and the scheduler load inside the commands that use them, so `mailbot --help` and
+`mailbot inspect` start in a fraction of a second.
+
+Errors: a command raises MailbotError (ConfigError reads `source: [key] problem. Fix: ...`);
+main() prints it as one line on stderr and exits 2.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
-from sqlmodel import Session, col, select
 
-from mailbot import views
-from mailbot.app import Bot, build_bot, rules_folder
 from mailbot.clock import COPENHAGEN, Clock
-from mailbot.config import STARTER_CONFIG, Settings, load_settings
-from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
-from mailbot.council.meetings import CouncilCalendar
-from mailbot.db import migrate, transaction
-from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
 from mailbot.errors import ConfigError, MailbotError, PermanentError
-from mailbot.intake.inspection import inspect_details, settings_without_config
-from mailbot.intake.mailbox import Mailbox
-from mailbot.models import Case, RawMessage
-from mailbot.redact import configure_logging
-from mailbot.rules import load_rules
-from mailbot.service import Service, leader_lock
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from mailbot.app import Bot
+    from mailbot.config import Settings
+    from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="mailbot: email intake for the municipality's IT project council.")
 log = logging.getLogger("mailbot")
+
+
+# Years the calendar, --year and --now accept: wide enough for any real use, and far from
+# the ends of datetime, where date arithmetic overflows.
+YEARS = range(2000, 2101)
+COMMAND_LINE = "command line"
+MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined")
 
 
 class Options:
@@ -45,6 +52,7 @@ OPTIONS = Options()
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", envvar="MAILBOT_CONFIG",
                                          help="Config file (TOML).")] = Path("mailbot.toml"),
     now: Annotated[str | None, typer.Option("--now", envvar="MAILBOT_NOW",
@@ -52,64 +60,108 @@ def _global(
     = None,
 ) -> None:
     OPTIONS.config = config
-    OPTIONS.now = _parse_now(now) if now else None
+    source = ctx.get_parameter_source("now")
+    from_env = source is not None and source.name == "ENVIRONMENT"
+    OPTIONS.now = _parse_now(now, "MAILBOT_NOW" if from_env else "--now") if now else None
 
 
-def _parse_now(value: str) -> datetime:
+def _parse_now(value: str, name: str) -> datetime:
+    """An ISO date-time in YEARS. Raises ConfigError naming `name` (--now or MAILBOT_NOW)."""
+    source = "environment" if name.startswith("MAILBOT_") else COMMAND_LINE
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError as err:
-        raise typer.BadParameter(f"--now {value!r} is not an ISO date-time "
-                                 "(e.g. 2026-03-02T11:59)") from err
+        raise ConfigError(source, name, f"{value!r} is not an ISO date-time",
+                          "write it as 2026-03-02T11:59 (Copenhagen time) or with an offset, "
+                          "2026-03-02T11:59+01:00") from err
+    if parsed.year not in YEARS:
+        raise ConfigError(source, name, f"{value!r} is outside the years {YEARS[0]}..{YEARS[-1]}",
+                          "give a date-time in those years")
+    return parsed
+
+
+# `mailbot init --config PATH` as much as `mailbot --config PATH init`: each command takes
+# --config and --now too, and the one after the command wins.
+ConfigAfter = Annotated[Path | None, typer.Option(
+    "--config", show_default=False, help="Config file (TOML); also accepted before the command.")]
+NowAfter = Annotated[str | None, typer.Option(
+    "--now", show_default=False, help="Run as if the clock showed this ISO time; also accepted "
+    "before the command.")]
+
+
+def _use(config: Path | None, now: str | None) -> None:
+    """Apply --config/--now given after the command name. Raises ConfigError for a bad --now."""
+    if config is not None:
+        OPTIONS.config = config
+    if now is not None:
+        OPTIONS.now = _parse_now(now, "--now")
 
 
 def _settings() -> Settings:
+    from mailbot.config import load_settings
+
     return load_settings(OPTIONS.config)
 
 
-def _bot(settings: Settings | None = None) -> Bot:
+def _bot(settings: Settings | None = None, report: list[str] | None = None) -> Bot:
+    """The bot of `run`, `check` and `agenda --send`: the database is migrated first.
+
+    report: given, the migration is quiet and the revisions applied are added to it; else
+    alembic logs them (the daemon's journal).
+    """
+    from mailbot.app import build_bot
+    from mailbot.db import migrate
+    from mailbot.redact import configure_logging
+
     settings = settings or _settings()
     configure_logging(settings.bot.log_level)
     bot = build_bot(settings, Clock(OPTIONS.now))
-    migrate(bot.engine)
+    applied = migrate(bot.engine, quiet=report is not None)
+    if report is not None:
+        report.extend(applied)
     return bot
 
 
-def _bot_or_exit() -> Bot:
-    try:
-        return _bot()
-    except MailbotError as err:
-        raise _fail(err) from err
+def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
+    """Settings and an engine for a read-only command: it never migrates and creates nothing.
 
+    Raises ConfigError (fix: `mailbot migrate`) when the database is missing or behind.
+    """
+    from mailbot.db import open_current
+    from mailbot.redact import configure_logging
 
-def _fail(err: Exception) -> typer.Exit:
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2)
+    settings = settings or _settings()
+    configure_logging(settings.bot.log_level)
+    return settings, open_current(settings.database_url, *settings.origin("bot.database_url"))
 
 
 # -- run ------------------------------------------------------------------------------------
 @app.command()
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
-        = False) -> None:
+        = False, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
-    try:
-        bot = _bot()
-        with leader_lock(bot.settings.bot.data_dir):
-            _preflight(bot)
-            service = Service(bot)
-            if once:
-                service.run_once()
-                return
-            _install_signal_handlers(service)
-            log.info("mailbot started for %s", bot.address)
-            service.run_forever()
-            log.info("mailbot stopped")
-    except (MailbotError, OSError) as err:
-        raise _fail(err) from err
+    from mailbot.service import Service, leader_lock
+
+    _use(config, now)
+
+    bot = _bot()
+    with leader_lock(bot.settings.bot.data_dir):
+        _preflight(bot)
+        service = Service(bot)
+        if once:
+            service.run_once()
+            return
+        _install_signal_handlers(service)
+        log.info("mailbot started for %s", bot.address)
+        service.run_forever()
+        log.info("mailbot stopped")
 
 
 def _preflight(bot: Bot) -> None:
     """Fail fast on what only the operator can fix; a server down later is retried."""
+    from mailbot.delivery.smtpcheck import check_smtp
+    from mailbot.intake.mailbox import Mailbox
+
     mailbox = Mailbox(bot.settings.imap, bot.settings.source)
     try:
         mailbox.open(at_start=True)
@@ -123,6 +175,9 @@ def _preflight(bot: Bot) -> None:
 
 
 def _install_signal_handlers(service: Service) -> None:
+    import signal
+    from types import FrameType
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
         service.stop()
@@ -131,19 +186,30 @@ def _install_signal_handlers(service: Service) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-# -- check / init ---------------------------------------------------------------------------
+# -- check / init / migrate -----------------------------------------------------------------
 @app.command()
-def check() -> None:
+def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
+    from mailbot.app import rules_folder
+    from mailbot.db import where
+    from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
+    from mailbot.intake.mailbox import Mailbox
+    from mailbot.rules import load_rules
+
+    _use(config, now)
+
     steps: list[tuple[str, Any]] = []
     try:
         settings = _settings()
         steps.append(("config", f"{settings.source} is valid"))
         rules = load_rules(rules_folder(settings))
         steps.append(("rules", f"{len(rules.questions)} questions, {len(rules.kinds)} kinds"))
-        bot = _bot(settings)
-        steps.append(("database", "reachable and migrated"))
-        views.render_sample_receipt(bot)
+        applied: list[str] = []
+        bot = _bot(settings, report=applied)
+        revisions = ", ".join(step.split()[0] for step in applied)
+        steps.append(("database", f"{where(settings.database_url)} reachable and migrated"
+                      + (f" (applied {revisions})" if applied else " (up to date)")))
+        _check_templates(bot)
         steps.append(("templates", "render"))
         mailbox = Mailbox(settings.imap, settings.source)
         try:
@@ -156,56 +222,198 @@ def check() -> None:
         if settings.reviews.reply_tokens:
             probe_plus_addressing(settings)
             steps.append(("reply tokens", "plus-addressed mail reaches the mailbox"))
-    except (MailbotError, OSError) as err:
+    finally:  # what passed, also when a later step fails (main prints that error)
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")
-        raise _fail(err) from err
-    for name, detail in steps:
-        typer.echo(f"ok    {name}: {detail}")
+
+
+def _check_templates(bot: Bot) -> None:
+    """Compile every template in bot.templates_dir, then render the receipt with sample data.
+
+    Raises ConfigError (key bot.templates_dir) naming the template file and line.
+    """
+    import jinja2
+
+    from mailbot import views
+
+    folder = bot.settings.bot.templates_dir
+    env = bot.renderer.env  # the same filters (genitive, oneline) as when mail is rendered
+    names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*.j2"))] \
+        if folder else []
+    try:
+        for name in names:
+            env.get_template(name)  # compiles it: syntax errors, unknown filters
+        views.render_sample_receipt(bot)  # undefined names show only when rendering
+    except jinja2.TemplateError as err:
+        raise _template_error(bot.settings, err) from err
+
+
+def _template_error(settings: Settings, err: Exception) -> ConfigError:
+    """`source: [bot.templates_dir] da/x.txt.j2 line 3: problem. Fix: ...`"""
+    import jinja2
+
+    path, line = (err.filename, err.lineno) if isinstance(err, jinja2.TemplateSyntaxError) \
+        else _template_frame(err)
+    folder = settings.bot.templates_dir
+    shown = path or "a template"
+    if path and folder and Path(path).is_relative_to(folder):
+        shown = Path(path).relative_to(folder).as_posix()
+    message = (err.message if isinstance(err, jinja2.TemplateError) and err.message
+               else str(err)).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    return ConfigError(settings.source, "bot.templates_dir",
+                       f"{shown}{f' line {line}' if line else ''}: {message}",
+                       "correct the template, or delete it to use the shipped one")
+
+
+def _template_frame(err: BaseException) -> tuple[str | None, int | None]:
+    """The innermost template (file, line) in a rendering traceback: jinja2 rewrites its
+    frames to point at the .j2 file."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 @app.command()
-def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
-         ) -> None:
-    """Write a commented starter config to --config."""
-    if OPTIONS.config.exists() and not force:
-        raise _fail(FileExistsError(f"{OPTIONS.config} exists; use --force to overwrite"))
-    OPTIONS.config.write_text(STARTER_CONFIG, encoding="utf-8")
-    typer.echo(f"wrote {OPTIONS.config}; edit it, then run `mailbot check`")
+def init(force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+         config: ConfigAfter = None) -> None:
+    """Write a commented starter config to --config (its folder is created; mode 0600)."""
+    import os
+
+    from mailbot.config import STARTER_CONFIG
+
+    _use(config, None)
+
+    path = OPTIONS.config
+    if path.exists() and not force:
+        raise ConfigError(str(path), "--config", "the file exists already",
+                          "pass --force to overwrite it, or choose another --config path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # it will hold passwords: readable by its owner only, from the first byte on
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # --force on an existing file keeps its old mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(STARTER_CONFIG)
+    typer.echo(f"wrote {path}; edit it, then run `mailbot --config {path} check`")
 
 
-# -- looking inside -------------------------------------------------------------------------
+@app.command("migrate")
+def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Create the database, or bring it to this mailbot's schema; print what was done."""
+    from mailbot.db import make_engine, migrate, reachable_schema, schema_error, where
+    from mailbot.redact import configure_logging
+
+    _use(config, now)
+
+    settings = _settings()
+    configure_logging(settings.bot.log_level)
+    engine = make_engine(settings.database_url, *settings.origin("bot.database_url"))
+    before = reachable_schema(engine, settings.database_url)
+    if not before.known:
+        raise schema_error(settings.database_url, before)
+    applied = migrate(engine, quiet=True)
+    database = where(settings.database_url)
+    if not applied:
+        typer.echo(f"{database}: already at revision {before.head}, nothing to do")
+        return
+    typer.echo(f"{database}: migrated from revision {before.current or 'none'} "
+               f"to {before.head}")
+    for step in applied:
+        typer.echo(f"  applied {step}")
+
+
+# -- looking inside (read-only: never migrates, creates nothing) ----------------------------
 @app.command()
-def cases() -> None:
+def cases(status: Annotated[str | None, typer.Option(
+        help="Only cases with this status (e.g. incomplete, queued, decided).")] = None,
+          as_json: Annotated[bool, typer.Option("--json")] = False,
+          config: ConfigAfter = None, now: NowAfter = None) -> None:
     """All cases, newest first."""
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
-        rows = session.exec(select(Case).order_by(col(Case.id).desc())).all()
-        typer.echo(views.cases_table(list(rows)))
+    from sqlmodel import Session, col, select
+
+    from mailbot import views
+    from mailbot.models import Case
+
+    _use(config, now)
+    settings, engine = _database()
+    with Session(engine) as session:
+        query = select(Case).order_by(col(Case.id).desc())
+        if status is not None:
+            query = query.where(Case.status == status.strip().lower())
+        rows = list(session.exec(query).all())
+        if as_json:
+            _echo_json(views.cases_data(rows, _zone(settings)))
+        elif status is not None and not rows:
+            in_use = sorted(set(session.exec(select(Case.status)).all()))
+            typer.echo(f"no cases with status {status!r}"
+                       + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
+        else:
+            typer.echo(views.cases_table(rows))
 
 
 @app.command()
-def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One case: its data and its timeline."""
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
-        found = session.exec(select(Case).where(Case.ref == ref.upper())).first()
+def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """One case: its data, reviews, meeting, decision and timeline."""
+    from sqlmodel import Session, select
+
+    from mailbot import views
+    from mailbot.models import Case
+
+    _use(config, now)
+    settings, engine = _database()
+    with Session(engine) as session:
+        found = session.exec(select(Case).where(Case.ref == ref.strip().upper())).first()
         if found is None:
-            raise _fail(LookupError(f"no case {ref}; `mailbot cases` lists them"))
-        data = views.case_data(session, found)
+            raise ConfigError(COMMAND_LINE, "REF", f"there is no case {ref}",
+                              "`mailbot cases` lists them")
+        data = views.case_data(session, found, _zone(settings))
         if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+            _echo_json(data)
         else:
-            typer.echo(views.case_text(session, found, data))
+            typer.echo(views.case_text(session, found, data, _zone(settings)))
+
+
+def _zone(settings: Settings) -> ZoneInfo:
+    """The council's zone: times people read are local (config validated the name)."""
+    return ZoneInfo(settings.council.timezone)
+
+
+def _echo_json(data: Any) -> None:
+    """JSON on stdout as UTF-8 (RFC 8259) whatever the locale or PYTHONIOENCODING says, so
+    æøå arrive as written when the output goes to a file or another program."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a stream without bytes underneath: it takes text as it is
+        typer.echo(text, nl=False)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 @app.command()
 def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
-             limit: int = 50) -> None:
+             limit: Annotated[int, typer.Option(min=1)] = 50,
+             config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The ledger: every mail the bot has fetched, with its state and reason."""
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    from sqlmodel import Session, col, select
+
+    from mailbot import views
+    from mailbot.models import RawMessage
+
+    _use(config, now)
+
+    if state is not None and state not in MESSAGE_STATES:
+        raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not a state",
+                          f"use one of {', '.join(MESSAGE_STATES)}")
+    _, engine = _database()
+    with Session(engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
         if state:
             query = query.where(RawMessage.state == state)
@@ -213,21 +421,33 @@ def messages(state: Annotated[str | None, typer.Option(
 
 
 @app.command()
-def outbox(limit: int = 50) -> None:
+def outbox(limit: Annotated[int, typer.Option(min=1)] = 50,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Outgoing mail: state, attempts, last error."""
-    bot = _bot_or_exit()
-    with Session(bot.engine) as session:
+    from sqlmodel import Session
+
+    from mailbot import views
+
+    _use(config, now)
+
+    _, engine = _database()
+    with Session(engine) as session:
         typer.echo(views.outbox_table(session, limit))
 
 
 @app.command("calendar")
 def calendar_command(year: Annotated[int | None, typer.Option(help="Default: this year.")]
-                     = None) -> None:
+                     = None, config: ConfigAfter = None, now: NowAfter = None) -> None:
     """The council's meetings and their agenda deadlines for a year."""
-    try:
-        settings = _settings()
-    except MailbotError as err:
-        raise _fail(err) from err
+    from mailbot import views
+    from mailbot.council.meetings import CouncilCalendar
+
+    _use(config, now)
+
+    if year is not None and year not in YEARS:
+        raise ConfigError(COMMAND_LINE, "--year", f"{year} is outside {YEARS[0]}..{YEARS[-1]}",
+                          "give a year such as 2027")
+    settings = _settings()
     year = year or Clock(OPTIONS.now).now().astimezone(COPENHAGEN).year
     meetings = CouncilCalendar(settings.council).meetings(date(year, 1, 1), date(year, 12, 31))
     typer.echo(views.calendar_table(meetings))
@@ -236,47 +456,110 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
 @app.command()
 def agenda(meeting: Annotated[str | None, typer.Option(
         help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
-           send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False) -> None:
-    """Print the agenda as it would be sent, or send it now."""
-    bot = _bot_or_exit()
+           send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Print the agenda as it would be sent (read-only), or send it now."""
+    from sqlmodel import Session
+
+    from mailbot.app import build_bot
+    from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
+    from mailbot.council.meetings import CouncilCalendar
+    from mailbot.db import transaction
+    from mailbot.service import Service
+
+    _use(config, now)
+
+    if send:
+        bot = _bot()
+    else:
+        settings, engine = _database()
+        bot = build_bot(settings, Clock(OPTIONS.now), engine, read_only=True)
     calendar = CouncilCalendar(bot.settings.council)
-    now = bot.clock.now()
+    moment = bot.clock.now()
     try:
         chosen = (calendar.meeting_on(date.fromisoformat(meeting)) if meeting
-                  else calendar.next_meeting(now))
+                  else calendar.next_meeting(moment))
     except ValueError as err:
-        raise _fail(err) from err
+        raise ConfigError("command line", "--meeting", f"{meeting!r} is not a date ({err})",
+                          "write YYYY-MM-DD, a day from `mailbot calendar`") from err
     if chosen is None:
-        raise _fail(LookupError(f"no council meeting on {meeting}; see `mailbot calendar`"))
-    with transaction(bot.engine) as session:
-        if not send:
+        raise ConfigError("command line", "--meeting",
+                          f"there is no council meeting on {meeting}",
+                          "pick a day from `mailbot calendar`")
+    if not send:
+        with Session(bot.engine) as session:
             context = agenda_context(session, bot, chosen, version=1)
             typer.echo(bot.renderer.render("da", "agenda", context)[0])
-            return
+        return
+    with transaction(bot.engine) as session:
         version = next_agenda_version(session, chosen.day)
-        send_agenda(session, bot, chosen, now, version)
+        send_agenda(session, bot, chosen, moment, version)
     Service(bot).flush_outbox()
     typer.echo(f"agenda for {chosen.day} (version {version}) sent to "
                f"{', '.join(bot.settings.council.secretary)}")
 
 
 @app.command("inspect")
-def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False
-                    ) -> None:
+def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Read one .eml as the bot would (no database, no network)."""
+    from mailbot import views
+    from mailbot.app import rules_folder
+    from mailbot.intake.inspection import inspect_details, settings_without_config
+    from mailbot.rules import load_rules
+
+    _use(config, now)
+
+    raw = _read_mail_file(file)
+    settings = _settings() if OPTIONS.config.exists() else settings_without_config()
+    rules = load_rules(rules_folder(settings))
+    today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
     try:
-        settings = _settings() if OPTIONS.config.exists() else settings_without_config()
-        rules = load_rules(rules_folder(settings))
-        today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
-        result, details = inspect_details(file.read_bytes(), rules, settings, today)
-    except PermanentError as err:
+        result, details = inspect_details(raw, rules, settings, today)
+    except PermanentError as err:  # what the bot does with it too: quarantine, with the reason
         result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
-    except (MailbotError, OSError) as err:
-        raise _fail(err) from err
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        _echo_json(result)
     else:
         typer.echo(views.inspect_text(result, details))
+
+
+# what a file starts with when it is certainly not a mail
+_MAGIC = {b"\x89PNG": "a PNG image", b"%PDF-": "a PDF", b"GIF8": "a GIF image",
+          b"PK\x03\x04": "a ZIP archive or an Office file", b"\xff\xd8\xff": "a JPEG image",
+          b"\x7fELF": "a program", b"MZ\x90": "a Windows program"}
+
+
+def _read_mail_file(file: Path) -> bytes:
+    """The bytes of `file`. Raises ConfigError when it cannot be read, is empty or is binary."""
+    fix = "give a mail saved as an .eml file (the raw message, RFC 5322 text)"
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(file), "FILE", f"cannot be read ({err.strerror or err})",
+                          fix) from err
+    if not raw.strip():
+        raise ConfigError(str(file), "FILE", "the file is empty", fix)
+    kind = _binary_kind(raw[:8192])
+    if kind:
+        raise ConfigError(str(file), "FILE", f"is {kind}, not a mail", fix)
+    return raw
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """What binary thing `head` starts, or None for text (a mail is text, even in 8 bit)."""
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if b"\x00" in head:
+        return "binary data"
+    controls = sum(1 for byte in head if (byte < 32 and byte not in b"\t\n\r\f") or byte == 127)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        # 8-bit Latin-1 mail has almost no control bytes; random data has one in nine
+        return "binary data" if controls > len(head) // 20 else None
+    return None
 
 
 @app.command()
@@ -284,25 +567,68 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] 
          ) -> None:
     """The whole flow on an embedded mail server, no setup: briefs in, receipts out."""
     from mailbot.demo import run_demo
+    from mailbot.redact import configure_logging
 
     configure_logging("WARNING")
     run_demo(keep=keep, echo=typer.echo)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 an error the operator can fix, 130 ^C)."""
+    if hasattr(sys.stdout, "reconfigure"):
+        # text on a terminal that cannot show æøå gets "?" rather than a traceback
+        sys.stdout.reconfigure(errors="replace")
     try:
         # click returns the code of typer.Exit instead of raising it when not standalone
         result = app(args=argv, prog_name="mailbot", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
         return 130
+    except MailbotError as err:
+        typer.echo(_one_line(str(err)), err=True)
+        return 2
+    except OSError as err:  # a folder not writable, a disk full: the operator's to fix
+        typer.echo(_one_line(str(ConfigError(
+            str(err.filename or "mailbot"), "-", err.strerror or str(err),
+            "check the path, its owner and permissions, and free disk space"))), err=True)
+        return 2
     except Exception as err:
-        # usage errors (typer's vendored click): print as click would, exit with its code
-        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
+        # click's own errors (typer vendors click, so they are matched by shape)
+        code, show = getattr(err, "exit_code", None), getattr(err, "show", None)
+        format_message = getattr(err, "format_message", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and callable(show):
+            show()  # `mailbot` alone: the help
+            return code if isinstance(code, int) else 2
+        if callable(format_message) and isinstance(code, int):  # usage errors
+            typer.echo(_usage_line(err, str(format_message())), err=True)
             return code
         raise
     return result if isinstance(result, int) else 0
+
+
+def _one_line(text: str) -> str:
+    """Driver and parser messages can span lines; an operator's error is one line."""
+    return " ".join(text.split())
+
+
+def _usage_line(err: Exception, formatted: str) -> str:
+    """A usage error of typer's click (unknown option, bad value, missing argument) as
+    `command line: [--option] problem. Fix: see `mailbot COMMAND --help``."""
+    ctx = getattr(err, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "mailbot"
+    param = getattr(err, "param", None)
+    key = getattr(err, "option_name", None) or "-"
+    if param is not None:
+        opts = getattr(param, "opts", None) or [str(getattr(param, "name", "-"))]
+        key = opts[0] if opts[0].startswith("-") else opts[0].upper()
+    # a bad value's own message, without click's "Invalid value for '--x': " in front
+    message = str(getattr(err, "message", "") or "") if param is not None else ""
+    # "No such command 'x'. Did you mean 'y'?" -> "no such command 'x' (did you mean 'y')"
+    problem = (message or formatted).replace(". Did you mean", " (did you mean")
+    problem = problem[:-1] + ")" if problem.endswith("?") else problem.rstrip(".")
+    if key == "-" and problem.lower().startswith("no such command"):
+        key = "COMMAND"
+    return _one_line(str(ConfigError(COMMAND_LINE, key, problem[:1].lower() + problem[1:],
+                                     f"see `{command} --help`")))
 
 
 if __name__ == "__main__":

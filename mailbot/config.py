@@ -1,18 +1,42 @@
-"""One typed settings object, read from a TOML file with MAILBOT_<SECTION>__<KEY> overrides."""
+"""One typed settings object, read from a TOML file with MAILBOT_<SECTION>__<KEY> overrides.
+
+Relative paths (`bot.data_dir`, `bot.rules_dir`, `bot.templates_dir`, a relative SQLite file in
+`bot.database_url`) are resolved from the folder of the config file, so every command finds the
+same database whatever the current directory; without a file (environment only) from the
+current directory.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+)
 
 from mailbot.errors import ConfigError
 
 Security = Literal["ssl", "starttls", "none"]
 ENV_PREFIX = "MAILBOT_"
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+# `info` and `Info` are accepted too: the logging module's names are upper case
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
 
 
 class _Section(BaseModel):
@@ -25,7 +49,7 @@ class BotSettings(_Section):
     data_dir: Path = Path("./data")
     database_url: str = ""
     language: Literal["da", "en"] = "da"
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     rules_dir: Path | None = None
     templates_dir: Path | None = None
     # signs the Message-IDs of the bot's mails; empty: generated once into data_dir/secret
@@ -105,6 +129,14 @@ class Settings(_Section):
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     source: str = "<defaults>"
+    # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
+    _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def origin(self, key: str) -> tuple[str, str]:
+        """(source, key) for a ConfigError about `key` ("bot.database_url"): the file and the
+        key, or "environment" and the variable that set it."""
+        name = self._env_names.get(key)
+        return ("environment", name) if name else (self.source, key)
 
     @property
     def database_url(self) -> str:
@@ -118,92 +150,208 @@ _FIXES = {
     "extra_forbidden": "remove the key or check its spelling against the README",
     "literal_error": "use one of the values listed",
 }
+_ENV_FIXES = {
+    "extra_forbidden": "unset it, or check its spelling: MAILBOT_<SECTION>__<KEY> as in the README",
+}
+# values never echoed in an error message
+_SECRET_KEYS = ("password", "secret")
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
+@dataclass
+class _Origins:
+    """Where each value came from, so an error names the file or the environment variable."""
+
+    source: str
+    env_names: dict[str, str] = field(default_factory=dict)  # "imap.port" -> "MAILBOT_IMAP__PORT"
+
+    def env_name(self, loc: tuple[str | int, ...]) -> str | None:
+        if len(loc) >= 2:
+            return self.env_names.get(f"{loc[0]}.{loc[1]}")
+        # an unknown section: the first variable that names it
+        return next((name for key, name in self.env_names.items()
+                     if loc and key.partition(".")[0] == loc[0]), None)
+
+    def error(self, key: str, problem: str, fix: str) -> ConfigError:
+        """ConfigError naming `key` in the file, or the variable that set it."""
+        name = self.env_name(tuple(key.split(".")))
+        if name is None:
+            return ConfigError(self.source, key, problem, fix)
+        return ConfigError("environment", name, problem, fix)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """{section: {key: (value, variable name)}} from MAILBOT_<SECTION>__<KEY> variables."""
+    out: dict[str, dict[str, tuple[str, str]]] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[key] = value
+        out.setdefault(section, {})[key] = (value, name)
     return out
 
 
-def _coerce_env(value: str) -> Any:
-    """Env values are strings; lists are comma separated, booleans true/false."""
-    lowered = value.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    return value
+def _is_list_field(section: str, key: str) -> bool:
+    """True when the model declares `section.key` as a list (from its annotation)."""
+    section_field = Settings.model_fields.get(section)
+    model = section_field.annotation if section_field else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    key_field = model.model_fields.get(key)
+    return key_field is not None and get_origin(key_field.annotation) is list
 
 
-def _merge(data: dict[str, Any], overrides: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _env_value(section: str, key: str, raw: str) -> str | list[str]:
+    """A list field splits on commas; every other value stays the string it is, and pydantic
+    converts it by the field's type (`true`/`false` for a bool, digits for an int), so a
+    string such as a display name may hold commas and the word "true"."""
+    if _is_list_field(section, key):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _merge(data: dict[str, Any], overrides: dict[str, dict[str, tuple[str, str]]]
+           ) -> dict[str, Any]:
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    list_keys = {
-        name
-        for model in (CouncilSettings, ReviewerSettings)
-        for name in model.model_fields
-    }
     for section, values in overrides.items():
         target = merged.setdefault(section, {})
-        for key, raw in values.items():
-            if key in list_keys:
-                target[key] = [part.strip() for part in raw.split(",") if part.strip()]
-            else:
-                target[key] = _coerce_env(raw)
+        if not isinstance(target, dict):
+            continue  # `section = 3` in the file: validation names it
+        for key, (raw, _name) in values.items():
+            target[key] = _env_value(section, key, raw)
     return merged
 
 
-def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
-    """Read the TOML file and the environment; raise ConfigError naming the key and the fix."""
-    env = dict(os.environ if environ is None else environ)
+def _read_file(path: Path, has_env: bool) -> dict[str, Any]:
+    """The TOML table of `path`; {} when it is absent but the environment configures."""
     source = str(path)
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(source, "-", f"is not valid TOML ({err})",
-                              "correct the syntax") from err
-    else:
-        data = {}
-        if not _env_overrides(env):
-            raise ConfigError(
-                source, "-", "the config file does not exist",
-                "run `mailbot init` to write one, or pass --config PATH",
-            )
-    merged = _merge(data, _env_overrides(env))
-    merged["source"] = source
+    if not path.exists():
+        if has_env:
+            return {}
+        raise ConfigError(source, "-", "the config file does not exist",
+                          "run `mailbot init` to write one, or pass --config PATH")
+    if not path.is_file():
+        raise ConfigError(source, "-", "is not a file", "pass the path of the TOML file itself")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(source, "-", f"is not valid TOML ({err})",
+                          "correct the syntax") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, "-", f"cannot be read ({err})",
+                          "check the file's permissions and that it is UTF-8 text") from err
+
+
+def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file and the environment into Settings with absolute paths.
+
+    Raises ConfigError naming the file (or `environment` and the variable) and the key.
+    """
+    overrides = _env_overrides(dict(os.environ if environ is None else environ))
+    origins = _Origins(str(path), {f"{section}.{key}": name for section, values
+                                   in overrides.items() for key, (_, name) in values.items()})
+    data = _read_file(path, has_env=bool(overrides))
+    merged = _merge(data, overrides)
+    merged["source"] = str(path)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            source, key, first["msg"].lower(), _FIXES.get(first["type"], "correct the value")
-        ) from err
-    _check_addresses(settings)
+        raise _validation_error(err, merged, origins) from err
+    base = path.absolute().parent if path.exists() else Path.cwd()
+    settings = _resolve_paths(settings, base)
+    settings._env_names = dict(origins.env_names)
+    _check_paths(settings, origins)
+    _check_addresses(settings, origins)
     return settings
 
 
-def _check_addresses(settings: Settings) -> None:
+def _validation_error(err: ValidationError, merged: dict[str, Any], origins: _Origins
+                      ) -> ConfigError:
+    """The first problem pydantic found, as one ConfigError line with the value as written."""
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc)
+    message = str(first["msg"])
+    problem = message[:1].lower() + message[1:]
+    given = _written(merged, loc)
+    secret = any(word in key for word in _SECRET_KEYS)
+    if isinstance(given, str | int | float | bool) and not secret:
+        problem += f" (got {given!r})"
+    name = origins.env_name(tuple(str(p) for p in loc))
+    if name is None:
+        return ConfigError(origins.source, key, problem,
+                           _FIXES.get(first["type"], "correct the value"))
+    return ConfigError("environment", name, problem,
+                       _ENV_FIXES.get(first["type"], f"correct the value of {name}, or unset it"))
+
+
+def _written(merged: dict[str, Any], loc: tuple[str | int, ...]) -> object:
+    """The value at `loc` as the file or the environment gave it (None when absent)."""
+    value: object = merged
+    for part in loc:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+_SQLITE_FILE = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative paths made absolute from `base` (the config file's folder, or the cwd)."""
+
+    def absolute(path: Path) -> Path:
+        return base / path.expanduser()  # base / an absolute path is that path
+
+    bot = settings.bot
+    update: dict[str, Any] = {"data_dir": absolute(bot.data_dir)}
+    if bot.rules_dir is not None:
+        update["rules_dir"] = absolute(bot.rules_dir)
+    if bot.templates_dir is not None:
+        update["templates_dir"] = absolute(bot.templates_dir)
+    sqlite = _SQLITE_FILE.match(bot.database_url)
+    if sqlite and sqlite[2] and sqlite[2] != ":memory:" and not sqlite[2].startswith("file:"):
+        update["database_url"] = f"{sqlite[1]}{absolute(Path(sqlite[2]))}{sqlite[3] or ''}"
+    return settings.model_copy(update={"bot": bot.model_copy(update=update)})
+
+
+def _check_paths(settings: Settings, origins: _Origins) -> None:
+    """data_dir is a folder or can become one; rules_dir and templates_dir are folders."""
+    data_dir = settings.bot.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise origins.error("bot.data_dir", f"{data_dir} is a file, not a folder",
+                            "point bot.data_dir at a folder (mailbot creates it if missing)")
+    folders = {"bot.rules_dir": (settings.bot.rules_dir, "rules/"),
+               "bot.templates_dir": (settings.bot.templates_dir, "templates/")}
+    for key, (folder, shipped) in folders.items():
+        if folder is not None and not folder.is_dir():
+            state = "is not a folder" if folder.exists() else "does not exist"
+            raise origins.error(key, f"{folder} {state}",
+                                f"copy the shipped {shipped} there, or remove {key} to use "
+                                "the shipped one")
+
+
+def _check_addresses(settings: Settings, origins: _Origins) -> None:
     """Every address list holds addresses; every calendar entry is a date."""
-    _check_calendar(settings)
+    _check_calendar(settings, origins)
     if "@" not in settings.bot.address:
-        raise ConfigError(settings.source, "bot.address", "is not an email address",
-                          "set it to the project mailbox, e.g. it.projekter@kommune.dk")
+        raise origins.error("bot.address", "is not an email address",
+                            "set it to the project mailbox, e.g. it.projekter@kommune.dk")
     address_lists = {"council": ("secretary", "strategic_board"),
                      "reviewers": tuple(ReviewerSettings.model_fields)}
     for section, keys in address_lists.items():
         for key in keys:
             for address in getattr(getattr(settings, section), key):
                 if "@" not in address:
-                    raise ConfigError(settings.source, f"{section}.{key}",
-                                      f"{address!r} is not an email address",
-                                      "write full addresses such as anna@kommune.dk")
+                    raise origins.error(f"{section}.{key}",
+                                        f"{address!r} is not an email address",
+                                        "write full addresses such as anna@kommune.dk")
 
 
-def _check_calendar(settings: Settings) -> None:
+def _check_calendar(settings: Settings, origins: _Origins) -> None:
     from datetime import date
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -211,8 +359,8 @@ def _check_calendar(settings: Settings) -> None:
     try:
         ZoneInfo(council.timezone)
     except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ConfigError(settings.source, "council.timezone", f"{council.timezone!r} is unknown",
-                          "use an IANA zone such as Europe/Copenhagen") from err
+        raise origins.error("council.timezone", f"{council.timezone!r} is unknown",
+                            "use an IANA zone such as Europe/Copenhagen") from err
     entries = [("council.extra_meetings", text) for text in council.extra_meetings] + [
         ("council.no_meeting_periods", part) for text in council.no_meeting_periods
         for part in text.split("..")]
@@ -220,8 +368,8 @@ def _check_calendar(settings: Settings) -> None:
         try:
             date.fromisoformat(text.strip())
         except ValueError as err:
-            raise ConfigError(settings.source, key, f"{text!r} is not a date",
-                              "write YYYY-MM-DD, periods as YYYY-MM-DD..YYYY-MM-DD") from err
+            raise origins.error(key, f"{text!r} is not a date",
+                                "write YYYY-MM-DD, periods as YYYY-MM-DD..YYYY-MM-DD") from err
 
 
 STARTER_CONFIG = """\
@@ -232,10 +380,11 @@ STARTER_CONFIG = """\
 [bot]
 address = "it.projekter@kommune.dk"   # the project mailbox; From of every mail the bot sends
 name = "IT-Projektrådet"              # display name on outgoing mail
-data_dir = "./data"                   # database (SQLite default), raw mail and attachments
+data_dir = "./data"                   # database (SQLite default), raw mail and attachments;
+                                      # a relative path is relative to this file's folder
 # database_url = "postgresql+psycopg://mailbot@localhost/mailbot"  # default: SQLite in data_dir
 language = "da"                       # "da" or "en": language of the bot's mails
-# log_level = "INFO"
+# log_level = "INFO"                  # DEBUG, INFO, WARNING or ERROR
 # rules_dir = "/etc/mailbot/rules"          # a local copy of rules/ (default: the shipped one)
 # templates_dir = "/etc/mailbot/templates"  # templates here override the shipped ones by name
 # secret = "..."                      # signs the bot's Message-IDs (default: data_dir/secret)

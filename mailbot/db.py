@@ -1,32 +1,88 @@
-"""Engine, sessions and migrations."""
+"""Engine, sessions and migrations.
+
+`run`, `check` and `migrate` bring the schema to the newest revision (migrate); the read-only
+commands open an existing database that must already be there (open_current) and never
+change it.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from mailbot.errors import TransientError
+from mailbot.errors import ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+KEY = "bot.database_url"
+MIGRATE_FIX = "run `mailbot migrate`"
+# the extra that brings the driver of each database mailbot supports besides SQLite
+_EXTRAS = {"postgresql": "pip install 'mailbot[postgres]'"}
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
+    """An engine for `url`; a SQLite file's folder is created.
+
+    Raises ConfigError(source, key, ...) for a URL SQLAlchemy cannot read, an unknown database
+    or a driver that is not installed (source, key: where the URL was set, see
+    Settings.origin).
+    """
+    sqlite_file = sqlite_path(url)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return _create(url, source, key)
+
+
+def _create(url: str, source: str, key: str) -> Engine:
+    try:
+        if sqlite_path(url) is not None:
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as err:
+        dialect = url.partition(":")[0].partition("+")[0]
+        raise ConfigError(source, key, f"the {dialect} driver {err.name!r} is not installed",
+                          f"install the extra: {_EXTRAS[dialect]}" if dialect in _EXTRAS
+                          else f"install the Python package {err.name}") from err
+    except ArgumentError as err:
+        raise ConfigError(source, key, f"{hide_password(url)!r} is not a database URL ({err})",
+                          "write a SQLAlchemy URL such as "
+                          "postgresql+psycopg://mailbot@db.kommune.dk/mailbot, or remove the "
+                          "setting for SQLite in data_dir") from err
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///FILE` URL; None for other databases and in-memory SQLite."""
+    match = re.match(r"^sqlite(?:\+\w+)?:///([^?]+)", url)
+    if match is None or match[1] == ":memory:":
+        return None
+    return Path(match[1])
+
+
+def hide_password(url: str) -> str:
+    """`postgresql://user:***@host/db`: URLs go into error messages and logs."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def where(url: str) -> str:
+    """How an operator recognises the database: the SQLite file, else the URL."""
+    path = sqlite_path(url)
+    return str(path) if path is not None else hide_password(url)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -50,27 +106,149 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+# -- migrations -------------------------------------------------------------------------------
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs every look at a schema at INFO; the CLI prints its own summary instead."""
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _alembic_config(engine: Engine | None) -> AlembicConfig:
+    # alembic is imported only where a schema is looked at: most commands never need it;
+    # quiet, because it logs its plugins at INFO as it loads
+    with _quiet_alembic():
+        from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe to call at every start)."""
+def _scripts(engine: Engine | None = None) -> ScriptDirectory:
+    with _quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(_alembic_config(engine))
+
+
+def head_revision() -> str:
+    """The newest revision this mailbot's migrations know."""
+    head = _scripts().get_current_head()
+    assert head is not None, "mailbot ships at least one migration"
+    return head
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Where a database stands against this mailbot's migrations."""
+
+    current: str | None  # the database's revision; None: never migrated
+    head: str  # the newest revision this mailbot knows
+    known: bool  # current is one of this mailbot's revisions (or None)
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema(engine: Engine) -> Schema:
+    """Read the database's revision (no change, no log lines). SQLAlchemy errors propagate."""
+    with _quiet_alembic():  # before the import: alembic logs its plugins as it loads
+        from alembic.runtime.migration import MigrationContext
+
+        scripts = _scripts(engine)
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    current = heads[0] if heads else None
+    known = current is None or any(rev.revision == current for rev in scripts.walk_revisions())
+    return Schema(current, head_revision(), known)
+
+
+def migrate(engine: Engine, revision: str = "head", quiet: bool = False) -> list[str]:
+    """Bring the schema to `revision` (safe to call at every start).
+
+    Returns the revisions applied, oldest first, each as "0004 council agenda and decisions".
+    Raises TransientError when the database refuses (the driver's own errors vary).
+    quiet: no alembic log lines (the caller reports).
+    """
+    with _quiet_alembic():  # before the import: alembic logs its plugins as it loads
+        from alembic import command
+
     try:
-        command.upgrade(_alembic_config(engine), "head")
+        before = schema(engine).current
+        with _quiet_alembic() if quiet else nullcontext():
+            command.upgrade(_alembic_config(engine), revision)
+        after = schema(engine).current
     except Exception as err:  # the driver's own errors vary by database
         raise TransientError(f"database migration failed: {err}") from err
+    if after is None or after == before:
+        return []
+    steps = _scripts(engine).iterate_revisions(after, before or "base")
+    return [f"{step.revision} {step.doc}" for step in reversed(list(steps))]
 
 
 def pending_migrations(engine: Engine) -> list[str]:
     """Revisions not yet applied; empty when the database is up to date."""
-    script = ScriptDirectory.from_config(_alembic_config(engine))
-    with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
+    with _quiet_alembic():
+        from alembic.runtime.migration import MigrationContext
+
+        script = _scripts(engine)
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
     head = script.get_current_head()
     if head in current:
         return []
     return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
+
+
+def open_current(url: str, source: str = "<config>", key: str = KEY) -> Engine:
+    """An engine on an existing database at this mailbot's revision, for read-only commands.
+
+    Never creates, migrates or writes. Raises ConfigError naming the database (its file or URL)
+    and bot.database_url when it is missing, unreachable, behind or ahead of this mailbot;
+    the fix for missing or behind is `mailbot migrate`.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(str(path), KEY, f"there is no database yet, this mailbot needs "
+                          f"revision {head_revision()} (is bot.data_dir right?)",
+                          f"{MIGRATE_FIX} to create it")
+    engine = _create(url, source, key)
+    state = reachable_schema(engine, url)
+    if not state.up_to_date:
+        engine.dispose()
+        raise schema_error(url, state)
+    return engine
+
+
+def reachable_schema(engine: Engine, url: str) -> Schema:
+    """schema(engine), with a database that cannot be reached or read as a ConfigError
+    naming it (`url`: how it was configured)."""
+    try:
+        return schema(engine)
+    except SQLAlchemyError as err:
+        engine.dispose()
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        fix = ("check that the file is mailbot's SQLite database and that this user may "
+               "read it" if sqlite_path(url) is not None else
+               "check the URL, that the server runs and that the user may log in")
+        raise ConfigError(where(url), KEY, f"cannot read the database ({reason})", fix) from err
+
+
+def schema_error(url: str, state: Schema) -> ConfigError:
+    """The one line for a database that is not at this mailbot's revision."""
+    if not state.known:
+        return ConfigError(where(url), KEY,
+                           f"the database is at revision {state.current}, which this mailbot "
+                           f"does not know (it needs {state.head}): a newer mailbot migrated it",
+                           "run the mailbot version that migrated it, or restore a backup")
+    return ConfigError(where(url), KEY,
+                       f"the database is at revision {state.current or 'none (never migrated)'},"
+                       f" this mailbot needs {state.head}", MIGRATE_FIX)

@@ -1,18 +1,22 @@
-"""What the CLI prints: tables, a case's timeline, an inspection. Pure formatting."""
+"""What the CLI prints: tables, a case's timeline, an inspection. Pure formatting.
+
+The database and workflow modules are imported inside the functions that query or render
+with them, so `mailbot inspect` (which only needs inspect_text) does not load SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from mailbot.clock import COPENHAGEN, as_utc
 
-from mailbot.app import Bot
-from mailbot.cases.opening import receipt_context
-from mailbot.cases.summary import case_summary
-from mailbot.council.meetings import Meeting
-from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
-from mailbot.reading.brief import BriefReading
-from mailbot.reading.documents import DocumentReading
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from mailbot.app import Bot
+    from mailbot.council.meetings import Meeting
+    from mailbot.models import Case, RawMessage
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -39,7 +43,24 @@ def cases_table(cases: list[Case]) -> str:
     )
 
 
-def case_data(session: Session, case: Case) -> dict[str, Any]:
+def cases_data(cases: list[Case], tz: tzinfo = COPENHAGEN) -> list[dict[str, Any]]:
+    """`mailbot cases --json`: one object per case, `created_at` ISO 8601 with its offset."""
+    return [{"ref": c.ref, "status": c.status, "applicant": c.applicant_address,
+             "applicant_name": c.applicant_name, "title": c.title, "missing": c.missing,
+             "created_at": _local(c.created_at, tz).isoformat()} for c in cases]
+
+
+def _local(moment: datetime, tz: tzinfo) -> datetime:
+    """A stored moment (UTC; naive when read back from SQLite) in the council's zone."""
+    return as_utc(moment).astimezone(tz)
+
+
+def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str, Any]:
+    """Everything about one case (`mailbot case REF --json`); times ISO 8601 in `tz`."""
+    from sqlmodel import col, select
+
+    from mailbot.models import CaseDocument, Review
+
     documents = session.exec(
         select(CaseDocument).where(CaseDocument.case_id == case.id)
         .order_by(col(CaseDocument.id))).all()
@@ -49,7 +70,7 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
         "title": case.title,
         "applicant": case.applicant_address,
         "applicant_name": case.applicant_name,
-        "created_at": case.created_at.isoformat(),
+        "created_at": _local(case.created_at, tz).isoformat(),
         "answers": case.answers,
         "documents": [{"filename": d.filename, "kind": d.kind, "version": d.version,
                        "note": d.note} for d in documents],
@@ -66,7 +87,8 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
              "verdict": r.verdict, "comment": r.comment,
              "document_kind": r.document_kinds[0] if len(r.document_kinds) == 1
              else r.document_kinds, "documents": r.documents, "state": r.state,
-             "requested_at": r.requested_at.isoformat(), "reminders_sent": r.reminders_sent}
+             "requested_at": _local(r.requested_at, tz).isoformat(),
+             "reminders_sent": r.reminders_sent}
             for r in session.exec(select(Review).where(Review.case_id == case.id)
                                   .order_by(col(Review.id))).all()],
         "meeting": case.meeting_date.isoformat() if case.meeting_date else None,
@@ -75,20 +97,65 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def case_text(session: Session, case: Case, data: dict[str, Any]) -> str:
+def case_text(session: Session, case: Case, data: dict[str, Any],
+              tz: tzinfo = COPENHAGEN) -> str:
+    """`mailbot case REF`: the case_data of one case for a person, and its timeline with
+    local times that name their zone (`2026-03-02 11:59:00 CET`)."""
+    from sqlmodel import col, select
+
+    from mailbot.models import CaseEvent
+
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.id))).all()
     lines = [f"{case.ref}  {case.title}", f"status:    {case.status}",
-             f"applicant: {case.applicant_name} <{case.applicant_address}>", "", "answers:"]
+             f"applicant: {case.applicant_name} <{case.applicant_address}>",
+             f"created:   {_local(case.created_at, tz):%Y-%m-%d %H:%M:%S %Z}",
+             *_case_facts(data), "", "answers:"]
     for qid, answer in data["answers"].items():
         lines.append(f"  {qid:6} {_short((answer or '(missing)').replace(chr(10), ' '), 90)}")
     lines.append("documents:")
     lines += [f"  {d['filename']}  [{d['kind']}]" for d in data["documents"]] or ["  (none)"]
     lines.append(f"missing:   {', '.join(case.missing) or 'nothing'}")
     lines.append("")
+    lines += _reviews_text(data["reviews"])
+    lines.append("")
     lines.append("timeline:")
-    lines += [f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind:18} {_short(e.detail, 100)}" for e in events]
+    stamps = [f"{_local(e.at, tz):%Y-%m-%d %H:%M:%S %Z}" for e in events]
+    width = max(map(len, stamps), default=0)  # CET and CEST in one column
+    lines += [f"  {stamp:{width}}  {e.kind:18} {_short(e.detail, 100)}"
+              for stamp, e in zip(stamps, events, strict=True)]
     return "\n".join(lines)
+
+
+def _case_facts(data: dict[str, Any]) -> list[str]:
+    """Strategic flag, SBSYS number, system owner, meeting and decision: one line each."""
+    strategic = "yes" if data["strategic"] else "no"
+    if data["strategic_reason"]:
+        strategic += f" ({data['strategic_reason']})"
+    decision = data["decision"] or "-"
+    if data["decision"] and data["decision_text"]:
+        decision += f": {_one_line(data['decision_text'], 100)}"
+    return [f"strategic: {strategic}", f"SBSYS:     {data['sbsys_number'] or '-'}",
+            f"owner:     {data['system_owner'] or '-'}", f"meeting:   {data['meeting'] or '-'}",
+            f"decision:  {decision}"]
+
+
+def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:
+    """One line per review (role, state, verdict, reviewer), its comment below it."""
+    if not reviews:
+        return ["reviews:   (none)"]
+    rows = [[r["role"], r["state"], r["verdict"] or "-", r["reviewer"]] for r in reviews]
+    table = _table(["role", "state", "verdict", "reviewer"], rows).splitlines()
+    lines = ["reviews:", *(f"  {row}" for row in table[:2])]
+    for row, review in zip(table[2:], reviews, strict=True):
+        lines.append(f"  {row}")
+        if review["comment"]:
+            lines.append(f"      comment: {_one_line(review['comment'], 300)}")
+    return lines
+
+
+def _one_line(text: str, width: int) -> str:
+    return _short(" ".join(text.split()), width)
 
 
 def messages_table(rows: list[RawMessage]) -> str:
@@ -101,6 +168,10 @@ def messages_table(rows: list[RawMessage]) -> str:
 
 
 def outbox_table(session: Session, limit: int) -> str:
+    from sqlmodel import col, select
+
+    from mailbot.models import Outbox
+
     rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
     if not rows:
         return "outbox is empty"
@@ -113,6 +184,8 @@ def outbox_table(session: Session, limit: int) -> str:
 
 def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     lines = [f"kind:      {result.get('kind')}", f"case_ref:  {result.get('case_ref')}"]
+    if "disposition" in details:  # what the daemon would do with it (intake.classify)
+        lines.append(f"daemon:    {details['disposition']}: {details['action']}")
     for key in ("error", "reason"):
         if key in details:
             lines.append(f"{key + ':':10} {details[key]}")
@@ -153,6 +226,12 @@ def calendar_table(meetings: list[Meeting]) -> str:
 
 def render_sample_receipt(bot: Bot) -> None:
     """Render the receipt once with sample data: `check` fails on a broken template."""
+    from mailbot.cases.opening import receipt_context
+    from mailbot.cases.summary import case_summary
+    from mailbot.models import Case
+    from mailbot.reading.brief import BriefReading
+    from mailbot.reading.documents import DocumentReading
+
     sample = Case(ref="ITP-2000-0001", applicant_address="a@example.invalid", title="Prøve",
                   language=bot.settings.bot.language, created_at=bot.clock.now(),
                   updated_at=bot.clock.now(), applicant_name="Åse Ærø")
