@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from mailbot.app import Bot
     from mailbot.config import Settings
+    from mailbot.models import Agenda
     from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -234,7 +235,7 @@ def _check_templates(bot: Bot) -> None:
     """
     import jinja2
 
-    from mailbot import views
+    from mailbot.rehearsal import rehearse
 
     folder = bot.settings.bot.templates_dir
     env = bot.renderer.env  # the same filters (genitive, oneline) as when mail is rendered
@@ -243,9 +244,13 @@ def _check_templates(bot: Bot) -> None:
     try:
         for name in names:
             env.get_template(name)  # compiles it: syntax errors, unknown filters
-        views.render_sample_receipt(bot)  # undefined names show only when rendering
+        rehearse(bot)  # undefined names show only when rendering: every mail, both languages
     except jinja2.TemplateError as err:
         raise _template_error(bot.settings, err) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(bot.settings.source, "bot.templates_dir",
+                          f"a template is not UTF-8 text ({err.reason} at byte {err.start})",
+                          "save the templates as UTF-8") from err
 
 
 def _template_error(settings: Settings, err: Exception) -> ConfigError:
@@ -465,11 +470,13 @@ def agenda(meeting: Annotated[str | None, typer.Option(
     from mailbot.council.agenda import agenda_context, next_agenda_version, send_agenda
     from mailbot.council.meetings import CouncilCalendar
     from mailbot.db import transaction
-    from mailbot.service import Service
 
     _use(config, now)
 
     if send:
+        if not _settings().council.secretary:
+            raise ConfigError(_settings().source, "council.secretary", "is empty: the agenda "
+                              "would go to nobody", "set the secretary's address(es)")
         bot = _bot()
     else:
         settings, engine = _database()
@@ -493,10 +500,34 @@ def agenda(meeting: Annotated[str | None, typer.Option(
         return
     with transaction(bot.engine) as session:
         version = next_agenda_version(session, chosen.day)
-        send_agenda(session, bot, chosen, moment, version)
-    Service(bot).flush_outbox()
-    typer.echo(f"agenda for {chosen.day} (version {version}) sent to "
-               f"{', '.join(bot.settings.council.secretary)}")
+        agenda_row = send_agenda(session, bot, chosen, moment, version)
+    typer.echo(f"agenda for {chosen.day} (version {version}) to "
+               f"{', '.join(bot.settings.council.secretary)}: {_deliver_now(bot, agenda_row)}")
+
+
+def _deliver_now(bot: Bot, agenda_row: Agenda | None) -> str:
+    """Send the outbox now when no daemon runs here (under its leader lock, so a running
+    daemon's in-flight rows are never touched); else leave it to the daemon."""
+    from sqlmodel import Session, select
+
+    from mailbot.models import Outbox
+    from mailbot.service import AlreadyRunning, Service, leader_lock
+
+    if agenda_row is None:
+        return "not sent (nothing on it and council.empty_agenda = \"skip\")"
+    try:
+        with leader_lock(bot.settings.bot.data_dir):
+            Service(bot).flush_outbox()
+    except AlreadyRunning:
+        return "queued; the running daemon sends it"
+    with Session(bot.engine) as session:
+        row = session.exec(select(Outbox).where(Outbox.message_id == agenda_row.message_id)
+                           ).first()
+    state = row.state if row is not None else "missing"
+    if state == "sent":
+        return "sent"
+    return (f"queued ({state}); the outbox sends it when the SMTP server answers "
+            "(`mailbot outbox` shows it)")
 
 
 @app.command("inspect")
@@ -517,7 +548,9 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     try:
         result, details = inspect_details(raw, rules, settings, today)
     except PermanentError as err:  # what the bot does with it too: quarantine, with the reason
-        result, details = {"kind": None, "case_ref": None}, {"error": str(err)}
+        result = {"kind": None, "case_ref": None}
+        details = {"error": str(err), "disposition": "Quarantine",
+                   "action": f"quarantined: {err}"}
     if as_json:
         _echo_json(result)
     else:
@@ -533,6 +566,8 @@ _MAGIC = {b"\x89PNG": "a PNG image", b"%PDF-": "a PDF", b"GIF8": "a GIF image",
 def _read_mail_file(file: Path) -> bytes:
     """The bytes of `file`. Raises ConfigError when it cannot be read, is empty or is binary."""
     fix = "give a mail saved as an .eml file (the raw message, RFC 5322 text)"
+    if file.exists() and not file.is_file():  # a folder, a device or a pipe: never read it
+        raise ConfigError(str(file), "FILE", "is not a regular file", fix)
     try:
         raw = file.read_bytes()
     except OSError as err:

@@ -62,7 +62,7 @@ class BotSettings(_Section):
 
 class ImapSettings(_Section):
     host: str
-    port: int = 993
+    port: int = Field(default=993, ge=1, le=65535)
     security: Security = "ssl"
     username: str
     password: SecretStr
@@ -77,7 +77,7 @@ class ImapSettings(_Section):
 
 class SmtpSettings(_Section):
     host: str
-    port: int = 587
+    port: int = Field(default=587, ge=1, le=65535)
     security: Security = "starttls"
     username: str = ""
     password: SecretStr = SecretStr("")
@@ -92,9 +92,9 @@ class CouncilSettings(_Section):
     secretary: list[str] = Field(default_factory=list)
     strategic_board: list[str] = Field(default_factory=list)
     meeting_weekday: Weekday = "monday"
-    meeting_time: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
+    meeting_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     deadline_days_before: int = Field(default=7, ge=1, le=28)
-    deadline_time: str = Field(default="12:00", pattern=r"^\d{2}:\d{2}$")
+    deadline_time: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     timezone: str = "Europe/Copenhagen"
     # "move": a meeting on a public holiday moves to the next working day, a deadline on one
     # moves back to the working day before; "skip": no meeting that week
@@ -370,6 +370,13 @@ def _check_calendar(settings: Settings, origins: _Origins) -> None:
         except ValueError as err:
             raise origins.error(key, f"{text!r} is not a date",
                                 "write YYYY-MM-DD, periods as YYYY-MM-DD..YYYY-MM-DD") from err
+    for text in council.no_meeting_periods:
+        first, dots, last = text.partition("..")
+        if dots and date.fromisoformat(first.strip()) > date.fromisoformat(last.strip()):
+            raise origins.error("council.no_meeting_periods",
+                                f"{text!r} ends before it starts",
+                                "write FIRST..LAST, e.g. 2027-07-05..2027-08-08 (one day: "
+                                "2027-07-05)")
 
 
 STARTER_CONFIG = """\

@@ -69,7 +69,7 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
         sink.stop()
         imap.stop()
         if keep:
-            echo(f"\nKept {root}")
+            echo(f"\nKept {root}; see it with: mailbot --config {root / 'mailbot.toml'} cases")
         else:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -35,6 +35,7 @@ from mailbot.intake.classify import (
     Disposition,
     MachineMail,
     NewBrief,
+    Quarantine,
     ReviewReply,
     StrayReply,
     classify,
@@ -155,6 +156,8 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
             _case_mail(session, bot, row, mail, disposition, case, now)
         case NewBrief():
             _new_brief(session, bot, row, mail, now)
+        case Quarantine():
+            raise PermanentError(disposition.reason)
 
 
 def _case_by_ref(session: Session, ref: str | None) -> Case | None:
@@ -248,8 +251,6 @@ def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_
 
 def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
                now: datetime) -> None:
-    if not mail.from_address:
-        raise PermanentError("no single, well-formed From address: cannot tell who applies")
     reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date())
     case = open_case(session, bot, mail, row, reading, now)
     send_receipt(session, bot, case, mail, reading, now)

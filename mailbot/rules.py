@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,20 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
     "review_states": ("waiting", *(v.value for v in Verdict)),
     "decisions": tuple(d.value for d in Decision),
     "readiness": ("missing", "no_reviews", "review"),
+    "files": ("agenda_docx", "documents_zip"),
     "cost": ("one_off", "yearly", "monthly", "total_over_period", "excl", "incl", "currency",
              "payer"),
+}
+
+
+# The {placeholders} each label may use; any other name (or a broken brace) is an error at load.
+LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
+    ("readiness", "missing"): frozenset({"items"}),
+    ("readiness", "review"): frozenset({"role", "state"}),
+    ("cost", "total_over_period"): frozenset({"years"}),
+    ("cost", "payer"): frozenset({"payer"}),
+    ("files", "agenda_docx"): frozenset({"meeting"}),
+    ("files", "documents_zip"): frozenset({"meeting"}),
 }
 
 
@@ -160,6 +173,9 @@ class _Reader:
         except FileNotFoundError as err:
             raise ConfigError(str(path), "-", "the rules file is missing",
                               "restore it from the shipped rules/ folder") from err
+        except UnicodeDecodeError as err:
+            raise ConfigError(str(path), "-", f"is not UTF-8 text ({err.reason} at byte "
+                              f"{err.start})", "save the file as UTF-8") from err
         except yaml.YAMLError as err:
             raise ConfigError(str(path), "-", f"is not valid YAML ({err})",
                               "correct the syntax") from err
@@ -411,6 +427,27 @@ def _labels(reader: _Reader) -> Labels:
             if language == "da" and set(mapping) != set(keys):
                 missing = sorted(set(keys) - set(mapping))
                 raise reader.fail(entry, f"lacks {', '.join(missing)}", "add the Danish words")
-            groups[group][language] = {k: reader.string(v, f"{entry}.{k}")
+            groups[group][language] = {k: _label(reader, group, k, v, f"{entry}.{k}")
                                        for k, v in mapping.items()}
+    unknown = set(reader.data) - set(LABEL_KEYS)
+    if unknown:
+        raise reader.fail(sorted(unknown)[0], "is not a group of labels",
+                          f"use only {', '.join(LABEL_KEYS)}")
     return Labels(groups)
+
+
+def _label(reader: _Reader, group: str, key: str, value: Any, entry: str) -> str:
+    """The label's text, its {placeholders} checked against LABEL_PLACEHOLDERS."""
+    text = reader.string(value, entry)
+    allowed = LABEL_PLACEHOLDERS.get((group, key), frozenset())
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as err:
+        raise reader.fail(entry, f"has a broken {{placeholder}} ({err})",
+                          "write {name} with both braces, or {{ and }} for a brace") from err
+    wrong = sorted(n for n in names if n not in allowed)
+    if wrong:
+        usable = ", ".join(f"{{{n}}}" for n in sorted(allowed)) or "none"
+        raise reader.fail(entry, f"uses the unknown placeholder {{{wrong[0]}}}",
+                          f"placeholders here: {usable}")
+    return text

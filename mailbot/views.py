@@ -189,6 +189,14 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     for key in ("error", "reason"):
         if key in details:
             lines.append(f"{key + ':':10} {details[key]}")
+    if result.get("verdict"):
+        lines.append(f"verdict:   {result['verdict']}"
+                     + (f" ({details['verdict_phrase']!r})" if details.get("verdict_phrase")
+                        else ""))
+    for ref, decision in (result.get("decisions") or {}).items():
+        lines.append(f"decision:  {ref}: {decision}")
+    for line in details.get("unmapped") or []:
+        lines.append(f"unmapped:  {line}")
     if result.get("kind") != "brief":
         return "\n".join(lines)
     lines.append(f"read from: {details['answers_from']}")

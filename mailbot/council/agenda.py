@@ -288,7 +288,11 @@ def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
                 version: int) -> Agenda | None:
     """Queue the agenda mail (text, HTML, the DOCX and the documents as one ZIP) to
     `council.secretary` and add its unique (meeting, version) row; None when the agenda is
-    empty and `council.empty_agenda = "skip"` (the row is still written)."""
+    empty and `council.empty_agenda = "skip"` (the row is still written), or when no
+    secretary is configured (no row: a warning)."""
+    if not bot.settings.council.secretary:
+        log.warning("agenda for %s not sent: council.secretary is empty", meeting.day)
+        return None  # no row: it goes out once a secretary is configured (before the meeting)
     context = agenda_context(session, bot, meeting, version)
     if not context["items"] and bot.settings.council.empty_agenda == "skip" and version == 1:
         session.add(Agenda(meeting_date=meeting.day, version=version, message_id="",
@@ -302,11 +306,14 @@ def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
     session.add(agenda)
     session.flush()  # the unique (meeting, version) row first: a second sender stops here
     crash_point("building_agenda")
-    attachments: list[Attachment] = [(f"Dagsorden {meeting.day.isoformat()}.docx",
+    files = bot.rules.labels
+    day = meeting.day.isoformat()
+    attachments: list[Attachment] = [(files.get("files", "agenda_docx").format(meeting=day),
                                       agenda_docx(bot.renderer, context), DOCX_TYPE)]
     bundle = _documents_zip(session, bot, meeting.day)
     if bundle is not None:
-        attachments.append((f"Bilag {meeting.day.isoformat()}.zip", bundle, "application/zip"))
+        attachments.append((files.get("files", "documents_zip").format(meeting=day), bundle,
+                            "application/zip"))
     row = queue_mail(session, bot, template="agenda", purpose=Purpose.AGENDA,
                      to=bot.settings.council.secretary, context=context, now=now,
                      sign_ref=agenda_ref(meeting.day), attachments=attachments)

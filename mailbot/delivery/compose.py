@@ -120,6 +120,9 @@ class Renderer:
         except TemplateNotFound as err:
             raise ConfigError("templates", str(err), "template not found",
                               "restore it from the shipped templates/ folder") from err
+        except UnicodeDecodeError as err:
+            raise ConfigError("templates", template, "is not UTF-8 text",
+                              "save the template as UTF-8") from err
 
 
 def build_message(

@@ -86,7 +86,15 @@ class NewBrief:
     reason: str
 
 
-Disposition = MachineMail | AgendaReply | ReviewReply | CaseMail | StrayReply | NewBrief
+@dataclass(frozen=True)
+class Quarantine:
+    """A mail that cannot be handled: it is quarantined with the reason, never answered."""
+
+    reason: str
+
+
+Disposition = (MachineMail | AgendaReply | ReviewReply | CaseMail | StrayReply | NewBrief
+               | Quarantine)
 
 
 def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settings: Settings,
@@ -110,7 +118,9 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
         return _on_thread(mail, thread, settings, rules, case)
     if looks_like_reply(mail):
         return StrayReply(None, "", "a reply on a thread that names no case")
-    return NewBrief("a new brief")
+    if not mail.from_address:
+        return Quarantine("no single, well-formed From address: cannot tell who applies")
+    return NewBrief("a new brief: a case is opened and the applicant gets one receipt")
 
 
 def _on_thread(mail: Inbound, thread: ThreadMatch, settings: Settings, rules: Rules,
@@ -123,9 +133,24 @@ def _on_thread(mail: Inbound, thread: ThreadMatch, settings: Settings, rules: Ru
         return ReviewReply(ref, thread.review, f"reply to review request {thread.review}")
     role = sender_role(mail.from_address, case, settings)
     action = followup_action(mail, rules) if role in ("applicant", "unverified") else "update"
-    return CaseMail(ref, role, action, thread.tampered,
-                    f"mail on the thread of {ref} from the {role}"
-                    + (" with a damaged or forged id of ours" if thread.tampered else ""))
+    return CaseMail(ref, role, action, thread.tampered, _case_mail_reason(ref, role, action,
+                                                                        thread.tampered))
+
+
+def _case_mail_reason(ref: str, role: SenderRole, action: FollowupAction,
+                      tampered: bool) -> str:
+    if tampered:
+        return f"mail on the thread of {ref} with a damaged or forged id of ours: nothing " \
+               "is applied, the secretary is told"
+    what = {"applicant": f"the applicant's {action} on {ref}",
+            "reviewer": f"a reviewer wrote on {ref} without answering our request: the "
+                        "secretary is told",
+            "colleague": f"a colleague wrote on {ref}: recorded",
+            "outsider": f"someone outside the municipality wrote on {ref}: the secretary is "
+                        "told",
+            "unverified": f"mail on {ref}; without the database the sender cannot be checked "
+                          f"(if it is the applicant: {action})"}
+    return what[role]
 
 
 def sender_role(sender: str, case: CaseFacts, settings: Settings) -> SenderRole:

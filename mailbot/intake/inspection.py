@@ -14,6 +14,7 @@ from mailbot.intake.classify import (
     Disposition,
     MachineMail,
     NewBrief,
+    Quarantine,
     StrayReply,
     classify,
 )
@@ -49,6 +50,12 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
     named case is assumed to exist and its applicant is unknown (sender `unverified`), and
     without the signing `secret` our own ids look forged. Raises PermanentError for a mail
     that cannot be parsed."""
+    limit = int(settings.imap.max_message_mb * 1024 * 1024)
+    if len(raw) > limit:  # the daemon quarantines it without downloading it
+        return ({"kind": None, "case_ref": None},
+                {"disposition": "Quarantine",
+                 "action": f"message of {len(raw)} bytes exceeds imap.max_message_mb "
+                           f"({limit} bytes): quarantined unread"})
     mail = parse(raw)
     screened = screen(mail, rules.screening, settings.bot.address)
     thread = find_thread(mail, settings.bot.domain, secret, settings.bot.address.lower())
@@ -72,7 +79,7 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
             return ({"kind": "reply", "case_ref": None, "verdict": None,
                      "decisions": found.decisions},
                     {"unmapped": found.unmapped, "additions": found.additions})
-    if not isinstance(disposition, NewBrief):
+    if not isinstance(disposition, NewBrief | Quarantine):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
                  "decisions": None},

@@ -1,0 +1,146 @@
+"""A dress rehearsal of every mail mailbot can send, for `mailbot check`.
+
+A template with an undefined name, or a label with a wrong placeholder, fails only when it is
+rendered, and most mails are rendered days after `check` ran (a reminder, the agenda at the
+deadline). So `check` plays the whole process once, in Danish and in English, on a throwaway
+SQLite database in a temporary folder: a brief with gaps, the receipt, review requests, the
+applicant's status, an unclear verdict asked back and then handed to the secretary, guidance,
+reminders, the meeting notice, the agenda with its Word file, a decision with the board bundle,
+a withdrawal and decision lines listed back. Every mail goes through the real sending path and
+ends in the throwaway outbox; nothing is sent and nothing touches the real database.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+from sqlmodel import Session, SQLModel, select
+
+from mailbot.app import Bot
+from mailbot.blobs import BlobStore
+from mailbot.cases.opening import open_case, send_receipt
+from mailbot.config import Settings
+from mailbot.council.agenda import next_agenda_version, queue, send_agenda
+from mailbot.council.decisions import apply_decisions, decide, move_on_request
+from mailbot.council.meetings import CouncilCalendar
+from mailbot.council.reminders import relay_guidance, remind
+from mailbot.council.reviews import apply_verdict, route
+from mailbot.council.status import send_status
+from mailbot.db import make_engine
+from mailbot.delivery.outbox import Sender
+from mailbot.intake.parse import Inbound, parse
+from mailbot.intake.threads import agenda_ref
+from mailbot.models import Case, Outbox, RawMessage, Review
+from mailbot.reading.brief import read_brief
+from mailbot.reading.decisions import DecisionReading
+from mailbot.reading.replies import Verdict as VerdictReading
+from mailbot.vocabulary import Decision, Purpose, Role
+
+APPLICANT = "Åse Ærø <aase.aeroe@example.invalid>"
+BRIEFS = {
+    "da": "Hvem: Åse Ærø, Borgerservice\nHvad: Et nyt bookingsystem\nHvor: Borgerservice\n"
+          "Hvornår: 1. marts 2027\nHvorfor: Færre telefonopkald\n",
+    "en": "Who: Åse Ærø, Citizen Services\nWhat: A booking system\nWhere: Citizen Services\n"
+          "When: 1 March 2027\nWhy: Fewer calls\n",
+}
+
+
+def rehearse(bot: Bot) -> int:
+    """Render every kind of mail with sample data; returns how many mails were composed.
+    Raises what rendering raises (jinja2.TemplateError, KeyError/ValueError from a label,
+    ConfigError for a missing template)."""
+    with tempfile.TemporaryDirectory(prefix="mailbot-rehearsal-") as folder:
+        stage = _stage_bot(bot, Path(folder))
+        try:
+            with Session(stage.engine) as session:
+                for number, language in enumerate(BRIEFS, start=1):
+                    _play(session, stage, language, number)
+                count = len(session.exec(select(Outbox)).all())
+                session.rollback()
+            return count
+        finally:
+            stage.engine.dispose()
+
+
+def _stage_bot(bot: Bot, folder: Path) -> Bot:
+    """The same rules, templates and clock, with a throwaway database, blob store, sample
+    addresses for every role and a throwaway secret."""
+    domain = bot.settings.bot.domain
+    staff = {role.value: [f"{role.value}@{domain}"] for role in Role}
+    settings = Settings.model_validate({
+        **bot.settings.model_dump(mode="python"),
+        "reviewers": staff,
+        "council": {**bot.settings.council.model_dump(mode="python"),
+                    "secretary": [f"sekretaer@{domain}"],
+                    "strategic_board": [f"styregruppe@{domain}"]},
+    })
+    engine = make_engine(f"sqlite:///{folder / 'rehearsal.sqlite3'}")
+    SQLModel.metadata.create_all(engine)
+    return Bot(settings=settings, engine=engine, rules=bot.rules, renderer=bot.renderer,
+               blobs=BlobStore(folder / "blobs"), clock=bot.clock,
+               sender=Sender(engine, settings.smtp, settings.bot.address),
+               secret=b"rehearsal")
+
+
+def _brief(language: str, address: str) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = APPLICANT
+    msg["To"] = address
+    msg["Subject"] = "Projektforslag: Prøve" if language == "da" else "New IT project: Trial"
+    msg["Message-ID"] = f"<rehearsal-{language}@example.invalid>"
+    msg.set_content(BRIEFS[language])
+    msg.add_attachment(b"Teknisk beskrivelse\n", maintype="application", subtype="octet-stream",
+                       filename="Teknisk beskrivelse.txt")
+    return msg.as_bytes()
+
+
+def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
+    now = bot.clock.now()
+    mail = parse(_brief(language, bot.settings.bot.address))
+    raw = RawMessage(folder="rehearsal", uidvalidity=1, uid=uid, msgid_hash=language,
+                     raw_sha256="", content_sha256="", size=0, fetched_at=now)
+    session.add(raw)
+    session.flush()
+    reading = read_brief(mail, bot.rules, now.date())
+    case = open_case(session, bot, mail, raw, reading, now)
+    case.language = language  # both languages' applicant templates, whatever was read
+    send_receipt(session, bot, case, mail, reading, now)
+    route(session, bot, case, now)
+    for purpose in (Purpose.STATUS, Purpose.UPDATE, Purpose.REMINDER):
+        send_status(session, bot, case, purpose, now)
+    _reviews(session, bot, case, mail, now)
+    _council(session, bot, case, mail, now)
+
+
+def _reviews(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetime) -> None:
+    reviews = list(session.exec(select(Review).where(Review.case_id == case.id)).all())
+    unclear = VerdictReading("unclear", "Hmm, måske.", "")
+    for _ in range(2):  # asked back once, then the secretary's attention
+        apply_verdict(session, bot, case, reviews[0], unclear, mail, now)
+    approved = VerdictReading("approved", "Godkendt, men husk dokumentationen.", "Godkendt")
+    apply_verdict(session, bot, case, reviews[-1], approved, mail, now)
+    relay_guidance(session, bot, now + timedelta(days=1))
+    for weeks in (2, 4, 6):  # reminders, then the secretary is told
+        remind(session, bot, now + timedelta(weeks=weeks))
+
+
+def _council(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetime) -> None:
+    meeting = CouncilCalendar(bot.settings.council).next_meeting(now)
+    case.missing = []
+    queue(session, bot, case, meeting, now)
+    queue(session, bot, case, meeting, now, moved=True)
+    send_agenda(session, bot, meeting, now, next_agenda_version(session, meeting.day))
+    decide(session, bot, case, Decision.FORWARDED, "Sendes videre til SIT.", meeting.day, now)
+    found = DecisionReading(decisions={}, texts={}, unmapped=["ITP-2000-9999: måske"],
+                            additions=[])
+    apply_decisions(session, bot, agenda_ref(meeting.day), mail, found, now)
+    withdrawn = Case(ref=f"{case.ref}-W", applicant_address=case.applicant_address,
+                     title=case.title, status="complete", language=case.language,
+                     created_at=now, updated_at=now, meeting_date=meeting.day)
+    session.add(withdrawn)
+    session.flush()
+    move_on_request(session, bot, withdrawn, "withdraw", now)
