@@ -2,7 +2,8 @@
 
 A test starts a real `mailbot run` subprocess with MAILBOT_CRASH_AT=<name>; when the process
 reaches that point it kills itself with SIGKILL, exactly as an OOM kill or a power cut would.
-Without the variable these calls do nothing.
+With MAILBOT_CRASH_IF=<text> as well, it dies there only for a mail whose raw bytes contain
+<text> (a "poison" mail: SCENARIOS R9). Without the variables these calls do nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from __future__ import annotations
 import os
 import signal
 
-CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda")
+CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda",
+                "while_handling")
 
 
-def crash_point(name: str) -> None:
-    if os.environ.get("MAILBOT_CRASH_AT") == name:
+def crash_point(name: str, data: bytes = b"") -> None:
+    """SIGKILL this process at `name` when the test asked for it (and `data` holds the
+    MAILBOT_CRASH_IF marker, when one is set)."""
+    if os.environ.get("MAILBOT_CRASH_AT") != name:
+        return
+    marker = os.environ.get("MAILBOT_CRASH_IF", "").encode()
+    if not marker or marker in data:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -102,13 +102,22 @@ def process_pending(bot: Bot) -> tuple[int, int]:
 
 def handle(bot: Bot, raw_id: int) -> str:
     """Process one stored mail; returns its new ledger state. Never raises for a bad mail:
-    a PermanentError quarantines at once, anything else after MAX_ATTEMPTS attempts."""
+    a PermanentError quarantines at once, anything else after MAX_ATTEMPTS attempts, and a
+    mail on which the process died MAX_ATTEMPTS times is quarantined without being parsed
+    again (the attempt is committed before the work starts)."""
     attempts = count_attempt(bot, raw_id)
+    if attempts > MAX_ATTEMPTS:
+        # the earlier attempts never reached `except`: the process died on this mail (a
+        # SIGKILL, the OOM killer). Parsing it again would kill it again (SCENARIOS R9).
+        return quarantine(bot, raw_id, f"the process died {attempts - 1} times while handling "
+                          "this mail (killed or out of memory); not parsed again")
     try:
         with transaction(bot.engine) as session:
             row = session.get(RawMessage, raw_id)
             assert row is not None
-            mail = parse(bot.blobs.get(row.raw_sha256))
+            raw = bot.blobs.get(row.raw_sha256)
+            crash_point("while_handling", raw)
+            mail = parse(raw)
             _route(session, bot, row, mail)
             return row.state
     except PermanentError as err:

@@ -261,3 +261,28 @@ def test_server_without_move_gets_copy_flag_and_uid_expunge_of_that_uid(
         assert message_from_bytes(processed, policy=policy.default)["Subject"] == "Første"
     finally:
         no_move.cleanup()
+
+
+def test_a_mail_that_kills_the_process_is_quarantined_and_the_next_goes_on(
+        world: World) -> None:
+    """R9: a mail on which the process dies (SIGKILL while it is handled, as the OOM killer
+    would) is counted before the work, so after MAX_ATTEMPTS deaths it is quarantined without
+    being parsed again; the mail after it gets its case and receipt."""
+    world.deliver(world.brief(subject="Giftig", body="Hvem: POISON-MARKER\n"))
+    world.deliver(world.brief(subject="Sund"))
+    poison = {"MAILBOT_CRASH_AT": "while_handling", "MAILBOT_CRASH_IF": "POISON-MARKER"}
+    deaths = 0
+    for _ in range(6):  # a supervisor restarting the daemon after each death
+        result = world.cli("run", "--once", env=poison)
+        if result.returncode == 0:
+            break
+        assert result.returncode == -signal.SIGKILL
+        deaths += 1
+    assert deaths == 3  # MAX_ATTEMPTS deaths, then the daemon goes on
+    poisoned, healthy = sorted(rows(world), key=lambda r: r.id or 0)  # in delivery order
+    assert (poisoned.state, healthy.state) == ("quarantined", "processed")
+    assert "died 3 times" in poisoned.reason and poisoned.attempts == 4
+    assert case_count(world) == 1
+    [receipt] = world.received_by(world.applicant)
+    assert "Sund" in str(receipt["Subject"])
+    assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
