@@ -1,9 +1,11 @@
 """TLS settings at load: `ca_file` (resolved like data_dir, a readable PEM bundle) and
-`security = "none"` refused towards anything but this machine unless allow_plaintext_remote.
-No connection is made here."""
+`security = "none"` refused towards anything but this machine unless allow_plaintext_remote;
+the one client context tls_context(ca_file). No connection is made here (tests/e2e/test_tls.py
+talks to real TLS servers)."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import trustme
 
 from mailbot.config import STARTER_CONFIG, is_loopback, load_settings
 from mailbot.errors import ConfigError
+from mailbot.intake.mailbox import tls_context
 
 IMAP_SECURITY = 'security = "ssl"  '
 SMTP_SECURITY = 'security = "starttls"'
@@ -116,3 +119,14 @@ def test_a_bad_ca_file_is_one_line_naming_the_key(tmp_path: Path, content: str |
     message = refused(path)
     assert message.startswith(f"{path}: [smtp.ca_file] {target} {problem}")
     assert "PEM" in message.partition("Fix:")[2]
+
+
+def test_tls_context_adds_the_ca_to_the_system_store(tmp_path: Path, ca: trustme.CA) -> None:
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    system = ssl.create_default_context()
+    context = tls_context(pem)
+    assert context.cert_store_stats()["x509_ca"] == system.cert_store_stats()["x509_ca"] + 1
+    for made in (context, tls_context()):
+        assert made.verify_mode == ssl.CERT_REQUIRED and made.check_hostname
+        assert made.minimum_version == ssl.TLSVersion.TLSv1_2
