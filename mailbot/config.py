@@ -1,13 +1,14 @@
 """One typed settings object, read from a TOML file with MAILBOT_<SECTION>__<KEY> overrides.
 
 Relative paths (`bot.data_dir`, `bot.rules_dir`, `bot.templates_dir`, a relative SQLite file in
-`bot.database_url`) are resolved from the folder of the config file, so every command finds the
-same database whatever the current directory; without a file (environment only) from the
-current directory.
+`bot.database_url`, `imap.ca_file`, `smtp.ca_file`) are resolved from the folder of the config
+file, so every command finds the same database whatever the current directory; without a file
+(environment only) from the current directory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -73,6 +74,10 @@ class ImapSettings(_Section):
     poll_seconds: int = Field(default=60, ge=1)
     timeout_seconds: int = Field(default=60, ge=1)
     max_message_mb: float = Field(default=25, gt=0)
+    # a PEM bundle trusted besides the system's CAs (a municipal CA)
+    ca_file: Path | None = None
+    # security = "none" towards a host that is not this machine (refused unless true)
+    allow_plaintext_remote: bool = False
 
 
 class SmtpSettings(_Section):
@@ -83,6 +88,8 @@ class SmtpSettings(_Section):
     password: SecretStr = SecretStr("")
     timeout_seconds: int = Field(default=60, ge=1)
     give_up_hours: float = Field(default=48, gt=0)
+    ca_file: Path | None = None
+    allow_plaintext_remote: bool = False
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday"]
@@ -261,6 +268,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     settings._env_names = dict(origins.env_names)
     _check_paths(settings, origins)
     _check_addresses(settings, origins)
+    _check_transport(settings, origins)
     return settings
 
 
@@ -315,7 +323,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     sqlite = _SQLITE_FILE.match(bot.database_url)
     if sqlite and sqlite[2] and sqlite[2] != ":memory:" and not sqlite[2].startswith("file:"):
         update["database_url"] = f"{sqlite[1]}{absolute(Path(sqlite[2]))}{sqlite[3] or ''}"
-    return settings.model_copy(update={"bot": bot.model_copy(update=update)})
+    servers: dict[str, Any] = {}
+    for section in ("imap", "smtp"):
+        server: ImapSettings | SmtpSettings = getattr(settings, section)
+        if server.ca_file is not None:
+            servers[section] = server.model_copy(update={"ca_file": absolute(server.ca_file)})
+    return settings.model_copy(update={"bot": bot.model_copy(update=update), **servers})
 
 
 def _check_paths(settings: Settings, origins: _Origins) -> None:
@@ -349,6 +362,60 @@ def _check_addresses(settings: Settings, origins: _Origins) -> None:
                     raise origins.error(f"{section}.{key}",
                                         f"{address!r} is not an email address",
                                         "write full addresses such as anna@kommune.dk")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 (also as [::1] or ::ffff:127.x) and `localhost`.
+
+    Read from the literal host, never from DNS: a name that resolves to 127.0.0.1 today may
+    resolve elsewhere tomorrow (or for an attacker who controls the resolver)."""
+    name = host.strip().lower()
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _check_transport(settings: Settings, origins: _Origins) -> None:
+    """Each server's ca_file is a readable PEM bundle; security = "none" only towards this
+    machine unless allow_plaintext_remote says otherwise (RFC 8314 section 5: mail clients
+    use TLS). Checked at load, so `check` and `run` refuse before any connection."""
+    for section in ("imap", "smtp"):
+        server: ImapSettings | SmtpSettings = getattr(settings, section)
+        if server.ca_file is not None:
+            _check_ca_file(server.ca_file, f"{section}.ca_file", origins)
+        if (server.security == "none" and not is_loopback(server.host)
+                and not server.allow_plaintext_remote):
+            raise origins.error(
+                f"{section}.security",
+                f'"none" would send the password and the mail to {server.host} unencrypted',
+                f'use "ssl" or "starttls"; only if the network to {server.host} is protected '
+                f"otherwise (a VPN, a tunnel), set {section}.allow_plaintext_remote = true")
+
+
+def _check_ca_file(path: Path, key: str, origins: _Origins) -> None:
+    """`path` holds at least one certificate OpenSSL can load (PEM)."""
+    import ssl  # only here: most commands never need it
+
+    fix = (f"set {key} to the PEM file of the CA that issued the server's certificate "
+           "(the municipality's CA, text starting -----BEGIN CERTIFICATE-----); a relative "
+           "path is relative to the config file's folder")
+    if not path.exists():
+        raise origins.error(key, f"{path} does not exist", fix)
+    if not path.is_file():
+        raise origins.error(key, f"{path} is not a file", fix)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as err:  # before OSError: it is one
+        raise origins.error(key, f"{path} holds no PEM certificate ({err.reason})",
+                            fix) from err
+    except OSError as err:
+        raise origins.error(key, f"{path} cannot be read ({err.strerror or err})",
+                            "make it readable by the user mailbot runs as") from err
 
 
 def _check_calendar(settings: Settings, origins: _Origins) -> None:
@@ -402,6 +469,10 @@ port = 993
 security = "ssl"                      # "ssl" | "starttls" | "none" (none only on loopback)
 username = "it.projekter"
 password = "change-me"
+# ca_file = "kommune-ca.pem"          # a CA to trust besides the system's (PEM); relative to
+#                                     # this file's folder
+# allow_plaintext_remote = false      # true: security = "none" also to a host that is not
+#                                     # this machine (a warning at every start)
 folder = "INBOX"                      # watched folder
 processed_folder = "Processed"        # handled mail is moved here (created by `mailbot check`)
 quarantine_folder = "Quarantine"      # mail that could not be handled, with its reason in the DB
@@ -413,9 +484,11 @@ poll_seconds = 60                     # polling interval when IDLE is off or una
 [smtp]
 host = "smtp.kommune.dk"
 port = 587
-security = "starttls"                 # "ssl" | "starttls" | "none"
+security = "starttls"                 # "ssl" | "starttls" | "none" (none only on loopback)
 username = "it.projekter"
 password = "change-me"
+# ca_file = "kommune-ca.pem"          # as in [imap]
+# allow_plaintext_remote = false      # as in [imap]
 # timeout_seconds = 60
 # give_up_hours = 48                  # a mail not delivered by then is marked failed
 

@@ -11,6 +11,7 @@ import smtplib
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.mailworld import PASSWORD, free_port, wait_for_port
@@ -22,7 +23,7 @@ listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
@@ -48,7 +49,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service lmtp {{
@@ -62,30 +64,67 @@ protocol imap {{
 }}
 """
 
+PLAINTEXT = "ssl = no"
+# STARTTLS on the imap port (RFC 2595), implicit TLS on the imaps port (RFC 8314). The test
+# reads (read_mailbox) and LMTP stay plain: disable_plaintext_auth = no above.
+TLS_CONF = """\
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+"""
+# Debian's DH parameters, for DHE suites (TLS 1.2 clients that ask for them)
+DH_PARAMS = Path("/usr/share/dovecot/dh.pem")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The server's certificate (chain, PEM) and its private key (PEM)."""
+
+    cert: Path
+    key: Path
+
+    def settings(self) -> str:
+        text = TLS_CONF.format(cert=self.cert, key=self.key)
+        return text + (f"ssl_dh = <{DH_PARAMS}\n" if DH_PARAMS.exists() else "")
+
 
 def dovecot_available() -> bool:
     return shutil.which("dovecot") is not None and os.geteuid() == 0
 
 
 class Dovecot:
-    """Dovecot from a private config on free loopback ports; every address has a mailbox."""
+    """Dovecot from a private config on free loopback ports; every address has a mailbox.
 
-    def __init__(self, extra_config: str = "") -> None:
+    Plain text by default. With `tls` the imap port (`port`) offers STARTTLS and `imaps_port`
+    speaks implicit TLS, both with that certificate."""
+
+    def __init__(self, extra_config: str = "", tls: TlsFiles | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         self.root.chmod(0o755)
         self.port = free_port()
         self.lmtp_port = free_port()
+        self.imaps_port = free_port() if tls else 0  # 0: no imaps listener
         (self.root / "mail").mkdir()
         shutil.chown(self.root / "mail", "nobody", "nogroup")
         self.conf = self.root / "dovecot.conf"
         self.conf.write_text(DOVECOT_CONF.format(
-            root=self.root, password=PASSWORD, imap_port=self.port, lmtp_port=self.lmtp_port)
+            root=self.root, password=PASSWORD, imap_port=self.port, lmtp_port=self.lmtp_port,
+            imaps_port=self.imaps_port, ssl=tls.settings() if tls else PLAINTEXT)
             + extra_config)
+
+    @property
+    def log(self) -> str:
+        """Dovecot's log so far (logins show `TLS` when they came over TLS)."""
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> None:
         subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
         wait_for_port(self.port)
         wait_for_port(self.lmtp_port)
+        if self.imaps_port:
+            wait_for_port(self.imaps_port)
 
     def stop(self) -> None:
         pid_file = self.root / "run" / "master.pid"

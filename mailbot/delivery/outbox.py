@@ -50,12 +50,16 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
 
 
 def smtp_client(s: SmtpSettings, timeout: float | None = None) -> aiosmtplib.SMTP:
-    """Implicit TLS, STARTTLS (required, never a plaintext fallback) or none, as configured."""
+    """Implicit TLS (RFC 8314), STARTTLS (RFC 3207) or none, as configured; TLS with
+    tls_context(s.ca_file): TLS 1.2+, the certificate and the host name verified.
+
+    start_tls=True (not None, aiosmtplib's "if offered") makes connect() raise
+    SMTPException when the server does not offer STARTTLS: never a plaintext fallback."""
     return aiosmtplib.SMTP(
         hostname=s.host, port=s.port, timeout=timeout or s.timeout_seconds,
         use_tls=s.security == "ssl",
         start_tls=s.security == "starttls",
-        tls_context=tls_context() if s.security != "none" else None,
+        tls_context=tls_context(s.ca_file) if s.security != "none" else None,
     )
 
 

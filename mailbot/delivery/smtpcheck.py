@@ -11,10 +11,15 @@ import aiosmtplib
 from mailbot.config import Settings, SmtpSettings
 from mailbot.delivery.outbox import smtp_client
 from mailbot.errors import ConfigError
-from mailbot.intake.mailbox import Mailbox
+from mailbot.intake.mailbox import Mailbox, tls_problem, warn_plaintext
 
 
 def check_smtp(settings: SmtpSettings, source: str) -> None:
+    """Connect (with TLS as configured) and log in once, at start.
+
+    Raises ConfigError naming the key: smtp.host when the server cannot be reached, the
+    TLS key and its fix when TLS fails (tls_problem), smtp.password for a refused login."""
+    warn_plaintext("smtp", settings)
     asyncio.run(_check(settings, source))
 
 
@@ -23,8 +28,9 @@ async def _check(s: SmtpSettings, source: str) -> None:
     try:
         await smtp.connect()
     except (aiosmtplib.SMTPException, OSError) as err:
-        raise ConfigError(source, "smtp.host", f"cannot reach {s.host}:{s.port} ({err})",
-                          "check smtp.host, smtp.port and smtp.security") from err
+        raise tls_problem(err, "smtp", s, source) or ConfigError(
+            source, "smtp.host", f"cannot reach {s.host}:{s.port} ({err})",
+            "check smtp.host, smtp.port and smtp.security") from err
     try:
         if s.username:
             await smtp.login(s.username, s.password.get_secret_value())

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailbot.config import ImapSettings
-from mailbot.errors import ConfigError, TransientError
+from mailbot.config import ImapSettings, SmtpSettings, is_loopback
+from mailbot.errors import ConfigError, MailbotError, TransientError
 
 log = logging.getLogger(__name__)
 FETCH_CHUNK = 50
@@ -28,11 +29,126 @@ class FetchedMail:
     internaldate: datetime | None
 
 
-def tls_context() -> ssl.SSLContext:
-    """Certificate verification on, TLS 1.2 at least (SCENARIOS G7, O6)."""
-    context = ssl.create_default_context()
+def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """The one client context for IMAP and SMTP: the system's CAs plus those in `ca_file`
+    (PEM), certificate and host-name verification on, TLS 1.2 at least (RFC 8996 retires 1.0
+    and 1.1; RFC 8314 section 4.1 asks mail clients to check the server's name; SCENARIOS
+    G7, O6).
+
+    Raises OSError (ssl.SSLError) when `ca_file` cannot be loaded; load_settings has
+    checked it, so that means the file changed since."""
+    # create_default_context(cafile=...) would trust ONLY that file: load the system's
+    # store first, then add the municipal CA to it.
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+# OpenSSL's verify codes (X509_V_ERR_*), grouped by what the operator has to do
+_NAME_MISMATCH = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_UNKNOWN_ISSUER = {2, 18, 19, 20, 21}  # no issuer / self-signed / not verifiable locally
+_EXPIRED, _NOT_YET_VALID = 10, 9
+# what OpenSSL reports when the server speaks only SSL 3, TLS 1.0 or 1.1
+_OLD_PROTOCOL = {"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW",
+                 "NO_PROTOCOLS_AVAILABLE", "WRONG_SSL_VERSION"}
+# what it reports when the answer is not TLS at all (a plain-text port)
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+            "HTTP_REQUEST", "UNKNOWN_PROTOCOL"}
+_IMPLICIT_PORT = {"imap": 993, "smtp": 465}
+
+
+def tls_problem(err: BaseException, section: str, server: ImapSettings | SmtpSettings,
+                source: str) -> ConfigError | None:
+    """The operator's error for a TLS failure anywhere in `err`'s chain (the libraries wrap
+    ssl errors: aiosmtplib's SMTPConnectError, our TransientError), or None when the
+    failure is not about TLS. `section` is "imap" or "smtp".
+
+    A missing STARTTLS (RFC 2595 for IMAP, RFC 3207 for SMTP) is an error, never a reason
+    to log in without TLS."""
+    causes = list(_chain(err))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return _certificate_problem(cause, section, server, source)
+        if isinstance(cause, ssl.SSLError):
+            return _handshake_problem(cause, section, server, source)
+    if server.security != "starttls":
+        return None
+    # imapclient: CapabilityError "Server does not support STARTTLS capability" (or
+    # "starttls failed: ..." for a refused command); aiosmtplib: SMTPException "SMTP
+    # STARTTLS extension not supported by server." (tests/e2e/test_tls.py pins both)
+    refused = next((cause for cause in causes if not isinstance(cause, MailbotError)
+                    and "starttls" in str(cause).lower()), None)
+    if refused is None:
+        return None
+    rfc = "RFC 2595" if section == "imap" else "RFC 3207"
+    return ConfigError(
+        source, f"{section}.security",
+        f"{server.host}:{server.port} does not offer STARTTLS ({rfc}: {refused}); nothing "
+        "was sent without TLS",
+        f'use security = "ssl" with the server\'s implicit-TLS port '
+        f"({_IMPLICIT_PORT[section]}), or ask its administrator to offer STARTTLS")
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _certificate_problem(err: ssl.SSLCertVerificationError, section: str,
+                         server: ImapSettings | SmtpSettings, source: str) -> ConfigError:
+    where = f"the certificate of {server.host}:{server.port}"
+    code = err.verify_code
+    if code in _NAME_MISMATCH:
+        return ConfigError(source, f"{section}.host", f"{where} is not issued to {server.host}",
+                           f"set {section}.host to the name on the server's certificate "
+                           "(the name its administrator gives, not an IP address or alias)")
+    if code in _UNKNOWN_ISSUER:
+        trusted = (f"neither the system nor {server.ca_file} trusts its issuer"
+                   if server.ca_file else "the system does not trust its issuer")
+        return ConfigError(source, f"{section}.ca_file", f"{where} is not trusted: {trusted}",
+                           f"set {section}.ca_file to the PEM file of the CA that issued it "
+                           "(the municipality's CA; ask the server's administrator)")
+    if code == _EXPIRED:
+        return ConfigError(source, f"{section}.host", f"{where} has expired",
+                           "ask the server's administrator to renew the certificate")
+    if code == _NOT_YET_VALID:
+        return ConfigError(source, f"{section}.host", f"{where} is not valid yet",
+                           "check this machine's clock, or ask the server's administrator")
+    return ConfigError(source, f"{section}.host", f"{where} was refused ({err.verify_message})",
+                       "ask the server's administrator for a valid certificate")
+
+
+def _handshake_problem(err: ssl.SSLError, section: str, server: ImapSettings | SmtpSettings,
+                       source: str) -> ConfigError:
+    where = f"{server.host}:{server.port}"
+    reason = str(err.reason or err)
+    if reason in _OLD_PROTOCOL:
+        return ConfigError(source, f"{section}.host",
+                           f"{where} offers only TLS older than 1.2 ({reason})",
+                           "the server must offer TLS 1.2 or newer (RFC 8996): ask its "
+                           "administrator")
+    if reason in _NOT_TLS and server.security == "ssl":
+        return ConfigError(source, f"{section}.security",
+                           f"{where} does not answer with TLS ({reason})",
+                           f'use security = "starttls" for a port that starts in plain text '
+                           f"(143, 587), or the implicit-TLS port ({_IMPLICIT_PORT[section]})")
+    return ConfigError(source, f"{section}.host", f"TLS with {where} failed ({reason})",
+                       f"check {section}.port and {section}.security, or ask the server's "
+                       "administrator")
+
+
+def warn_plaintext(section: str, server: ImapSettings | SmtpSettings) -> None:
+    """Log, at every start, that allow_plaintext_remote lets mail and password travel
+    unencrypted to a host that is not this machine."""
+    if server.security == "none" and not is_loopback(server.host):
+        log.warning("%s.security = \"none\": the password and the mail go to %s unencrypted "
+                    "(allowed by %s.allow_plaintext_remote)", section, server.host, section)
 
 
 class Mailbox:
@@ -51,13 +167,21 @@ class Mailbox:
         try:
             client = IMAPClient(
                 s.host, port=s.port, ssl=s.security == "ssl",
-                ssl_context=tls_context() if s.security == "ssl" else None,
+                ssl_context=tls_context(s.ca_file) if s.security == "ssl" else None,
                 timeout=s.timeout_seconds,
             )
-            if s.security == "starttls":
-                client.starttls(tls_context())
         except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
             raise TransientError(f"cannot reach IMAP server {s.host}:{s.port}: {err}") from err
+        if s.security == "starttls":
+            try:
+                # raises CapabilityError when the server does not offer STARTTLS: login
+                # below is never reached without TLS (RFC 2595 section 3.1)
+                client.starttls(tls_context(s.ca_file))
+            except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+                with suppress(OSError):
+                    client.shutdown()
+                raise TransientError(f"STARTTLS with IMAP server {s.host}:{s.port} failed: "
+                                     f"{err}") from err
         try:
             client.login(s.username, s.password.get_secret_value())
         except LoginError as err:
@@ -73,15 +197,19 @@ class Mailbox:
     def open(self, at_start: bool = False) -> None:
         """Log in, select the folder, create Processed/Quarantine when missing (R15).
 
-        `at_start`: an unreachable server is the operator's to fix (check, start of run);
-        later it is transient and retried."""
+        `at_start`: an unreachable server, or a TLS failure (the certificate, the protocol
+        version, a missing STARTTLS), is the operator's to fix (check, start of run): a
+        one-line ConfigError naming the key; later it is transient and retried."""
+        if at_start:
+            warn_plaintext("imap", self.settings)
         try:
             self.connect()
         except TransientError as err:
             if not at_start:
                 raise
-            raise ConfigError(self.source, "imap.host", str(err),
-                              "check imap.host, imap.port and imap.security") from err
+            raise tls_problem(err, "imap", self.settings, self.source) or ConfigError(
+                self.source, "imap.host", str(err),
+                "check imap.host, imap.port and imap.security") from err
         missing = self.ensure_folders(create=True)
         if missing:
             self.close()
