@@ -16,6 +16,14 @@ import mailparser
 from mailbot.errors import PermanentError
 
 MAX_HEADER_BYTES = 256 * 1024
+# MIME structure caps (SCENARIOS P3): a brief with its attachments has a few dozen parts; a
+# 3,000-part nested message/rfc822 chain costs seconds and memory in any parser. Counted on the
+# raw bytes before mail-parser sees them.
+MAX_MIME_PARTS = 500
+MAX_NESTED_MESSAGES = 10
+_PART_HEADER = re.compile(rb"^content-type:", re.IGNORECASE | re.MULTILINE)
+_NESTED_MESSAGE = re.compile(rb"^content-type:[ \t]*message/rfc822",
+                             re.IGNORECASE | re.MULTILINE)
 # Trace headers differ between two deliveries of the same mail (To + Cc, a re-send by the MTA).
 _TRACE_HEADERS = frozenset(
     {"received", "return-path", "delivered-to", "x-original-to", "x-delivered-to",
@@ -202,11 +210,27 @@ def _decoded_header(values: list[object]) -> str:
         return clean_header_text(str(values[0]))
 
 
+def mime_structure_problem(raw: bytes) -> str:
+    """Why the mail's MIME tree is too large to parse ("" when it is not): more than
+    MAX_MIME_PARTS parts or more than MAX_NESTED_MESSAGES enclosed messages, counted from the
+    Content-Type headers in the raw bytes (a cheap upper bound: no parser runs)."""
+    parts = len(_PART_HEADER.findall(raw))
+    if parts > MAX_MIME_PARTS:
+        return f"MIME tree of {parts} parts exceeds {MAX_MIME_PARTS}"
+    nested = len(_NESTED_MESSAGE.findall(raw))
+    if nested > MAX_NESTED_MESSAGES:
+        return f"{nested} enclosed messages exceed {MAX_NESTED_MESSAGES}"
+    return ""
+
+
 def parse(raw: bytes) -> Inbound:
     """Parse a stored mail. PermanentError when it is not a mail at all."""
     head, _ = split_header_block(raw)
     if len(head) > MAX_HEADER_BYTES:
         raise PermanentError(f"header block of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    structure_problem = mime_structure_problem(raw)
+    if structure_problem:
+        raise PermanentError(structure_problem)
     try:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as err:  # mail-parser raises a variety of types on broken input

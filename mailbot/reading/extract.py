@@ -22,6 +22,13 @@ MAX_ZIP_ENTRIES = 100
 MAX_ZIP_TOTAL = 50 * 1024 * 1024
 MAX_ZIP_RATIO = 100
 MAX_MEMBER_READ = 15 * 1024 * 1024
+# Office containers (DOCX, XLSX, ODT are ZIPs of XML) are checked the same way BEFORE a parser
+# opens them: a 108 KB DOCX whose document.xml expands to 20 MB took 274 MB of memory in
+# python-docx (SCENARIOS R9, F2). A real contract's document.xml is well below 10 MB.
+MAX_CONTAINER_ENTRIES = 1000
+MAX_CONTAINER_XML = 10 * 1024 * 1024
+MAX_CONTAINER_TOTAL = 50 * 1024 * 1024
+_CONTAINERS = ("docx", "docm", "xlsx", "xlsm", "odt", "ods")
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ def extract_text(filename: str, payload: bytes) -> Extracted:
     if mismatch:
         return Extracted("", mismatch)
     ext = extension(filename)
+    if ext in _CONTAINERS:
+        problem = container_problem(payload)
+        if problem:
+            return Extracted("", problem)
     try:
         if sniff(payload) == "pdf":
             return _pdf(payload)
@@ -96,6 +107,28 @@ def extract_text(filename: str, payload: bytes) -> Extracted:
     except Exception as err:  # every parser raises its own types on broken files
         return Extracted("", f"unreadable {ext or 'file'}: {type(err).__name__}: {err}"[:300])
     return Extracted("", f"no text reader for .{ext or '?'}")
+
+
+def container_problem(payload: bytes) -> str:
+    """Why an Office container (a ZIP of XML) must not be opened, from its directory alone
+    (declared sizes, entry count, compression ratio); "" when it may. Nothing is inflated."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError) as err:
+        return f"not a readable Office file: {err}"[:300]
+    if len(infos) > MAX_CONTAINER_ENTRIES:
+        return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})"
+    total = sum(i.file_size for i in infos)
+    if total > MAX_CONTAINER_TOTAL:
+        return f"Office file expands to {total} bytes (limit {MAX_CONTAINER_TOTAL}): not read"
+    for info in infos:
+        ratio = info.file_size / max(1, info.compress_size)
+        if info.filename.endswith(".xml") and (info.file_size > MAX_CONTAINER_XML
+                                               or ratio > MAX_ZIP_RATIO * 5):
+            return (f"Office part {info.filename} expands to {info.file_size} bytes (ratio "
+                    f"{ratio:.0f}): possible bomb, not read")
+    return ""
 
 
 def _pdf(payload: bytes) -> Extracted:

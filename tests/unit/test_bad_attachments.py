@@ -117,3 +117,17 @@ def test_screenshot_named_like_a_document_satisfies_nothing(rules: Rules) -> Non
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
     [reading] = read("Teknisk beskrivelse.png", png, rules)
     assert reading.kind == "other" and "image" in reading.note
+
+
+def test_docx_whose_xml_expands_to_20_mb_is_not_opened(rules: Rules) -> None:
+    """SCENARIOS R9/F2: a DOCX of ~100 KB whose document.xml is 20 MB would take hundreds of
+    MB in python-docx; the container's directory is checked before it is opened."""
+    paragraph = "<w:p><w:r><w:t>Udkast til kontrakt</w:t></w:r></w:p>"
+    xml = ('<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+           "<w:body>" + paragraph * (20_000_000 // len(paragraph)) + "</w:body></w:document>")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", xml)
+    assert len(buffer.getvalue()) < 200_000
+    [reading] = read("Bilag 3.docx", buffer.getvalue(), rules)
+    assert reading.kind == "other" and "possible bomb, not read" in reading.note

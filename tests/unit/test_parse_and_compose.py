@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -134,3 +135,27 @@ def test_mail_parser_writers_are_never_used() -> None:
     for source in package.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         assert "write_attachments" not in text and "write_sample" not in text, source
+
+
+def nested_message(depth: int) -> bytes:
+    """A message/rfc822 enclosing another, `depth` times (flanker's enclosed-endless shape)."""
+    inner = b"From: a@kommune.test\r\nSubject: inderst\r\n\r\nHej\r\n"
+    for level in range(depth):
+        inner = (b"From: a@kommune.test\r\nSubject: lag %d\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n"
+                 b"Content-Type: text/plain\r\n\r\nse bilag\r\n--b%d\r\n"
+                 b"Content-Type: message/rfc822\r\n\r\n" % (level, level, level, level)
+                 + inner + b"\r\n--b%d--\r\n" % level)
+    return inner
+
+
+def test_a_3000_part_nested_mail_is_refused_before_parsing() -> None:
+    """SCENARIOS P3: depth and part caps are checked on the raw bytes, fast."""
+    raw = nested_message(1000)  # 3,000 Content-Type headers
+    started = time.monotonic()
+    with pytest.raises(PermanentError, match="MIME tree of 3000 parts"):
+        parse(raw)
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(PermanentError, match="11 enclosed messages exceed 10"):
+        parse(nested_message(11))
+    assert parse(nested_message(3)).subject == "lag 2"
