@@ -201,11 +201,12 @@ class Sender:
             # a refused login or token (the secret expired) keeps mail waiting like a server
             # that is down; the log line says what to fix
             smtp.close()
-            self._log_down(err)
+            reason = self._explained(err)
+            self._log_down(reason)
             for row_id in ids:
                 row = self._start(row_id, now)
                 if row is not None:
-                    self._retry(row, now, f"SMTP server unavailable: {err}", report)
+                    self._retry(row, now, f"SMTP server unavailable: {reason}", report)
             return
         self._down_logged = False
         try:
@@ -220,6 +221,15 @@ class Sender:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
+
+    def _explained(self, err: Exception) -> Exception:
+        """A refused XOAUTH2 login as what to fix in Exchange Online (auth.smtp_refused)."""
+        if (isinstance(err, aiosmtplib.SMTPAuthenticationError) and self.tokens is not None
+                and self.settings.auth == "oauth2"):
+            from mailbot.auth import smtp_refused
+
+            return smtp_refused(self.tokens, self.settings.username, err.code, err.message)
+        return err
 
     def _client(self) -> aiosmtplib.SMTP:
         return smtp_client(self.settings)
@@ -289,10 +299,15 @@ class Sender:
 
     def _log_down(self, err: Exception) -> None:
         # Log once per outage, not once per row and flush (Mailman's "log once").
-        if not self._down_logged:
-            log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
-                        self.settings.host, self.settings.port, err)
-            self._down_logged = True
+        if self._down_logged:
+            return
+        self._down_logged = True
+        if isinstance(err, ConfigError):  # a refused login or token: the operator must act
+            log.error("SMTP login to %s:%s impossible; mail waits in the outbox: %s",
+                      self.settings.host, self.settings.port, err)
+            return
+        log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
+                    self.settings.host, self.settings.port, err)
 
 
 def _event(session: Session, row: Outbox, now: datetime, kind: str, detail: str) -> None:
