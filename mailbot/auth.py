@@ -17,6 +17,8 @@ error code and the first sentence of its description, which names the app, never
 
 The errors say what to change in Danish municipal terms (Entra ID, Exchange Online
 PowerShell), after Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth".
+The logins use SASL XOAUTH2 (Google's XOAUTH2 protocol), the one mechanism Exchange Online
+offers; RFC 7628's OAUTHBEARER carries the same bearer token but is not offered there.
 """
 
 from __future__ import annotations
