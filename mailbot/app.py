@@ -17,6 +17,7 @@ from mailbot.resources import shipped
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from mailbot.auth import TokenSource
     from mailbot.blobs import BlobStore
     from mailbot.clock import Clock
     from mailbot.config import Settings
@@ -35,6 +36,7 @@ class Bot:
     clock: Clock
     sender: Sender
     secret: bytes
+    tokens: TokenSource | None = None  # the OAuth2 token IMAP and SMTP share, if they use it
 
     @property
     def address(self) -> str:
@@ -82,6 +84,7 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
     read_only: create no secret (see load_secret). Raises ConfigError for a bad database URL,
     rules or templates folder.
     """
+    from mailbot.auth import token_source
     from mailbot.blobs import BlobStore
     from mailbot.db import make_engine
     from mailbot.delivery.compose import Renderer
@@ -89,6 +92,7 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
     from mailbot.rules import load_rules
 
     engine = engine or make_engine(settings.database_url, *settings.origin("bot.database_url"))
+    tokens = token_source(settings)
     return Bot(
         settings=settings,
         engine=engine,
@@ -96,6 +100,7 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
         renderer=Renderer(template_folders(settings)),
         blobs=BlobStore(settings.bot.data_dir / "blobs"),
         clock=clock,
-        sender=Sender(engine, settings.smtp, settings.bot.address),
+        sender=Sender(engine, settings.smtp, settings.bot.address, tokens),
         secret=load_secret(settings, create=not read_only),
+        tokens=tokens,
     )

@@ -163,13 +163,13 @@ def _preflight(bot: Bot) -> None:
     from mailbot.delivery.smtpcheck import check_smtp
     from mailbot.intake.mailbox import Mailbox
 
-    mailbox = Mailbox(bot.settings.imap, bot.settings.source)
+    mailbox = Mailbox(bot.settings.imap, bot.settings.source, bot.tokens)
     try:
         mailbox.open(at_start=True)
     finally:
         mailbox.close()
     try:
-        check_smtp(bot.settings.smtp, bot.settings.source)
+        check_smtp(bot.settings.smtp, bot.settings.source, bot.tokens)
     except ConfigError as err:
         # Mail waits in the outbox until the SMTP server answers.
         log.warning("%s", err)
@@ -212,20 +212,48 @@ def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
                       + (f" (applied {revisions})" if applied else " (up to date)")))
         _check_templates(bot)
         steps.append(("templates", "render"))
-        mailbox = Mailbox(settings.imap, settings.source)
+        if bot.tokens is not None:
+            steps.append(("oauth2", _check_token(bot)))
+        mailbox = Mailbox(settings.imap, settings.source, bot.tokens)
         try:
             mailbox.open(at_start=True)
         finally:
             mailbox.close()
-        steps.append(("imap", f"logged in to {settings.imap.host}, folders ready"))
-        check_smtp(settings.smtp, settings.source)
-        steps.append(("smtp", f"logged in to {settings.smtp.host}"))
+        steps.append(("imap", f"logged in to {settings.imap.host} as {settings.imap.username}"
+                      f"{' (XOAUTH2)' if settings.imap.auth == 'oauth2' else ''}, folders ready"))
+        check_smtp(settings.smtp, settings.source, bot.tokens)
+        steps.append(("smtp", _smtp_step(settings)))
         if settings.reviews.reply_tokens:
-            probe_plus_addressing(settings)
+            probe_plus_addressing(settings, tokens=bot.tokens)
             steps.append(("reply tokens", "plus-addressed mail reaches the mailbox"))
     finally:  # what passed, also when a later step fails (main prints that error)
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")
+
+
+def _check_token(bot: Bot) -> str:
+    """Ask the provider for a token now: its refusals (AADSTS...) are told before any mail
+    server is asked. Raises ConfigError."""
+    from mailbot.auth import TokenEndpointDown
+
+    assert bot.tokens is not None
+    try:
+        bot.tokens.token()
+    except TokenEndpointDown as err:
+        raise err.config_error from err
+    oauth2 = bot.settings.oauth2
+    left = bot.tokens.expires_in
+    valid = f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f} s"
+    return (f"token from {oauth2.endpoint} for {oauth2.effective_scope or 'the default scope'}"
+            f" (valid {valid})")
+
+
+def _smtp_step(settings: Settings) -> str:
+    smtp = settings.smtp
+    if smtp.auth == "none":
+        return f"connected to {smtp.host} (no login: smtp.auth = \"none\")"
+    how = " (XOAUTH2)" if smtp.auth == "oauth2" else ""
+    return f"logged in to {smtp.host} as {smtp.username}{how}"
 
 
 def _check_templates(bot: Bot) -> None:

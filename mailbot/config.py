@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -24,12 +25,19 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from mailbot.errors import ConfigError
 
 Security = Literal["ssl", "starttls", "none"]
+ImapAuth = Literal["password", "oauth2"]
+SmtpAuth = Literal["password", "oauth2", "none"]
 ENV_PREFIX = "MAILBOT_"
+# Exchange Online's resource for IMAP and SMTP with client credentials (Microsoft's
+# "Authenticate an IMAP, POP or SMTP connection using OAuth", client credentials flow)
+MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
+MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 
 
 def _upper(value: object) -> object:
@@ -65,8 +73,11 @@ class ImapSettings(_Section):
     host: str
     port: int = Field(default=993, ge=1, le=65535)
     security: Security = "ssl"
+    # "oauth2": SASL XOAUTH2 with a token from [oauth2]; username is the mailbox address
+    auth: ImapAuth = "password"
     username: str
-    password: SecretStr
+    # required with auth = "password" (load_settings checks it: it may be set but empty)
+    password: SecretStr = SecretStr("")
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
@@ -84,12 +95,56 @@ class SmtpSettings(_Section):
     host: str
     port: int = Field(default=587, ge=1, le=65535)
     security: Security = "starttls"
+    # default: "password" when username is set, else "none" (no AUTH), as before the key
+    auth: SmtpAuth = "none"
     username: str = ""
     password: SecretStr = SecretStr("")
     timeout_seconds: int = Field(default=60, ge=1)
     give_up_hours: float = Field(default=48, gt=0)
     ca_file: Path | None = None
     allow_plaintext_remote: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_auth(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "auth" not in data:
+            return {**data, "auth": "password" if data.get("username") else "none"}
+        return data
+
+
+class OAuth2Settings(_Section):
+    """The app registration whose client-credentials token IMAP and SMTP present (XOAUTH2).
+
+    provider "microsoft": msal against `authority` (Entra ID); "generic": a plain
+    client-credentials POST to `token_url` (RFC 6749 §4.4)."""
+
+    provider: Literal["microsoft", "generic"] = "microsoft"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    certificate_path: Path | None = None  # PEM with the private key (microsoft only)
+    certificate_thumbprint: str = ""  # as Entra ID shows it under "Certificates & secrets"
+    token_url: str = ""  # generic only
+    scope: str = ""  # default for microsoft: MICROSOFT_SCOPE
+    authority: str = ""  # microsoft; default MICROSOFT_LOGIN/<tenant_id>
+    ca_file: Path | None = None  # extra CA certificates (PEM) for the token endpoint
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or (MICROSOFT_SCOPE if self.provider == "microsoft" else "")
+
+    @property
+    def effective_authority(self) -> str:
+        return (self.authority or f"{MICROSOFT_LOGIN}/{self.tenant_id}").rstrip("/")
+
+    @property
+    def endpoint_key(self) -> str:
+        """The key an unreachable token endpoint is reported under."""
+        return "oauth2.authority" if self.provider == "microsoft" else "oauth2.token_url"
+
+    @property
+    def endpoint(self) -> str:
+        return self.effective_authority if self.provider == "microsoft" else self.token_url
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday"]
@@ -135,6 +190,7 @@ class Settings(_Section):
     council: CouncilSettings = Field(default_factory=CouncilSettings)
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -144,6 +200,10 @@ class Settings(_Section):
         key, or "environment" and the variable that set it."""
         name = self._env_names.get(key)
         return ("environment", name) if name else (self.source, key)
+
+    @property
+    def uses_oauth2(self) -> bool:
+        return self.imap.auth == "oauth2" or self.smtp.auth == "oauth2"
 
     @property
     def database_url(self) -> str:
@@ -269,6 +329,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_paths(settings, origins)
     _check_addresses(settings, origins)
     _check_transport(settings, origins)
+    _check_auth(settings, origins)
     return settings
 
 
@@ -328,7 +389,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         server: ImapSettings | SmtpSettings = getattr(settings, section)
         if server.ca_file is not None:
             servers[section] = server.model_copy(update={"ca_file": absolute(server.ca_file)})
-    return settings.model_copy(update={"bot": bot.model_copy(update=update), **servers})
+    oauth2 = settings.oauth2
+    files = {key: absolute(path) for key in ("certificate_path", "ca_file")
+             if (path := getattr(oauth2, key)) is not None}
+    return settings.model_copy(update={"bot": bot.model_copy(update=update), **servers,
+                                       "oauth2": oauth2.model_copy(update=files)})
 
 
 def _check_paths(settings: Settings, origins: _Origins) -> None:
@@ -416,6 +481,99 @@ def _check_ca_file(path: Path, key: str, origins: _Origins) -> None:
     except OSError as err:
         raise origins.error(key, f"{path} cannot be read ({err.strerror or err})",
                             "make it readable by the user mailbot runs as") from err
+def _check_auth(settings: Settings, origins: _Origins) -> None:
+    """Each login has what its `auth` needs; [oauth2] is complete when IMAP or SMTP uses it.
+
+    Raises ConfigError naming the missing or wrong key (or its environment variable)."""
+    imap, smtp = settings.imap, settings.smtp
+    if imap.auth == "password" and "password" not in imap.model_fields_set:
+        raise origins.error("imap.password", "field required",
+                            'add the password, or set imap.auth = "oauth2" (Microsoft 365)')
+    if smtp.auth in ("password", "oauth2") and not smtp.username:
+        raise origins.error("smtp.username", f'is empty, but smtp.auth is "{smtp.auth}"',
+                            "set it to the mailbox address (e.g. it.projekter@kommune.dk), "
+                            'or set smtp.auth = "none" for a relay without login')
+    oauth2 = settings.oauth2
+    if oauth2.token_url:
+        _check_token_url(oauth2.token_url, origins)
+    if not settings.uses_oauth2:
+        return
+    for key, login in (("imap.username", imap), ("smtp.username", smtp)):
+        if login.auth == "oauth2" and "@" not in login.username:
+            raise origins.error(key, f"{login.username!r} is not the mailbox address",
+                                "with auth = \"oauth2\" write the mailbox's full address, "
+                                "e.g. it.projekter@kommune.dk")
+    if oauth2.provider == "microsoft":
+        _check_microsoft(oauth2, origins)
+    else:
+        _check_generic(oauth2, origins)
+    if oauth2.ca_file is not None:
+        _check_ca_file(oauth2.ca_file, "oauth2.ca_file", origins)
+
+
+def _check_microsoft(oauth2: OAuth2Settings, origins: _Origins) -> None:
+    if not oauth2.tenant_id and not oauth2.authority:
+        raise origins.error("oauth2.tenant_id", "field required",
+                            "copy the Directory (tenant) ID from the app's overview page in "
+                            "Entra ID")
+    if not oauth2.client_id:
+        raise origins.error("oauth2.client_id", "field required",
+                            "copy the Application (client) ID from the app's overview page in "
+                            "Entra ID")
+    if oauth2.token_url:
+        raise origins.error("oauth2.token_url", 'is for provider = "generic"',
+                            "remove it; for Microsoft set oauth2.tenant_id (and oauth2.authority "
+                            "only for a national cloud)")
+    authority = urlsplit(oauth2.effective_authority)
+    if authority.scheme != "https" or not authority.hostname or authority.path in ("", "/"):
+        raise origins.error("oauth2.authority",
+                            f"{oauth2.effective_authority!r} is not an https URL with a tenant",
+                            f"remove it to use {MICROSOFT_LOGIN}/<tenant_id>, or write "
+                            "https://<login host>/<tenant_id>")
+    secret = bool(oauth2.client_secret.get_secret_value())
+    if oauth2.certificate_path is not None:
+        if secret:
+            raise origins.error("oauth2.certificate_path", "is set together with client_secret",
+                                "use one: remove the certificate keys or the secret")
+        if not oauth2.certificate_path.is_file():
+            raise origins.error("oauth2.certificate_path",
+                                f"{oauth2.certificate_path} does not exist",
+                                "point it at the PEM file with the certificate's private key")
+        if not oauth2.certificate_thumbprint:
+            raise origins.error("oauth2.certificate_thumbprint", "field required",
+                                "copy the thumbprint shown under Certificates & secrets in "
+                                "Entra ID")
+    elif not secret:
+        raise origins.error("oauth2.client_secret", "field required",
+                            "set MAILBOT_OAUTH2__CLIENT_SECRET to the secret's Value from "
+                            "Entra ID (Certificates & secrets), or use certificate_path")
+
+
+def _check_generic(oauth2: OAuth2Settings, origins: _Origins) -> None:
+    for key in ("token_url", "client_id"):
+        if not getattr(oauth2, key):
+            raise origins.error(f"oauth2.{key}", "field required",
+                                "copy it from your identity provider's client registration")
+    if not oauth2.client_secret.get_secret_value():
+        raise origins.error("oauth2.client_secret", "field required",
+                            "set MAILBOT_OAUTH2__CLIENT_SECRET to the client's secret")
+    if oauth2.certificate_path is not None:
+        raise origins.error("oauth2.certificate_path", 'is for provider = "microsoft"',
+                            "remove it and use client_secret")
+
+
+def _check_token_url(url: str, origins: _Origins) -> None:
+    """https, except on a loopback address (a local test or proxy): the client secret goes
+    in this request."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise origins.error("oauth2.token_url", f"{url!r} is not an http(s) URL",
+                            "write the token endpoint's full URL, https://.../token")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise origins.error("oauth2.token_url", f"{url!r} is not https",
+                            "use https: the client secret is sent to it (plain http only on a "
+                            "loopback address)")
+
 
 
 def _check_calendar(settings: Settings, origins: _Origins) -> None:
@@ -469,6 +627,8 @@ port = 993
 security = "ssl"                      # "ssl" | "starttls" | "none" (none only on loopback)
 username = "it.projekter"
 password = "change-me"
+# auth = "password"                   # or "oauth2" (Microsoft 365, see [oauth2] below): then
+                                      # username is the mailbox address and no password is used
 # ca_file = "kommune-ca.pem"          # a CA to trust besides the system's (PEM); relative to
 #                                     # this file's folder
 # allow_plaintext_remote = false      # true: security = "none" also to a host that is not
@@ -487,10 +647,26 @@ port = 587
 security = "starttls"                 # "ssl" | "starttls" | "none" (none only on loopback)
 username = "it.projekter"
 password = "change-me"
+# auth = "password"                   # "password" (default with a username), "none" (no AUTH)
+                                      # or "oauth2" (the same token as IMAP)
 # ca_file = "kommune-ca.pem"          # as in [imap]
 # allow_plaintext_remote = false      # as in [imap]
 # timeout_seconds = 60
 # give_up_hours = 48                  # a mail not delivered by then is marked failed
+
+# Microsoft 365 (Exchange Online): set imap.auth and smtp.auth to "oauth2", the usernames to
+# it.projekter@kommune.dk, and uncomment this (the README says how to register the app).
+# [oauth2]
+# provider = "microsoft"              # or "generic": any OAuth2 server, with token_url
+# tenant_id = "00000000-0000-0000-0000-000000000000"   # Directory (tenant) ID
+# client_id = "00000000-0000-0000-0000-000000000000"   # Application (client) ID
+# client_secret = "..."               # better: MAILBOT_OAUTH2__CLIENT_SECRET in the environment
+# certificate_path = "mailbot-app.pem"     # instead of a secret: the certificate's private key
+# certificate_thumbprint = "..."           # ... and its thumbprint as Entra ID shows it
+# scope = "https://outlook.office365.com/.default"     # the default for microsoft
+# authority = "https://login.microsoftonline.com/<tenant_id>"  # only for a national cloud
+# token_url = "https://login.example.dk/token"  # generic only; https except on loopback
+# ca_file = "/etc/mailbot/proxy-ca.pem"    # extra CA for the token endpoint (a TLS proxy)
 
 [council]
 secretary = ["sekretaer@kommune.dk"]

@@ -40,3 +40,5 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("imapclient").setLevel(logging.WARNING)
+    # msal's debug lines describe token requests; nothing an operator needs, nothing to leak
+    logging.getLogger("msal").setLevel(logging.WARNING)

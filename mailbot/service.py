@@ -84,9 +84,14 @@ class Service:
         self.flush_outbox()
 
     def _connect(self, mailbox: Mailbox | None = None) -> Mailbox:
-        mailbox = mailbox or Mailbox(self.bot.settings.imap, self.bot.settings.source)
+        mailbox = mailbox or self._mailbox()
         mailbox.open()
         return mailbox
+
+    def _mailbox(self) -> Mailbox:
+        """A new connection; with OAuth2 its login asks for the token then, so a reconnect
+        after a long IDLE gets a fresh one."""
+        return Mailbox(self.bot.settings.imap, self.bot.settings.source, self.bot.tokens)
 
     def run_jobs(self) -> None:
         """Reminders and the batched guidance relay: whatever is due at the bot's `now`."""
@@ -146,7 +151,7 @@ class Service:
     def _watch(self) -> None:
         failures = 0
         while not self.stop_event.is_set():
-            mailbox = Mailbox(self.bot.settings.imap, self.bot.settings.source)
+            mailbox = self._mailbox()
             try:
                 self._connect(mailbox)
                 failures = 0

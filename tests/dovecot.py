@@ -9,6 +9,7 @@ import shutil
 import signal
 import smtplib
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
 auth_username_format = %Ln
 recipient_delimiter = +
 mail_location = maildir:{root}/mail/%u
@@ -35,10 +35,7 @@ default_login_user = dovenull
 first_valid_uid = 1
 mail_uid = nobody
 mail_gid = nogroup
-passdb {{
-  driver = static
-  args = password={password}
-}}
+{auth}
 userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={root}/mail/%u allow_all_users=yes
@@ -89,6 +86,76 @@ class TlsFiles:
         return text + (f"ssl_dh = <{DH_PARAMS}\n" if DH_PARAMS.exists() else "")
 
 
+PASSWORD_AUTH = """\
+auth_mechanisms = plain login
+passdb {{
+  driver = static
+  args = password={password}
+}}
+"""
+
+# Dovecot 2.3's "Open Authentication v2.0 database": XOAUTH2/OAUTHBEARER tokens are checked by
+# POSTing `token=...` to the introspection URL (RFC 7662); the static passdb stays for the
+# tests' own password logins. Both sides of the user check reduce to the local part (%Ln), as
+# auth_username_format does for the login. Failed logins must not slow the next ones
+# (../shared/notes/dovecot.md): no failure delay, no anvil penalty.
+OAUTH2_AUTH = """\
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+passdb {{
+  driver = static
+  mechanisms = plain login
+  args = password={password}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+OAUTH2_EXT = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+username_format = %Ln
+active_attribute = active
+active_value = true
+force_introspection = yes
+timeout_msecs = 5000
+"""
+
+# Exchange Online answers "BAD User is authenticated but not connected." to every command
+# after a successful AUTHENTICATE when the app may not open the mailbox named in the login.
+# Dovecot has no such state; a post-login script (Dovecot's own hook, run after the login
+# succeeded) plays it for the users listed in {root}/not-connected: it relays the session
+# between the client and the real imap process and answers every command but CAPABILITY, NOOP
+# and LOGOUT as Exchange does.
+POSTLOGIN = """\
+service imap {{
+  executable = imap imap-postlogin
+}}
+service imap-postlogin {{
+  executable = script-login {root}/postlogin.sh
+  unix_listener imap-postlogin {{
+  }}
+}}
+"""
+
+POSTLOGIN_SH = """\
+#!/bin/sh
+if grep -qxF "$USER" {root}/not-connected 2>/dev/null; then
+  exec {python} {relay} "$@"
+fi
+exec "$@"
+"""
+
+
 def dovecot_available() -> bool:
     return shutil.which("dovecot") is not None and os.geteuid() == 0
 
@@ -97,9 +164,12 @@ class Dovecot:
     """Dovecot from a private config on free loopback ports; every address has a mailbox.
 
     Plain text by default. With `tls` the imap port (`port`) offers STARTTLS and `imaps_port`
-    speaks implicit TLS, both with that certificate."""
+    speaks implicit TLS, both with that certificate. With `introspection_url` it also accepts
+    XOAUTH2 and OAUTHBEARER tokens, checked there (see OAUTH2_AUTH); password logins keep
+    working for the tests' own reads."""
 
-    def __init__(self, extra_config: str = "", tls: TlsFiles | None = None) -> None:
+    def __init__(self, extra_config: str = "", tls: TlsFiles | None = None,
+                 introspection_url: str | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         self.root.chmod(0o755)
         self.port = free_port()
@@ -107,9 +177,20 @@ class Dovecot:
         self.imaps_port = free_port() if tls else 0  # 0: no imaps listener
         (self.root / "mail").mkdir()
         shutil.chown(self.root / "mail", "nobody", "nogroup")
+        auth = PASSWORD_AUTH.format(password=PASSWORD)
+        if introspection_url is not None:
+            auth = OAUTH2_AUTH.format(root=self.root, password=PASSWORD) + POSTLOGIN.format(
+                root=self.root)
+            (self.root / "dovecot-oauth2.conf.ext").write_text(
+                OAUTH2_EXT.format(url=introspection_url))
+            script = self.root / "postlogin.sh"
+            script.write_text(POSTLOGIN_SH.format(
+                root=self.root, python=sys.executable,
+                relay=Path(__file__).with_name("exchange_not_connected.py")))
+            script.chmod(0o755)
         self.conf = self.root / "dovecot.conf"
         self.conf.write_text(DOVECOT_CONF.format(
-            root=self.root, password=PASSWORD, imap_port=self.port, lmtp_port=self.lmtp_port,
+            root=self.root, auth=auth, imap_port=self.port, lmtp_port=self.lmtp_port,
             imaps_port=self.imaps_port, ssl=tls.settings() if tls else PLAINTEXT)
             + extra_config)
 
@@ -118,6 +199,11 @@ class Dovecot:
         """Dovecot's log so far (logins show `TLS` when they came over TLS)."""
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def not_connected(self, users: set[str]) -> None:
+        """From the next login on, these users (local parts) meet Exchange's "User is
+        authenticated but not connected" after logging in (oauth2 servers only)."""
+        (self.root / "not-connected").write_text("".join(f"{u}\n" for u in sorted(users)))
 
     def start(self) -> None:
         subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
@@ -154,6 +240,12 @@ class Dovecot:
 
     def user(self, address: str) -> str:
         return address.partition("@")[0].lower()
+
+    def kick(self, user: str) -> None:
+        """End the user's IMAP sessions (`* BYE`), as Exchange Online ends a session whose
+        token has expired."""
+        subprocess.run(["doveadm", "-c", str(self.conf), "kick", user], check=True,
+                       capture_output=True)
 
     def deliver(self, recipient: str, raw: bytes) -> None:
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:

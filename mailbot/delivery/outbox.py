@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import random
@@ -10,6 +11,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 from sqlalchemy.engine import Engine
@@ -19,9 +21,13 @@ from mailbot.clock import as_utc
 from mailbot.config import SmtpSettings
 from mailbot.db import transaction
 from mailbot.delivery.compose import Outgoing
+from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
 from mailbot.intake.mailbox import tls_context
 from mailbot.models import CaseEvent, Outbox
+
+if TYPE_CHECKING:
+    from mailbot.auth import TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,45 @@ def smtp_client(s: SmtpSettings, timeout: float | None = None) -> aiosmtplib.SMT
     )
 
 
+async def smtp_login(smtp: aiosmtplib.SMTP, s: SmtpSettings, tokens: TokenSource | None,
+                     source: str = "config") -> None:
+    """AUTH as smtp.auth says: none, LOGIN/PLAIN with the password, or XOAUTH2 with the
+    process's token. Raises SMTPAuthenticationError when the server refuses (after one retry
+    with a new token for XOAUTH2), ConfigError when the server offers no XOAUTH2."""
+    if s.auth == "none":
+        return
+    if s.auth == "password":
+        await smtp.login(s.username, s.password.get_secret_value())
+        return
+    if tokens is None:
+        raise ConfigError(source, "smtp.auth", 'is "oauth2", but no [oauth2] token source was '
+                          "built", "report this as a bug in mailbot")
+    if smtp.is_ehlo_or_helo_needed:
+        await smtp.ehlo()
+    if "xoauth2" not in smtp.server_auth_methods:
+        raise ConfigError(source, "smtp.auth", f"{s.host} does not offer AUTH XOAUTH2",
+                          'set smtp.auth = "password" or "none", or use a server that offers '
+                          "it (Exchange Online: smtp.office365.com, port 587, starttls)")
+    try:
+        await _xoauth2(smtp, s.username, tokens.token())
+    except aiosmtplib.SMTPAuthenticationError:
+        tokens.invalidate()  # expired or revoked early: once more with a new token
+        await _xoauth2(smtp, s.username, tokens.token())
+
+
+async def _xoauth2(smtp: aiosmtplib.SMTP, username: str, token: str) -> None:
+    """AUTH XOAUTH2 with the initial response base64(`user=<u>^Aauth=Bearer <t>^A^A`)
+    (Google's XOAUTH2 protocol, as Exchange Online takes it). A refusal may come as a 334
+    challenge holding a JSON error; the client answers it with an empty line and gets the
+    final 5xx. Raises SMTPAuthenticationError unless the answer is 235."""
+    initial = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode())
+    response = await smtp.execute_command(b"AUTH", b"XOAUTH2", initial)
+    if response.code == 334:
+        response = await smtp.execute_command(b"")
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+
+
 def backoff(attempts: int) -> timedelta:
     """Exponential with full jitter, capped (SCENARIOS O3)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -78,8 +123,10 @@ class FlushReport:
 
 
 class Sender:
-    def __init__(self, engine: Engine, settings: SmtpSettings, envelope_from: str) -> None:
+    def __init__(self, engine: Engine, settings: SmtpSettings, envelope_from: str,
+                 tokens: TokenSource | None = None) -> None:
         self.engine = engine
+        self.tokens = tokens
         self.envelope_from = envelope_from
         self.give_up = timedelta(hours=settings.give_up_hours)
         self.settings = settings
@@ -153,15 +200,17 @@ class Sender:
         smtp = self._client()
         try:
             await smtp.connect()
-            if self.settings.username:
-                await smtp.login(self.settings.username,
-                                 self.settings.password.get_secret_value())
-        except (aiosmtplib.SMTPException, OSError) as err:
-            self._log_down(err)
+            await smtp_login(smtp, self.settings, self.tokens)
+        except (aiosmtplib.SMTPException, OSError, MailbotError) as err:
+            # a refused login or token (the secret expired) keeps mail waiting like a server
+            # that is down; the log line says what to fix
+            smtp.close()
+            reason = self._explained(err)
+            self._log_down(reason)
             for row_id in ids:
                 row = self._start(row_id, now)
                 if row is not None:
-                    self._retry(row, now, f"SMTP server unavailable: {err}", report)
+                    self._retry(row, now, f"SMTP server unavailable: {reason}", report)
             return
         self._down_logged = False
         try:
@@ -176,6 +225,15 @@ class Sender:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
+
+    def _explained(self, err: Exception) -> Exception:
+        """A refused XOAUTH2 login as what to fix in Exchange Online (auth.smtp_refused)."""
+        if (isinstance(err, aiosmtplib.SMTPAuthenticationError) and self.tokens is not None
+                and self.settings.auth == "oauth2"):
+            from mailbot.auth import smtp_refused
+
+            return smtp_refused(self.tokens, self.settings.username, err.code, err.message)
+        return err
 
     def _client(self) -> aiosmtplib.SMTP:
         return smtp_client(self.settings)
@@ -245,10 +303,15 @@ class Sender:
 
     def _log_down(self, err: Exception) -> None:
         # Log once per outage, not once per row and flush (Mailman's "log once").
-        if not self._down_logged:
-            log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
-                        self.settings.host, self.settings.port, err)
-            self._down_logged = True
+        if self._down_logged:
+            return
+        self._down_logged = True
+        if isinstance(err, ConfigError):  # a refused login or token: the operator must act
+            log.error("SMTP login to %s:%s impossible; mail waits in the outbox: %s",
+                      self.settings.host, self.settings.port, err)
+            return
+        log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
+                    self.settings.host, self.settings.port, err)
 
 
 def _event(session: Session, row: Outbox, now: datetime, kind: str, detail: str) -> None:

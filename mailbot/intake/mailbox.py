@@ -11,12 +11,16 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailbot.config import ImapSettings, SmtpSettings, is_loopback
 from mailbot.errors import ConfigError, MailbotError, TransientError
+
+if TYPE_CHECKING:
+    from mailbot.auth import TokenSource
 
 log = logging.getLogger(__name__)
 FETCH_CHUNK = 50
@@ -153,16 +157,32 @@ def warn_plaintext(section: str, server: ImapSettings | SmtpSettings) -> None:
 
 class Mailbox:
     """One connection to one watched folder. Every library error leaves as TransientError,
-    except a refused login or a missing folder, which the operator must fix (ConfigError)."""
+    except a refused login or a missing folder, which the operator must fix (ConfigError).
 
-    def __init__(self, settings: ImapSettings, source: str = "config") -> None:
+    `tokens`: the process's OAuth2 token source, required when imap.auth is "oauth2". Each
+    connect asks it for the token, so a reconnect after a long IDLE logs in with a fresh one.
+    """
+
+    def __init__(self, settings: ImapSettings, source: str = "config",
+                 tokens: TokenSource | None = None) -> None:
         self.settings = settings
         self.source = source
+        self.tokens = tokens
         self.client: IMAPClient | None = None
         self.uidvalidity = 0
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> None:
+        client = self._reach()
+        if self.settings.auth == "oauth2":
+            client = self._oauth2_login(client)
+        else:
+            self._password_login(client)
+        self.client = client
+        self.select()
+
+    def _reach(self) -> IMAPClient:
+        """A connection, TLS as configured, not logged in. Raises TransientError."""
         s = self.settings
         try:
             client = IMAPClient(
@@ -182,6 +202,10 @@ class Mailbox:
                     client.shutdown()
                 raise TransientError(f"STARTTLS with IMAP server {s.host}:{s.port} failed: "
                                      f"{err}") from err
+        return client
+
+    def _password_login(self, client: IMAPClient) -> None:
+        s = self.settings
         try:
             client.login(s.username, s.password.get_secret_value())
         except LoginError as err:
@@ -190,20 +214,66 @@ class Mailbox:
                               f"the IMAP server refused the login of {s.username!r}",
                               "check imap.username and imap.password") from err
         except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+            client.shutdown()
             raise TransientError(f"IMAP login failed: {err}") from err
-        self.client = client
-        self.select()
+
+    def _oauth2_login(self, client: IMAPClient) -> IMAPClient:
+        """AUTHENTICATE XOAUTH2 (Google's XOAUTH2 protocol; Microsoft's "Authenticate an IMAP,
+        POP or SMTP connection using OAuth"): base64 of `user=<mailbox>^Aauth=Bearer
+        <token>^A^A`. A refused token is dropped and the login tried once more, on a new
+        connection, with a new one; then the refusal is the operator's (auth.imap_refused).
+
+        Returns the logged-in client (a new one after a retry). Raises ConfigError,
+        TransientError (also TokenEndpointDown)."""
+        from mailbot.auth import imap_refused
+
+        s, tokens = self.settings, self._token_source()
+        for attempt in (1, 2):
+            try:
+                if b"AUTH=XOAUTH2" not in client.capabilities():
+                    raise ConfigError(self.source, "imap.auth",
+                                      f"{s.host} does not offer AUTH=XOAUTH2",
+                                      'set imap.auth = "password", or use a server that offers '
+                                      "it (Exchange Online: outlook.office365.com)")
+                client.oauth2_login(s.username, tokens.token())
+                return client
+            except LoginError as err:
+                client.shutdown()
+                if attempt == 2:
+                    raise imap_refused(tokens, s.username, _server_text(err)) from err
+                tokens.invalidate()
+                client = self._reach()
+            except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+                client.shutdown()
+                raise TransientError(f"IMAP login failed: {err}") from err
+            except Exception:
+                client.shutdown()  # a refused token request, say: no half-open connection
+                raise
+        raise AssertionError("unreachable")
+
+    def _token_source(self) -> TokenSource:
+        if self.tokens is None:
+            raise ConfigError(self.source, "imap.auth", 'is "oauth2", but no [oauth2] token '
+                              "source was built", "report this as a bug in mailbot")
+        return self.tokens
 
     def open(self, at_start: bool = False) -> None:
         """Log in, select the folder, create Processed/Quarantine when missing (R15).
 
-        `at_start`: an unreachable server, or a TLS failure (the certificate, the protocol
-        version, a missing STARTTLS), is the operator's to fix (check, start of run): a
-        one-line ConfigError naming the key; later it is transient and retried."""
+        `at_start`: an unreachable server or token endpoint, or a TLS failure (the
+        certificate, the protocol version, a missing STARTTLS), is the operator's to fix
+        (check, start of run): a one-line ConfigError naming the key; later it is transient
+        and retried."""
+        from mailbot.auth import TokenEndpointDown
+
         if at_start:
             warn_plaintext("imap", self.settings)
         try:
             self.connect()
+        except TokenEndpointDown as err:
+            if not at_start:
+                raise
+            raise err.config_error from err
         except TransientError as err:
             if not at_start:
                 raise
@@ -227,6 +297,11 @@ class Mailbox:
         try:
             info = self._client().select_folder(folder)
         except IMAPClientError as err:
+            if self.tokens is not None and _is_not_connected(err):
+                from mailbot.auth import not_connected
+
+                self.close()
+                raise not_connected(self.tokens, self.settings.username) from err
             raise ConfigError(self.source, "imap.folder", f"cannot open folder {folder!r}: {err}",
                               "spell the folder as the server shows it (often INBOX)") from err
         self.uidvalidity = int(info[b"UIDVALIDITY"])
@@ -369,6 +444,21 @@ class Mailbox:
                 with suppress(OSError):
                     client.shutdown()
             raise TransientError(f"IMAP {action} failed: {err}") from err
+
+
+def _server_text(err: Exception) -> str:
+    """The server's words in an imaplib/imapclient error, without Python's list quoting:
+    "[b'AUTHENTICATE failed.']" -> "AUTHENTICATE failed."."""
+    text = str(err)
+    inner = text.partition("[b'")[2].rpartition("']")[0] or text.partition('[b"')[2].rpartition(
+        '"]')[0]
+    return inner or text
+
+
+def _is_not_connected(err: Exception) -> bool:
+    from mailbot.auth import NOT_CONNECTED
+
+    return NOT_CONNECTED.lower() in str(err).lower()
 
 
 def _aware(value: datetime | None) -> datetime | None:

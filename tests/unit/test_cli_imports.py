@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("sqlalchemy", "alembic", "sqlmodel", "aiosmtplib", "imapclient", "apscheduler")
+HEAVY = ("sqlalchemy", "alembic", "sqlmodel", "aiosmtplib", "imapclient", "apscheduler",
+         "msal")
 BRIEF = ROOT / "fixtures" / "briefs" / "01-lokalebooking-komplet.eml"
 
 
