@@ -183,6 +183,15 @@ class ReviewSettings(_Section):
     reply_tokens: bool = False
 
 
+class LimitSettings(_Section):
+    """Brakes against mail loops (SCENARIOS L6): an autoresponder without automation headers
+    that answers every answer on a case's thread."""
+
+    # answers to one address about one case (status, update, ask-back, list-back) in 24 hours;
+    # mail the council process starts itself (requests, reminders, agenda) does not count
+    answers_per_case_per_day: int = Field(default=3, ge=1)
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
@@ -190,6 +199,7 @@ class Settings(_Section):
     council: CouncilSettings = Field(default_factory=CouncilSettings)
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
@@ -694,4 +704,7 @@ max_reminders = 2                     # then the secretary is told
 applicant_reminder_working_days = 5   # one reminder to an applicant with missing items
 guidance_batch_minutes = 5            # reviewer comments within this window go out as one mail
 reply_tokens = false                  # plus-address tokens in Reply-To (if the mailbox has them)
+
+[limits]
+answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
 """

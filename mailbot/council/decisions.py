@@ -20,7 +20,7 @@ from mailbot.council.agenda import (
     send_agenda,
 )
 from mailbot.council.meetings import CouncilCalendar, Meeting, danish_date
-from mailbot.delivery.mail import Threading, queue_mail
+from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.intake.parse import Inbound
 from mailbot.intake.threads import meeting_of
 from mailbot.models import Case
@@ -125,6 +125,11 @@ def _list_back(session: Session, bot: Bot, lines: list[str], mail: Inbound,
     """Lines the bot could not map go back to the secretary in one mail; nothing is guessed.
     Signed with the agenda's reference, so her answer to it counts as a reply to the agenda."""
     record(session, None, None, now, "decisions_unmapped", " | ".join(lines))
+    if not may_answer(session, bot, mail.from_address, None, now):
+        record(session, None, None, now, "answer_withheld",
+               f"list-back to {mail.from_address}: "
+               f"{bot.settings.limits.answers_per_case_per_day} answers within 24 hours")
+        return
     queue_mail(session, bot, template="decisions_unmapped", purpose=Purpose.UNMAPPED,
                to=[mail.from_address], now=now, sign_ref=agenda_token,
                context={"lines": lines, "mail_subject": mail.subject},

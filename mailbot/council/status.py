@@ -9,6 +9,7 @@ from typing import TypedDict
 from sqlmodel import Session
 
 from mailbot.app import Bot
+from mailbot.audit import record
 from mailbot.cases.documents import latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import (
@@ -23,8 +24,9 @@ from mailbot.cases.summary import (
 )
 from mailbot.council.meetings import CouncilCalendar, MeetingTexts, meeting_texts
 from mailbot.council.reviews import current_reviews, review_state_label
+from mailbot.delivery.mail import may_answer
 from mailbot.models import Case
-from mailbot.vocabulary import Purpose
+from mailbot.vocabulary import AutoSubmitted, Purpose
 
 
 class ReviewLine(TypedDict):
@@ -69,7 +71,14 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
 def send_status(session: Session, bot: Bot, case: Case, purpose: Purpose,
                 now: datetime) -> None:
     """The checklist to the applicant: an answer to "status" or to a follow-up, or the
-    bot's own reminder."""
+    bot's own reminder. An answer beyond `limits.answers_per_case_per_day` is withheld and
+    recorded (a loop with an autoresponder, SCENARIOS L6)."""
+    if purpose.auto_submitted == AutoSubmitted.REPLIED and not may_answer(
+            session, bot, case.applicant_address, case.id, now):
+        record(session, case.id, None, now, "answer_withheld",
+               f"{purpose} to {case.applicant_address}: "
+               f"{bot.settings.limits.answers_per_case_per_day} answers within 24 hours")
+        return
     mail_about_case(session, bot, case, template="applicant_status", purpose=purpose,
                     to=[case.applicant_address], now=now, language=case.language,
                     context=status_context(session, bot, case, purpose, now))

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
 from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
 from mailbot.delivery.outbox import enqueue
 from mailbot.intake.threads import signed_message_id
 from mailbot.models import Outbox
-from mailbot.vocabulary import Delivery, Purpose
+from mailbot.vocabulary import AutoSubmitted, Delivery, Purpose
 
 Attachment = tuple[str, bytes, str]  # (filename, payload, content type)
 
@@ -32,6 +32,33 @@ class Threading:
 
 
 NEW_THREAD = Threading()
+
+
+def answers_sent(session: Session, address: str, case_id: int | None, kinds: Sequence[Purpose],
+                 since: datetime) -> int:
+    """Direct answers (`kinds`) queued to `address` about `case_id` (None: about no case)
+    since `since`."""
+    query = select(Outbox).where(col(Outbox.kind).in_([k.value for k in kinds]),
+                                 col(Outbox.created_at) >= since)
+    query = query.where(col(Outbox.case_id).is_(None) if case_id is None
+                        else Outbox.case_id == case_id)
+    return sum(address.lower() in (r.lower() for r in row.recipients)
+               for row in session.exec(query))
+
+
+def may_answer(session: Session, bot: Bot, address: str, case_id: int | None,
+               now: datetime) -> bool:
+    """False when `address` has had `limits.answers_per_case_per_day` direct answers about
+    this case in the last 24 hours: the brake on a ping-pong with an autoresponder that sets
+    no automation header (SCENARIOS L6; RFC 3834 section 2 asks responders to limit the
+    rate). The withheld answer is the caller's to record."""
+    limit = bot.settings.limits.answers_per_case_per_day
+    return answers_sent(session, address, case_id, DIRECT_ANSWERS,
+                        now - timedelta(hours=24)) < limit
+
+
+DIRECT_ANSWERS = tuple(p for p in Purpose if p.auto_submitted == AutoSubmitted.REPLIED
+                       and p != Purpose.RECEIPT)  # receipts have their own flood guard
 
 
 def queue_mail(session: Session, bot: Bot, *, template: str, purpose: Purpose,

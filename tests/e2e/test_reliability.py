@@ -286,3 +286,24 @@ def test_a_mail_that_kills_the_process_is_quarantined_and_the_next_goes_on(
     [receipt] = world.received_by(world.applicant)
     assert "Sund" in str(receipt["Subject"])
     assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
+
+
+def test_an_autoresponder_without_headers_gets_at_most_three_answers_a_day(
+        world: World) -> None:
+    """L6: a responder that sets no automation header and answers every mail on the thread
+    would ping-pong with the bot's status answers; the bot answers one address about one case
+    at most `limits.answers_per_case_per_day` (3) times in 24 hours and records the rest."""
+    world.deliver(world.brief(attachments=("Teknisk beskrivelse.pdf",)))
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    for number in range(5):
+        world.deliver(world.brief(
+            subject=f"SV: {receipt['Subject']}", attachments=(),
+            body=f"Tak for din mail. Jeg er på kursus og læser den senere. ({number})\n",
+            headers={"In-Reply-To": str(receipt["Message-ID"]).strip()}))
+        world.run_once()
+    answers = world.received_by(world.applicant)[1:]
+    assert len(answers) == 3
+    with Session(world.bot().engine) as session:
+        withheld = session.exec(select(CaseEvent).where(CaseEvent.kind == "answer_withheld"))
+        assert len(withheld.all()) == 2
