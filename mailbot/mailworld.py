@@ -4,6 +4,7 @@ delivers into it. Used by `mailbot demo` (no root needed) and, with Dovecot in i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import imaplib
 import smtplib
@@ -105,13 +106,18 @@ class Delivered:
 @dataclass
 class SmtpSink:
     """aiosmtpd on a free port. Records every message; hands it to `deliver` per recipient.
-    `reply_code` makes it answer every RCPT with that code (421/451/550 scenarios)."""
+    `reply_code` makes it answer every RCPT with that code (421/451/550 scenarios);
+    `rcpt_codes` does so for single recipients (greylisting one of them); `stall_after_data`
+    seconds of silence after a message was taken make the client time out without knowing
+    (SCENARIOS O7)."""
 
     deliver: Callable[[str, bytes], None] | None = None
     port: int = field(default_factory=free_port)
     received: list[Delivered] = field(default_factory=list)
     history: list[Delivered] = field(default_factory=list)  # never cleared
     reply_code: int | None = None
+    rcpt_codes: dict[str, int] = field(default_factory=dict)
+    stall_after_data: float = 0.0
     controller: Controller | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -136,8 +142,9 @@ class _Handler:
 
     async def handle_RCPT(self, server: SMTPProtocol, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if self.sink.reply_code is not None:
-            return f"{self.sink.reply_code} test server says no"
+        code = self.sink.rcpt_codes.get(address.lower(), self.sink.reply_code)
+        if code is not None:
+            return f"{code} test server says no"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -160,6 +167,8 @@ class _Handler:
                     self.sink.received.remove(item)
                     self.sink.history.remove(item)
                 return f"451 4.3.0 mailbox unavailable: {type(err).__name__}"
+        if self.sink.stall_after_data:
+            await asyncio.sleep(self.sink.stall_after_data)  # taken, but the answer is late
         return "250 Message accepted for delivery"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import random
@@ -240,26 +241,82 @@ class Sender:
 
     async def _send_one(self, smtp: aiosmtplib.SMTP, row: Outbox, now: datetime,
                         report: FlushReport) -> None:
+        """One SMTP transaction, step by step, so that each failure is known for what it is
+        (SCENARIOS O3, O7): MAIL and RCPT failures are safe to retry (nothing was accepted);
+        a 4xx for one recipient is retried for that recipient only, a 5xx is final for it; a
+        timeout or a dropped connection during DATA may mean the server took the mail, so an
+        at-most-once row becomes `uncertain` and is never resent by itself."""
+        results = dict(row.results)
+        waiting = [r for r in row.recipients if _open(results.get(r))]
         try:
-            refused, _ = await smtp.sendmail(self.envelope_from, row.recipients, row.raw)
-        except aiosmtplib.SMTPRecipientsRefused as err:
-            results = {r.recipient: f"{r.code} {r.message}" for r in err.recipients}
-            self._finish(row, "failed", now, "every recipient refused", results, report)
-            return
+            await smtp.mail(self.envelope_from)
+            accepted = []
+            for recipient in waiting:
+                try:
+                    await smtp.rcpt(recipient)
+                    accepted.append(recipient)
+                except aiosmtplib.SMTPRecipientRefused as err:
+                    results[recipient] = f"{err.code} {err.message}"
         except aiosmtplib.SMTPResponseException as err:
-            if 500 <= err.code < 600:
-                self._finish(row, "failed", now, f"{err.code} {err.message}", {}, report)
-            else:
-                self._retry(row, now, f"{err.code} {err.message}", report)
+            await _reset(smtp)
+            self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
             return
         except (aiosmtplib.SMTPException, OSError) as err:
-            # A timeout after DATA may mean it was delivered (O7): same policy as a crash.
-            self._retry(row, now, f"{type(err).__name__}: {err}", report)
+            self._retry(row, now, f"{type(err).__name__}: {err}", report, results)
+            return
+        if not accepted:
+            await _reset(smtp)
+            self._settle(row, now, results, report)
+            return
+        try:
+            await smtp.data(row.raw)
+        except aiosmtplib.SMTPResponseException as err:  # the server answered: not taken
+            self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
+            return
+        except (aiosmtplib.SMTPException, OSError) as err:
+            self._unknown(row, now, f"{type(err).__name__} during DATA: {err}", report)
             return
         crash_point("after_smtp")
-        results = {rcpt: "250 accepted" for rcpt in row.recipients if rcpt not in refused}
-        results.update({rcpt: f"{r.code} {r.message}" for rcpt, r in refused.items()})
-        self._finish(row, "sent", now, "", results, report)
+        results.update(dict.fromkeys(accepted, "250 accepted"))
+        self._settle(row, now, results, report)
+
+    def _refused(self, row: Outbox, now: datetime, code: int, error: str,
+                 results: dict[str, str], report: FlushReport) -> None:
+        """The server refused the whole transaction: 5xx is final, 4xx is retried."""
+        if 500 <= code < 600:
+            self._finish(row, "failed", now, error, results, report)
+        else:
+            self._retry(row, now, error, report, results)
+
+    def _settle(self, row: Outbox, now: datetime, results: dict[str, str],
+                report: FlushReport) -> None:
+        """After a transaction: recipients still open (4xx) are retried; otherwise the row is
+        `sent` when any recipient took it, else `failed`."""
+        open_ = [r for r in row.recipients if _open(results.get(r))]
+        if open_:
+            self._retry(row, now, "; ".join(f"{r}: {results.get(r, 'not tried')}"
+                                            for r in open_), report, results)
+        elif any(v.startswith("2") for v in results.values()):
+            self._finish(row, "sent", now, "", results, report)
+        else:
+            self._finish(row, "failed", now, "every recipient refused", results, report)
+
+    def _unknown(self, row: Outbox, now: datetime, error: str, report: FlushReport) -> None:
+        """DATA was cut: the server may have the mail (O7). At most once: `uncertain`, for
+        the operator; at least once: resent with the same Message-ID."""
+        if row.delivery == "at_least_once":
+            self._retry(row, now, error, report)
+            return
+        with transaction(self.engine) as session:
+            current = session.get(Outbox, row.id)
+            if current is None:
+                return
+            current.state, current.lease_until = "uncertain", None
+            current.last_error = f"{error}; the server may have it: not resent"
+            report.uncertain += 1
+            log.warning("outbox %s (%s) uncertain: %s", current.id, current.message_id, error)
+            _event(session, current, now, "outbox_uncertain", current.last_error)
+            session.add(current)
 
     def _finish(self, row: Outbox, state: str, now: datetime, error: str,
                 results: dict[str, str], report: FlushReport) -> None:
@@ -282,12 +339,15 @@ class Sender:
                    "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
             session.add(current)
 
-    def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport) -> None:
+    def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport,
+               results: dict[str, str] | None = None) -> None:
         with transaction(self.engine) as session:
             current = session.get(Outbox, row.id)
             if current is None:
                 return
             current.last_error = error
+            if results is not None:
+                current.results = results
             current.lease_until = None
             if now - as_utc(current.created_at) >= self.give_up:
                 current.state = "failed"
@@ -312,6 +372,17 @@ class Sender:
             return
         log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
                     self.settings.host, self.settings.port, err)
+
+
+def _open(result: str | None) -> bool:
+    """A recipient still to be sent to: never tried, or refused for now (4xx)."""
+    return result is None or result.startswith("4")
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> None:
+    """RSET after a refused transaction, so the connection serves the next row."""
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await smtp.rset()
 
 
 def _event(session: Session, row: Outbox, now: datetime, kind: str, detail: str) -> None:

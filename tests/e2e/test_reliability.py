@@ -307,3 +307,74 @@ def test_an_autoresponder_without_headers_gets_at_most_three_answers_a_day(
     with Session(world.bot().engine) as session:
         withheld = session.exec(select(CaseEvent).where(CaseEvent.kind == "answer_withheld"))
         assert len(withheld.all()) == 2
+
+
+def every_outbox_row(world: World) -> list[Outbox]:
+    with Session(world.bot().engine) as session:
+        return list(session.exec(select(Outbox)).all())
+
+
+def make_due(world: World) -> None:
+    """Every pending outbox row due now (its backoff skipped), as time passing would."""
+    with Session(world.bot().engine) as session:
+        for row in session.exec(select(Outbox).where(Outbox.state == "pending")).all():
+            row.next_attempt_at = world.bot().clock.now()
+            session.add(row)
+        session.commit()
+
+
+def test_greylisting_at_rcpt_is_retried_not_failed(world: World) -> None:
+    """O3: a 451 for every recipient is temporary: the row waits and goes out later."""
+    world.smtp.reply_code = 451
+    world.deliver(world.brief())
+    world.run_once()
+    [row] = outbox(world)[:1]
+    assert row.state == "pending" and "451" in row.results[world.applicant]
+    world.smtp.reply_code = None
+    make_due(world)
+    world.run_once()
+    assert len(world.received_by(world.applicant)) == 1
+    assert outbox(world)[0].state == "sent"
+
+
+def test_a_4xx_recipient_is_retried_alone_and_a_5xx_one_is_final(world: World) -> None:
+    """O3: mixed answers at RCPT: the mail goes to the accepting reviewer now, to the
+    greylisted one later (and only to it: nobody gets it twice), never to the refused one."""
+    world.write_config(reviewers={"it_operations": [world.reviewer("it_operations"),
+                                                    f"grey-{world.applicant}",
+                                                    f"gone-{world.applicant}"]})
+    world.smtp.rcpt_codes = {f"grey-{world.applicant}": 451, f"gone-{world.applicant}": 550}
+    world.deliver(world.brief())
+    world.run_once()
+    [request] = [r for r in every_outbox_row(world) if r.kind == "review"
+                 and world.reviewer("it_operations") in r.recipients]
+    assert request.state == "pending"
+    assert request.results[world.reviewer("it_operations")].startswith("250")
+    assert request.results[f"gone-{world.applicant}"].startswith("550")
+    world.smtp.rcpt_codes = {f"gone-{world.applicant}": 550}
+    make_due(world)
+    world.run_once()
+    sent = [d for d in world.smtp.history if "Anmodning om vurdering" in d.raw.decode()
+            and (world.reviewer("it_operations") in d.recipients
+                 or f"grey-{world.applicant}" in d.recipients)]
+    assert sorted(r for d in sent for r in d.recipients) == sorted(
+        [world.reviewer("it_operations"), f"grey-{world.applicant}"])
+    [request] = [r for r in every_outbox_row(world) if r.id == request.id]
+    assert request.state == "sent"
+    assert request.results[f"grey-{world.applicant}"].startswith("250")
+
+
+def test_a_timeout_after_data_leaves_the_receipt_uncertain_not_resent(world: World) -> None:
+    """O7: the server took the receipt but its answer came too late; at most once means the
+    row is `uncertain` (the operator sees it) and the applicant never gets it twice."""
+    world.write_config(smtp={"timeout_seconds": 1})
+    world.smtp.stall_after_data = 3
+    world.deliver(world.brief(attachments=()))
+    world.run_once()
+    world.smtp.stall_after_data = 0
+    world.run_once()
+    world.run_once()
+    receipts = [d for d in world.smtp.history if world.applicant in d.recipients]
+    assert len(receipts) == 1
+    [row] = outbox(world)
+    assert row.state == "uncertain" and "not resent" in row.last_error
