@@ -85,6 +85,9 @@ class ImapSettings(_Section):
     poll_seconds: int = Field(default=60, ge=1)
     timeout_seconds: int = Field(default=60, ge=1)
     max_message_mb: float = Field(default=25, gt=0)
+    # the first sweep of a folder this database has never seen: "now" records the mail
+    # already there without answering it (a mailbox with years of old mail); "all" handles it
+    start_from: Literal["now", "all"] = "now"
     # a PEM bundle trusted besides the system's CAs (a municipal CA)
     ca_file: Path | None = None
     # security = "none" towards a host that is not this machine (refused unless true)
@@ -650,6 +653,8 @@ idle = true                           # use IMAP IDLE when the server offers it
 poll_seconds = 60                     # polling interval when IDLE is off or unavailable
 # timeout_seconds = 60
 # max_message_mb = 25                 # larger mails are quarantined without being downloaded
+# start_from = "now"                  # first start: mail already in the folder is recorded,
+#                                     # not answered; "all" answers it too
 
 [smtp]
 host = "smtp.kommune.dk"

@@ -198,7 +198,9 @@ def settings_dict(imap_port: int, smtp_port: int, data_dir: Path, bot_address: s
     config: dict[str, Any] = {
         "bot": {"address": bot_address, "data_dir": str(data_dir)},
         "imap": {"host": "127.0.0.1", "port": imap_port, "security": "none",
-                 "username": username, "password": PASSWORD, "poll_seconds": 1},
+                 "username": username, "password": PASSWORD, "poll_seconds": 1,
+                 # this world's mail is delivered before the bot first looks
+                 "start_from": "all"},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
         "council": {"secretary": ["sekretaer@kommune.test"],
                     "strategic_board": ["sit@kommune.test"]},

@@ -47,6 +47,7 @@ from mailbot.intake.ledger import (
     ingest,
     move_done,
     quarantine,
+    record_existing,
     remember_uidvalidity,
 )
 from mailbot.intake.mailbox import Mailbox
@@ -75,7 +76,8 @@ class SweepReport:
 def sweep(bot: Bot, mailbox: Mailbox) -> SweepReport:
     """Ingest everything new, process it, move what is done. Safe to repeat at any point."""
     report = SweepReport()
-    remember_uidvalidity(bot, mailbox)
+    if remember_uidvalidity(bot, mailbox) and bot.settings.imap.start_from == "now":
+        record_existing(bot, mailbox)
     report.fetched = ingest(bot, mailbox)
     report.processed, report.quarantined = process_pending(bot)
     crash_point("after_commit")

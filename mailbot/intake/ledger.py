@@ -24,8 +24,9 @@ from mailbot.vocabulary import LedgerState
 log = logging.getLogger(__name__)
 
 
-def remember_uidvalidity(bot: Bot, mailbox: Mailbox) -> None:
-    """Record the folder's UIDVALIDITY and the sweep time; a change is logged (SCENARIOS I1)."""
+def remember_uidvalidity(bot: Bot, mailbox: Mailbox) -> bool:
+    """Record the folder's UIDVALIDITY and the sweep time; a change is logged (SCENARIOS I1).
+    Returns True when this database had never seen the folder."""
     folder = mailbox.settings.folder
     with transaction(bot.engine) as session:
         state = session.get(MailboxState, folder)
@@ -35,6 +36,30 @@ def remember_uidvalidity(bot: Bot, mailbox: Mailbox) -> None:
                         folder, state.uidvalidity, mailbox.uidvalidity)
         session.merge(MailboxState(folder=folder, uidvalidity=mailbox.uidvalidity,
                                    last_sweep_at=bot.clock.now()))
+    return state is None
+
+
+def record_existing(bot: Bot, mailbox: Mailbox) -> int:
+    """The first sweep with `imap.start_from = "now"`: every mail already in the folder is
+    recorded in the ledger as `ignored` (not downloaded, not answered, left where it is), so
+    connecting a mailbox with years of mail does not answer old briefs. Returns how many."""
+    folder, uidvalidity = mailbox.settings.folder, mailbox.uidvalidity
+    uids = mailbox.all_uids()
+    sizes = mailbox.sizes(uids) if uids else {}
+    now = bot.clock.now()
+    with transaction(bot.engine) as session:
+        for uid in uids:
+            marker = hashlib.sha256(f"existing:{folder}:{uidvalidity}:{uid}".encode()).hexdigest()
+            session.add(RawMessage(
+                folder=folder, uidvalidity=uidvalidity, uid=uid, msgid_hash=marker,
+                raw_sha256="", content_sha256="", size=sizes.get(uid, 0), fetched_at=now,
+                state=LedgerState.IGNORED, target_folder=folder, moved_at=now,
+                reason='in the folder before mailbot first watched it (imap.start_from = "now"); '
+                       "not read, not answered, left in place"))
+    if uids:
+        log.warning("first sweep of %s: %d mails already there are recorded, not answered "
+                    '(imap.start_from = "now")', folder, len(uids))
+    return len(uids)
 
 
 def ingest(bot: Bot, mailbox: Mailbox) -> int:

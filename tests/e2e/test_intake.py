@@ -172,3 +172,22 @@ def test_english_receipt_asks_the_missing_questions_in_english(world: World) -> 
     assert "An answer to: How much does it cost, and who pays?" in text
     assert "Draft contract (reviewed by the contract manager)" in text
     assert "Hvor meget" not in text and "Udkast" not in text
+
+
+def test_first_start_on_an_old_mailbox_answers_only_new_mail(world: World) -> None:
+    """`imap.start_from = "now"` (the default): a mailbox with mail from before mailbot is
+    connected gets no receipts for that mail; it is recorded, left in place, and the first
+    new brief is answered."""
+    world.write_config(imap={"start_from": "now"})
+    world.deliver(world.brief(subject="Gammel 1"))
+    world.deliver(world.brief(subject="Gammel 2"))
+    world.run_once()
+    assert world.received_by(world.applicant) == []
+    assert len(world.folder("INBOX")) == 2
+    world.deliver(world.brief(subject="Ny"))
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    assert "Ny" in str(receipt["Subject"])
+    assert len(world.folder("INBOX")) == 2 and len(world.folder("Processed")) == 1
+    listing = world.cli("messages", "--state", "ignored")
+    assert listing.returncode == 0 and listing.stdout.count("start_from") == 2
