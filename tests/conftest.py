@@ -9,12 +9,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import trustme
 
 from mailbot.app import Bot, build_bot
 from mailbot.clock import Clock
@@ -24,8 +25,9 @@ from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_t
 from mailbot.resources import shipped
 from mailbot.rules import Rules, load_rules
 from mailbot.service import Service
-from tests.dovecot import Dovecot, dovecot_available
+from tests.dovecot import Dovecot, TlsFiles, dovecot_available
 from tests.mails import brief
+from tests.oauth2_server import Endpoint, TokenBook, https_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -192,6 +194,59 @@ def world(dovecot: Dovecot | None, tmp_path: Path) -> Iterator[World]:
         sink.stop()
         if dovecot is None:
             imap.stop()
+
+
+# -- certificates and an OAuth2 authority (tests/e2e/test_tls.py, test_oauth2.py and
+# test_oauth2_tls.py) -----------------------------------------------------------------------
+@dataclass
+class Pki:
+    ca_file: Path  # the CA the bot is given as ca_file (a "municipal" CA)
+    certs: dict[str, trustme.LeafCert]
+    files: dict[str, TlsFiles]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Server certificates from trustme: "good" for localhost and 127.0.0.1, and the ones
+    the bot must refuse."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca, stranger = trustme.CA(), trustme.CA()  # the bot trusts `ca`, never `stranger`
+    now = datetime.now(UTC)
+    certs = {
+        "good": ca.issue_cert("localhost", "127.0.0.1"),
+        "wrong_host": ca.issue_cert("imap.elsewhere.test"),
+        "expired": ca.issue_cert("localhost", "127.0.0.1", not_before=now - timedelta(days=90),
+                                 not_after=now - timedelta(days=1)),
+        "unknown_ca": stranger.issue_cert("localhost", "127.0.0.1"),
+    }
+    files = {}
+    for name, cert in certs.items():
+        chain, key = folder / f"{name}.crt", folder / f"{name}.key"
+        chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(key))
+        files[name] = TlsFiles(chain, key)
+    ca_file = folder / "kommune-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return Pki(ca_file, certs, files)
+
+
+@dataclass
+class Authority:
+    book: TokenBook
+    plain: Endpoint  # generic token endpoint and Dovecot's introspection
+    tls: Endpoint  # msal's authority (HTTPS, trustme CA)
+    ca_file: Path
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authority]:
+    """tests/oauth2_server.py's token and introspection endpoints, on HTTP and HTTPS."""
+    book = TokenBook()
+    ca_file = tmp_path_factory.mktemp("ca") / "test-ca.pem"
+    plain, tls = Endpoint(book).start(), https_endpoint(book, ca_file).start()
+    yield Authority(book, plain, tls, ca_file)
+    plain.stop()
+    tls.stop()
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0,

@@ -12,8 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from mailbot.mailworld import PASSWORD, free_port, wait_for_port
 
@@ -158,6 +161,23 @@ exec "$@"
 
 def dovecot_available() -> bool:
     return shutil.which("dovecot") is not None and os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def started_dovecot(needed_for: str, tls: TlsFiles | None = None,
+                    introspection_url: str | None = None) -> Iterator[Dovecot]:
+    """A private Dovecot, started, and removed afterwards; the test skips without Dovecot (a
+    failure on CI, where it is mandatory)."""
+    if not dovecot_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: Dovecot is mandatory for {needed_for}")
+        pytest.skip(f"needs Dovecot (root) for {needed_for}")
+    server = Dovecot(tls=tls, introspection_url=introspection_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
 
 
 class Dovecot:

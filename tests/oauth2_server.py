@@ -275,6 +275,7 @@ class XOAuth2Handler(_Handler):
         self.book = book
         self.introspect_url = introspect_url
         self.tokens_seen: list[str] = []
+        self.over_tls: list[bool] = []  # for each AUTH XOAUTH2: did it come over TLS
 
     async def auth_XOAUTH2(self, server: SMTPProtocol, args: list[str]) -> AuthResult:
         if len(args) > 1:
@@ -286,6 +287,7 @@ class XOAuth2Handler(_Handler):
         fields = dict(part.split("=", 1) for part in raw.decode().split("\x01") if "=" in part)
         user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
         self.tokens_seen.append(token)
+        self.over_tls.append(server.transport.get_extra_info("sslcontext") is not None)
         answer = await asyncio.to_thread(introspect, self.introspect_url, token)
         if self.book.smtp_auth_disabled:
             return AuthResult(success=False, handled=False, message=SMTP_AUTH_DISABLED)
@@ -303,17 +305,20 @@ SMTP_AUTH_DISABLED = ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthen
 @dataclass
 class XOAuth2Sink(SmtpSink):
     """The tests' SMTP server (mailworld.SmtpSink) requiring AUTH XOAUTH2 before MAIL FROM.
-    Plain text on loopback, so AUTH is allowed without TLS here."""
+    Plain text on loopback, so AUTH is allowed without TLS here; `tls` adds aiosmtpd's TLS
+    options (STARTTLS or implicit TLS)."""
 
     book: TokenBook = field(default_factory=TokenBook)
     introspect_url: str = ""
     handler: XOAuth2Handler | None = None
+    tls: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         self.handler = XOAuth2Handler(self, self.book, self.introspect_url)
         # aiosmtpd warns "Requiring AUTH while not requiring TLS": on purpose, on loopback
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     auth_require_tls=False, auth_required=True)
+                                     **{"auth_require_tls": False, "auth_required": True,
+                                        **self.tls})
         self.controller.start()
 
 

@@ -12,6 +12,7 @@ answers as Exchange Online does for a mailbox the app may not open
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -28,17 +29,9 @@ from mailbot.delivery.smtpcheck import check_smtp
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import free_port
 from mailbot.models import Case
-from tests.conftest import World, wait_until
-from tests.dovecot import Dovecot, dovecot_available
-from tests.oauth2_server import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    TENANT,
-    Endpoint,
-    TokenBook,
-    XOAuth2Sink,
-    https_endpoint,
-)
+from tests.conftest import Authority, World, wait_until
+from tests.dovecot import Dovecot, started_dovecot
+from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, TENANT, TokenBook, XOAuth2Sink
 
 pytestmark = [pytest.mark.e2e,
               # the test SMTP server takes AUTH without TLS, on loopback, on purpose
@@ -46,34 +39,11 @@ pytestmark = [pytest.mark.e2e,
 SECRET_ENV = {"MAILBOT_OAUTH2__CLIENT_SECRET": CLIENT_SECRET}
 
 
-@dataclass
-class Authority:
-    book: TokenBook
-    plain: Endpoint  # generic token endpoint and Dovecot's introspection
-    tls: Endpoint  # msal's authority (HTTPS, trustme CA)
-    ca_file: Path
-
-
-@pytest.fixture(scope="module")
-def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authority]:
-    book = TokenBook()
-    ca_file = tmp_path_factory.mktemp("ca") / "test-ca.pem"
-    plain, tls = Endpoint(book).start(), https_endpoint(book, ca_file).start()
-    yield Authority(book, plain, tls, ca_file)
-    plain.stop()
-    tls.stop()
-
-
 @pytest.fixture(scope="module")
 def oauth_dovecot(authority: Authority) -> Iterator[Dovecot]:
-    if not dovecot_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true: Dovecot is mandatory for the OAuth2 tests")
-        pytest.skip("needs Dovecot (root) for its oauth2 passdb")
-    server = Dovecot(introspection_url=authority.plain.introspect_url)
-    server.start()
-    yield server
-    server.cleanup()
+    with started_dovecot("its oauth2 passdb",
+                         introspection_url=authority.plain.introspect_url) as server:
+        yield server
 
 
 @dataclass
@@ -111,21 +81,30 @@ class OAuthWorld:
         return result.returncode, result.stdout, result.stderr
 
 
-@pytest.fixture
-def ow(authority: Authority, oauth_dovecot: Dovecot, tmp_path: Path) -> Iterator[OAuthWorld]:
+@contextlib.contextmanager
+def oauth_world(authority: Authority, dovecot: Dovecot, tmp_path: Path,
+                smtp_tls: dict[str, Any] | None = None) -> Iterator[OAuthWorld]:
+    """A fresh app and mailbox on an oauth2 Dovecot, and an XOAUTH2 SMTP server (`smtp_tls`:
+    its TLS options, tests/e2e/test_tls.py's smtp_tls_options)."""
     n = time.monotonic_ns()
     address = f"ms{n}-{os.getpid()}@kommune.test"
-    authority.book.reset(mailbox=oauth_dovecot.user(address))
-    oauth_dovecot.not_connected(set())
-    sink = XOAuth2Sink(deliver=oauth_dovecot.deliver, book=authority.book,
-                       introspect_url=authority.plain.introspect_url)
+    authority.book.reset(mailbox=dovecot.user(address))
+    dovecot.not_connected(set())
+    sink = XOAuth2Sink(deliver=dovecot.deliver, book=authority.book,
+                       introspect_url=authority.plain.introspect_url, tls=smtp_tls or {})
     sink.start()
-    world = World(imap=oauth_dovecot, smtp=sink, bot_address=address, tmp=tmp_path,
+    world = World(imap=dovecot, smtp=sink, bot_address=address, tmp=tmp_path,
                   applicant=f"mette{n}-{os.getpid()}@kommune.test")
     try:
-        yield OAuthWorld(world, authority.book, authority, oauth_dovecot, sink)
+        yield OAuthWorld(world, authority.book, authority, dovecot, sink)
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def ow(authority: Authority, oauth_dovecot: Dovecot, tmp_path: Path) -> Iterator[OAuthWorld]:
+    with oauth_world(authority, oauth_dovecot, tmp_path) as world:
+        yield world
 
 
 def cases(world: World) -> list[Case]:

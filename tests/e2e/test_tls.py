@@ -17,7 +17,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,8 @@ from imapclient.exceptions import CapabilityError
 
 from mailbot.intake.mailbox import tls_context
 from mailbot.mailworld import PASSWORD, SmtpSink, _Handler
-from tests.conftest import ROOT, World
-from tests.dovecot import Dovecot, TlsFiles, dovecot_available
+from tests.conftest import ROOT, Pki, World
+from tests.dovecot import Dovecot, started_dovecot
 
 pytestmark = pytest.mark.e2e
 
@@ -77,37 +76,7 @@ def error_line(result: subprocess.CompletedProcess[str], world: World) -> str:
     return line
 
 
-# -- certificates ---------------------------------------------------------------------------
-@dataclass
-class Pki:
-    ca_file: Path  # the CA the bot is given as ca_file (a "municipal" CA)
-    certs: dict[str, trustme.LeafCert]
-    files: dict[str, TlsFiles]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
-    ca, stranger = trustme.CA(), trustme.CA()  # the bot trusts `ca`, never `stranger`
-    now = datetime.now(UTC)
-    certs = {
-        "good": ca.issue_cert("localhost", "127.0.0.1"),
-        "wrong_host": ca.issue_cert("imap.elsewhere.test"),
-        "expired": ca.issue_cert("localhost", "127.0.0.1", not_before=now - timedelta(days=90),
-                                 not_after=now - timedelta(days=1)),
-        "unknown_ca": stranger.issue_cert("localhost", "127.0.0.1"),
-    }
-    files = {}
-    for name, cert in certs.items():
-        chain, key = folder / f"{name}.crt", folder / f"{name}.key"
-        chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        cert.private_key_pem.write_to_path(str(key))
-        files[name] = TlsFiles(chain, key)
-    ca_file = folder / "kommune-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return Pki(ca_file, certs, files)
-
-
+# -- certificates (the `pki` fixture: tests/conftest.py) ------------------------------------
 # what each refused certificate must tell the operator: (key, words of the fix)
 REFUSALS = {
     "wrong_host": ("host", "to the name on the server's certificate"),
@@ -121,21 +90,28 @@ REFUSALS = {
 def tls_dovecot(pki: Pki) -> Iterator[Callable[[str], Dovecot]]:
     """Dovecot with a given certificate (started once per module): STARTTLS on `port`,
     implicit TLS on `imaps_port`."""
-    if not dovecot_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true: Dovecot is mandatory for the TLS tests")
-        pytest.skip("Dovecot (as root) is needed for the TLS tests")
-    started: dict[str, Dovecot] = {}
+    with contextlib.ExitStack() as servers:
+        started: dict[str, Dovecot] = {}
 
-    def server(cert: str) -> Dovecot:
-        if cert not in started:
-            started[cert] = Dovecot(tls=pki.files[cert])
-            started[cert].start()
-        return started[cert]
+        def server(cert: str) -> Dovecot:
+            if cert not in started:
+                started[cert] = servers.enter_context(
+                    started_dovecot("the TLS tests", tls=pki.files[cert]))
+            return started[cert]
 
-    yield server
-    for dovecot in started.values():
-        dovecot.cleanup()
+        yield server
+
+
+def smtp_tls_options(mode: str, cert: trustme.LeafCert) -> dict[str, Any]:
+    """aiosmtpd Controller options for TLS with `cert`: mode "starttls" offers STARTTLS and
+    requires it before any mail; "ssl" speaks implicit TLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    if mode == "starttls":
+        return {"tls_context": context, "require_starttls": True}
+    # aiosmtpd counts only STARTTLS as TLS for AUTH: implicit TLS needs auth_require_tls off,
+    # though the whole connection is TLS
+    return {"auth_require_tls": False, "ssl_context": context}
 
 
 @dataclass
@@ -152,12 +128,7 @@ class TlsSmtpSink(SmtpSink):
         options: dict[str, Any] = {"auth_require_tls": False}
         if self.mode != "plain":
             assert self.cert is not None
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self.cert.configure_cert(context)
-            # aiosmtpd counts only STARTTLS as TLS for AUTH: implicit TLS needs
-            # auth_require_tls off, though the whole connection is TLS
-            options = ({"tls_context": context, "require_starttls": True}
-                       if self.mode == "starttls" else {**options, "ssl_context": context})
+            options = smtp_tls_options(self.mode, self.cert)
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
                                      authenticator=self._authenticate, **options)
         self.controller.start()
