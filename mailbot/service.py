@@ -30,6 +30,7 @@ IDLE_FIRST_SECONDS = 1.0  # the first, short IDLE after activity (see Service._s
 OUTBOX_INTERVAL_SECONDS = 15
 JOBS_INTERVAL_SECONDS = 60
 MAX_BACKOFF_SECONDS = 300
+LOGIN_BACKOFF_CAP_SECONDS = 900  # a refused login is retried at least every 15 minutes
 
 
 class AlreadyRunning(MailbotError):
@@ -68,7 +69,7 @@ class Service:
         self.stop_event = threading.Event()
         self.flush_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone="Europe/Copenhagen")
-        self.fatal: BaseException | None = None
+        self._refusal_logged = False  # the current login refusal has had its ERROR line
 
     # -- one-shot -------------------------------------------------------------------------------
     def run_once(self) -> None:
@@ -128,8 +129,6 @@ class Service:
             self.stop_event.set()
             watcher.join(timeout=30)
             self.scheduler.shutdown(wait=True)
-        if self.fatal is not None:
-            raise self.fatal
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -154,15 +153,19 @@ class Service:
             mailbox = self._mailbox()
             try:
                 self._connect(mailbox)
-                failures = 0
+                if failures and self._refusal_logged:
+                    log.warning("event=imap_login_recovered IMAP login works again")
+                failures, self._refusal_logged = 0, False
                 log.info("connected to %s:%s, watching %s",
                          self.bot.settings.imap.host, self.bot.settings.imap.port,
                          self.bot.settings.imap.folder)
                 self._session(mailbox)
             except ConfigError as err:
-                log.error("%s", err)
-                self.fatal = err
-                self.stop_event.set()
+                # refused while running (a changed password, an expired secret, a removed
+                # permission): the operator must act, but a dead daemon restarted by systemd
+                # every 30 s helps nobody (SCENARIOS I9); wait longer each time, up to 15 min
+                failures += 1
+                self._refused(err, failures)
             except TransientError as err:
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)) * random.uniform(0.5, 1)
@@ -174,6 +177,18 @@ class Service:
                 self.stop_event.wait(min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)))
             finally:
                 mailbox.close()
+
+    def _refused(self, err: ConfigError, failures: int) -> None:
+        """One ERROR per incident (a stable event name for the operator's log search), then
+        an exponential wait: 2, 4, 8 … seconds, at most LOGIN_BACKOFF_CAP_SECONDS."""
+        delay = min(LOGIN_BACKOFF_CAP_SECONDS, 2 ** min(failures, 10))
+        if not self._refusal_logged:
+            self._refusal_logged = True
+            log.error("event=imap_login_failing %s (retrying, at most every %d s)", err,
+                      LOGIN_BACKOFF_CAP_SECONDS)
+        else:
+            log.info("IMAP still refused; next try in %d s", delay)
+        self.stop_event.wait(delay)
 
     def _session(self, mailbox: Mailbox) -> None:
         """A full sweep after every (re)connect, then IDLE and sweep, again and again.

@@ -378,3 +378,35 @@ def test_a_timeout_after_data_leaves_the_receipt_uncertain_not_resent(world: Wor
     assert len(receipts) == 1
     [row] = outbox(world)
     assert row.state == "uncertain" and "not resent" in row.last_error
+
+
+def test_a_login_refused_while_running_backs_off_and_recovers(world: World) -> None:
+    """I9: the password stops working while the daemon runs (changed on the server). The
+    daemon stays up, logs ONE `event=imap_login_failing` ERROR, retries with a growing wait,
+    and goes on by itself once the login works again."""
+    if not world.on_dovecot:
+        pytest.skip("needs Dovecot, whose password can be changed under a running daemon")
+    dovecot = world.imap
+    assert isinstance(dovecot, Dovecot)
+    daemon = world.spawn("run")
+    right = dovecot.conf.read_text()
+    try:
+        world.deliver(world.brief(subject="Før"))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=30)
+        dovecot.stop()
+        dovecot.conf.write_text(right.replace(f"password={PASSWORD}", "password=changed"))
+        dovecot.start()
+        time.sleep(8)  # the daemon reconnects and is refused, again and again
+        assert daemon.poll() is None  # still running
+        dovecot.stop()
+        dovecot.conf.write_text(right)
+        dovecot.start()
+        world.deliver(world.brief(subject="Efter"))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=90)
+    finally:
+        dovecot.conf.write_text(right)
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, out
+    assert out.count("event=imap_login_failing") == 1
+    assert "event=imap_login_recovered" in out
