@@ -123,6 +123,9 @@ class TokenSource:
         try:
             answer = fetch()
         except (OSError, http.client.HTTPException) as err:
+            refused = _certificate_error(err)
+            if refused is not None:
+                raise self._untrusted(refused) from err
             raise self._down(_reason(err)) from err
         token = answer.get("access_token")
         if isinstance(token, str) and token:
@@ -183,6 +186,20 @@ class TokenSource:
     # -- errors -----------------------------------------------------------------------------
     def _host(self) -> str:
         return urllib.parse.urlsplit(self.oauth2.endpoint).netloc
+
+    def _untrusted(self, err: ssl.SSLCertVerificationError) -> TokenEndpointDown:
+        """The token endpoint's certificate was refused: say why and which key fixes it (the
+        same verdicts as for the IMAP and SMTP servers), not "check the firewall"."""
+        from mailbot.intake.mailbox import certificate_verdict
+
+        o = self.oauth2
+        where = urllib.parse.urlsplit(o.endpoint)
+        which, problem, fix = certificate_verdict(
+            err, where.netloc, where.hostname or "", o.ca_file, o.endpoint_key, "oauth2.ca_file")
+        source, key = self.settings.origin("oauth2.ca_file" if which == "ca_file"
+                                           else o.endpoint_key)
+        return TokenEndpointDown(f"token endpoint {o.endpoint}: {problem}",
+                                 ConfigError(source, key, problem, fix))
 
     def _down(self, reason: str) -> TokenEndpointDown:
         o = self.oauth2
@@ -381,12 +398,17 @@ def _lifetime(value: object) -> float:
     return seconds if seconds > 0 else DEFAULT_LIFETIME_SECONDS
 
 
+def _certificate_error(err: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind `err` (urllib wraps it), if any."""
+    if isinstance(err, urllib.error.URLError) and isinstance(err.reason, BaseException):
+        err = err.reason
+    return err if isinstance(err, ssl.SSLCertVerificationError) else None
+
+
 def _reason(err: BaseException) -> str:
     """What went wrong on the wire, in one short phrase."""
     if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
         err = err.reason if isinstance(err.reason, BaseException) else OSError(err.reason)
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"certificate not trusted: {err.verify_message}; set oauth2.ca_file"
     text = getattr(err, "strerror", None) or str(err) or type(err).__name__
     return str(text)
 

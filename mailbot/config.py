@@ -355,7 +355,8 @@ def _validation_error(err: ValidationError, merged: dict[str, Any], origins: _Or
     message = str(first["msg"])
     problem = message[:1].lower() + message[1:]
     given = _written(merged, loc)
-    secret = any(word in key for word in _SECRET_KEYS)
+    # an unknown key may be a misspelled secret (client_secrt, pasword): never echo its value
+    secret = first["type"] == "extra_forbidden" or any(word in key for word in _SECRET_KEYS)
     if isinstance(given, str | int | float | bool) and not secret:
         problem += f" (got {given!r})"
     name = origins.env_name(tuple(str(p) for p in loc))
@@ -470,7 +471,8 @@ def _check_transport(settings: Settings, origins: _Origins) -> None:
                 and not server.allow_plaintext_remote):
             raise origins.error(
                 f"{section}.security",
-                f'"none" would send the password and the mail to {server.host} unencrypted',
+                f'"none" would send the login (password or token) and the mail to '
+                f"{server.host} unencrypted",
                 f'use "ssl" or "starttls"; only if the network to {server.host} is protected '
                 f"otherwise (a VPN, a tunnel), set {section}.allow_plaintext_remote = true")
 
@@ -546,12 +548,10 @@ def _check_microsoft(oauth2: OAuth2Settings, origins: _Origins) -> None:
     secret = bool(oauth2.client_secret.get_secret_value())
     if oauth2.certificate_path is not None:
         if secret:
-            raise origins.error("oauth2.certificate_path", "is set together with client_secret",
-                                "use one: remove the certificate keys or the secret")
-        if not oauth2.certificate_path.is_file():
-            raise origins.error("oauth2.certificate_path",
-                                f"{oauth2.certificate_path} does not exist",
-                                "point it at the PEM file with the certificate's private key")
+            where = origins.env_name(("oauth2", "client_secret")) or "oauth2.client_secret"
+            raise origins.error("oauth2.certificate_path", f"is set together with {where}",
+                                f"use one: remove the certificate keys or unset {where}")
+        _check_private_key(oauth2.certificate_path, origins)
         if not oauth2.certificate_thumbprint:
             raise origins.error("oauth2.certificate_thumbprint", "field required",
                                 "copy the thumbprint shown under Certificates & secrets in "
@@ -560,6 +560,31 @@ def _check_microsoft(oauth2: OAuth2Settings, origins: _Origins) -> None:
         raise origins.error("oauth2.client_secret", "field required",
                             "set MAILBOT_OAUTH2__CLIENT_SECRET to the secret's Value from "
                             "Entra ID (Certificates & secrets), or use certificate_path")
+
+
+def _check_private_key(path: Path, origins: _Origins) -> None:
+    """`path` is a PEM file with an unencrypted RSA private key: what msal signs its client
+    assertion with (RS256). Checked at load, so a wrong file is one line, not a traceback
+    from deep inside msal at the first login."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = "oauth2.certificate_path"
+    fix = ("point it at the PEM file with the certificate's private key: RSA, without a "
+           "password (e.g. `openssl rsa -in key.pem -out mailbot-app.pem`)")
+    if not path.exists():
+        raise origins.error(key, f"{path} does not exist", fix)
+    if not path.is_file():
+        raise origins.error(key, f"{path} is not a file", fix)
+    try:
+        private = load_pem_private_key(path.read_bytes(), password=None)
+    except TypeError as err:  # "Password was not given but private key is encrypted"
+        raise origins.error(key, f"{path} holds an encrypted private key", fix) from err
+    except (ValueError, OSError) as err:
+        raise origins.error(key, f"{path} holds no PEM private key", fix) from err
+    if not isinstance(private, RSAPrivateKey):
+        raise origins.error(key, f"{path} holds a {type(private).__name__.removeprefix('_')} "
+                            "key, not an RSA key", fix)
 
 
 def _check_generic(oauth2: OAuth2Settings, origins: _Origins) -> None:

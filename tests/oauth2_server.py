@@ -322,13 +322,16 @@ class XOAuth2Sink(SmtpSink):
         self.controller.start()
 
 
-def https_endpoint(book: TokenBook, ca_file: Path) -> Endpoint:
-    """An HTTPS Endpoint whose certificate a fresh trustme CA signed; the CA's PEM is written
-    to `ca_file` (what oauth2.ca_file points at)."""
+def https_endpoint(book: TokenBook, ca_file: Path, expired: bool = False) -> Endpoint:
+    """An HTTPS Endpoint whose certificate a fresh trustme CA signed (`expired`: one that ran
+    out yesterday); the CA's PEM is written to `ca_file` (what oauth2.ca_file points at)."""
+    import datetime
+
     import trustme
 
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ended = {"not_after": datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)}
+    ca.issue_cert("127.0.0.1", "localhost", **(ended if expired else {})).configure_cert(context)
     ca.cert_pem.write_to_path(str(ca_file))
     return Endpoint(book, context)

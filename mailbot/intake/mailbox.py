@@ -106,26 +106,37 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
 
 def _certificate_problem(err: ssl.SSLCertVerificationError, section: str,
                          server: ImapSettings | SmtpSettings, source: str) -> ConfigError:
-    where = f"the certificate of {server.host}:{server.port}"
-    code = err.verify_code
+    host_key, ca_key = f"{section}.host", f"{section}.ca_file"
+    which, problem, fix = certificate_verdict(err, f"{server.host}:{server.port}", server.host,
+                                              server.ca_file, host_key, ca_key)
+    return ConfigError(source, ca_key if which == "ca_file" else host_key, problem, fix)
+
+
+def certificate_verdict(err: ssl.SSLCertVerificationError, where: str, host: str,
+                        ca_file: Path | None, host_key: str, ca_key: str
+                        ) -> tuple[str, str, str]:
+    """Why a server's certificate was refused, for the operator: ("host" | "ca_file", the
+    problem, the fix), from OpenSSL's verify code (X509_V_ERR_*). Used for the IMAP and SMTP
+    servers and the OAuth2 token endpoint alike."""
+    code, subject = err.verify_code, f"the certificate of {where}"
     if code in _NAME_MISMATCH:
-        return ConfigError(source, f"{section}.host", f"{where} is not issued to {server.host}",
-                           f"set {section}.host to the name on the server's certificate "
-                           "(the name its administrator gives, not an IP address or alias)")
+        return ("host", f"{subject} is not issued to {host}",
+                f"set {host_key} to the name on the server's certificate (the name its "
+                "administrator gives, not an IP address or alias)")
     if code in _UNKNOWN_ISSUER:
-        trusted = (f"neither the system nor {server.ca_file} trusts its issuer"
-                   if server.ca_file else "the system does not trust its issuer")
-        return ConfigError(source, f"{section}.ca_file", f"{where} is not trusted: {trusted}",
-                           f"set {section}.ca_file to the PEM file of the CA that issued it "
-                           "(the municipality's CA; ask the server's administrator)")
+        trusted = (f"neither the system nor {ca_file} trusts its issuer" if ca_file
+                   else "the system does not trust its issuer")
+        return ("ca_file", f"{subject} is not trusted: {trusted}",
+                f"set {ca_key} to the PEM file of the CA that issued it (the municipality's "
+                "CA; ask the server's administrator)")
     if code == _EXPIRED:
-        return ConfigError(source, f"{section}.host", f"{where} has expired",
-                           "ask the server's administrator to renew the certificate")
+        return ("host", f"{subject} has expired",
+                "ask the server's administrator to renew the certificate")
     if code == _NOT_YET_VALID:
-        return ConfigError(source, f"{section}.host", f"{where} is not valid yet",
-                           "check this machine's clock, or ask the server's administrator")
-    return ConfigError(source, f"{section}.host", f"{where} was refused ({err.verify_message})",
-                       "ask the server's administrator for a valid certificate")
+        return ("host", f"{subject} is not valid yet",
+                "check this machine's clock, or ask the server's administrator")
+    return ("host", f"{subject} was refused ({err.verify_message})",
+            "ask the server's administrator for a valid certificate")
 
 
 def _handshake_problem(err: ssl.SSLError, section: str, server: ImapSettings | SmtpSettings,

@@ -107,8 +107,24 @@ def test_an_untrusted_authority_is_refused_and_ca_file_named(book: TokenBook, tl
     with pytest.raises(TokenEndpointDown) as caught:
         source.token()
     message = str(caught.value.config_error)
-    assert "[oauth2.authority] cannot reach the token endpoint" in message
-    assert "certificate not trusted" in message and "oauth2.ca_file" in message
+    assert "[oauth2.ca_file]" in message and "the system does not trust its issuer" in message
+    assert "firewall" not in message
+
+
+def test_an_expired_authority_certificate_is_named_with_the_right_fix(
+        book: TokenBook, tmp_path: Path) -> None:
+    """With oauth2.ca_file right, an expired certificate is not "set oauth2.ca_file" or
+    "check the firewall": it names the authority and asks for a renewal."""
+    endpoint = https_endpoint(book, tmp_path / "ca.pem", expired=True).start()
+    try:
+        source = microsoft(endpoint, tmp_path)
+        with pytest.raises(TokenEndpointDown) as caught:
+            source.token()
+    finally:
+        endpoint.stop()
+    message = str(caught.value.config_error)
+    assert "[oauth2.authority]" in message and "has expired" in message
+    assert "renew" in message and "firewall" not in message
 
 
 @pytest.mark.parametrize("provider", ["generic", "microsoft"])

@@ -51,3 +51,24 @@ def test_inspect_says_a_mail_without_from_is_quarantined(tmp_path: Path,
 def test_inspect_refuses_a_device_instead_of_hanging(mailbot: MailbotRunner) -> None:
     line = one_error_line(mailbot("inspect", "/dev/zero"))
     assert "/dev/zero" in line and "not a regular file" in line
+
+
+@pytest.mark.parametrize("variable", ["MAILBOT_OAUTH2__CLIENT_SECRT", "MAILBOT_IMAP__PASWORD",
+                                      "MAILBOT_OAUTH2__KLIENT_HEMMELIGHED"])
+def test_a_misspelled_secret_is_never_printed(tmp_path: Path, mailbot: MailbotRunner,
+                                              variable: str) -> None:
+    config = write_config(tmp_path)
+    secret = "Sup3rS3cr3t~Value.xyz987"
+    result = mailbot("--config", str(config), "calendar", env={variable: secret})
+    line = one_error_line(result)
+    assert f"[{variable}]" in line and secret not in result.err + result.out
+
+
+def test_a_misspelled_secret_in_the_file_is_never_printed(tmp_path: Path,
+                                                          mailbot: MailbotRunner) -> None:
+    secret = "Sup3rS3cr3t~Value.xyz987"
+    config = write_config(tmp_path, ('password = "change-me"',
+                                     f'pasword = "{secret}"\npassword = "x"'))
+    result = mailbot("--config", str(config), "calendar")
+    one_error_line(result)
+    assert secret not in result.err + result.out

@@ -76,7 +76,12 @@ def test_microsoft_needs_no_password_and_has_exchange_defaults(tmp_path: Path) -
 
 def test_relative_certificate_and_ca_file_are_read_from_the_config_folder(tmp_path: Path
                                                                          ) -> None:
-    (tmp_path / "app.pem").write_text("key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    (tmp_path / "app.pem").write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # a real, usable key
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "proxy-ca.pem"))  # a real PEM
     path = config(tmp_path, oauth2=MICROSOFT + 'certificate_path = "app.pem"\n'
                   'certificate_thumbprint = "AB:CD"\nca_file = "proxy-ca.pem"\n')
@@ -106,7 +111,7 @@ def test_token_url_is_https_or_loopback(tmp_path: Path, url: str) -> None:
     (MICROSOFT + 'token_url = "https://idp/token"\n', "oauth2.token_url", "generic"),
     (MICROSOFT + 'ca_file = "nowhere.pem"\n', "oauth2.ca_file", "does not exist"),
     (MICROSOFT + 'certificate_path = "nowhere.pem"\n', "oauth2.certificate_path",
-     "is set together with client_secret"),
+     "is set together with MAILBOT_OAUTH2__CLIENT_SECRET"),
     (MICROSOFT + 'provider = "entra"\n', "oauth2.provider", "microsoft"),
 ])
 def test_oauth2_errors_name_the_key(tmp_path: Path, oauth2: str, key: str, words: str) -> None:
@@ -149,3 +154,33 @@ def test_starter_config_shows_every_auth_key() -> None:
     keys = [*OAuth2Settings.model_fields]
     assert [key for key in keys if f"# {key} = " not in STARTER_CONFIG] == []
     assert STARTER_CONFIG.count('# auth = "password"') == 2  # [imap] and [smtp]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"garbage", "holds no PEM private key"),
+    ("ec", "not an RSA key"),
+    ("encrypted", "holds an encrypted private key"),
+])
+def test_a_certificate_key_msal_cannot_use_is_one_line(tmp_path: Path, content: object,
+                                                        problem: str) -> None:
+    """A wrong certificate_path fails at load with the key named, not as a traceback from
+    msal at the first login."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key_file = tmp_path / "app.pem"
+    if content == "ec":
+        key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+    elif content == "encrypted":
+        key_file.write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw")))
+    else:
+        assert isinstance(content, bytes)
+        key_file.write_bytes(content)
+    path = config(tmp_path, oauth2=MICROSOFT + 'certificate_path = "app.pem"\n'
+                  'certificate_thumbprint = "AB:CD"\n')
+    message = error_of(path, environ={})
+    assert "[oauth2.certificate_path]" in message and problem in message
