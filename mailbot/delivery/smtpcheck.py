@@ -12,7 +12,7 @@ import aiosmtplib
 from mailbot.config import Settings, SmtpSettings
 from mailbot.delivery.outbox import smtp_client, smtp_login
 from mailbot.errors import ConfigError
-from mailbot.intake.mailbox import Mailbox, tls_problem, warn_plaintext
+from mailbot.intake.mailbox import Mailbox, tls_problem, unreachable, warn_plaintext
 
 if TYPE_CHECKING:
     from mailbot.auth import TokenSource
@@ -36,9 +36,7 @@ async def _check(s: SmtpSettings, source: str, tokens: TokenSource | None) -> No
     try:
         await smtp.connect()
     except (aiosmtplib.SMTPException, OSError) as err:
-        raise tls_problem(err, "smtp", s, source) or ConfigError(
-            source, "smtp.host", f"cannot reach {s.host}:{s.port} ({err})",
-            "check smtp.host, smtp.port and smtp.security") from err
+        raise tls_problem(err, "smtp", s, source) or unreachable(err, "smtp", s, source) from err
     try:
         await smtp_login(smtp, s, tokens, source)
     except TokenEndpointDown as err:

@@ -158,6 +158,23 @@ def _handshake_problem(err: ssl.SSLError, section: str, server: ImapSettings | S
                        "administrator")
 
 
+def unreachable(err: BaseException, section: str, server: ImapSettings | SmtpSettings,
+                source: str) -> ConfigError:
+    """No connection at start. A plain-text greeting that never comes on an implicit-TLS port
+    (993, 465) is the likely `starttls` typo: the server waits for a TLS handshake."""
+    text = str(err)
+    if server.security == "starttls" and "timed out" in text.lower():
+        return ConfigError(source, f"{section}.security",
+                           f"{server.host}:{server.port} sent no greeting ({text}); it may be "
+                           "an implicit-TLS port",
+                           f'use security = "ssl" for port {_IMPLICIT_PORT[section]}, or the '
+                           "server's STARTTLS port with starttls")
+    return ConfigError(source, f"{section}.host",
+                       text if section == "imap" else f"cannot reach {server.host}:"
+                       f"{server.port} ({text})",
+                       f"check {section}.host, {section}.port and {section}.security")
+
+
 def warn_plaintext(section: str, server: ImapSettings | SmtpSettings) -> None:
     """Log, at every start, that allow_plaintext_remote lets mail and password travel
     unencrypted to a host that is not this machine."""
@@ -288,9 +305,8 @@ class Mailbox:
         except TransientError as err:
             if not at_start:
                 raise
-            raise tls_problem(err, "imap", self.settings, self.source) or ConfigError(
-                self.source, "imap.host", str(err),
-                "check imap.host, imap.port and imap.security") from err
+            raise tls_problem(err, "imap", self.settings, self.source) or unreachable(
+                err, "imap", self.settings, self.source) from err
         missing = self.ensure_folders(create=True)
         if missing:
             self.close()

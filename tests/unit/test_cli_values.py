@@ -72,3 +72,26 @@ def test_a_misspelled_secret_in_the_file_is_never_printed(tmp_path: Path,
     result = mailbot("--config", str(config), "calendar")
     one_error_line(result)
     assert secret not in result.err + result.out
+
+
+def test_starttls_on_an_implicit_tls_port_names_the_security_key(
+        tmp_path: Path, mailbot: MailbotRunner) -> None:
+    """The likely typo: security = "starttls" on a port that waits for a TLS handshake and so
+    never sends a plain greeting. The error names imap.security, not reachability."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    config = write_config(tmp_path, ('host = "imap.kommune.dk"', 'host = "127.0.0.1"'),
+                          ("port = 993", f"port = {port}\ntimeout_seconds = 1"),
+                          ('security = "ssl" ', 'security = "starttls" '))
+    try:
+        line = one_error_line(mailbot("--config", str(config), "check"))
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert "[imap.security]" in line and "implicit-TLS" in line and 'security = "ssl"' in line
