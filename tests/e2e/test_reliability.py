@@ -410,3 +410,23 @@ def test_a_login_refused_while_running_backs_off_and_recovers(world: World) -> N
     assert daemon.returncode == 0, out
     assert out.count("event=imap_login_failing") == 1
     assert "event=imap_login_recovered" in out
+
+
+def test_a_mail_that_keeps_failing_is_quarantined_after_three_attempts(world: World) -> None:
+    """R8: handling fails with an ordinary error (here a local receipt template that names an
+    undefined variable). The daemon goes on; after MAX_ATTEMPTS (3) runs the mail is
+    quarantined with the error as its reason, and nothing was sent for it."""
+    local = world.tmp / "templates" / "da"
+    local.mkdir(parents=True)
+    (local / "applicant_receipt.txt.j2").write_text("Kære {{ no_such_name }}\n", "utf-8")
+    world.write_config(bot={"templates_dir": str(world.tmp / "templates")})
+    world.deliver(world.brief())
+    states = []
+    for _ in range(3):
+        world.run_once()
+        [row] = rows(world)
+        states.append((row.state, row.attempts))
+    assert states == [("received", 1), ("received", 2), ("quarantined", 3)]
+    assert "failed 3 times: UndefinedError" in rows(world)[0].reason
+    assert world.received_by(world.applicant) == [] and case_count(world) == 0
+    assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
