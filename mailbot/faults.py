@@ -12,7 +12,7 @@ import os
 import signal
 
 CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda",
-                "while_handling")
+                "while_handling", "before_data")
 
 
 def crash_point(name: str, data: bytes = b"") -> None:

@@ -160,7 +160,11 @@ class Sender:
                 query = query.where(col(Outbox.lease_until) < now)
             stale = session.exec(query).all()
             for row in stale:
-                if row.delivery == "at_most_once":
+                if row.data_at is None:
+                    # died before DATA began: the server cannot have the mail (O1)
+                    row.state = "pending"
+                    row.last_error = "process died before DATA; sending again"
+                elif row.delivery == "at_most_once":
                     row.state = "uncertain"
                     row.last_error = "process died during the SMTP transaction; not resent"
                     count += 1
@@ -190,6 +194,7 @@ class Sender:
             if row is None or row.state != "pending":
                 return None
             row.state = "sending"
+            row.data_at = None  # this attempt has not reached DATA yet
             row.lease_owner = self.owner
             row.lease_until = now + LEASE
             row.attempts += 1
@@ -268,6 +273,8 @@ class Sender:
             await _reset(smtp)
             self._settle(row, now, results, report)
             return
+        crash_point("before_data")
+        self._mark_data(row, now)
         try:
             await smtp.data(row.raw)
         except aiosmtplib.SMTPResponseException as err:  # the server answered: not taken
@@ -279,6 +286,14 @@ class Sender:
         crash_point("after_smtp")
         results.update(dict.fromkeys(accepted, "250 accepted"))
         self._settle(row, now, results, report)
+
+    def _mark_data(self, row: Outbox, now: datetime) -> None:
+        """Commit that DATA begins: from here on a crash may leave the mail at the server."""
+        with transaction(self.engine) as session:
+            current = session.get(Outbox, row.id)
+            if current is not None:
+                current.data_at = now
+                session.add(current)
 
     def _refused(self, row: Outbox, now: datetime, code: int, error: str,
                  results: dict[str, str], report: FlushReport) -> None:

@@ -430,3 +430,17 @@ def test_a_mail_that_keeps_failing_is_quarantined_after_three_attempts(world: Wo
     assert "failed 3 times: UndefinedError" in rows(world)[0].reason
     assert world.received_by(world.applicant) == [] and case_count(world) == 0
     assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
+
+
+def test_killed_before_data_the_receipt_is_sent_after_the_restart(world: World) -> None:
+    """O1: a crash after RCPT but before DATA began cannot have left the mail at the server
+    (the row's `data_at` is still empty), so the restart sends it: exactly one receipt, and
+    the row ends `sent`, not `uncertain`."""
+    world.deliver(world.brief(attachments=()))
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "before_data"})
+    assert died.returncode == -signal.SIGKILL
+    assert world.smtp.to(world.applicant) == []
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "sent" and row.attempts == 2
