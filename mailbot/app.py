@@ -100,7 +100,7 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
         renderer=Renderer(template_folders(settings)),
         blobs=BlobStore(settings.bot.data_dir / "blobs"),
         clock=clock,
-        sender=Sender(engine, settings.smtp, settings.bot.address, tokens),
+        sender=Sender(engine, settings.smtp, settings.bot.address, tokens, settings.limits),
         secret=load_secret(settings, create=not read_only),
         tokens=tokens,
     )

@@ -454,17 +454,35 @@ def messages(state: Annotated[str | None, typer.Option(
 
 
 @app.command()
-def outbox(limit: Annotated[int, typer.Option(min=1)] = 50,
+def outbox(action: Annotated[str | None, typer.Argument(
+        help="`resume`: send mail to applicants again after the circuit breaker opened.")]
+           = None,
+           limit: Annotated[int, typer.Option(min=1)] = 50,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """Outgoing mail: state, attempts, last error."""
+    """Outgoing mail: state, attempts, last error; `outbox resume` closes the breaker."""
     from sqlmodel import Session
 
     from mailbot import views
+    from mailbot.delivery.breaker import Breaker
 
     _use(config, now)
 
-    _, engine = _database()
+    settings, engine = _database()
+    breaker = Breaker(engine, settings.limits)
+    if action is not None:
+        if action != "resume":
+            raise ConfigError("command line", "ACTION", f"{action!r} is not an outbox action",
+                              "use `mailbot outbox resume`, or no action to list the outbox")
+        reason = breaker.resume(Clock(OPTIONS.now).now())
+        typer.echo(f"circuit breaker closed (it was open: {reason}); mail to applicants goes "
+                   "out again" if reason else "circuit breaker was not open; nothing to do")
+        return
     with Session(engine) as session:
+        opened = breaker.state(session)
+        if opened.opened_at is not None:
+            typer.echo(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
+                       f"{opened.reason}; mail to applicants waits. After checking for a loop: "
+                       "mailbot outbox resume\n")
         typer.echo(views.outbox_table(session, limit))
 
 

@@ -193,6 +193,10 @@ class LimitSettings(_Section):
     # answers to one address about one case (status, update, ask-back, list-back) in 24 hours;
     # mail the council process starts itself (requests, reminders, agenda) does not count
     answers_per_case_per_day: int = Field(default=3, ge=1)
+    # the circuit breaker: more mails to applicants than this within breaker_minutes pauses
+    # all mail to applicants until `mailbot outbox resume` (a busy day is far below it)
+    breaker_mails: int = Field(default=200, ge=1)
+    breaker_minutes: int = Field(default=10, ge=1)
 
 
 class Settings(_Section):
@@ -737,4 +741,6 @@ reply_tokens = false                  # plus-address tokens in Reply-To (if the 
 
 [limits]
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
+breaker_mails = 200                   # more mails to applicants than this within ...
+breaker_minutes = 10                  # ... these minutes pause them until `outbox resume`
 """

@@ -202,3 +202,14 @@ class Installation(SQLModel, table=True):
     __tablename__ = "installation"
     id: int = Field(default=1, primary_key=True)
     first_run_at: datetime
+
+
+class CircuitBreaker(SQLModel, table=True):
+    """One row: the brake on mail to applicants (SCENARIOS L6). Open: applicant mail waits in
+    the outbox until the operator runs `mailbot outbox resume`."""
+
+    __tablename__ = "circuit_breaker"
+    id: int = Field(default=1, primary_key=True)
+    opened_at: datetime | None = None  # None: closed
+    reason: str = ""
+    resumed_at: datetime | None = None  # mail sent before this does not count again

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.clock import as_utc
-from mailbot.config import SmtpSettings
+from mailbot.config import LimitSettings, SmtpSettings
 from mailbot.db import transaction
+from mailbot.delivery.breaker import APPLICANT_KINDS, Breaker
 from mailbot.delivery.compose import Outgoing
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
@@ -125,8 +126,10 @@ class FlushReport:
 
 class Sender:
     def __init__(self, engine: Engine, settings: SmtpSettings, envelope_from: str,
-                 tokens: TokenSource | None = None) -> None:
+                 tokens: TokenSource | None = None, limits: LimitSettings | None = None
+                 ) -> None:
         self.engine = engine
+        self.breaker = Breaker(engine, limits or LimitSettings())
         self.tokens = tokens
         self.envelope_from = envelope_from
         self.give_up = timedelta(hours=settings.give_up_hours)
@@ -178,17 +181,25 @@ class Sender:
         return count
 
     def _due(self, now: datetime) -> list[int]:
+        """Pending rows whose time has come, oldest first; mail to applicants not while the
+        circuit breaker is open."""
         with Session(self.engine) as session:
-            return [i for i in session.exec(
-                select(Outbox.id)
-                .where(Outbox.state == "pending", col(Outbox.next_attempt_at) <= now)
-                .order_by(col(Outbox.id))
-                .limit(CLAIM_BATCH)
-            ).all() if i is not None]
+            query = (select(Outbox.id)
+                     .where(Outbox.state == "pending", col(Outbox.next_attempt_at) <= now)
+                     .order_by(col(Outbox.id)).limit(CLAIM_BATCH))
+            if self.breaker.state(session).opened_at is not None:
+                query = query.where(col(Outbox.kind).not_in(APPLICANT_KINDS))
+            return [i for i in session.exec(query).all() if i is not None]
 
     def _start(self, row_id: int, now: datetime) -> Outbox | None:
         """Mark ONE row `sending` just before its SMTP transaction: only a crash inside that
         transaction can leave a row whose fate is unknown (SCENARIOS O1)."""
+        with transaction(self.engine) as session:
+            row = session.get(Outbox, row_id)
+            if row is None or row.state != "pending":
+                return None
+        if self.breaker.holds(row.kind, now):
+            return None  # stays pending until `mailbot outbox resume`
         with transaction(self.engine) as session:
             row = session.get(Outbox, row_id)
             if row is None or row.state != "pending":

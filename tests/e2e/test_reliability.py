@@ -444,3 +444,26 @@ def test_killed_before_data_the_receipt_is_sent_after_the_restart(world: World) 
     assert len(world.received_by(world.applicant)) == 1
     [row] = outbox(world)
     assert row.state == "sent" and row.attempts == 2
+
+
+def test_the_circuit_breaker_pauses_applicant_mail_until_resumed(world: World) -> None:
+    """L6: more mails to applicants than limits.breaker_mails within breaker_minutes stop all
+    mail to applicants (the operator is told once: event=circuit_breaker_open); nothing is
+    lost, and `mailbot outbox resume` lets it go out."""
+    world.write_config(limits={"breaker_mails": 2, "breaker_minutes": 10})
+    for number in range(4):
+        world.deliver(world.brief(subject=f"Forslag {number}", attachments=()))
+    first = world.cli("run", "--once")
+    assert first.returncode == 0, first.stderr
+    assert len(world.received_by(world.applicant)) == 2
+    assert first.stderr.count("event=circuit_breaker_open") == 1
+    listing = world.cli("outbox")
+    assert "CIRCUIT BREAKER OPEN" in listing.stdout
+    assert [r.state for r in outbox(world)].count("pending") == 2
+    assert world.cli("run", "--once").returncode == 0  # still held: nothing more goes out
+    assert len(world.received_by(world.applicant)) == 2
+    resumed = world.cli("outbox", "resume")
+    assert resumed.returncode == 0 and "circuit breaker closed" in resumed.stdout
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 4
+    assert [r.state for r in outbox(world)] == ["sent"] * 4

@@ -1,0 +1,73 @@
+"""The circuit breaker on mail to applicants (SCENARIOS L6): whatever loop or bug makes the
+bot write to applicants far faster than any real day, all mail to applicants stops, the
+operator is told once, and it goes on only when the operator says so
+(`mailbot outbox resume`). Mail to staff (reviewers, the secretary, the board) is not held.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from mailbot.clock import as_utc
+from mailbot.config import LimitSettings
+from mailbot.db import transaction
+from mailbot.models import CaseEvent, CircuitBreaker, Outbox
+from mailbot.vocabulary import Purpose
+
+log = logging.getLogger(__name__)
+
+APPLICANT_KINDS = tuple(p.value for p in (
+    Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE, Purpose.REMINDER, Purpose.GUIDANCE,
+    Purpose.MEETING, Purpose.DECISION))
+
+
+class Breaker:
+    def __init__(self, engine: Engine, limits: LimitSettings) -> None:
+        self.engine = engine
+        self.ceiling = limits.breaker_mails
+        self.window = timedelta(minutes=limits.breaker_minutes)
+
+    def holds(self, kind: str, now: datetime) -> bool:
+        """True when a mail of `kind` must wait: it goes to an applicant and the breaker is
+        open, or opens now because `breaker_mails` applicant mails went out within
+        `breaker_minutes` (counted since the last resume)."""
+        if kind not in APPLICANT_KINDS:
+            return False
+        with transaction(self.engine) as session:
+            state = session.get(CircuitBreaker, 1) or CircuitBreaker(id=1)
+            if state.opened_at is not None:
+                return True
+            since = now - self.window
+            if state.resumed_at is not None:
+                since = max(since, as_utc(state.resumed_at))
+            sent = session.exec(select(func.count()).select_from(Outbox).where(
+                col(Outbox.kind).in_(APPLICANT_KINDS), col(Outbox.sent_at) >= since)).one()
+            if int(sent) < self.ceiling:
+                return False
+            state.opened_at = now
+            state.reason = (f"{sent} mails to applicants within {self.window} "
+                            f"(limits.breaker_mails = {self.ceiling})")
+            session.add(state)
+            session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))
+        log.error("event=circuit_breaker_open mail to applicants paused: %s. Look at "
+                  "`mailbot outbox` and `mailbot messages` for a loop, then run "
+                  "`mailbot outbox resume`", state.reason)
+        return True
+
+    def state(self, session: Session) -> CircuitBreaker:
+        return session.get(CircuitBreaker, 1) or CircuitBreaker(id=1)
+
+    def resume(self, now: datetime) -> str:
+        """Close the breaker; returns why it was open ("" when it was not)."""
+        with transaction(self.engine) as session:
+            state = self.state(session)
+            reason = state.reason if state.opened_at is not None else ""
+            state.opened_at, state.reason, state.resumed_at = None, "", now
+            session.add(state)
+            if reason:
+                session.add(CaseEvent(at=now, kind="circuit_breaker_resumed", detail=reason))
+        return reason
