@@ -392,15 +392,15 @@ def cases(status: Annotated[str | None, typer.Option(
 def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
          config: ConfigAfter = None, now: NowAfter = None) -> None:
     """One case: its data, reviews, meeting, decision and timeline."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session
 
     from mailbot import views
-    from mailbot.models import Case
+    from mailbot.cases.lookup import find_case
 
     _use(config, now)
     settings, engine = _database()
     with Session(engine) as session:
-        found = session.exec(select(Case).where(Case.ref == ref.strip().upper())).first()
+        found = find_case(session, ref)
         if found is None:
             raise ConfigError(COMMAND_LINE, "REF", f"there is no case {ref}",
                               "`mailbot cases` lists them")

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.followup import apply_followup
+from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import open_case, send_receipt
 from mailbot.clock import COPENHAGEN
 from mailbot.council.attention import tell_secretary
@@ -143,7 +144,7 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
     thread = find_thread(mail, bot.domain, bot.secret, bot.address)
-    case = _case_by_ref(session, thread.case_ref)
+    case = find_case(session, thread.case_ref)
     facts = CaseFacts(case.ref, case.applicant_address) if case is not None else None
     disposition = classify(mail, screen(mail, bot.rules.screening, bot.address), thread,
                            bot.settings, bot.rules, facts)
@@ -169,12 +170,6 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
             _new_brief(session, bot, row, mail, now)
         case Quarantine():
             raise PermanentError(disposition.reason)
-
-
-def _case_by_ref(session: Session, ref: str | None) -> Case | None:
-    if ref is None:
-        return None
-    return session.exec(select(Case).where(Case.ref == ref)).first()
 
 
 def _machine(session: Session, bot: Bot, row: RawMessage, machine: MachineMail,

@@ -189,7 +189,7 @@ def waiting_cases(session: Session, bot: Bot, meeting: Meeting) -> list[tuple[Ca
             if as_utc(c.created_at) <= meeting.deadline]
 
 
-class ReviewLine(TypedDict):
+class AgendaReview(TypedDict):
     role_name: str
     verdict: str  # the state in Danish words (rules/labels.yaml)
     comment: str
@@ -202,7 +202,7 @@ class AgendaItem(TypedDict):
     where: str
     when_normalised: str
     cost_normalised: str
-    reviews: list[ReviewLine]
+    reviews: list[AgendaReview]
     documents: list[str]  # "file.pdf (v2)"
 
 
@@ -251,10 +251,10 @@ def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
         bot_name=bot.settings.bot.name)
 
 
-def review_lines(session: Session, bot: Bot, case: Case) -> list[ReviewLine]:
+def review_lines(session: Session, bot: Bot, case: Case) -> list[AgendaReview]:
     """Each current review: role, state (Danish), comment and who answered (or was asked)."""
     assert case.id is not None
-    return [ReviewLine(role_name=bot.rules.role_names[r.role],
+    return [AgendaReview(role_name=bot.rules.role_names[r.role],
                        verdict=review_state_label(bot, r), comment=r.comment,
                        reviewer=r.answered_by or ", ".join(r.recipients))
             for r in current_reviews(session, case.id)]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import as_attachments, latest_documents
+from mailbot.cases.lookup import find_case
 from mailbot.cases.mail import mail_about_case
 from mailbot.council.agenda import (
     following_meeting,
@@ -35,7 +36,7 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
     meeting_day = meeting_of(agenda_token)
     unmapped = list(found.unmapped)
     for ref, decision in found.decisions.items():
-        case = _case(session, ref)
+        case = find_case(session, ref)
         if case is None:
             unmapped.append(f"{ref}: ingen sådan sag")
             continue
@@ -44,10 +45,6 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
         _late_additions(session, bot, found.additions, meeting_day, now, unmapped)
     if unmapped:
         _list_back(session, bot, unmapped, mail, agenda_token, now)
-
-
-def _case(session: Session, ref: str) -> Case | None:
-    return session.exec(select(Case).where(Case.ref == ref)).first()
 
 
 def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
@@ -97,7 +94,7 @@ def _late_additions(session: Session, bot: Bot, refs: list[str], meeting_day: da
                     now: datetime, unmapped: list[str]) -> None:
     added = []
     for ref in refs:
-        case = _case(session, ref)
+        case = find_case(session, ref)
         if case is None or case.decision is not None or case.status == CaseStatus.WITHDRAWN:
             unmapped.append(f"tilføj {ref}: ingen åben sag med det nummer")
             continue

@@ -31,28 +31,28 @@ class Breaker:
         self.ceiling = limits.breaker_mails
         self.window = timedelta(minutes=limits.breaker_minutes)
 
-    def holds(self, kind: str, now: datetime) -> bool:
+    def holds(self, session: Session, kind: str, now: datetime) -> bool:
         """True when a mail of `kind` must wait: it goes to an applicant and the breaker is
         open, or opens now because `breaker_mails` applicant mails went out within
-        `breaker_minutes` (counted since the last resume)."""
+        `breaker_minutes` (counted since the last resume). Runs in the caller's transaction
+        (the outbox claim), so opening the breaker commits with it."""
         if kind not in APPLICANT_KINDS:
             return False
-        with transaction(self.engine) as session:
-            state = session.get(CircuitBreaker, 1) or CircuitBreaker(id=1)
-            if state.opened_at is not None:
-                return True
-            since = now - self.window
-            if state.resumed_at is not None:
-                since = max(since, as_utc(state.resumed_at))
-            sent = session.exec(select(func.count()).select_from(Outbox).where(
-                col(Outbox.kind).in_(APPLICANT_KINDS), col(Outbox.sent_at) >= since)).one()
-            if int(sent) < self.ceiling:
-                return False
-            state.opened_at = now
-            state.reason = (f"{sent} mails to applicants within {self.window} "
-                            f"(limits.breaker_mails = {self.ceiling})")
-            session.add(state)
-            session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))
+        state = self.state(session)
+        if state.opened_at is not None:
+            return True
+        since = now - self.window
+        if state.resumed_at is not None:
+            since = max(since, as_utc(state.resumed_at))
+        sent = session.exec(select(func.count()).select_from(Outbox).where(
+            col(Outbox.kind).in_(APPLICANT_KINDS), col(Outbox.sent_at) >= since)).one()
+        if int(sent) < self.ceiling:
+            return False
+        state.opened_at = now
+        state.reason = (f"{sent} mails to applicants within {self.window} "
+                        f"(limits.breaker_mails = {self.ceiling})")
+        session.add(state)
+        session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))
         log.error("event=circuit_breaker_open mail to applicants paused: %s. Look at "
                   "`mailbot outbox` and `mailbot messages` for a loop, then run "
                   "`mailbot outbox resume`", state.reason)

@@ -198,12 +198,8 @@ class Sender:
             row = session.get(Outbox, row_id)
             if row is None or row.state != "pending":
                 return None
-        if self.breaker.holds(row.kind, now):
-            return None  # stays pending until `mailbot outbox resume`
-        with transaction(self.engine) as session:
-            row = session.get(Outbox, row_id)
-            if row is None or row.state != "pending":
-                return None
+            if self.breaker.holds(session, row.kind, now):
+                return None  # stays pending until `mailbot outbox resume`
             row.state = "sending"
             row.data_at = None  # this attempt has not reached DATA yet
             row.lease_owner = self.owner
