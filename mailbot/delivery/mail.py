@@ -38,12 +38,13 @@ def answers_sent(session: Session, address: str, case_id: int | None, kinds: Seq
                  since: datetime) -> int:
     """Direct answers (`kinds`) queued to `address` about `case_id` (None: about no case)
     since `since`."""
-    query = select(Outbox).where(col(Outbox.kind).in_([k.value for k in kinds]),
-                                 col(Outbox.created_at) >= since)
+    # only the recipients column: the rows' raw messages (with attachments) stay unread
+    query = select(Outbox.recipients).where(col(Outbox.kind).in_([k.value for k in kinds]),
+                                            col(Outbox.created_at) >= since)
     query = query.where(col(Outbox.case_id).is_(None) if case_id is None
                         else Outbox.case_id == case_id)
-    return sum(address.lower() in (r.lower() for r in row.recipients)
-               for row in session.exec(query))
+    return sum(address.lower() in (r.lower() for r in recipients)
+               for recipients in session.exec(query))
 
 
 def may_answer(session: Session, bot: Bot, address: str, case_id: int | None,
