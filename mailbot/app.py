@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from mailbot.resources import shipped
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from mailbot.alerts import Alerts
     from mailbot.auth import TokenSource
     from mailbot.blobs import BlobStore
     from mailbot.clock import Clock
@@ -37,6 +39,13 @@ class Bot:
     sender: Sender
     secret: bytes
     tokens: TokenSource | None = None  # the OAuth2 token IMAP and SMTP share, if they use it
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        """The operator's alerts (mailbot.alerts), built on first use."""
+        from mailbot.alerts import Alerts
+
+        return Alerts(self)
 
     @property
     def address(self) -> str:
@@ -93,7 +102,7 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
 
     engine = engine or make_engine(settings.database_url, *settings.origin("bot.database_url"))
     tokens = token_source(settings)
-    return Bot(
+    bot = Bot(
         settings=settings,
         engine=engine,
         rules=load_rules(rules_folder(settings)),
@@ -104,3 +113,5 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
         secret=load_secret(settings, create=not read_only),
         tokens=tokens,
     )
+    bot.sender.report_to(bot.alerts.raise_in)
+    return bot

@@ -199,6 +199,14 @@ class LimitSettings(_Section):
     breaker_minutes: int = Field(default=10, ge=1)
 
 
+class OperatorSettings(_Section):
+    """Who hears about trouble (mailbot.alerts): one mail per kind of incident, at most one
+    per `alert_hours`; every incident is also an ERROR line with a stable `event=` name."""
+
+    addresses: list[str] = Field(default_factory=list)  # empty: log lines only
+    alert_hours: float = Field(default=6, gt=0)
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
@@ -208,6 +216,7 @@ class Settings(_Section):
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -437,7 +446,8 @@ def _check_addresses(settings: Settings, origins: _Origins) -> None:
         raise origins.error("bot.address", "is not an email address",
                             "set it to the project mailbox, e.g. it.projekter@kommune.dk")
     address_lists = {"council": ("secretary", "strategic_board"),
-                     "reviewers": tuple(ReviewerSettings.model_fields)}
+                     "reviewers": tuple(ReviewerSettings.model_fields),
+                     "operator": ("addresses",)}
     for section, keys in address_lists.items():
         for key in keys:
             for address in getattr(getattr(settings, section), key):

@@ -213,3 +213,15 @@ class CircuitBreaker(SQLModel, table=True):
     opened_at: datetime | None = None  # None: closed
     reason: str = ""
     resumed_at: datetime | None = None  # mail sent before this does not count again
+
+
+class Alert(SQLModel, table=True):
+    """One row per kind of incident (`mailbot.vocabulary.Incident`): when it last happened and
+    when the operator was last mailed about it, so one incident is one mail, not a flood."""
+
+    __tablename__ = "alert"
+    kind: str = Field(primary_key=True)
+    last_at: datetime
+    detail: str = ""  # the latest occurrence's detail (CPR redacted)
+    mailed_at: datetime | None = None
+    since_mail: int = 0  # occurrences after the last mail, told in the next one

@@ -113,7 +113,7 @@ def handle(bot: Bot, raw_id: int) -> str:
         # the earlier attempts never reached `except`: the process died on this mail (a
         # SIGKILL, the OOM killer). Parsing it again would kill it again (SCENARIOS R9).
         return quarantine(bot, raw_id, f"the process died {attempts - 1} times while handling "
-                          "this mail (killed or out of memory); not parsed again")
+                          "this mail (killed or out of memory); not parsed again", poison=True)
     try:
         with transaction(bot.engine) as session:
             row = session.get(RawMessage, raw_id)
@@ -128,7 +128,8 @@ def handle(bot: Bot, raw_id: int) -> str:
     except Exception as err:  # one bad mail must never stop the loop (SCENARIOS R8)
         log.exception("raw message %s failed (attempt %s of %s)", raw_id, attempts, MAX_ATTEMPTS)
         if attempts >= MAX_ATTEMPTS:
-            return quarantine(bot, raw_id, f"failed {attempts} times: {type(err).__name__}: {err}")
+            return quarantine(bot, raw_id, f"failed {attempts} times: {type(err).__name__}: {err}",
+                              poison=True)
         return LedgerState.RECEIVED
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlmodel import Session, SQLModel, select
 
+from mailbot.alerts import ALERT_REF
 from mailbot.app import Bot
 from mailbot.blobs import BlobStore
 from mailbot.cases.opening import open_case, send_receipt
@@ -31,6 +32,7 @@ from mailbot.council.reminders import relay_guidance, remind
 from mailbot.council.reviews import apply_verdict, route
 from mailbot.council.status import send_status
 from mailbot.db import make_engine
+from mailbot.delivery.mail import queue_mail
 from mailbot.delivery.outbox import Sender
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.threads import agenda_ref
@@ -38,7 +40,7 @@ from mailbot.models import Case, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import DecisionReading
 from mailbot.reading.replies import Verdict as VerdictReading
-from mailbot.vocabulary import Decision, Purpose, Role
+from mailbot.vocabulary import Decision, Incident, Purpose, Role
 
 APPLICANT = "Åse Ærø <aase.aeroe@example.invalid>"
 BRIEFS = {
@@ -59,6 +61,7 @@ def rehearse(bot: Bot) -> int:
             with Session(stage.engine) as session:
                 for number, language in enumerate(BRIEFS, start=1):
                     _play(session, stage, language, number)
+                _alerts(session, stage)
                 count = len(session.exec(select(Outbox)).all())
                 session.rollback()
             return count
@@ -114,6 +117,15 @@ def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
         send_status(session, bot, case, purpose, now)
     _reviews(session, bot, case, mail, now)
     _council(session, bot, case, mail, now)
+
+
+def _alerts(session: Session, bot: Bot) -> None:
+    """One alert mail of every kind to the operator (without the ERROR lines a real incident
+    writes)."""
+    for incident in Incident:
+        queue_mail(session, bot, template="operator_alert", purpose=Purpose.ALERT,
+                   to=[f"drift@{bot.domain}"], now=bot.clock.now(), sign_ref=ALERT_REF,
+                   context=bot.alerts.context(incident, "Øvelse: intet er sket.", 1))
 
 
 def _reviews(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetime) -> None:

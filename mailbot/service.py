@@ -21,6 +21,7 @@ from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
 from mailbot.intake.mailbox import Mailbox
 from mailbot.pipeline import sweep
+from mailbot.vocabulary import Incident
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +185,9 @@ class Service:
         delay = min(LOGIN_BACKOFF_CAP_SECONDS, 2 ** min(failures, 10))
         if not self._refusal_logged:
             self._refusal_logged = True
-            log.error("event=imap_login_failing %s (retrying, at most every %d s)", err,
-                      LOGIN_BACKOFF_CAP_SECONDS)
+            self.bot.alerts.raise_alert(
+                Incident.IMAP_LOGIN_FAILING,
+                f"{err} (retrying, at most every {LOGIN_BACKOFF_CAP_SECONDS} s)")
         else:
             log.info("IMAP still refused; next try in %d s", delay)
         self.stop_event.wait(delay)

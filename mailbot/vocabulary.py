@@ -134,6 +134,7 @@ class Purpose(StrEnum):
     AGENDA = "agenda"
     DECISION = "decision"
     BOARD = "board"  # the bundle for the strategic board
+    ALERT = "alert"  # the operator must act (mailbot.alerts)
 
     @property
     def auto_submitted(self) -> AutoSubmitted:
@@ -142,6 +143,20 @@ class Purpose(StrEnum):
 
 _DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE, Purpose.ASK_BACK,
                              Purpose.UNMAPPED})
+
+
+class Incident(StrEnum):
+    """A kind of trouble the operator must hear about (issue #10, item 7): the stable
+    `event=` name in the ERROR log line and the kind of the alert mail to `[operator]`."""
+
+    POISON_MAIL = "poison_mail"  # a mail quarantined after it failed or killed the process
+    IMAP_LOGIN_FAILING = "imap_login_failing"
+    OUTBOX_FAILURES = "outbox_failures"  # a mail failed for good or became uncertain
+    CIRCUIT_BREAKER_OPEN = "circuit_breaker_open"
+    UIDVALIDITY_CHANGED = "uidvalidity_changed"
+    STORAGE_TROUBLE = "storage_trouble"  # the database or the disk refuses to store mail
+    FETCH_FAILING = "fetch_failing"  # one UID the IMAP client cannot fetch (SCENARIOS I10)
+    MAILBOX_ANOMALY = "mailbox_anomaly"  # a reused UID, mail moved by someone else (I2, I6)
 
 
 class WhenDict(TypedDict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -16,7 +17,10 @@ from mailbot.clock import as_utc
 from mailbot.config import LimitSettings
 from mailbot.db import transaction
 from mailbot.models import CaseEvent, CircuitBreaker, Outbox
-from mailbot.vocabulary import Purpose
+from mailbot.vocabulary import Incident, Purpose
+
+if TYPE_CHECKING:
+    from mailbot.delivery.outbox import IncidentHook
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class Breaker:
         self.engine = engine
         self.ceiling = limits.breaker_mails
         self.window = timedelta(minutes=limits.breaker_minutes)
+        self.on_incident: IncidentHook | None = None
 
     def holds(self, session: Session, kind: str, now: datetime) -> bool:
         """True when a mail of `kind` must wait: it goes to an applicant and the breaker is
@@ -53,9 +58,12 @@ class Breaker:
                         f"(limits.breaker_mails = {self.ceiling})")
         session.add(state)
         session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))
-        log.error("event=circuit_breaker_open mail to applicants paused: %s. Look at "
-                  "`mailbot outbox` and `mailbot messages` for a loop, then run "
-                  "`mailbot outbox resume`", state.reason)
+        detail = (f"mail to applicants paused: {state.reason}. Look at `mailbot outbox` and "
+                  "`mailbot messages` for a loop, then run `mailbot outbox resume`")
+        if self.on_incident is not None:
+            self.on_incident(session, Incident.CIRCUIT_BREAKER_OPEN, detail, now)
+        else:
+            log.error("event=circuit_breaker_open %s", detail)
         return True
 
     def state(self, session: Session) -> CircuitBreaker:

@@ -75,6 +75,21 @@ def queue_mail(session: Session, bot: Bot, *, template: str, purpose: Purpose,
     reply can be traced back (mailbot.intake.threads); `tag` puts `[ITP-2026-0001]` in front
     of the subject. `Auto-Submitted` follows from `purpose` (RFC 3834). Raises ConfigError
     when a template is missing."""
+    outgoing = compose_mail(bot, template=template, purpose=purpose, to=to, context=context,
+                            now=now, sign_ref=sign_ref, review=review, language=language,
+                            tag=tag, thread=thread, attachments=attachments,
+                            reply_to=reply_to)
+    return enqueue(session, outgoing, kind=purpose.value, case_id=case_id, now=now,
+                   delivery=delivery.value)
+
+
+def compose_mail(bot: Bot, *, template: str, purpose: Purpose, to: Sequence[str],
+                 context: Mapping[str, Any], now: datetime, sign_ref: str, review: int = 0,
+                 language: str = "da", tag: str = "", thread: Threading = NEW_THREAD,
+                 attachments: Sequence[Attachment] = (), reply_to: str = "") -> Outgoing:
+    """The message `queue_mail` queues, not yet queued (see queue_mail for the arguments).
+    Only an alert about a database that cannot store it is sent without the outbox
+    (mailbot.alerts)."""
     full = {"bot_name": bot.settings.bot.name, **context}
     subject, text, html = bot.renderer.render_mail(language, template, full)
     if tag:
@@ -87,5 +102,4 @@ def queue_mail(session: Session, bot: Bot, *, template: str, purpose: Purpose,
         auto_submitted=purpose.auto_submitted, language=language,
         attachments=tuple(attachments), reply_to=reply_to,
     )
-    return enqueue(session, Outgoing(message_id, tuple(to), subject, message),
-                   kind=purpose.value, case_id=case_id, now=now, delivery=delivery.value)
+    return Outgoing(message_id, tuple(to), subject, message)

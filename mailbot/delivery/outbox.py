@@ -12,7 +12,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
 from sqlalchemy.engine import Engine
@@ -27,6 +27,7 @@ from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
 from mailbot.intake.mailbox import tls_context
 from mailbot.models import CaseEvent, Outbox
+from mailbot.vocabulary import Incident, Purpose
 
 if TYPE_CHECKING:
     from mailbot.auth import TokenSource
@@ -110,6 +111,30 @@ async def _xoauth2(smtp: aiosmtplib.SMTP, username: str, token: str) -> None:
         raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
 
 
+class IncidentHook(Protocol):
+    """Called in the transaction that records an incident (mailbot.alerts.Alerts.raise_in)."""
+
+    def __call__(self, session: Session, incident: Incident, detail: str, now: datetime
+                 ) -> None: ...
+
+
+async def send_direct(s: SmtpSettings, tokens: TokenSource | None, envelope_from: str,
+                      outgoing: Outgoing) -> None:
+    """Send one message now, outside the outbox: only for an alert that the database cannot
+    store (mailbot.alerts). Raises aiosmtplib.SMTPException, OSError or MailbotError."""
+    smtp = smtp_client(s)
+    await smtp.connect()
+    try:
+        await smtp_login(smtp, s, tokens)
+        await smtp.sendmail(envelope_from, list(outgoing.recipients),
+                            outgoing.message.as_bytes())
+    finally:
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
+
+
 def backoff(attempts: int) -> timedelta:
     """Exponential with full jitter, capped (SCENARIOS O3)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -137,6 +162,18 @@ class Sender:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._down_logged = False
         self.stopping = threading.Event()
+        self.on_incident: IncidentHook | None = None
+
+    def report_to(self, hook: IncidentHook) -> None:
+        """Tell `hook` about mail that failed for good or became uncertain, and about the
+        circuit breaker opening (the operator's alerts)."""
+        self.on_incident = hook
+        self.breaker.on_incident = hook
+
+    def _incident(self, session: Session, row: Outbox, now: datetime, detail: str) -> None:
+        # an alert about a failed alert would be the start of a loop
+        if self.on_incident is not None and row.kind != Purpose.ALERT:
+            self.on_incident(session, Incident.OUTBOX_FAILURES, detail, now)
 
     def recover(self, now: datetime) -> int:
         """At start, under the leader lock, every row still `sending` belongs to a dead
@@ -173,6 +210,7 @@ class Sender:
                     count += 1
                     log.warning("outbox %s (%s) uncertain after a crash; not resent",
                                 row.id, row.message_id)
+                    self._incident(session, row, now, _told(row))
                 else:
                     row.state = "pending"
                     row.last_error = "process died during the SMTP transaction; resending"
@@ -338,6 +376,7 @@ class Sender:
             report.uncertain += 1
             log.warning("outbox %s (%s) uncertain: %s", current.id, current.message_id, error)
             _event(session, current, now, "outbox_uncertain", current.last_error)
+            self._incident(session, current, now, _told(current))
             session.add(current)
 
     def _finish(self, row: Outbox, state: str, now: datetime, error: str,
@@ -357,6 +396,7 @@ class Sender:
                 report.failed += 1
                 log.error("outbox %s to %s failed permanently: %s",
                           current.id, ", ".join(current.recipients), error)
+                self._incident(session, current, now, _told(current))
             _event(session, current, now, f"outbox_{state}",
                    "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
             session.add(current)
@@ -376,6 +416,7 @@ class Sender:
                 report.failed += 1
                 log.error("outbox %s given up after %s attempts: %s",
                           current.id, current.attempts, error)
+                self._incident(session, current, now, _told(current))
                 _event(session, current, now, "outbox_failed", f"given up: {error}")
             else:
                 current.state = "pending"
@@ -394,6 +435,12 @@ class Sender:
             return
         log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
                     self.settings.host, self.settings.port, err)
+
+
+def _told(row: Outbox) -> str:
+    """An outbox incident as the operator reads it: which mail, to whom, what happened."""
+    return (f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}, subject "
+            f"{row.subject!r}) is {row.state}: {row.last_error}")
 
 
 def _open(result: str | None) -> bool:

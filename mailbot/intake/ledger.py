@@ -19,7 +19,7 @@ from mailbot.intake.mailbox import FetchedMail, Mailbox
 from mailbot.intake.parse import content_sha256, header_message_id, msgid_hash
 from mailbot.models import MailboxState, RawMessage
 from mailbot.redact import redact_cpr
-from mailbot.vocabulary import LedgerState
+from mailbot.vocabulary import Incident, LedgerState
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ def remember_uidvalidity(bot: Bot, mailbox: Mailbox) -> bool:
         state = session.get(MailboxState, folder)
         if state is not None and state.uidvalidity != mailbox.uidvalidity:
             # I1: no mass re-processing; the Message-ID/hash check in `handle` skips known mail.
-            log.warning("UIDVALIDITY of %s changed from %s to %s; re-scanning by Message-ID",
-                        folder, state.uidvalidity, mailbox.uidvalidity)
+            bot.alerts.raise_in(session, Incident.UIDVALIDITY_CHANGED,
+                                f"UIDVALIDITY of {folder} changed from {state.uidvalidity} to "
+                                f"{mailbox.uidvalidity}; re-scanning by Message-ID and content",
+                                bot.clock.now())
         session.merge(MailboxState(folder=folder, uidvalidity=mailbox.uidvalidity,
                                    last_sweep_at=bot.clock.now()))
     return state is None
@@ -157,8 +159,9 @@ def count_attempt(bot: Bot, raw_id: int) -> int:
         return row.attempts
 
 
-def quarantine(bot: Bot, raw_id: int, reason: str) -> LedgerState:
-    """Mark the mail quarantined with `reason` (own transaction); it is moved later."""
+def quarantine(bot: Bot, raw_id: int, reason: str, poison: bool = False) -> LedgerState:
+    """Mark the mail quarantined with `reason` (own transaction); it is moved later. `poison`:
+    it failed or killed the process again and again, which the operator is alerted about."""
     with transaction(bot.engine) as session:
         row = session.get(RawMessage, raw_id)
         assert row is not None
@@ -166,6 +169,10 @@ def quarantine(bot: Bot, raw_id: int, reason: str) -> LedgerState:
         record(session, None, raw_id, bot.clock.now(), "quarantined", reason,
                source_key=f"quarantined:{raw_id}")
         session.add(row)
+        if poison:
+            bot.alerts.raise_in(session, Incident.POISON_MAIL,
+                                f"raw message {raw_id} ({row.message_id or 'no Message-ID'}, "
+                                f"UID {row.uid} in {row.folder}): {reason}", bot.clock.now())
     log.warning("raw message %s (%s) quarantined: %s", raw_id, row.message_id, reason)
     return LedgerState.QUARANTINED
 
