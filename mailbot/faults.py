@@ -3,7 +3,8 @@
 A test starts a real `mailbot run` subprocess with MAILBOT_CRASH_AT=<name>; when the process
 reaches that point it kills itself with SIGKILL, exactly as an OOM kill or a power cut would.
 With MAILBOT_CRASH_IF=<text> as well, it dies there only for a mail whose raw bytes contain
-<text> (a "poison" mail: SCENARIOS R9). Without the variables these calls do nothing.
+<text> (a "poison" mail: SCENARIOS R9; at after_smtp, the outgoing mail: O2). Without the
+variables these calls do nothing.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from mailbot.vocabulary import CaseStatus, CostDict, Purpose, check_transition
 
 TITLE_PREFIXES = ("projektforslag:", "forslag:", "nyt it-projekt:", "new it project:",
                   "ansøgning:", "vs:", "fw:", "fwd:")
+# a 10 KB subject must not become a 10 KB line on the agenda and in every mail (SCENARIOS X5)
+MAX_TITLE_CHARS = 200
 
 
 def next_ref(session: Session, year: int) -> str:
@@ -41,12 +43,16 @@ def next_ref(session: Session, year: int) -> str:
 
 
 def title_from_subject(subject: str) -> str:
-    """The case title: the subject without "Projektforslag:", "VS:" and the like."""
+    """The case title: the subject without "Projektforslag:", "VS:" and the like, cut to
+    MAX_TITLE_CHARS with an ellipsis."""
     title = clean_header_text(subject)
     for prefix in TITLE_PREFIXES:
         if title.lower().startswith(prefix):
             title = title[len(prefix):].strip()
-    return redact_cpr(title) or "(uden emne)"
+    title = redact_cpr(title) or "(uden emne)"
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+    return title
 
 
 def completeness(missing: list[str]) -> CaseStatus:

@@ -213,7 +213,8 @@ class Sender:
                     self._incident(session, row, now, _told(row))
                 else:
                     row.state = "pending"
-                    row.last_error = "process died during the SMTP transaction; resending"
+                    row.last_error = ("process died during the SMTP transaction; resending with "
+                                      "the same Message-ID (possible duplicate)")
                 _event(session, row, now, "outbox_" + row.state, row.last_error)
                 session.add(row)
         return count
@@ -328,7 +329,7 @@ class Sender:
         except (aiosmtplib.SMTPException, OSError) as err:
             self._unknown(row, now, f"{type(err).__name__} during DATA: {err}", report)
             return
-        crash_point("after_smtp")
+        crash_point("after_smtp", row.raw)
         results.update(dict.fromkeys(accepted, "250 accepted"))
         self._settle(row, now, results, report)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import html
 import re
@@ -179,7 +180,7 @@ def _attachments(parsed: mailparser.MailParser) -> tuple[Attachment, ...]:
             except (ValueError, TypeError):
                 payload = b""
         else:
-            payload = str(payload_text).encode(item.get("charset") or "utf-8", "replace")
+            payload = str(payload_text).encode(codec(item.get("charset")), "replace")
         disposition = str(item.get("content-disposition") or "").lower()
         inline = disposition.startswith("inline") or (
             bool(item.get("content-id")) and not disposition.startswith("attachment")
@@ -191,6 +192,31 @@ def _attachments(parsed: mailparser.MailParser) -> tuple[Attachment, ...]:
             inline=inline,
         ))
     return tuple(out)
+
+
+def codec(charset: object) -> str:
+    """A codec Python knows for a declared charset: the charset itself, else UTF-8 (an
+    unknown name such as `x-unknown` must not stop the mail: SCENARIOS P5)."""
+    name = str(charset or "").strip() or "utf-8"
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError):
+        return "utf-8"
+    return name
+
+
+def unsplit_body(parsed: mailparser.MailParser) -> str:
+    """The body of a mail that declares multipart/* but has no boundary in it (missing,
+    wrong or never started: SCENARIOS P4). The email parser then keeps the whole body as
+    one payload and mail-parser finds no part at all; read it as text so nothing is
+    silently lost ("" for any other mail)."""
+    message = parsed.message
+    if message.get_content_maintype() != "multipart" or message.is_multipart():
+        return ""
+    payload = message.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return payload.decode(codec(message.get_param("charset")), "replace").strip()
 
 
 def _headers(parsed: mailparser.MailParser) -> dict[str, tuple[str, ...]]:
@@ -242,7 +268,7 @@ def parse(raw: bytes) -> Inbound:
     from_address = strict_address(from_header)
     from_name = clean_header_text(parseaddr(from_header)[0]) if from_address else ""
     html_text = html_to_text("\n".join(parsed.text_html)) if parsed.text_html else ""
-    text = "\n".join(parsed.text_plain).strip() or html_text
+    text = "\n".join(parsed.text_plain).strip() or html_text or unsplit_body(parsed)
     return Inbound(
         message_id=header_message_id(raw),
         from_address=from_address,

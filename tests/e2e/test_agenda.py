@@ -13,6 +13,7 @@ import docx
 import pytest
 from sqlmodel import Session, select
 
+from mailbot.cases.opening import MAX_TITLE_CHARS, title_from_subject
 from mailbot.clock import COPENHAGEN
 from mailbot.models import Agenda, Case
 from tests.conftest import World
@@ -249,3 +250,36 @@ def test_agenda_command_previews_and_sends(world: World) -> None:
     assert len(agendas_received(world)) == 1
     calendar = world.cli("calendar", "--year", "2027")
     assert "2027-05-18" in calendar.stdout and "helligdag" in calendar.stdout
+
+
+def test_five_hundred_cases_on_one_agenda_are_all_listed(world: World) -> None:
+    """X5: a week with 500 cases ready, one titled from a 10 KB subject: the agenda renders,
+    every case is listed in the mail and in the Word document, the long title is cut, and
+    the mail stays a sane size."""
+    world.run_once(THURSDAY)  # the installation's first run, before the deadline
+    meeting = DEADLINE.date().replace(day=8)
+    refs = [f"ITP-2027-{n:04d}" for n in range(1, 501)]
+    titles = [title_from_subject("Projektforslag: " + "lang " * 2_000)] + [
+        f"Projekt {n}" for n in range(2, 501)]
+    assert len(titles[0]) <= MAX_TITLE_CHARS
+    with Session(world.bot().engine) as session:
+        for ref, title in zip(refs, titles, strict=True):
+            session.add(Case(ref=ref, applicant_address=world.applicant, title=title,
+                             status="ready", created_at=THURSDAY, updated_at=THURSDAY,
+                             ready_at=THURSDAY, meeting_date=meeting))
+        session.commit()
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    text = body_of(agenda)
+    assert all(f"{ref} {title}" in text for ref, title in zip(refs, titles, strict=True))
+    assert max(len(line) for line in text.splitlines()) < 300
+    [word] = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")]
+    document = docx.Document(io.BytesIO(word.get_content()))
+    paragraphs = "\n".join(p.text for p in document.paragraphs)
+    assert all(ref in paragraphs for ref in refs)
+    size = len(agenda.as_bytes())
+    print(f"agenda with 500 cases: {size} bytes")
+    assert size < 5 * 1024 * 1024
+    with Session(world.bot().engine) as session:
+        [row] = session.exec(select(Agenda).where(Agenda.meeting_date == meeting)).all()
+    assert row.case_refs == refs

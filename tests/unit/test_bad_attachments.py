@@ -31,6 +31,31 @@ def test_encrypted_pdf(rules: Rules) -> None:
     assert reading.kind == "other" and "encrypted" in reading.note
 
 
+def encrypted_zip(name: str, payload: bytes) -> bytes:
+    """A ZIP whose one member is marked encrypted (general purpose flag bit 0, in the local
+    header and the central directory), as a password-protected archive is: zipfile can
+    read such archives but not write them, so the bit is set in the bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(name, payload)
+    data = bytearray(buffer.getvalue())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    data[local + 6] |= 0x01
+    data[central + 8] |= 0x01
+    return bytes(data)
+
+
+def test_encrypted_zip(rules: Rules) -> None:
+    """F6: a password-protected archive is listed with a "cannot be read" label, never
+    opened (zipfile would ask for a password) and never taken for the document it names."""
+    payload = encrypted_zip("Teknisk beskrivelse.pdf", pdf("Teknisk beskrivelse"))
+    assert zipfile.ZipFile(io.BytesIO(payload)).infolist()[0].flag_bits & 0x1
+    [reading] = read("Bilag.zip", payload, rules)
+    assert reading.filename == "Bilag.zip/Teknisk beskrivelse.pdf"
+    assert reading.kind == "other" and reading.note == "encrypted ZIP member"
+
+
 def test_corrupt_docx(rules: Rules) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
