@@ -23,9 +23,11 @@ import pytest
 from sqlmodel import Session, select
 
 from mailbot.models import Alert, Case, RawMessage
+from mailbot.service import Service
 from mailbot.vocabulary import Incident
 from tests.conftest import World, wait_until
 from tests.e2e.test_alerts import text_of
+from tests.e2e.test_reliability import make_due
 
 pytestmark = pytest.mark.e2e
 
@@ -211,3 +213,38 @@ def test_a_brief_while_the_disk_fails_waits_and_is_handled_once(
                     remount(disk, "rw")
             wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=60)
         assert_waited_then_handled_once(world, output, operator)
+
+
+def test_scheduler_jobs_on_a_locked_database_are_one_incident_not_a_traceback_each(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The outbox and reminder jobs of the daemon run every 15 and 60 s: on a locked database
+    they log no traceback, the incident is raised once, mail waits in the outbox, and the next
+    sweep that works ends the incident."""
+    operator = configure(world)
+    world.smtp.stop()
+    world.deliver(world.brief())
+    world.run_once()  # the receipt waits in the outbox: SMTP is down
+    world.smtp.start()
+    make_due(world)
+    service = Service(world.bot())
+    holder = sqlite3.connect(database_file(world), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for _ in range(3):
+            service._outbox_job()
+        service._jobs_job()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert caplog.text.count("event=storage_trouble") == 1
+    assert "Traceback" not in caplog.text and "flush failed" not in caplog.text
+    assert world.smtp.to(world.applicant) == []  # waited in the outbox
+    assert len(world.received_by(operator)) == 1
+    service._outbox_job()
+    assert len(world.received_by(world.applicant)) == 1
+    mailbox = service._connect()
+    try:
+        service._sweep_until_quiet(mailbox)
+    finally:
+        mailbox.close()
+    assert caplog.text.count("event=storage_recovered") == 1
