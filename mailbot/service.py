@@ -143,14 +143,14 @@ class Service:
             self.flush_outbox()
         except Exception as err:  # a failing job must not kill the scheduler
             # database or disk trouble is one incident (self.storage), not a traceback a run
-            if not self.storage.failed(err, "the reminder/guidance job"):
+            if not self.storage.failed(err, "the reminder/guidance job", quiet=True):
                 log.exception("reminder/guidance job failed")
 
     def _outbox_job(self) -> None:
         try:
             self.flush_outbox()
         except Exception as err:  # a broken flush must not kill the scheduler
-            if not self.storage.failed(err, "the outbox flush"):
+            if not self.storage.failed(err, "the outbox flush", quiet=True):
                 log.exception("outbox flush failed")
 
     def _watch(self) -> None:

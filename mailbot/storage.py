@@ -52,7 +52,8 @@ def storage_error(err: BaseException) -> BaseException | None:
             return current
         if isinstance(current, OSError) and current.errno in DISK_ERRNOS:
             return current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__)
     return None
 
 
@@ -83,9 +84,10 @@ class StorageWatch:
     def active(self) -> bool:
         return self.since is not None
 
-    def failed(self, err: BaseException, where: str) -> bool:
+    def failed(self, err: BaseException, where: str, quiet: bool = False) -> bool:
         """True (and handled) when `err` is database or disk trouble; False for any other
-        error, which the caller handles as before."""
+        error, which the caller handles as before. quiet: a failure after the first is only
+        a DEBUG line (the scheduler jobs, which run every 15 s and do not back off)."""
         cause = storage_error(err)
         if cause is None:
             return False
@@ -99,8 +101,9 @@ class StorageWatch:
                     f"can be stored, retrying by itself, at least every "
                     f"{BACKOFF_CAP_SECONDS} s")
             else:
-                log.info("storage still failing during %s (%s); failure %d of this incident",
-                         where, describe(cause), self.failures)
+                log.log(logging.DEBUG if quiet else logging.INFO,
+                        "storage still failing during %s (%s); failure %d of this incident",
+                        where, describe(cause), self.failures)
         return True
 
     def delay(self) -> float:
