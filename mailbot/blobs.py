@@ -18,7 +18,12 @@ class BlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
-        """Store once; durable (fsync) before returning, so a commit that names it is safe."""
+        """Store once; durable (fsync of the file and of its folder) before returning, so a
+        commit that names it is safe.
+
+        A full or read-only disk raises its OSError (ENOSPC, EDQUOT, EROFS, EFBIG) with no
+        partial file left behind; the caller has committed nothing yet, so the mail stays in
+        the watched folder and is fetched again (mailbot.storage, SCENARIOS R11)."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if target.exists():
@@ -31,6 +36,7 @@ class BlobStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+            _fsync_folder(target.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -38,3 +44,12 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the folder's entry is data of its own)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

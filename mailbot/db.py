@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ KEY = "bot.database_url"
 MIGRATE_FIX = "run `mailbot migrate`"
 # the extra that brings the driver of each database mailbot supports besides SQLite
 _EXTRAS = {"postgresql": "pip install 'mailbot[postgres]'"}
+SQLITE_TIMEOUT_SECONDS = 30.0  # a write waits this long for another process's lock
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -50,8 +52,9 @@ def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
 def _create(url: str, source: str, key: str) -> Engine:
     try:
         if sqlite_path(url) is not None:
-            engine = create_engine(url, connect_args={"timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            timeout = sqlite_timeout(url)
+            engine = create_engine(url, connect_args={"timeout": timeout})
+            event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
             return engine
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as err:
@@ -74,6 +77,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(match[1])
 
 
+def sqlite_timeout(url: str) -> float:
+    """How long a SQLite write waits for a lock another process holds before it fails as
+    `database is locked`: `?timeout=SECONDS` in the URL, else SQLITE_TIMEOUT_SECONDS."""
+    match = re.search(r"[?&]timeout=([0-9.]+)(?:&|$)", url)
+    return float(match[1]) if match else SQLITE_TIMEOUT_SECONDS
+
+
 def hide_password(url: str) -> str:
     """`postgresql://user:***@host/db`: URLs go into error messages and logs."""
     return _PASSWORD.sub(r"\1***@", url)
@@ -85,12 +95,12 @@ def where(url: str) -> str:
     return str(path) if path is not None else hide_password(url)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(timeout: float, dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.close()
 
 

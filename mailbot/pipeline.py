@@ -45,6 +45,7 @@ from mailbot.intake.ledger import (
     count_attempt,
     earlier_copy,
     finish,
+    forget_attempt,
     ingest,
     move_done,
     quarantine,
@@ -60,6 +61,7 @@ from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
+from mailbot.storage import storage_error
 from mailbot.vocabulary import LedgerState, Purpose
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ def handle(bot: Bot, raw_id: int) -> str:
     """Process one stored mail; returns its new ledger state. Never raises for a bad mail:
     a PermanentError quarantines at once, anything else after MAX_ATTEMPTS attempts, and a
     mail on which the process died MAX_ATTEMPTS times is quarantined without being parsed
-    again (the attempt is committed before the work starts)."""
+    again (the attempt is committed before the work starts). Database or disk trouble is
+    raised, and the attempt is taken back: it was not the mail's fault."""
     attempts = count_attempt(bot, raw_id)
     if attempts > MAX_ATTEMPTS:
         # the earlier attempts never reached `except`: the process died on this mail (a
@@ -126,6 +129,11 @@ def handle(bot: Bot, raw_id: int) -> str:
     except PermanentError as err:
         return quarantine(bot, raw_id, str(err))
     except Exception as err:  # one bad mail must never stop the loop (SCENARIOS R8)
+        if storage_error(err) is not None:
+            # the database or the disk, not the mail (R10, R11): this attempt does not count
+            # towards quarantine, and the daemon waits for storage (service.StorageWatch)
+            forget_attempt(bot, raw_id)
+            raise
         log.exception("raw message %s failed (attempt %s of %s)", raw_id, attempts, MAX_ATTEMPTS)
         if attempts >= MAX_ATTEMPTS:
             return quarantine(bot, raw_id, f"failed {attempts} times: {type(err).__name__}: {err}",

@@ -21,6 +21,7 @@ from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
 from mailbot.intake.mailbox import Mailbox
 from mailbot.pipeline import sweep
+from mailbot.storage import StorageWatch
 from mailbot.vocabulary import Incident
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Service:
         self.flush_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone="Europe/Copenhagen")
         self._refusal_logged = False  # the current login refusal has had its ERROR line
+        self.storage = StorageWatch(bot)  # database or disk trouble: one incident (R10, R11)
 
     # -- one-shot -------------------------------------------------------------------------------
     def run_once(self) -> None:
@@ -139,14 +141,17 @@ class Service:
         try:
             self.run_jobs()
             self.flush_outbox()
-        except Exception:  # a failing job must not kill the scheduler
-            log.exception("reminder/guidance job failed")
+        except Exception as err:  # a failing job must not kill the scheduler
+            # database or disk trouble is one incident (self.storage), not a traceback a run
+            if not self.storage.failed(err, "the reminder/guidance job", quiet=True):
+                log.exception("reminder/guidance job failed")
 
     def _outbox_job(self) -> None:
         try:
             self.flush_outbox()
-        except Exception:  # a broken flush must not kill the scheduler
-            log.exception("outbox flush failed")
+        except Exception as err:  # a broken flush must not kill the scheduler
+            if not self.storage.failed(err, "the outbox flush", quiet=True):
+                log.exception("outbox flush failed")
 
     def _watch(self) -> None:
         failures = 0
@@ -172,7 +177,14 @@ class Service:
                 delay = min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)) * random.uniform(0.5, 1)
                 log.warning("IMAP: %s; reconnecting in %.0f s", err, delay)
                 self.stop_event.wait(delay)
-            except Exception:
+            except Exception as err:
+                if self.storage.failed(err, "the IMAP sweep"):
+                    # SCENARIOS R10, R11: the database or the disk refuses; nothing was moved
+                    # that is not committed. Wait longer each time; a full sweep ends it.
+                    if self.storage.failures == 1:
+                        self._outbox_job()  # an alert the database could queue goes now
+                    self.stop_event.wait(self.storage.delay())
+                    continue
                 failures += 1
                 log.exception("unexpected error in the IMAP watcher; reconnecting")
                 self.stop_event.wait(min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)))
@@ -220,6 +232,7 @@ class Service:
         total = 0
         while not self.stop_event.is_set():
             report = sweep(self.bot, mailbox)
+            self.storage.recovered()  # the sweep wrote to the database: storage works again
             if report.fetched or report.moved:
                 log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
                          report.fetched, report.processed, report.quarantined, report.moved)

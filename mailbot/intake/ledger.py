@@ -159,6 +159,21 @@ def count_attempt(bot: Bot, raw_id: int) -> int:
         return row.attempts
 
 
+def forget_attempt(bot: Bot, raw_id: int) -> None:
+    """Take back the attempt count_attempt counted when the work failed on the database or
+    the disk, not on the mail (SCENARIOS R10, R11). Best effort: when storage refuses this
+    too, the count stays one higher (logged); a mail is still parsed up to MAX_ATTEMPTS times."""
+    try:
+        with transaction(bot.engine) as session:
+            row = session.get(RawMessage, raw_id)
+            if row is not None and row.attempts > 0:
+                row.attempts -= 1
+                session.add(row)
+    except Exception as err:  # the storage trouble the caller is about to report
+        log.warning("raw message %s: the failed attempt could not be taken back (%s)",
+                    raw_id, type(err).__name__)
+
+
 def quarantine(bot: Bot, raw_id: int, reason: str, poison: bool = False) -> LedgerState:
     """Mark the mail quarantined with `reason` (own transaction); it is moved later. `poison`:
     it failed or killed the process again and again, which the operator is alerted about."""

@@ -71,3 +71,15 @@ def test_every_test_named_in_a_tested_row_exists() -> None:
             elif function not in defined_functions(file):
                 problems.append(f"{scenario}: {path} defines no {function}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_counts_what_the_table_says() -> None:
+    counts = {status: 0 for status in STATUSES}
+    for cells in table_rows().values():
+        if len(cells) == 3 and cells[1] in counts:
+            counts[cells[1]] += 1
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    expected = (f"Today: {counts['tested']} tested, {counts['handled, untested']} handled but "
+                f"untested, {counts['missing']} missing, {counts['does not apply']} not "
+                "applicable.")
+    assert expected in " ".join(readme.split())
