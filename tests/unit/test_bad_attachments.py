@@ -18,7 +18,9 @@ from tests.docs import pdf
 def read(name: str, payload: bytes, rules: Rules) -> list[DocumentReading]:
     started = time.monotonic()
     readings = classify(Attachment(name, "application/octet-stream", payload, False), rules)
-    assert time.monotonic() - started < 5
+    # a guard against a hang (a loop over a hostile file), not a speed target: the speed is
+    # measured by tests/benchmarks/bench_inspect.py; 30 s holds on a loaded CI machine
+    assert time.monotonic() - started < 30
     return readings
 
 
