@@ -96,6 +96,9 @@ class ImapSettings(_Section):
     # section 2.5); empty: those headers are not read. Set: a mail our server found failing
     # DMARC is quarantined, never believed to come from its From: (SCENARIOS A5, A6)
     authserv_id: list[str] = Field(default_factory=list)
+    # a new IDLE at least this often (RFC 2177 section 3: at most 29 minutes); a connection
+    # silently dropped by a NAT or firewall is noticed within this plus timeout_seconds (I7)
+    idle_renew_seconds: int = Field(default=240, ge=1, le=1740)
 
 
 class SmtpSettings(_Section):
@@ -700,6 +703,8 @@ poll_seconds = 60                     # polling interval when IDLE is off or una
 #                                     # not answered; "all" answers it too
 # authserv_id = ["mx.kommune.dk"]     # your own server's Authentication-Results id: a mail
 #                                     # it found failing DMARC is quarantined (README)
+# idle_renew_seconds = 240            # a new IDLE at least this often; a dropped connection
+#                                     # is noticed within this plus timeout_seconds
 
 [smtp]
 host = "smtp.kommune.dk"

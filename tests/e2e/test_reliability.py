@@ -16,6 +16,7 @@ from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -206,6 +207,43 @@ def test_daemon_idles_then_survives_an_imap_restart(world: World) -> None:
     assert daemon.returncode == 0, out
     assert "reconnecting" in out
     assert case_count(world) == 2
+
+
+def test_a_silently_dropped_idle_connection_is_noticed_and_the_mail_ingested(
+        world: World) -> None:
+    """I7: the daemon's IMAP connection goes through a proxy that turns into a black hole
+    (a NAT or a firewall forgetting the flow: both ends stay open, nothing passes, no RST,
+    no FIN). A mail delivered then is announced only into the hole. The daemon notices when
+    the answer to DONE at the end of its IDLE cycle does not come within timeout_seconds,
+    reconnects, sweeps, and the mail gets its case and its receipt within
+    idle_renew_seconds + timeout_seconds (plus the first reconnect's 1-2 s backoff)."""
+    renew, timeout = 3, 2
+    proxy = TcpProxy(world.imap.port).start()
+    world.write_config(imap={"port": proxy.port, "idle_renew_seconds": renew,
+                             "timeout_seconds": timeout})
+    daemon = world.spawn("run")
+    try:
+        world.deliver(world.brief(subject="Før", attachments=()))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=30)
+        time.sleep(renew)  # quiet: the daemon idles with its longest cycle
+        proxy.blackhole()
+        dropped_at = time.monotonic()
+        world.deliver(world.brief(subject="Under udfaldet", attachments=()))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=30)
+        took = time.monotonic() - dropped_at
+        print(f"I7: the mail delivered into the outage was answered {took:.1f} s after the drop")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+        proxy.stop()
+    assert daemon.returncode == 0, out
+    assert took <= renew + timeout + 2 + 3, f"noticed after {took:.1f} s"  # 3 s to handle
+    assert "IDLE DONE failed" in out and "reconnecting" in out
+    assert proxy.connections >= 2  # a new connection, the dead one never came back
+    assert case_count(world) == 2
+    [_, late] = world.received_by(world.applicant)
+    assert "Under udfaldet" in str(late["Subject"])
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 2
 
 
 def test_sigterm_stops_the_daemon_cleanly_and_a_second_instance_is_refused(
