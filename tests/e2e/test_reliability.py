@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import imaplib
 import signal
+import threading
 import time
 from email import message_from_bytes, policy
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
@@ -505,3 +506,57 @@ def test_the_circuit_breaker_pauses_applicant_mail_until_resumed(world: World) -
     assert world.cli("run", "--once").returncode == 0
     assert len(world.received_by(world.applicant)) == 4
     assert [r.state for r in outbox(world)] == ["sent"] * 4
+
+
+def test_a_flood_of_200_briefs_opens_200_cases_caps_receipts_and_trips_the_breaker(
+        world: World) -> None:
+    """L7: one sender floods the mailbox with 200 briefs while the daemon runs. Every brief
+    opens its case (nothing is lost), but the applicant gets at most
+    max_receipts_per_sender_per_hour (5) receipts, the rest is recorded as withheld; a low
+    circuit breaker ceiling (3, for the test) trips on the way, pauses mail to applicants
+    with ONE event=circuit_breaker_open, and `mailbot outbox resume` lets the held receipts
+    go. Counted at the SMTP server."""
+    world.write_config(limits={"breaker_mails": 3, "breaker_minutes": 10})
+    flood = [world.brief(subject=f"Forslag {number}", attachments=()) for number in range(200)]
+    daemon = world.spawn("run")
+    # 200 mails log more than a pipe holds: read it all the time, or the daemon blocks
+    output: list[str] = []
+    stream = daemon.stdout
+    assert stream is not None
+    reader = threading.Thread(target=lambda: output.append(stream.read()), daemon=True)
+    reader.start()
+    try:
+        started = time.monotonic()
+        for raw in flood:
+            world.deliver(raw)
+        engine = world.bot().engine
+
+        def moved() -> int:
+            with Session(engine) as session:
+                return len(session.exec(select(RawMessage.id).where(
+                    col(RawMessage.moved_at).is_not(None))).all())
+
+        wait_until(lambda: moved() == 200, timeout=60, interval=0.5)
+        print(f"L7: 200 briefs delivered and handled in {time.monotonic() - started:.1f} s")
+        time.sleep(1)  # the flush after the last sweep
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        reader.join(timeout=10)
+    out = "".join(output)
+    assert daemon.returncode == 0, out
+    assert case_count(world) == 200
+    assert len(world.smtp.to(world.applicant)) == 3  # the breaker's ceiling
+    assert out.count("event=circuit_breaker_open") == 1
+    assert sorted(r.state for r in outbox(world)) == ["pending"] * 2 + ["sent"] * 3
+    with Session(world.bot().engine) as session:
+        withheld = session.exec(select(CaseEvent).where(CaseEvent.kind == "receipt_withheld"))
+        assert len(withheld.all()) == 195
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 200
+
+    resumed = world.cli("outbox", "resume")
+    assert resumed.returncode == 0 and "circuit breaker closed" in resumed.stdout
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 5  # the receipt cap, and no more
+    assert [r.state for r in outbox(world)] == ["sent"] * 5
+    assert len(world.smtp.received) == 5  # no staff mail: the briefs carry no documents
