@@ -92,6 +92,13 @@ class ImapSettings(_Section):
     ca_file: Path | None = None
     # security = "none" towards a host that is not this machine (refused unless true)
     allow_plaintext_remote: bool = False
+    # the authserv-ids of our own receiving server's Authentication-Results headers (RFC 8601
+    # section 2.5); empty: those headers are not read. Set: a mail our server found failing
+    # DMARC is quarantined, never believed to come from its From: (SCENARIOS A5, A6)
+    authserv_id: list[str] = Field(default_factory=list)
+    # a new IDLE at least this often (RFC 2177 section 3: at most 29 minutes); a connection
+    # silently dropped by a NAT or firewall is noticed within this plus timeout_seconds (I7)
+    idle_renew_seconds: int = Field(default=240, ge=1, le=1740)
 
 
 class SmtpSettings(_Section):
@@ -694,6 +701,10 @@ poll_seconds = 60                     # polling interval when IDLE is off or una
 # max_message_mb = 25                 # larger mails are quarantined without being downloaded
 # start_from = "now"                  # first start: mail already in the folder is recorded,
 #                                     # not answered; "all" answers it too
+# authserv_id = ["mx.kommune.dk"]     # your own server's Authentication-Results id: a mail
+#                                     # it found failing DMARC is quarantined (README)
+# idle_renew_seconds = 240            # a new IDLE at least this often; a dropped connection
+#                                     # is noticed within this plus timeout_seconds
 
 [smtp]
 host = "smtp.kommune.dk"

@@ -26,7 +26,6 @@ from mailbot.vocabulary import Incident
 
 log = logging.getLogger(__name__)
 
-IDLE_RENEW_SECONDS = 240  # RFC 2177 asks for a new IDLE at least every 29 minutes; we use 4
 IDLE_SLICE_SECONDS = 1.0  # how often a waiting watcher looks at the stop flag
 IDLE_FIRST_SECONDS = 1.0  # the first, short IDLE after activity (see Service._session)
 OUTBOX_INTERVAL_SECONDS = 15
@@ -209,10 +208,18 @@ class Service:
 
         Every IDLE cycle ends with a sweep (one SEARCH when nothing is new), because Dovecot
         can miss a mail that lands while IDLE is being set up or torn down. Cycles start at
-        IDLE_FIRST_SECONDS after any activity and double up to IDLE_RENEW_SECONDS, so a
-        missed notification costs at most one cycle, and right after activity (when the
-        next mail of a conversation comes) that cycle is short.
+        IDLE_FIRST_SECONDS after any activity and double up to `imap.idle_renew_seconds`
+        (RFC 2177 section 3 asks for a new IDLE at least every 29 minutes), so a missed
+        notification costs at most one cycle, and right after activity (when the next mail
+        of a conversation comes) that cycle is short.
+
+        A connection dropped without a word (a NAT or a firewall forgetting it, SCENARIOS
+        I7) shows in no IDLE wait: the socket just stays quiet. It shows at the end of the
+        cycle, when the answer to DONE (RFC 2177 section 3) does not come within
+        `imap.timeout_seconds`; then `_watch` reconnects and sweeps. So a dead connection
+        costs at most idle_renew_seconds + timeout_seconds.
         """
+        renew = self.bot.settings.imap.idle_renew_seconds
         self._sweep_until_quiet(mailbox)
         cycle = IDLE_FIRST_SECONDS
         while not self.stop_event.is_set():
@@ -225,7 +232,7 @@ class Service:
                 return
             fetched = self._sweep_until_quiet(mailbox)
             quiet = not announced and not fetched
-            cycle = min(cycle * 2, IDLE_RENEW_SECONDS) if quiet else IDLE_FIRST_SECONDS
+            cycle = min(cycle * 2, renew) if quiet else IDLE_FIRST_SECONDS
 
     def _sweep_until_quiet(self, mailbox: Mailbox) -> int:
         """Sweep again until a sweep finds nothing new; returns how many mails were fetched."""

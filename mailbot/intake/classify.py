@@ -2,7 +2,8 @@
 both the pipeline and `mailbot inspect`, so that `inspect` shows exactly what the daemon
 would do. No database, no network: the pipeline passes what it knows of the named case.
 
-Order (DESIGN.md, SCENARIOS L1-L6, A7): machine mail first (never answered), then a reply
+Order (DESIGN.md, SCENARIOS L1-L6, A7): machine mail first (never answered), then mail our
+own server found failing DMARC (quarantined: its From: is not believed, A5), then a reply
 to our signed agenda mail, then the secretary naming cases outside such a reply, then mail
 on a case's thread (a review reply only with our signed id), then other replies, and only
 what is left is a new brief.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailbot.config import Settings
+from mailbot.intake.authresults import dmarc_failure
 from mailbot.intake.parse import Inbound
 from mailbot.intake.screen import ScreenResult
 from mailbot.intake.threads import CASE_REF, ThreadMatch, looks_like_reply
@@ -104,6 +106,12 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
     if screening.is_machine:
         return MachineMail(screening, thread.case_ref,
                            f"{screening.category}: {screening.reason}")
+    failed_domain = dmarc_failure(mail.headers, mail.from_address, settings.imap.authserv_id)
+    if failed_domain:
+        # not the secretary's decisions, a reviewer's verdict or an applicant's follow-up,
+        # and no case or receipt for a forged sender either (RFC 7489 section 3.1, RFC 8601
+        # section 5: only our own server's header is read)
+        return Quarantine(f"dmarc=fail for {failed_domain}")
     secretary = mail.from_address in {a.lower() for a in settings.council.secretary}
     if thread.agenda:
         return AgendaReply(thread.agenda, secretary,

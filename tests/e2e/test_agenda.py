@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from mailbot.cases.opening import MAX_TITLE_CHARS, title_from_subject
 from mailbot.clock import COPENHAGEN
-from mailbot.models import Agenda, Case
+from mailbot.models import Agenda, Case, RawMessage
 from tests.conftest import World
 from tests.e2e.test_reviews import ROLES, body_of, reply, request_for
 
@@ -201,6 +201,36 @@ def test_decisions_from_others_or_without_the_agenda_are_not_applied(world: Worl
     assert case(world, "ITP-2027-0001").decision is None
     assert case(world, "ITP-2027-0002").decision is None
     assert not any("Beslutning:" in body_of(m) for m in world.received_by(world.applicant))
+
+
+def test_a_spoofed_decision_mail_failing_dmarc_is_quarantined_and_decides_nothing(
+        world: World) -> None:
+    """A5: someone forges the secretary's From: on a reply to the real agenda mail (its
+    signed Message-ID copied from a leaked or forwarded agenda). Our server's own
+    Authentication-Results says dmarc=fail, although the forger's DKIM signature for their
+    own domain passes: the mail is quarantined, no case is decided, nobody is told."""
+    world.write_config(imap={"authserv_id": ["mx.kommune.test"]})
+    ready_case(world, at(11, 0))
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    to_applicant = len(world.received_by(world.applicant))
+    spoofed = _decision_reply(world, agenda, world.secretary, "ITP-2027-0001: Godkendt.")
+    world.deliver(b"Authentication-Results: mx.kommune.test; dkim=pass header.d=angriber.test;"
+                  b" spf=pass smtp.mailfrom=angriber.test;"
+                  b" dmarc=fail (p=none) header.from=kommune.test\r\n" + spoofed)
+    world.run_once(at(10, 0, DEADLINE.replace(day=8)))
+
+    assert case(world).decision is None
+    assert len(world.received_by(world.applicant)) == to_applicant
+    with Session(world.bot().engine) as session:
+        [row] = session.exec(select(RawMessage).where(
+            RawMessage.state == "quarantined")).all()
+    assert row.reason == "dmarc=fail for kommune.test"
+    assert len(world.folder("Quarantine")) == 1
+    # the same mail without the failing verdict is the secretary's decision
+    world.deliver(_decision_reply(world, agenda, world.secretary, "ITP-2027-0001: Godkendt."))
+    world.run_once(at(10, 5, DEADLINE.replace(day=8)))
+    assert case(world).decision == "approved"
 
 
 def test_late_addition_sends_an_updated_agenda(world: World) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import imaplib
 import signal
+import threading
 import time
 from email import message_from_bytes, policy
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
@@ -16,6 +17,7 @@ from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -206,6 +208,43 @@ def test_daemon_idles_then_survives_an_imap_restart(world: World) -> None:
     assert daemon.returncode == 0, out
     assert "reconnecting" in out
     assert case_count(world) == 2
+
+
+def test_a_silently_dropped_idle_connection_is_noticed_and_the_mail_ingested(
+        world: World) -> None:
+    """I7: the daemon's IMAP connection goes through a proxy that turns into a black hole
+    (a NAT or a firewall forgetting the flow: both ends stay open, nothing passes, no RST,
+    no FIN). A mail delivered then is announced only into the hole. The daemon notices when
+    the answer to DONE at the end of its IDLE cycle does not come within timeout_seconds,
+    reconnects, sweeps, and the mail gets its case and its receipt within
+    idle_renew_seconds + timeout_seconds (plus the first reconnect's 1-2 s backoff)."""
+    renew, timeout = 3, 2
+    proxy = TcpProxy(world.imap.port).start()
+    world.write_config(imap={"port": proxy.port, "idle_renew_seconds": renew,
+                             "timeout_seconds": timeout})
+    daemon = world.spawn("run")
+    try:
+        world.deliver(world.brief(subject="Før", attachments=()))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=30)
+        time.sleep(renew)  # quiet: the daemon idles with its longest cycle
+        proxy.blackhole()
+        dropped_at = time.monotonic()
+        world.deliver(world.brief(subject="Under udfaldet", attachments=()))
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=30)
+        took = time.monotonic() - dropped_at
+        print(f"I7: the mail delivered into the outage was answered {took:.1f} s after the drop")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+        proxy.stop()
+    assert daemon.returncode == 0, out
+    assert took <= renew + timeout + 2 + 3, f"noticed after {took:.1f} s"  # 3 s to handle
+    assert "IDLE DONE failed" in out and "reconnecting" in out
+    assert proxy.connections >= 2  # a new connection, the dead one never came back
+    assert case_count(world) == 2
+    [_, late] = world.received_by(world.applicant)
+    assert "Under udfaldet" in str(late["Subject"])
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 2
 
 
 def test_sigterm_stops_the_daemon_cleanly_and_a_second_instance_is_refused(
@@ -467,3 +506,57 @@ def test_the_circuit_breaker_pauses_applicant_mail_until_resumed(world: World) -
     assert world.cli("run", "--once").returncode == 0
     assert len(world.received_by(world.applicant)) == 4
     assert [r.state for r in outbox(world)] == ["sent"] * 4
+
+
+def test_a_flood_of_200_briefs_opens_200_cases_caps_receipts_and_trips_the_breaker(
+        world: World) -> None:
+    """L7: one sender floods the mailbox with 200 briefs while the daemon runs. Every brief
+    opens its case (nothing is lost), but the applicant gets at most
+    max_receipts_per_sender_per_hour (5) receipts, the rest is recorded as withheld; a low
+    circuit breaker ceiling (3, for the test) trips on the way, pauses mail to applicants
+    with ONE event=circuit_breaker_open, and `mailbot outbox resume` lets the held receipts
+    go. Counted at the SMTP server."""
+    world.write_config(limits={"breaker_mails": 3, "breaker_minutes": 10})
+    flood = [world.brief(subject=f"Forslag {number}", attachments=()) for number in range(200)]
+    daemon = world.spawn("run")
+    # 200 mails log more than a pipe holds: read it all the time, or the daemon blocks
+    output: list[str] = []
+    stream = daemon.stdout
+    assert stream is not None
+    reader = threading.Thread(target=lambda: output.append(stream.read()), daemon=True)
+    reader.start()
+    try:
+        started = time.monotonic()
+        for raw in flood:
+            world.deliver(raw)
+        engine = world.bot().engine
+
+        def moved() -> int:
+            with Session(engine) as session:
+                return len(session.exec(select(RawMessage.id).where(
+                    col(RawMessage.moved_at).is_not(None))).all())
+
+        wait_until(lambda: moved() == 200, timeout=60, interval=0.5)
+        print(f"L7: 200 briefs delivered and handled in {time.monotonic() - started:.1f} s")
+        time.sleep(1)  # the flush after the last sweep
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        reader.join(timeout=10)
+    out = "".join(output)
+    assert daemon.returncode == 0, out
+    assert case_count(world) == 200
+    assert len(world.smtp.to(world.applicant)) == 3  # the breaker's ceiling
+    assert out.count("event=circuit_breaker_open") == 1
+    assert sorted(r.state for r in outbox(world)) == ["pending"] * 2 + ["sent"] * 3
+    with Session(world.bot().engine) as session:
+        withheld = session.exec(select(CaseEvent).where(CaseEvent.kind == "receipt_withheld"))
+        assert len(withheld.all()) == 195
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 200
+
+    resumed = world.cli("outbox", "resume")
+    assert resumed.returncode == 0 and "circuit breaker closed" in resumed.stdout
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 5  # the receipt cap, and no more
+    assert [r.state for r in outbox(world)] == ["sent"] * 5
+    assert len(world.smtp.received) == 5  # no staff mail: the briefs carry no documents

@@ -52,3 +52,18 @@ def test_errors_name_file_key_and_fix(tmp_path: Path, old: str, new: str, key: s
         load_settings(path, environ={})
     message = str(caught.value)
     assert str(path) in message and f"[{key}]" in message and "Fix:" in message
+
+
+def test_authserv_id_and_idle_renew_seconds(tmp_path: Path) -> None:
+    """imap.authserv_id is a list (commas in the environment) and off by default; a new IDLE
+    at most every 29 minutes (RFC 2177 section 3)."""
+    path = write(tmp_path)
+    settings = load_settings(path, environ={})
+    assert settings.imap.authserv_id == [] and settings.imap.idle_renew_seconds == 240
+    settings = load_settings(path, environ={"MAILBOT_IMAP__AUTHSERV_ID": "mx1.k.dk, mx2.k.dk",
+                                            "MAILBOT_IMAP__IDLE_RENEW_SECONDS": "30"})
+    assert settings.imap.authserv_id == ["mx1.k.dk", "mx2.k.dk"]
+    assert settings.imap.idle_renew_seconds == 30
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={"MAILBOT_IMAP__IDLE_RENEW_SECONDS": "1800"})
+    assert "MAILBOT_IMAP__IDLE_RENEW_SECONDS" in str(err.value)
