@@ -447,7 +447,10 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
                       for reading in classify(attachment, rules))
     best = _best_answers(mail, documents, rules)
     answers = best.answers
-    text = _body_of_interest(mail.text or mail.html_text)
+    # the declarations and statements are read where the answers were: the HTML, when the
+    # text part is only a stub ("Se venligst HTML-udgaven")
+    own = mail.html_text if best.source.startswith("html") else mail.text or mail.html_text
+    text = _body_of_interest(own)
     present = {d.kind for d in documents}
     declared = declarations(text, present, rules)
     amounts = parse_amounts(answers["cost"])

@@ -23,7 +23,8 @@ _LAST_WORD = re.compile(r"([\w.]+)\.$")
 # Clauses: a sentence that answers two questions usually joins them with "og", "men", a
 # semicolon or a dash ("Kontaktperson er Mette Holm, og løsningen bruges i Vej og Park").
 _CLAUSE_BREAK = re.compile(
-    r";\s+|,\s+(?=(?:og|men|mens|samt|så|and|but|while|whereas|so)\s)|\s+[–—-]\s+", re.I)
+    r";\s+|,\s+(?=(?:og|men|mens|samt|så|fordi|da|idet|and|but|while|whereas|so|because|since)\s)"
+    r"|\s+[–—-]\s+", re.I)
 MIN_CLAUSE_WORDS = 3
 
 
@@ -148,11 +149,12 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     # owner, or when it finishes a sentence the question already has a clause of
     for qid in wanted:
         sentences_of_q = {found[i].sentence for i in chosen[qid]}
+        has_own = bool(chosen[qid])
         for i, clause in enumerate(found):
             if i not in owner or owner[i] == qid or i in chosen[qid] \
                     or clause.scores[qid] < minimum:
                 continue
-            if clause.scores[qid] >= clause.scores[owner[i]] \
+            if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]) \
                     or clause.sentence in sentences_of_q:
                 chosen[qid].append(i)
         if not chosen[qid]:
