@@ -250,9 +250,11 @@ def render_sample_receipt(bot: Bot) -> None:
                   language=bot.settings.bot.language, created_at=bot.clock.now(),
                   updated_at=bot.clock.now(), applicant_name="Åse Ærø")
     reading = BriefReading(
-        answers=dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
+        answers={**dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
+                 "what": "Et nyt bookingsystem."},
         documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),),
         missing=("who", "contract_draft"),
+        from_prose=("what",),  # so that the "how we understood you" part is rendered too
     )
     context = {"bot_name": bot.settings.bot.name, "case": case_summary(bot.rules, sample),
                "mail_subject": "Projektforslag: Prøve", **receipt_context(bot, sample, reading)}

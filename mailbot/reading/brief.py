@@ -75,7 +75,7 @@ def _label_pattern(rules: Rules) -> re.Pattern[str]:
     return re.compile(
         rf"^\s*{_BULLET}\s*\**\s*(?P<labels>(?:{alternatives})(?:\s*/\s*(?:{alternatives}))*)"
         rf"\s*\??\**\s*(?:\((?P<gloss>[^()]{{0,120}})\)\s*\??\**\s*)?"
-        rf"(?:(?<=\?)|(?<=\*)|(?<=\))|(?P<sep>[-–:?|])\s*|$)(?P<rest>.*)$",
+        rf"(?:(?P<sep>[-–:?|])\s*|(?<=\?)|(?<=\*)|(?<=\))|$)(?P<rest>.*)$",
         re.IGNORECASE,
     )
 
