@@ -18,7 +18,7 @@ from mailbot.reading.danish import (
 )
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text
-from mailbot.reading.prose import looks_english, read_prose, sentences
+from mailbot.reading.prose import looks_english, read_prose, score, sentences
 from mailbot.rules import QUESTION_IDS, Rules
 
 _BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
@@ -186,6 +186,14 @@ class _Collector:
         self.ended = False  # a greeting or signature was seen: no more free text
         self.skipping = False  # inside a paragraph about documents
         self.sentence_open = False  # the last line of the answer did not end a sentence
+        self.labelled: set[str] = set()  # the questions some label in the mail names
+
+    def scan(self, lines: list[str]) -> None:
+        """Note which questions have a label anywhere in the mail before walking it."""
+        for line in lines:
+            match = self.pattern.match(line.strip())
+            if match:
+                self.labelled.update(_label_ids(match.group("labels"), self.rules))
 
     def feed(self, lines: list[str], index: int) -> None:
         line = lines[index].strip()
@@ -218,6 +226,9 @@ class _Collector:
             self._close()
             self.skipping = True
             return
+        if new_paragraph and self.current is not None and self._about_another_question(lines,
+                                                                                      index):
+            self._close()  # "Why: …" is over where a paragraph states the unlabelled price
         starts_sentence = new_paragraph or not self.sentence_open
         if starts_sentence and not self.skipping and self._about_documents(lines, index):
             self._close()
@@ -231,14 +242,20 @@ class _Collector:
         elif not self.ended:
             self.free.append(line)
 
+    def _about_another_question(self, lines: list[str], index: int) -> bool:
+        """The paragraph starting here clearly answers a question that no label in the mail
+        names (an answer in prose after a labelled one), so it is not part of this answer."""
+        unlabelled = [q for q in QUESTION_IDS if q not in self.labelled]
+        if not unlabelled:
+            return False
+        scores = score(_paragraph_at(lines, index), self.rules)
+        own = max(scores[q] for q in self.current_ids)
+        strong = self.rules.prose.min_score + 2
+        return any(scores[q] >= strong and scores[q] > own for q in unlabelled)
+
     def _about_documents(self, lines: list[str], index: int) -> bool:
         """The sentence that starts on this line is about documents."""
-        paragraph = []
-        for line in lines[index:]:
-            if not line.strip():
-                break
-            paragraph.append(line.strip())
-        first = sentences(" ".join(paragraph))
+        first = sentences(_paragraph_at(lines, index))
         return bool(first) and statement_about_documents(first[0], self.rules) is not None
 
     def _open(self, ids: list[str], rest: str) -> None:
@@ -266,6 +283,16 @@ class _Collector:
     def free_paragraphs(self) -> list[str]:
         """The unlabelled text up to the greeting, one string per paragraph."""
         return _paragraphs(self.free).split("\n\n") if self.free else []
+
+
+def _paragraph_at(lines: list[str], index: int) -> str:
+    """The lines from `index` to the end of their paragraph, joined."""
+    paragraph = []
+    for line in lines[index:]:
+        if not line.strip():
+            break
+        paragraph.append(line.strip())
+    return " ".join(paragraph)
 
 
 def _paragraphs(lines: list[str]) -> str:
@@ -298,6 +325,7 @@ def read_answers(text: str, rules: Rules) -> dict[str, str | None]:
 def _collect(text: str, rules: Rules) -> _Collector:
     collector = _Collector(rules)
     lines = _body_of_interest(text).splitlines()
+    collector.scan(lines)
     for index in range(len(lines)):
         collector.feed(lines, index)
     return collector

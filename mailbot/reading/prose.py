@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from mailbot.reading.danish import date_precisions, parse_amounts
 from mailbot.rules import QUESTION_IDS, Rules
@@ -132,14 +133,17 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
         tied = [q for q in QUESTION_IDS if clause.scores[q] == best]
         neighbour = owner.get(i - 1) if i and found[i - 1].sentence == clause.sentence else None
         owner[i] = neighbour if neighbour in tied else tied[0]
-    # 3. a sentence without cues continues the one before it in the same paragraph
+    # 3. a clause without cues continues the one before it in the same paragraph ("…, og det
+    # tager lang tid"); one that opens a sentence goes with the rest of its sentence
     for i, clause in enumerate(found):
         if i in owner or not i:
             continue
         before = found[i - 1]
-        if before.paragraph == clause.paragraph and i - 1 in owner \
-                and before.sentence != clause.sentence:
+        if before.paragraph == clause.paragraph and i - 1 in owner:
             owner[i] = owner[i - 1]
+    for i in range(len(found) - 2, -1, -1):
+        if i not in owner and i + 1 in owner and found[i + 1].sentence == found[i].sentence:
+            owner[i] = owner[i + 1]
     chosen: dict[str, list[int]] = {qid: [] for qid in wanted}
     for i, qid in sorted(owner.items()):
         if qid in chosen:
@@ -161,8 +165,19 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
             best_i = max(range(len(found)), key=lambda j: found[j].scores[qid], default=None)
             if best_i is not None and found[best_i].scores[qid] >= minimum:
                 chosen[qid].append(best_i)
-        chosen[qid] = _strongest(sorted(chosen[qid]), found, qid, rules.prose.max_clauses)
+        chosen[qid] = _whole_sentences(
+            _strongest(sorted(chosen[qid]), found, qid, rules.prose.max_clauses), found)
     return chosen
+
+
+def _whole_sentences(indices: list[int], found: list[Clause]) -> list[int]:
+    """A clause between two chosen clauses of the same sentence is chosen too: an answer never
+    skips the middle of a sentence."""
+    filled = set(indices)
+    for a, b in pairwise(indices):
+        if found[a].sentence == found[b].sentence:
+            filled.update(range(a, b))
+    return sorted(filled)
 
 
 def _strongest(indices: list[int], found: list[Clause], qid: str, limit: int) -> list[int]:
