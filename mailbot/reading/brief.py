@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from mailbot.intake.parse import Inbound
@@ -118,10 +118,28 @@ def _kinds_named(text: str, rules: Rules) -> tuple[str, ...]:
     return tuple(kind.id for kind in rules.kinds if any(p.search(text) for p in kind.patterns))
 
 
+_STATE_UNIONS: dict[int, tuple[object, re.Pattern[str]]] = {}
+
+
+def _any_state(rules: Rules) -> re.Pattern[str]:
+    """All `states` patterns as one expression: most sentences match none, and one search is
+    much cheaper than thirty (a 20,000-line mail stays within the time of `inspect`)."""
+    words = rules.document_statements
+    cached = _STATE_UNIONS.get(id(words))
+    if cached is None or cached[0] is not words:
+        union = "|".join(f"(?:{p.pattern})" for patterns in words.states.values()
+                         for p in patterns) or r"(?!)"
+        cached = (words, re.compile(union, re.IGNORECASE | re.MULTILINE))
+        _STATE_UNIONS[id(words)] = cached
+    return cached[1]
+
+
 def statement_about_documents(text: str, rules: Rules) -> DocumentStatement | None:
     """The sentence as a statement about documents, or None when it is not one: it must name a
     document and say it is attached, announced, missing or under negotiation."""
     words = rules.document_statements
+    if not _any_state(rules).search(text):
+        return None
     kinds = _kinds_named(text, rules)
     if not kinds and not any(p.search(text) for p in words.names):
         return None
@@ -131,6 +149,7 @@ def statement_about_documents(text: str, rules: Rules) -> DocumentStatement | No
     return None
 
 
+STATEMENT_CHARS = 20_000  # what a mail says about its documents is said on its first pages
 _CONTRAST = re.compile(r",?\s+(?:men|mens|but|while|whereas)\s+|;\s*", re.I)
 
 
@@ -138,7 +157,8 @@ def document_statements(text: str, rules: Rules) -> tuple[DocumentStatement, ...
     """Every statement about documents in the mail's own text (quotes left out). A sentence
     that contrasts two ("… er vedhæftet, men kontrakten forhandles stadig") gives two."""
     found: list[DocumentStatement] = []
-    own = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+    own = "\n".join(line for line in text[:STATEMENT_CHARS].splitlines()
+                    if not line.lstrip().startswith(">"))
     for paragraph in re.split(r"\n\s*\n", own):
         for sentence in sentences(" ".join(paragraph.split())):
             parts = _CONTRAST.split(sentence)
@@ -230,7 +250,9 @@ class _Collector:
                                                                                       index):
             self._close()  # "Why: …" is over where a paragraph states the unlabelled price
         starts_sentence = new_paragraph or not self.sentence_open
-        if starts_sentence and not self.skipping and self._about_documents(lines, index):
+        matters = self.current is not None or not self.ended  # else the line goes nowhere
+        if starts_sentence and matters and not self.skipping \
+                and self._about_documents(lines, index):
             self._close()
             self.skipping = True  # the rest of its paragraph belongs to the statement
             return
@@ -255,7 +277,7 @@ class _Collector:
 
     def _about_documents(self, lines: list[str], index: int) -> bool:
         """The sentence that starts on this line is about documents."""
-        first = sentences(_paragraph_at(lines, index))
+        first = sentences(_paragraph_at(lines, index, first_sentence=True))
         return bool(first) and statement_about_documents(first[0], self.rules) is not None
 
     def _open(self, ids: list[str], rest: str) -> None:
@@ -285,14 +307,24 @@ class _Collector:
         return _paragraphs(self.free).split("\n\n") if self.free else []
 
 
-def _paragraph_at(lines: list[str], index: int) -> str:
-    """The lines from `index` to the end of their paragraph, joined."""
+# How far ahead a boundary check reads: a sentence rarely runs longer, and a huge paragraph
+# (a pasted log, a mail of 200 KB) stays cheap.
+PARAGRAPH_LOOKAHEAD = 12  # lines
+PARAGRAPH_CHARS = 2000
+STATEMENT_SENTENCES = 40  # sentences per answer paragraph checked for statements
+
+
+def _paragraph_at(lines: list[str], index: int, first_sentence: bool = False) -> str:
+    """The lines from `index` to the end of their paragraph (at most PARAGRAPH_LOOKAHEAD),
+    joined; with `first_sentence`, only up to the first line that ends a sentence."""
     paragraph = []
-    for line in lines[index:]:
+    for line in lines[index:index + PARAGRAPH_LOOKAHEAD]:
         if not line.strip():
             break
         paragraph.append(line.strip())
-    return " ".join(paragraph)
+        if first_sentence and line.rstrip().endswith((".", "!", "?")):
+            break
+    return " ".join(paragraph)[:PARAGRAPH_CHARS]
 
 
 def _paragraphs(lines: list[str]) -> str:
@@ -313,7 +345,9 @@ def _without_statements(answer: str, rules: Rules) -> str:
     for paragraph in answer.split("\n\n"):
         parts = sentences(paragraph)
         if len(parts) > 1:
-            parts = [p for p in parts if statement_about_documents(p, rules) is None] or parts
+            head, tail = parts[:STATEMENT_SENTENCES], parts[STATEMENT_SENTENCES:]
+            parts = [p for p in head if statement_about_documents(p, rules) is None] + tail \
+                or parts
         kept.append(" ".join(parts))
     return "\n\n".join(p for p in kept if p)
 
@@ -331,10 +365,11 @@ def _collect(text: str, rules: Rules) -> _Collector:
     return collector
 
 
-def written_in_english(text: str, rules: Rules) -> bool:
+def written_in_english(text: str, rules: Rules, seen: list[str] | None = None) -> bool:
     """Most of the brief's labels are English ("Who:", "How much:"); without labels, most of
-    its common words are."""
-    seen = _collect(text, rules).labels_seen
+    its common words are. `seen`: the labels, when the text was walked already."""
+    if seen is None:
+        seen = _collect(text, rules).labels_seen
     if not seen:
         return looks_english(_body_of_interest(text), rules)
     english = sum(label in rules.english_labels for label in seen)
@@ -354,6 +389,7 @@ class _Answers:
     answers: dict[str, str | None]
     source: str
     from_prose: tuple[str, ...] = ()
+    body_labels: tuple[str, ...] = ()  # the labels of the text part (or the HTML without one)
 
 
 def _with_prose(collector: _Collector, source: str, rules: Rules) -> _Answers:
@@ -374,20 +410,27 @@ def _with_prose(collector: _Collector, source: str, rules: Rules) -> _Answers:
 
 def _best_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
                   rules: Rules) -> _Answers:
+    """_find_answers, with the labels of the text part the language is judged by."""
+    found, body = _find_answers(mail, documents, rules)
+    return replace(found, body_labels=tuple(body.labels_seen))
+
+
+def _find_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
+                  rules: Rules) -> tuple[_Answers, _Collector]:
     """The body, else its HTML twin (some clients put a stub in text/plain), else a filled-in
     brief attached as DOCX or PDF; then, for what no label answers, the prose of the body."""
-    body = _collect(mail.text, rules)
+    body = _collect(mail.text or mail.html_text, rules)
     collector, source = body, "body"
     if _count(collector.result()) == 0 and mail.html_text:
         collector, source = _collect(mail.html_text, rules), "html"
-    if _count(collector.result()) == 0:
+    if _count(collector.result()) == 0 and re.search(r"^\s*>", mail.text, re.M):
         # a brief that only exists as a quote (a reply to one's own draft)
         quoted = _collect(_unquoted(mail.text), rules)
         if _count(quoted.result()):
             collector, source = quoted, "quoted body"
     answers = collector.result()
     if _count(answers) >= MIN_ANSWERS_IN_ATTACHMENT:
-        return _with_prose(collector, source, rules)
+        return _with_prose(collector, source, rules), body
     best: _Answers | None = None
     for attachment in mail.documents:
         text = next((d.text for d in documents if d.filename == attachment.filename and d.text),
@@ -397,15 +440,15 @@ def _best_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
                 and _count(candidate) >= MIN_ANSWERS_IN_ATTACHMENT:
             best = _Answers(candidate, attachment.filename)
     if best is not None:
-        return best
+        return best, body
     if _count(answers) == 0:
         # no labels anywhere: the prose of the text part, or of the HTML when the text part
         # is a stub ("Se venligst HTML-udgaven")
         options = [_with_prose(body, "body (prose)", rules)]
         if mail.html_text:
             options.append(_with_prose(_collect(mail.html_text, rules), "html (prose)", rules))
-        return max(options, key=lambda option: len(option.from_prose))
-    return _with_prose(collector, source, rules)
+        return max(options, key=lambda option: len(option.from_prose)), body
+    return _with_prose(collector, source, rules), body
 
 
 # -- declarations and signals ---------------------------------------------------------------
@@ -422,11 +465,15 @@ def _sentence_around(text: str, start: int, end: int) -> str:
     return " ".join(text[left:right].split())
 
 
-def declarations(text: str, present: set[str], rules: Rules) -> dict[str, str]:
+def declarations(text: str, present: set[str], rules: Rules,
+                 statements: tuple[DocumentStatement, ...] | None = None) -> dict[str, str]:
     """Required documents the mail declares not applicable (kind -> the sentence). A document
     the mail says is on its way, missing or under negotiation ("Vi har ingen kontrakt endnu,
-    den forhandles stadig") is not declared not applicable, whatever else the sentence says."""
-    pending = {kind for statement in document_statements(text, rules)
+    den forhandles stadig") is not declared not applicable, whatever else the sentence says.
+    `statements`: the text's document statements, when they were read already."""
+    if statements is None:
+        statements = document_statements(text, rules)
+    pending = {kind for statement in statements
                if statement.state != "attached" for kind in statement.kinds}
     declared: dict[str, str] = {}
     for kind_id in rules.required:
@@ -480,7 +527,8 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
     own = mail.html_text if best.source.startswith("html") else mail.text or mail.html_text
     text = _body_of_interest(own)
     present = {d.kind for d in documents}
-    declared = declarations(text, present, rules)
+    statements = document_statements(text, rules)
+    declared = declarations(text, present, rules, statements)
     amounts = parse_amounts(answers["cost"])
     strategic, reason = _strategic(text, amounts, rules)
     sbsys = rules.signals.sbsys.search(mail.subject + "\n" + text)
@@ -495,6 +543,6 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
         when=normalise_when(answers["when"], today, rules.signals),
         amounts=tuple(amounts), payer=payer(answers["cost"], rules.signals),
         answers_from=best.source,
-        english=written_in_english(mail.text or mail.html_text, rules),
-        from_prose=best.from_prose, statements=document_statements(text, rules),
+        english=written_in_english(mail.text or mail.html_text, rules, list(best.body_labels)),
+        from_prose=best.from_prose, statements=statements,
     )

@@ -27,6 +27,7 @@ _CLAUSE_BREAK = re.compile(
     r";\s+|,\s+(?=(?:og|men|mens|samt|så|fordi|da|idet|and|but|while|whereas|so|because|since)\s)"
     r"|\s+[–—-]\s+", re.I)
 MIN_CLAUSE_WORDS = 3
+PROSE_CHARS = 8000  # the prose reader reads this much of the unlabelled text
 
 
 @dataclass
@@ -46,7 +47,7 @@ def sentences(paragraph: str) -> list[str]:
     start = 0
     for match in _BREAK.finditer(paragraph):
         before = paragraph[start:match.start()]
-        word = _LAST_WORD.search(before)
+        word = _LAST_WORD.search(before[-24:])  # the word before the full stop, cheaply
         if word and word.group(1).lower() in _ABBREVIATIONS:
             continue
         out.append(before.strip())
@@ -203,10 +204,22 @@ def render(indices: list[int], found: list[Clause]) -> str:
     return "".join(out).strip()
 
 
+def _within(paragraphs: list[str], limit: int) -> list[str]:
+    """The paragraphs up to `limit` characters: a brief is a page, not a pasted log."""
+    out: list[str] = []
+    used = 0
+    for paragraph in paragraphs:
+        if used >= limit:
+            break
+        out.append(paragraph[:limit - used])
+        used += len(out[-1])
+    return out
+
+
 def read_prose(paragraphs: list[str], wanted: set[str], rules: Rules,
                keep: Callable[[str], bool] | None = None) -> dict[str, str]:
     """The answers to the `wanted` questions that the paragraphs give (question -> text)."""
-    found = split(paragraphs, rules, keep)
+    found = split(_within(paragraphs, PROSE_CHARS), rules, keep)
     if not found or not wanted:
         return {}
     chosen = assign(found, wanted, rules)
