@@ -187,6 +187,9 @@ def _body_of_interest(text: str) -> str:
     return "\n".join(lines)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 class _Collector:
     """Walks the lines; each label opens an answer, which runs until the next label, an end
     marker (greeting, signature, disclaimer, quoted header), a paragraph that is a statement
@@ -216,7 +219,9 @@ class _Collector:
                 self.labelled.update(_label_ids(match.group("labels"), self.rules))
 
     def feed(self, lines: list[str], index: int) -> None:
-        line = lines[index].strip()
+        # a control character (an Outlook en-dash bullet decoded with the wrong charset) is
+        # invisible to the applicant, so it must not hide the label after it
+        line = _CONTROL.sub("", lines[index]).strip()
         if line.startswith(">"):
             self._close()  # a quoted earlier mail is never part of this brief
             return

@@ -88,6 +88,7 @@ def test_ascii_spellings() -> None:
     ("Formaal: Færre fejl", "why", "Færre fejl"),
     ("Hvem - (kontaktperson og brugere): Anna", "who", "Anna"),
     ("**Hvad (tilkøb, nyt system)** Et nyt system", "what", "Et nyt system"),
+    ("\x96 Hvem: Anna", "who", "Anna"),  # an en-dash bullet read with the wrong charset
 ])
 def test_glossed_labels(rules: Rules, line: str, qid: str, answer: str) -> None:
     assert read_answers(line, rules)[qid] == answer
