@@ -43,11 +43,14 @@ from mailbot.reading.replies import Verdict as VerdictReading
 from mailbot.vocabulary import Decision, Incident, Purpose, Role
 
 APPLICANT = "Åse Ærø <aase.aeroe@example.invalid>"
+# "Why" is given in prose, not under a label, so the receipt's "how we understood you" part
+# is rendered too; "How much" is missing, so is the list of what is missing.
 BRIEFS = {
     "da": "Hvem: Åse Ærø, Borgerservice\nHvad: Et nyt bookingsystem\nHvor: Borgerservice\n"
-          "Hvornår: 1. marts 2027\nHvorfor: Færre telefonopkald\n",
+          "Hvornår: 1. marts 2027\n\nVi har brug for det, fordi borgerne i dag ringer for at "
+          "booke.\n",
     "en": "Who: Åse Ærø, Citizen Services\nWhat: A booking system\nWhere: Citizen Services\n"
-          "When: 1 March 2027\nWhy: Fewer calls\n",
+          "When: 1 March 2027\n\nWe need it because citizens phone us today to book.\n",
 }
 
 

@@ -33,6 +33,40 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Cue:
+    """One prose cue: a clause that matches `pattern` scores `weight` for its question."""
+
+    weight: int
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class Prose:
+    """rules/brief.yaml `prose`: how a brief without labels is read."""
+
+    cues: dict[str, tuple[Cue, ...]]  # question id -> its cues
+    min_score: int
+    min_answers: int
+    max_clauses: int
+    date_weight: int
+    year_weight: int
+    amount_weight: int
+    english_words: frozenset[str]
+    danish_words: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DocumentStatements:
+    """rules/brief.yaml `document_statements`: sentences about the documents."""
+
+    names: tuple[re.Pattern[str], ...]
+    states: dict[str, tuple[re.Pattern[str], ...]]  # attached | announced | missing | negotiating
+
+
+DOCUMENT_STATES = ("attached", "announced", "missing", "negotiating")
+
+
+@dataclass(frozen=True)
 class DocumentKind:
     id: str
     title: str
@@ -141,6 +175,8 @@ class Rules:
     role_names_en: dict[str, str]
     screening: Screening
     labels: Labels
+    prose: Prose
+    document_statements: DocumentStatements
 
     def kind(self, kind_id: str) -> DocumentKind | None:
         return next((k for k in self.kinds if k.id == kind_id), None)
@@ -407,6 +443,62 @@ def load_rules(folder: Path) -> Rules:
             documents.data.get("roles_en", roles), "roles_en").items()},
         screening=_screening(screening),
         labels=_labels(_Reader(folder / "labels.yaml")),
+        prose=_prose(brief),
+        document_statements=_document_statements(brief),
+    )
+
+
+def _prose(reader: _Reader) -> Prose:
+    raw = reader.mapping(reader.data.get("prose"), "prose")
+    cues_raw = reader.mapping(raw.get("cues"), "prose.cues")
+    unknown = sorted(set(cues_raw) - set(QUESTION_IDS))
+    if unknown:
+        raise reader.fail(f"prose.cues.{unknown[0]}", "is not a question id",
+                          f"use {', '.join(QUESTION_IDS)}")
+    cues: dict[str, tuple[Cue, ...]] = {}
+    for qid in QUESTION_IDS:
+        items = cues_raw.get(qid, [])
+        if not isinstance(items, list):
+            raise reader.fail(f"prose.cues.{qid}", "must be a list of [weight, pattern]")
+        found = []
+        for i, item in enumerate(items):
+            entry = f"prose.cues.{qid}[{i}]"
+            if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int)
+                    or item[0] < 1 or not isinstance(item[1], str)):
+                raise reader.fail(entry, "must be [weight, pattern] with a whole weight >= 1",
+                                  'e.g. [3, "\\\\bkontaktperson\\\\b"]')
+            found.append(Cue(item[0], reader.regex(item[1], entry)))
+        cues[qid] = tuple(found)
+
+    def number(key: str) -> int:
+        value = raw.get(key)
+        if not isinstance(value, int) or value < 0:
+            raise reader.fail(f"prose.{key}", "must be a whole number of at least 0")
+        return value
+
+    def words(key: str) -> frozenset[str]:
+        return frozenset(w.lower() for w in reader.strings(raw.get(key), f"prose.{key}"))
+
+    return Prose(cues=cues, min_score=number("min_score"), min_answers=number("min_answers"),
+                 max_clauses=max(1, number("max_clauses")), date_weight=number("date_weight"),
+                 year_weight=number("year_weight"), amount_weight=number("amount_weight"),
+                 english_words=words("english_words"), danish_words=words("danish_words"))
+
+
+def _document_statements(reader: _Reader) -> DocumentStatements:
+    raw = reader.mapping(reader.data.get("document_statements"), "document_statements")
+    states = reader.mapping(raw.get("states"), "document_statements.states")
+    unknown = sorted(set(states) - set(DOCUMENT_STATES))
+    if unknown:
+        raise reader.fail(f"document_statements.states.{unknown[0]}", "is not a state",
+                          f"use {', '.join(DOCUMENT_STATES)}")
+    flags = re.IGNORECASE | re.MULTILINE
+    return DocumentStatements(
+        names=reader.regexes(reader.strings(raw.get("names"), "document_statements.names"),
+                             "document_statements.names", flags),
+        states={state: reader.regexes(
+            reader.strings(states.get(state, []), f"document_statements.states.{state}", True),
+            f"document_statements.states.{state}", flags) for state in DOCUMENT_STATES},
     )
 
 

@@ -200,8 +200,11 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     if result.get("kind") != "brief":
         return "\n".join(lines)
     lines.append(f"read from: {details['answers_from']}")
+    prose = set(details.get("from_prose") or ())
     for qid, answer in (result.get("answers") or {}).items():
-        lines.append(f"{qid + ':':10} {(answer or '(missing)').replace(chr(10), ' / ')}")
+        shown = (answer or "(missing)").replace(chr(10), " / ")
+        # answers found in prose are the reader's interpretation: the receipt asks for a check
+        lines.append(f"{qid + ':':10} {shown}" + ("  [from prose]" if qid in prose else ""))
     if details["when"]:
         w = details["when"]
         lines.append(f"  -> when: {w['start']} .. {w['end']} ({w['precision']}: {w['text']})")
@@ -214,6 +217,9 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     for doc in result.get("documents") or []:
         note = details["document_notes"].get(doc["filename"], "")
         lines.append(f"document:  {doc['filename']}  [{doc['kind']}]  {note}")
+    for statement in details.get("document_statements") or ():
+        kinds = ", ".join(statement["kinds"]) or "documents"
+        lines.append(f"said:      {kinds}: {statement['state']} ({statement['text']})")
     for kind, text in details["declarations"].items():
         lines.append(f"not needed: {kind}: {text}")
     lines.append(f"missing:   {', '.join(result['missing']) or 'nothing'}")
@@ -244,9 +250,11 @@ def render_sample_receipt(bot: Bot) -> None:
                   language=bot.settings.bot.language, created_at=bot.clock.now(),
                   updated_at=bot.clock.now(), applicant_name="Åse Ærø")
     reading = BriefReading(
-        answers=dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
+        answers={**dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
+                 "what": "Et nyt bookingsystem."},
         documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),),
         missing=("who", "contract_draft"),
+        from_prose=("what",),  # so that the "how we understood you" part is rendered too
     )
     context = {"bot_name": bot.settings.bot.name, "case": case_summary(bot.rules, sample),
                "mail_subject": "Projektforslag: Prøve", **receipt_context(bot, sample, reading)}

@@ -16,6 +16,7 @@ from mailbot.cases.summary import (
     declared_lines,
     missing_answers,
     missing_documents,
+    understood_answers,
 )
 from mailbot.delivery.mail import Threading
 from mailbot.intake.parse import Inbound, clean_header_text
@@ -92,7 +93,8 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
     store_documents(session, bot.blobs, case.id, raw.id,
                     [(attachments[doc.source], doc) for doc in reading.documents], now)
     record(session, case.id, raw.id, now, "case_opened",
-           f"brief from {mail.from_address}; missing: {', '.join(reading.missing) or 'nothing'}",
+           f"brief from {mail.from_address}; missing: {', '.join(reading.missing) or 'nothing'}"
+           + (f"; read from prose: {', '.join(reading.from_prose)}" if reading.from_prose else ""),
            source_key=f"case_opened:{raw.id}")
     return case
 
@@ -141,4 +143,5 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptConte
                    for d in reading.documents],
         missing_answers=missing_answers(rules, reading.missing, language),
         missing_documents=missing_documents(rules, reading.missing, language),
+        understood=understood_answers(rules, reading.answers, reading.from_prose, language),
     )

@@ -54,6 +54,14 @@ class DeclaredLine(TypedDict):
     declaration: str
 
 
+class UnderstoodAnswer(TypedDict):
+    """An answer found in the applicant's prose, not under a label: shown back to her."""
+
+    label: str  # "Hvem"
+    question: str  # the question in plain words
+    text: str  # her words that we took as the answer
+
+
 class ReceiptDocument(TypedDict):
     filename: str
     title: str
@@ -73,6 +81,7 @@ class ReceiptContext(TypedDict):
     documents: list[ReceiptDocument]
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
+    understood: list[UnderstoodAnswer]
 
 
 def answer_label(rules: Rules, question_id: str, language: str = "da") -> str:
@@ -93,6 +102,18 @@ def missing_answers(rules: Rules, missing: Iterable[str], language: str
                           example=q.example_en if english else q.example)
             for item in missing if item in QUESTION_IDS
             for q in (rules.question(item),)]
+
+
+def understood_answers(rules: Rules, answers: dict[str, str | None], from_prose: Iterable[str],
+                       language: str) -> list[UnderstoodAnswer]:
+    """The answers read from prose, question by question, so the applicant can check how
+    her mail was understood."""
+    english = language == "en"
+    return [UnderstoodAnswer(label=answer_label(rules, qid, language),
+                             question=q.question_en if english else q.question,
+                             text=" ".join(text.split()))
+            for qid in QUESTION_IDS if qid in set(from_prose)
+            for q, text in ((rules.question(qid), answers.get(qid)),) if text]
 
 
 def missing_documents(rules: Rules, missing: Iterable[str], language: str

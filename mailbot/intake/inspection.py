@@ -103,6 +103,10 @@ def _brief(mail: Inbound, rules: Rules, today: date | None
     }
     details = {
         "answers_from": reading.answers_from,
+        "from_prose": list(reading.from_prose),
+        "english": reading.english,
+        "document_statements": [{"kinds": list(st.kinds), "state": st.state, "text": st.text}
+                                for st in reading.statements],
         "document_notes": {d.filename: d.note for d in reading.documents},
         "declarations": reading.not_applicable,
         "strategic_reason": reading.strategic_reason,

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from mailbot.intake.parse import Inbound
-from mailbot.reading.danish import Amount, When, normalise_when, parse_amounts, payer, total_cost
+from mailbot.reading.danish import (
+    Amount,
+    When,
+    ascii_spellings,
+    normalise_when,
+    parse_amounts,
+    payer,
+    total_cost,
+)
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text
+from mailbot.reading.prose import looks_english, read_prose, score, sentences
 from mailbot.rules import QUESTION_IDS, Rules
 
 _BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
@@ -35,47 +44,158 @@ class BriefReading:
     payer: str | None = None
     answers_from: str = "body"  # body | html | the attachment's name
     english: bool = False  # the labels were English: the applicant gets English mail
+    # questions answered by the prose reader, not by a label: the receipt shows how they
+    # were understood and asks the applicant to correct them
+    from_prose: tuple[str, ...] = ()
+    statements: tuple[DocumentStatement, ...] = ()  # what the mail says about documents
+
+
+@dataclass(frozen=True)
+class DocumentStatement:
+    """A sentence about documents: "Kontrakten har jeg ikke fået endnu" -> (contract_draft,
+    missing). `kinds` is empty when the sentence names no particular kind ("bilagene")."""
+
+    kinds: tuple[str, ...]
+    state: str  # attached | announced | missing | negotiating
+    text: str
 
 
 # -- the six answers ------------------------------------------------------------------------
+def _spellings(rules: Rules) -> dict[str, str]:
+    """Every way to write each label, lower-cased, with its question id: "hvornaar" -> when."""
+    return {spelling.lower(): q.id for q in rules.questions for label in q.labels
+            for spelling in ascii_spellings(label)}
+
+
 def _label_pattern(rules: Rules) -> re.Pattern[str]:
-    labels = sorted({label for q in rules.questions for label in q.labels}, key=len, reverse=True)
+    labels = sorted(_spellings(rules), key=len, reverse=True)
     alternatives = "|".join(re.escape(label) for label in labels)
+    # The web form's gloss comes in parentheses ("Hvem (kontaktperson og brugere)"); the
+    # answer may follow after a separator, right after the gloss, or on the next lines.
     return re.compile(
         rf"^\s*{_BULLET}\s*\**\s*(?P<labels>(?:{alternatives})(?:\s*/\s*(?:{alternatives}))*)"
-        rf"\s*\??\**\s*(?:(?<=\?)|(?<=\*)|[-–:?|]\s*|$)(?P<rest>.*)$",
+        rf"\s*\??\**\s*(?:\((?P<gloss>[^()]{{0,120}})\)\s*\??\**\s*)?"
+        rf"(?:(?P<sep>[-–:?|])\s*|(?<=\?)|(?<=\*)|(?<=\))|$)(?P<rest>.*)$",
         re.IGNORECASE,
     )
 
 
 def _label_ids(found: str, rules: Rules) -> list[str]:
+    spellings = _spellings(rules)
     ids = []
     for part in found.split("/"):
         word = " ".join(part.split()).lower()
-        ids += [q.id for q in rules.questions if word in (label.lower() for label in q.labels)]
+        if word in spellings:
+            ids.append(spellings[word])
     return ids
 
 
-def _strip_hint(rest: str, qids: list[str], rules: Rules) -> str:
-    """Drop the council's own wording after a label ("Hvem - kontaktperson, og brugere:")."""
+_GLOSS = re.compile(r"^\s*\([^()]{0,120}\)\s*[:?.\-–]*\s*")
+
+
+def _strip_hint(rest: str, qids: list[str], rules: Rules, sep: str = "") -> str:
+    """Drop the council's own wording after a label ("Hvem - kontaktperson, og brugere:",
+    "Hvem - (kontaktperson og brugere)")."""
+    rest = _GLOSS.sub("", rest)
     lowered = rest.lower()
     for qid in qids:
         for hint in rules.question(qid).hints:
             if lowered.startswith(hint):
                 return rest[len(hint):].lstrip(" ?:.-–").strip()
+    if sep in "-–" and sep and rest.rstrip().endswith(("?", ":")) and len(rest) <= 80:
+        # "Hvor meget - pris, og hvem betaler?" on its own line: a wording of the form's
+        # question that `hints` does not list yet; the answer is on the next line
+        return ""
     return rest
 
 
+# -- sentences about the documents ------------------------------------------------------------
+_STATE_ORDER = ("missing", "negotiating", "announced", "attached")
+
+
+def _kinds_named(text: str, rules: Rules) -> tuple[str, ...]:
+    """The document kinds a sentence names, by the kinds' own file-name words."""
+    return tuple(kind.id for kind in rules.kinds if any(p.search(text) for p in kind.patterns))
+
+
+_STATE_UNIONS: dict[int, tuple[object, re.Pattern[str]]] = {}
+
+
+def _any_state(rules: Rules) -> re.Pattern[str]:
+    """All `states` patterns as one expression: most sentences match none, and one search is
+    much cheaper than thirty (a 20,000-line mail stays within the time of `inspect`)."""
+    words = rules.document_statements
+    cached = _STATE_UNIONS.get(id(words))
+    if cached is None or cached[0] is not words:
+        union = "|".join(f"(?:{p.pattern})" for patterns in words.states.values()
+                         for p in patterns) or r"(?!)"
+        cached = (words, re.compile(union, re.IGNORECASE | re.MULTILINE))
+        _STATE_UNIONS[id(words)] = cached
+    return cached[1]
+
+
+def statement_about_documents(text: str, rules: Rules) -> DocumentStatement | None:
+    """The sentence as a statement about documents, or None when it is not one: it must name a
+    document and say it is attached, announced, missing or under negotiation."""
+    words = rules.document_statements
+    if not _any_state(rules).search(text):
+        return None
+    kinds = _kinds_named(text, rules)
+    if not kinds and not any(p.search(text) for p in words.names):
+        return None
+    for state in _STATE_ORDER:
+        if any(p.search(text) for p in words.states[state]):
+            return DocumentStatement(kinds, state, " ".join(text.split()))
+    return None
+
+
+STATEMENT_CHARS = 20_000  # what a mail says about its documents is said on its first pages
+_CONTRAST = re.compile(r",?\s+(?:men|mens|but|while|whereas)\s+|;\s*", re.I)
+
+
+def document_statements(text: str, rules: Rules) -> tuple[DocumentStatement, ...]:
+    """Every statement about documents in the mail's own text (quotes left out). A sentence
+    that contrasts two ("… er vedhæftet, men kontrakten forhandles stadig") gives two."""
+    found: list[DocumentStatement] = []
+    own = "\n".join(line for line in text[:STATEMENT_CHARS].splitlines()
+                    if not line.lstrip().startswith(">"))
+    for paragraph in re.split(r"\n\s*\n", own):
+        for sentence in sentences(" ".join(paragraph.split())):
+            parts = _CONTRAST.split(sentence)
+            for part in parts if len(parts) > 1 else [sentence]:
+                statement = statement_about_documents(part, rules)
+                if statement:
+                    found.append(statement)
+    return tuple(found)
+
+
+_HEADER_LINE = re.compile(r"^\s*(fra|from|dato|date|sendt|sent|emne|subject|til|to|cc|bcc|"
+                          r"reply-to|svar til)\s*:\s", re.I)
+
+
 def _body_of_interest(text: str) -> str:
-    """A forwarded brief is read from the forwarded part; the forwarder's note is skipped."""
+    """A forwarded brief is read from the forwarded part; the forwarder's note and the
+    forwarded message's header lines (Fra:, Dato:, Emne:, Til:) are skipped."""
     match = _FORWARD_MARKERS.search(text)
-    return text[match.end():] if match else text
+    if not match:
+        return text
+    lines = text[match.end():].split("\n")[1:]  # the rest of the marker line goes too
+    while lines and (not lines[0].strip() or _HEADER_LINE.match(lines[0])):
+        if not lines[0].strip() and len(lines) > 1 and not _HEADER_LINE.match(lines[1]):
+            break
+        lines.pop(0)
+    return "\n".join(lines)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class _Collector:
     """Walks the lines; each label opens an answer, which runs until the next label, an end
-    marker (greeting, signature, disclaimer, quoted header) or a paragraph that is a statement
-    of its own (attachments, strategy, personal data)."""
+    marker (greeting, signature, disclaimer, quoted header), a paragraph that is a statement
+    of its own (attachments, strategy, personal data) or a sentence about the documents
+    ("Kontrakten har jeg ikke fået endnu"). Lines outside every answer, up to the greeting,
+    are kept as `free` text for the prose reader."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -85,33 +205,85 @@ class _Collector:
         self.current_ids: list[str] = []
         self.after_blank = False
         self.labels_seen: list[str] = []
+        self.free: list[str] = []  # unlabelled lines before the greeting; "" between paragraphs
+        self.ended = False  # a greeting or signature was seen: no more free text
+        self.skipping = False  # inside a paragraph about documents
+        self.sentence_open = False  # the last line of the answer did not end a sentence
+        self.labelled: set[str] = set()  # the questions some label in the mail names
 
-    def feed(self, raw_line: str) -> None:
-        line = raw_line.strip()
+    def scan(self, lines: list[str]) -> None:
+        """Note which questions have a label anywhere in the mail before walking it."""
+        for line in lines:
+            match = self.pattern.match(line.strip())
+            if match:
+                self.labelled.update(_label_ids(match.group("labels"), self.rules))
+
+    def feed(self, lines: list[str], index: int) -> None:
+        # a control character (an Outlook en-dash bullet decoded with the wrong charset) is
+        # invisible to the applicant, so it must not hide the label after it
+        line = _CONTROL.sub("", lines[index]).strip()
         if line.startswith(">"):
             self._close()  # a quoted earlier mail is never part of this brief
             return
         if not line:
-            self.after_blank = True
+            self.after_blank, self.skipping = True, False
             if self.current is not None and self.current and self.current[-1] != "":
                 self.current.append("")
+            if self.free and self.free[-1] != "":
+                self.free.append("")
             return
         new_paragraph, self.after_blank = self.after_blank, False
         match = self.pattern.match(line)
         ids = _label_ids(match.group("labels"), self.rules) if match else []
         if match and ids and ids != self.current_ids:
             self.labels_seen += [p.strip().lower() for p in match.group("labels").split("/")]
-            self._open(ids, _strip_hint(match.group("rest").strip(), ids, self.rules))
+            rest = _strip_hint(match.group("rest").strip(), ids, self.rules,
+                               match.group("sep") or "")
+            self.skipping = False
+            self._open(ids, rest)
             return
         lowered = line.lower()
         if any(lowered.startswith(marker) for marker in self.rules.end_markers):
             self._close()
+            self.ended = True
             return
         if new_paragraph and any(p.search(line) for p in self.rules.paragraph_stops):
             self._close()
+            self.skipping = True
             return
+        if new_paragraph and self.current is not None and self._about_another_question(lines,
+                                                                                      index):
+            self._close()  # "Why: …" is over where a paragraph states the unlabelled price
+        starts_sentence = new_paragraph or not self.sentence_open
+        matters = self.current is not None or not self.ended  # else the line goes nowhere
+        if starts_sentence and matters and not self.skipping \
+                and self._about_documents(lines, index):
+            self._close()
+            self.skipping = True  # the rest of its paragraph belongs to the statement
+            return
+        if self.skipping:
+            return
+        self.sentence_open = not line.endswith((".", "!", "?"))
         if self.current is not None:
             self.current.append(line)
+        elif not self.ended:
+            self.free.append(line)
+
+    def _about_another_question(self, lines: list[str], index: int) -> bool:
+        """The paragraph starting here clearly answers a question that no label in the mail
+        names (an answer in prose after a labelled one), so it is not part of this answer."""
+        unlabelled = [q for q in QUESTION_IDS if q not in self.labelled]
+        if not unlabelled:
+            return False
+        scores = score(_paragraph_at(lines, index), self.rules)
+        own = max(scores[q] for q in self.current_ids)
+        strong = self.rules.prose.min_score + 2
+        return any(scores[q] >= strong and scores[q] > own for q in unlabelled)
+
+    def _about_documents(self, lines: list[str], index: int) -> bool:
+        """The sentence that starts on this line is about documents."""
+        first = sentences(_paragraph_at(lines, index, first_sentence=True))
+        return bool(first) and statement_about_documents(first[0], self.rules) is not None
 
     def _open(self, ids: list[str], rest: str) -> None:
         shared = self.answers.get(ids[0]) if len(ids) == 1 else None
@@ -119,8 +291,10 @@ class _Collector:
         for qid in ids:
             self.answers.setdefault(qid, self.current)
         self.current_ids = ids
+        self.sentence_open = False
         if rest:
             self.current.append(rest)
+            self.sentence_open = not rest.endswith((".", "!", "?"))
 
     def _close(self) -> None:
         self.current, self.current_ids = None, []
@@ -128,10 +302,34 @@ class _Collector:
     def result(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for qid in QUESTION_IDS:
-            value = _paragraphs(self.answers.get(qid, []))
+            value = _without_statements(_paragraphs(self.answers.get(qid, [])), self.rules)
             empty = not value or value.lower().strip(" .!") in self.rules.empty_answers
             out[qid] = None if empty else value
         return out
+
+    def free_paragraphs(self) -> list[str]:
+        """The unlabelled text up to the greeting, one string per paragraph."""
+        return _paragraphs(self.free).split("\n\n") if self.free else []
+
+
+# How far ahead a boundary check reads: a sentence rarely runs longer, and a huge paragraph
+# (a pasted log, a mail of 200 KB) stays cheap.
+PARAGRAPH_LOOKAHEAD = 12  # lines
+PARAGRAPH_CHARS = 2000
+STATEMENT_SENTENCES = 40  # sentences per answer paragraph checked for statements
+
+
+def _paragraph_at(lines: list[str], index: int, first_sentence: bool = False) -> str:
+    """The lines from `index` to the end of their paragraph (at most PARAGRAPH_LOOKAHEAD),
+    joined; with `first_sentence`, only up to the first line that ends a sentence."""
+    paragraph = []
+    for line in lines[index:index + PARAGRAPH_LOOKAHEAD]:
+        if not line.strip():
+            break
+        paragraph.append(line.strip())
+        if first_sentence and line.rstrip().endswith((".", "!", "?")):
+            break
+    return " ".join(paragraph)[:PARAGRAPH_CHARS]
 
 
 def _paragraphs(lines: list[str]) -> str:
@@ -145,22 +343,42 @@ def _paragraphs(lines: list[str]) -> str:
     return "\n\n".join(" ".join(p) for p in paragraphs if p).strip()
 
 
+def _without_statements(answer: str, rules: Rules) -> str:
+    """The answer without its sentences about documents ("Hvor meget: 90.000 kr. Kontrakten
+    forhandles stadig."); an answer that is nothing but such a sentence is left as it is."""
+    kept = []
+    for paragraph in answer.split("\n\n"):
+        parts = sentences(paragraph)
+        if len(parts) > 1:
+            head, tail = parts[:STATEMENT_SENTENCES], parts[STATEMENT_SENTENCES:]
+            parts = [p for p in head if statement_about_documents(p, rules) is None] + tail \
+                or parts
+        kept.append(" ".join(parts))
+    return "\n\n".join(p for p in kept if p)
+
+
 def read_answers(text: str, rules: Rules) -> dict[str, str | None]:
     return _collect(text, rules).result()
 
 
 def _collect(text: str, rules: Rules) -> _Collector:
     collector = _Collector(rules)
-    for line in _body_of_interest(text).splitlines():
-        collector.feed(line)
+    lines = _body_of_interest(text).splitlines()
+    collector.scan(lines)
+    for index in range(len(lines)):
+        collector.feed(lines, index)
     return collector
 
 
-def written_in_english(text: str, rules: Rules) -> bool:
-    """Most of the brief's labels are English ("Who:", "How much:")."""
-    seen = _collect(text, rules).labels_seen
+def written_in_english(text: str, rules: Rules, seen: list[str] | None = None) -> bool:
+    """Most of the brief's labels are English ("Who:", "How much:"); without labels, most of
+    its common words are. `seen`: the labels, when the text was walked already."""
+    if seen is None:
+        seen = _collect(text, rules).labels_seen
+    if not seen:
+        return looks_english(_body_of_interest(text), rules)
     english = sum(label in rules.english_labels for label in seen)
-    return bool(seen) and english * 2 > len(seen)
+    return english * 2 > len(seen)
 
 
 def _unquoted(text: str) -> str:
@@ -171,25 +389,71 @@ def _count(answers: dict[str, str | None]) -> int:
     return sum(v is not None for v in answers.values())
 
 
+@dataclass(frozen=True)
+class _Answers:
+    answers: dict[str, str | None]
+    source: str
+    from_prose: tuple[str, ...] = ()
+    body_labels: tuple[str, ...] = ()  # the labels of the text part (or the HTML without one)
+
+
+def _with_prose(collector: _Collector, source: str, rules: Rules) -> _Answers:
+    """The labelled answers, and for each question that no label names, what the prose around
+    them says. Without any label at all, a mail counts as a prose brief only when it answers
+    at least `prose.min_answers` questions: one sentence wanting "et nyt system" is not a
+    brief, and nothing is credited."""
+    answers = collector.result()
+    unlabelled = {qid for qid in QUESTION_IDS if qid not in collector.answers}
+    keep = lambda text: statement_about_documents(text, rules) is None  # noqa: E731
+    found = read_prose(collector.free_paragraphs(), unlabelled, rules, keep)
+    if not collector.answers and len(found) < rules.prose.min_answers:
+        found = {}
+    for qid, text in found.items():
+        answers[qid] = text
+    return _Answers(answers, source, tuple(q for q in QUESTION_IDS if q in found))
+
+
 def _best_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
-                  rules: Rules) -> tuple[dict[str, str | None], str]:
+                  rules: Rules) -> _Answers:
+    """_find_answers, with the labels of the text part the language is judged by."""
+    found, body = _find_answers(mail, documents, rules)
+    return replace(found, body_labels=tuple(body.labels_seen))
+
+
+def _find_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
+                  rules: Rules) -> tuple[_Answers, _Collector]:
     """The body, else its HTML twin (some clients put a stub in text/plain), else a filled-in
-    brief attached as DOCX or PDF."""
-    answers, source = read_answers(mail.text, rules), "body"
-    if _count(answers) == 0 and mail.html_text:
-        answers, source = read_answers(mail.html_text, rules), "html"
-    if _count(answers) == 0:
+    brief attached as DOCX or PDF; then, for what no label answers, the prose of the body."""
+    body = _collect(mail.text or mail.html_text, rules)
+    collector, source = body, "body"
+    if _count(collector.result()) == 0 and mail.html_text:
+        collector, source = _collect(mail.html_text, rules), "html"
+    if _count(collector.result()) == 0 and re.search(r"^\s*>", mail.text, re.M):
         # a brief that only exists as a quote (a reply to one's own draft)
-        answers, source = read_answers(_unquoted(mail.text), rules), "quoted body"
+        quoted = _collect(_unquoted(mail.text), rules)
+        if _count(quoted.result()):
+            collector, source = quoted, "quoted body"
+    answers = collector.result()
     if _count(answers) >= MIN_ANSWERS_IN_ATTACHMENT:
-        return answers, source
+        return _with_prose(collector, source, rules), body
+    best: _Answers | None = None
     for attachment in mail.documents:
         text = next((d.text for d in documents if d.filename == attachment.filename and d.text),
                     "") or extract_text(attachment.filename, attachment.payload).text
         candidate = read_answers(text, rules)
-        if _count(candidate) > _count(answers) and _count(candidate) >= MIN_ANSWERS_IN_ATTACHMENT:
-            answers, source = candidate, attachment.filename
-    return answers, source
+        if _count(candidate) > max(_count(answers), _count(best.answers) if best else 0) \
+                and _count(candidate) >= MIN_ANSWERS_IN_ATTACHMENT:
+            best = _Answers(candidate, attachment.filename)
+    if best is not None:
+        return best, body
+    if _count(answers) == 0:
+        # no labels anywhere: the prose of the text part, or of the HTML when the text part
+        # is a stub ("Se venligst HTML-udgaven")
+        options = [_with_prose(body, "body (prose)", rules)]
+        if mail.html_text:
+            options.append(_with_prose(_collect(mail.html_text, rules), "html (prose)", rules))
+        return max(options, key=lambda option: len(option.from_prose)), body
+    return _with_prose(collector, source, rules), body
 
 
 # -- declarations and signals ---------------------------------------------------------------
@@ -206,11 +470,20 @@ def _sentence_around(text: str, start: int, end: int) -> str:
     return " ".join(text[left:right].split())
 
 
-def declarations(text: str, present: set[str], rules: Rules) -> dict[str, str]:
+def declarations(text: str, present: set[str], rules: Rules,
+                 statements: tuple[DocumentStatement, ...] | None = None) -> dict[str, str]:
+    """Required documents the mail declares not applicable (kind -> the sentence). A document
+    the mail says is on its way, missing or under negotiation ("Vi har ingen kontrakt endnu,
+    den forhandles stadig") is not declared not applicable, whatever else the sentence says.
+    `statements`: the text's document statements, when they were read already."""
+    if statements is None:
+        statements = document_statements(text, rules)
+    pending = {kind for statement in statements
+               if statement.state != "attached" for kind in statement.kinds}
     declared: dict[str, str] = {}
     for kind_id in rules.required:
         kind = rules.kind(kind_id)
-        if kind is None or kind_id in present:
+        if kind is None or kind_id in present or kind_id in pending:
             continue
         for pattern in kind.not_applicable:
             match = pattern.search(text)
@@ -252,10 +525,15 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
     today = today or date.today()
     documents = tuple(reading for attachment in mail.documents
                       for reading in classify(attachment, rules))
-    answers, source = _best_answers(mail, documents, rules)
-    text = _body_of_interest(mail.text or mail.html_text)
+    best = _best_answers(mail, documents, rules)
+    answers = best.answers
+    # the declarations and statements are read where the answers were: the HTML, when the
+    # text part is only a stub ("Se venligst HTML-udgaven")
+    own = mail.html_text if best.source.startswith("html") else mail.text or mail.html_text
+    text = _body_of_interest(own)
     present = {d.kind for d in documents}
-    declared = declarations(text, present, rules)
+    statements = document_statements(text, rules)
+    declared = declarations(text, present, rules, statements)
     amounts = parse_amounts(answers["cost"])
     strategic, reason = _strategic(text, amounts, rules)
     sbsys = rules.signals.sbsys.search(mail.subject + "\n" + text)
@@ -269,5 +547,7 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
         system_owner=_system_owner(text, rules),
         when=normalise_when(answers["when"], today, rules.signals),
         amounts=tuple(amounts), payer=payer(answers["cost"], rules.signals),
-        answers_from=source, english=written_in_english(mail.text or mail.html_text, rules),
+        answers_from=best.source,
+        english=written_in_english(mail.text or mail.html_text, rules, list(best.body_labels)),
+        from_prose=best.from_prose, statements=statements,
     )

@@ -115,6 +115,27 @@ def _candidates(text: str, today: date, signals: Signals) -> list[tuple[int, Whe
     return found
 
 
+def date_precisions(text: str, signals: Signals) -> set[str]:
+    """How precise the dates in `text` are ("day", "week", … "year"): the prose reader's
+    evidence that a sentence says when. The reference day does not matter for that."""
+    return {when.precision for _, when in _candidates(text, date(2000, 1, 1), signals)}
+
+
+# Keyboards and old systems write æ, ø and å in ASCII in two ways ("Hvornaar", "Hvornar").
+_ASCII_PAIRS = ({"æ": "ae", "ø": "oe", "å": "aa"}, {"æ": "a", "ø": "o", "å": "a"})
+
+
+def ascii_spellings(word: str) -> set[str]:
+    """`word` and its ASCII spellings: "Hvornår" -> {"Hvornår", "Hvornaar", "Hvornar"}."""
+    spellings = {word}
+    for pairs in _ASCII_PAIRS:
+        folded = word
+        for letter, ascii in pairs.items():
+            folded = folded.replace(letter, ascii).replace(letter.upper(), ascii.capitalize())
+        spellings.add(folded)
+    return spellings
+
+
 def _first_year(text: str) -> int | None:
     match = re.search(r"\b(20\d{2})\b", text)
     return int(match.group(1)) if match else None

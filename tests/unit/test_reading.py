@@ -75,6 +75,21 @@ def _normalised(expected: dict[str, Any], details: dict[str, Any]) -> list[str]:
     for key, detail in (("sbsys", "sbsys_number"), ("system_owner", "system_owner")):
         if key in expected and details[detail] != expected[key]:
             found.append(f"{key} {details[detail]!r} != {expected[key]!r}")
+    return found + _prose_and_statements(expected, details)
+
+
+def _prose_and_statements(expected: dict[str, Any], details: dict[str, Any]) -> list[str]:
+    """Our own fixtures may also say which answers come from prose (the receipt asks the
+    applicant to check those), what the mail says about documents, and its language."""
+    found = []
+    if "from_prose" in expected and sorted(details["from_prose"]) != sorted(expected["from_prose"]):
+        found.append(f"from_prose {details['from_prose']} != {expected['from_prose']}")
+    said = {(kind, s["state"]) for s in details.get("document_statements", [])
+            for kind in s["kinds"]}
+    found += [f"no statement {kind}: {state}" for kind, state in
+              expected.get("statements", {}).items() if (kind, state) not in said]
+    if "english" in expected and details["english"] != expected["english"]:
+        found.append(f"english {details['english']}")
     return found
 
 

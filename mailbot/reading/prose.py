@@ -1,0 +1,234 @@
+"""Briefs written as prose, without labels: each clause scored per question by the cues in
+rules/brief.yaml `prose`; the best clauses win. Nothing is invented: every answer is a run
+of the applicant's own words, and a question no clause speaks to stays unanswered."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from mailbot.reading.danish import date_precisions, parse_amounts
+from mailbot.rules import QUESTION_IDS, Rules
+
+# Words that end in a full stop without ending the sentence ("ca. 400", "f.eks. Borgerservice").
+# "kr." is not among them: "90.000 kr. Betales af …" really does start a new sentence.
+_ABBREVIATIONS = frozenset({
+    "ca", "f.eks", "bl.a", "jf", "evt", "inkl", "ekskl", "mht", "vedr", "nr", "tlf", "mio",
+    "mia", "dvs", "osv", "mv", "o.l", "pga", "iflg", "e.g", "i.e", "approx", "etc", "no", "st",
+    "hr", "mr", "mrs", "ms", "dr", "cand", "stud", "adm", "dir", "afd", "t.kr", "tkr",
+})
+_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(«]?[A-ZÆØÅ])")
+_LAST_WORD = re.compile(r"([\w.]+)\.$")
+# Clauses: a sentence that answers two questions usually joins them with "og", "men", a
+# semicolon or a dash ("Kontaktperson er Mette Holm, og løsningen bruges i Vej og Park").
+_CLAUSE_BREAK = re.compile(
+    r";\s+|,\s+(?=(?:og|men|mens|samt|så|fordi|da|idet|and|but|while|whereas|so|because|since)\s)"
+    r"|\s+[–—-]\s+", re.I)
+MIN_CLAUSE_WORDS = 3
+PROSE_CHARS = 8000  # the prose reader reads this much of the unlabelled text
+
+
+@dataclass
+class Clause:
+    text: str
+    paragraph: int
+    sentence: int  # index of its sentence in the whole text
+    scores: dict[str, int] = field(default_factory=dict)
+
+    def best(self) -> int:
+        return max(self.scores.values(), default=0)
+
+
+def sentences(paragraph: str) -> list[str]:
+    """The sentences of one paragraph (its wrapped lines already joined)."""
+    out: list[str] = []
+    start = 0
+    for match in _BREAK.finditer(paragraph):
+        before = paragraph[start:match.start()]
+        word = _LAST_WORD.search(before[-24:])  # the word before the full stop, cheaply
+        if word and word.group(1).lower() in _ABBREVIATIONS:
+            continue
+        out.append(before.strip())
+        start = match.end()
+    out.append(paragraph[start:].strip())
+    return [s for s in out if s]
+
+
+def clauses(sentence: str) -> list[str]:
+    """The sentence cut where it joins two statements; short pieces stay with their
+    neighbour, so a name or an amount is never cut off on its own."""
+    pieces: list[str] = []
+    start = 0
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        pieces.append(sentence[start:match.start()] + match.group(0).rstrip())
+        start = match.end()
+    pieces.append(sentence[start:])
+    merged: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        if merged and (len(merged[-1].split()) < MIN_CLAUSE_WORDS
+                       or len(piece.split()) < MIN_CLAUSE_WORDS):
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def score(text: str, rules: Rules) -> dict[str, int]:
+    """The clause's score for each question: its cues, a date for `when`, an amount for
+    `cost`."""
+    prose = rules.prose
+    scores = {qid: sum(cue.weight for cue in prose.cues.get(qid, ()) if cue.pattern.search(text))
+              for qid in QUESTION_IDS}
+    precisions = date_precisions(text, rules.signals)
+    if precisions - {"year"}:
+        scores["when"] += prose.date_weight
+    elif precisions:
+        scores["when"] += prose.year_weight
+    if parse_amounts(text):
+        scores["cost"] += prose.amount_weight
+    return scores
+
+
+def split(paragraphs: list[str], rules: Rules,
+          keep: Callable[[str], bool] | None = None) -> list[Clause]:
+    """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
+    about the documents is not an answer)."""
+    out: list[Clause] = []
+    number = 0
+    for p_index, paragraph in enumerate(paragraphs):
+        for sentence in sentences(paragraph):
+            for text in clauses(sentence):
+                if keep is not None and not keep(text):
+                    continue
+                out.append(Clause(text, p_index, number, score(text, rules)))
+            number += 1
+    return out
+
+
+def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, list[int]]:
+    """Which clauses answer which question (indices into `found`, in text order)."""
+    minimum = rules.prose.min_score
+    owner: dict[int, str] = {}
+    # 1. each question takes its single best clause; the clearest pairs (high score, far
+    # ahead of the clause's other questions) choose first
+    pairs = []
+    for i, clause in enumerate(found):
+        for qid, value in clause.scores.items():
+            if value >= minimum:
+                others = max((v for q, v in clause.scores.items() if q != qid), default=0)
+                pairs.append((value, value - others, -i, qid, i))
+    taken: set[str] = set()
+    for _, _, _, qid, i in sorted(pairs, reverse=True):
+        if qid not in taken and i not in owner:
+            owner[i] = qid
+            taken.add(qid)
+    # 2. every other clause that clearly speaks to a question goes to its best question
+    for i, clause in enumerate(found):
+        if i in owner or clause.best() < minimum:
+            continue
+        best = clause.best()
+        tied = [q for q in QUESTION_IDS if clause.scores[q] == best]
+        neighbour = owner.get(i - 1) if i and found[i - 1].sentence == clause.sentence else None
+        owner[i] = neighbour if neighbour in tied else tied[0]
+    # 3. a clause without cues continues the one before it in the same paragraph ("…, og det
+    # tager lang tid"); one that opens a sentence goes with the rest of its sentence
+    for i, clause in enumerate(found):
+        if i in owner or not i:
+            continue
+        before = found[i - 1]
+        if before.paragraph == clause.paragraph and i - 1 in owner:
+            owner[i] = owner[i - 1]
+    for i in range(len(found) - 2, -1, -1):
+        if i not in owner and i + 1 in owner and found[i + 1].sentence == found[i].sentence:
+            owner[i] = owner[i + 1]
+    chosen: dict[str, list[int]] = {qid: [] for qid in wanted}
+    for i, qid in sorted(owner.items()):
+        if qid in chosen:
+            chosen[qid].append(i)
+    # 4. a clause that answers two questions ("… bruges af 25 medarbejdere i Vej og Park")
+    # serves both, as "Hvem/Hvor:" does with labels: when it does so as well as for its
+    # owner, or when it finishes a sentence the question already has a clause of
+    for qid in wanted:
+        sentences_of_q = {found[i].sentence for i in chosen[qid]}
+        has_own = bool(chosen[qid])
+        for i, clause in enumerate(found):
+            if i not in owner or owner[i] == qid or i in chosen[qid] \
+                    or clause.scores[qid] < minimum:
+                continue
+            if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]) \
+                    or clause.sentence in sentences_of_q:
+                chosen[qid].append(i)
+        if not chosen[qid]:
+            best_i = max(range(len(found)), key=lambda j: found[j].scores[qid], default=None)
+            if best_i is not None and found[best_i].scores[qid] >= minimum:
+                chosen[qid].append(best_i)
+        chosen[qid] = _whole_sentences(
+            _strongest(sorted(chosen[qid]), found, qid, rules.prose.max_clauses), found)
+    return chosen
+
+
+def _whole_sentences(indices: list[int], found: list[Clause]) -> list[int]:
+    """A clause between two chosen clauses of the same sentence is chosen too: an answer never
+    skips the middle of a sentence."""
+    filled = set(indices)
+    for a, b in pairwise(indices):
+        if found[a].sentence == found[b].sentence:
+            filled.update(range(a, b))
+    return sorted(filled)
+
+
+def _strongest(indices: list[int], found: list[Clause], qid: str, limit: int) -> list[int]:
+    """At most `limit` clauses, the highest-scoring ones, kept in text order."""
+    if len(indices) <= limit:
+        return indices
+    ranked = sorted(indices, key=lambda i: (-found[i].scores[qid], i))[:limit]
+    return sorted(ranked)
+
+
+def render(indices: list[int], found: list[Clause]) -> str:
+    """The clauses as the applicant wrote them: one paragraph per paragraph of the mail."""
+    out: list[str] = []
+    paragraph = None
+    for i in indices:
+        clause = found[i]
+        if paragraph is not None and clause.paragraph != paragraph:
+            out.append("\n\n")
+        elif out:
+            out.append(" ")
+        out.append(clause.text)
+        paragraph = clause.paragraph
+    return "".join(out).strip()
+
+
+def _within(paragraphs: list[str], limit: int) -> list[str]:
+    """The paragraphs up to `limit` characters: a brief is a page, not a pasted log."""
+    out: list[str] = []
+    used = 0
+    for paragraph in paragraphs:
+        if used >= limit:
+            break
+        out.append(paragraph[:limit - used])
+        used += len(out[-1])
+    return out
+
+
+def read_prose(paragraphs: list[str], wanted: set[str], rules: Rules,
+               keep: Callable[[str], bool] | None = None) -> dict[str, str]:
+    """The answers to the `wanted` questions that the paragraphs give (question -> text)."""
+    found = split(_within(paragraphs, PROSE_CHARS), rules, keep)
+    if not found or not wanted:
+        return {}
+    chosen = assign(found, wanted, rules)
+    return {qid: render(indices, found) for qid, indices in chosen.items() if indices}
+
+
+def looks_english(text: str, rules: Rules) -> bool:
+    """More common English words than Danish ones: an English prose brief."""
+    words = re.findall(r"[a-zæøå']+", text.lower())
+    english = sum(w in rules.prose.english_words for w in words)
+    danish = sum(w in rules.prose.danish_words for w in words)
+    return english > danish

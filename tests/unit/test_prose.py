@@ -1,0 +1,186 @@
+"""Briefs in prose, glossed labels and answer boundaries: the pieces, the rules' validation
+and the receipt that shows the applicant how her prose was understood. The readings of whole
+mails are in fixtures/reading (prose_*, gloss_*, boundary_*), checked by test_reading.py."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailbot.app import build_bot
+from mailbot.cases.opening import receipt_context
+from mailbot.cases.summary import case_summary
+from mailbot.clock import Clock
+from mailbot.errors import ConfigError
+from mailbot.intake.inspection import settings_without_config
+from mailbot.intake.parse import parse
+from mailbot.models import Case
+from mailbot.reading.brief import declarations, read_answers, read_brief, statement_about_documents
+from mailbot.reading.danish import ascii_spellings
+from mailbot.reading.prose import clauses, sentences
+from mailbot.resources import shipped
+from mailbot.rules import Rules, load_rules
+
+PROSE_DA = """Hej
+
+Kontaktperson er Mette Holm, og systemet skal bruges af de 25 medarbejdere i Vej og Park.
+Vi vil gerne anskaffe et nyt system til registrering af vejskilte.
+
+Vi forventer at gå i drift 1. maj 2027. Baggrunden er, at registreringen i dag foregår på
+papir.
+
+Prisen er 160.000 kr., som betales af Teknik og Miljø.
+
+Med venlig hilsen
+Mette
+"""
+PROSE_EN = """Hello
+
+The contact person is John Miller, and the users are the 40 managers in the HR department.
+We would like to buy a new module for the HR system.
+
+We expect it to be in use by 1 March 2027, because sick leave is registered by hand today.
+
+The licence costs DKK 75,000 a year, paid by HR.
+
+Kind regards
+John
+"""
+
+
+def _mail(body: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Mette Holm <mette@kommune.test>"
+    msg["To"] = "it.projekter@kommune.test"
+    msg["Subject"] = "Projektforslag: vejskilte"
+    msg["Message-ID"] = "<prose@kommune.test>"
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def test_sentences_do_not_break_at_abbreviations_or_dates() -> None:
+    text = ("Ca. 400 borgere, f.eks. Borgerservice, bruger det fra 1. maj 2027. "
+            "Det koster 5 kr. Betales af HR.")
+    assert sentences(text) == ["Ca. 400 borgere, f.eks. Borgerservice, bruger det fra 1. maj 2027.",
+                               "Det koster 5 kr.", "Betales af HR."]
+
+
+def test_clauses_split_where_two_statements_are_joined_but_keep_short_pieces() -> None:
+    assert clauses("Kontaktperson er Mette Holm, og løsningen bruges i Vej og Park.") == [
+        "Kontaktperson er Mette Holm,", "og løsningen bruges i Vej og Park."]
+    assert clauses("Prisen er 5 kr., og mere.") == ["Prisen er 5 kr., og mere."]
+
+
+def test_ascii_spellings() -> None:
+    assert ascii_spellings("Hvornår") == {"Hvornår", "Hvornaar", "Hvornar"}
+    assert ascii_spellings("Økonomi") == {"Økonomi", "Oekonomi", "Okonomi"}
+
+
+@pytest.mark.parametrize(("line", "qid", "answer"), [
+    ("Hvem (kontaktperson og brugere): Anna", "who", "Anna"),
+    ("Hvor meget (pris og finansiering) - 5.000 kr.", "cost", "5.000 kr."),
+    ("Who (contact person and users) | Anna", "who", "Anna"),
+    ("Hvornaar (tidsplan): maj 2027", "when", "maj 2027"),
+    ("Formaal: Færre fejl", "why", "Færre fejl"),
+    ("Hvem - (kontaktperson og brugere): Anna", "who", "Anna"),
+    ("**Hvad (tilkøb, nyt system)** Et nyt system", "what", "Et nyt system"),
+    ("\x96 Hvem: Anna", "who", "Anna"),  # an en-dash bullet read with the wrong charset
+])
+def test_glossed_labels(rules: Rules, line: str, qid: str, answer: str) -> None:
+    assert read_answers(line, rules)[qid] == answer
+
+
+def test_a_question_word_in_a_sentence_is_not_a_label(rules: Rules) -> None:
+    answers = read_answers(
+        "Hvem der betaler, må I spørge Anna om.\nHvad angår prisen, ved jeg ikke.", rules)
+    assert set(answers.values()) == {None}
+
+
+@pytest.mark.parametrize(("sentence", "kinds", "state"), [
+    ("Kontrakten har jeg ikke fået endnu.", ("contract_draft",), "missing"),
+    ("The DPA will follow.", ("dpa_draft",), "announced"),
+    ("The contract is still being negotiated.", ("contract_draft",), "negotiating"),
+    ("Teknisk beskrivelse og business case er vedhæftet.",
+     ("technical_description", "business_case"), "attached"),
+    ("Bilagene eftersendes.", (), "announced"),
+])
+def test_statements_about_documents(rules: Rules, sentence: str, kinds: tuple[str, ...],
+                                    state: str) -> None:
+    statement = statement_about_documents(sentence, rules)
+    assert statement is not None
+    assert (statement.kinds, statement.state) == (kinds, state)
+
+
+@pytest.mark.parametrize("sentence", [
+    "Kontrakt i maj 2026, pilot fra uge 36.", "I dag venter borgerne på svar i tre uger.",
+    "Systemet skal kunne håndtere vedhæftede filer.",
+])
+def test_sentences_that_are_not_about_documents(rules: Rules, sentence: str) -> None:
+    assert statement_about_documents(sentence, rules) is None
+
+
+def test_a_document_on_its_way_is_not_declared_not_applicable(rules: Rules) -> None:
+    assert declarations("Vi har ingen kontrakt endnu, den forhandles stadig.", set(),
+                        rules) == {}
+    assert "contract_draft" in declarations("Det er gratis, så der er ingen kontrakt.", set(),
+                                            rules)
+
+
+def test_prose_answers_are_marked_and_words_are_the_applicants(rules: Rules) -> None:
+    reading = read_brief(parse(_mail(PROSE_DA)), rules, date(2026, 11, 27))
+    assert reading.from_prose == ("who", "what", "where", "when", "why", "cost")
+    for answer in reading.answers.values():
+        assert answer is not None and answer in " ".join(PROSE_DA.split())
+    assert reading.when is not None and reading.when.start == date(2027, 5, 1)
+    assert [a.dkk for a in reading.amounts] == [160000]
+
+
+def test_english_prose_brief_gets_english_mail(rules: Rules) -> None:
+    reading = read_brief(parse(_mail(PROSE_EN)), rules, date(2026, 11, 27))
+    assert reading.english
+    assert len(reading.from_prose) == 6
+
+
+@pytest.mark.parametrize(("body", "language", "heading", "missing_heading"), [
+    (PROSE_DA, "da", "Sådan har vi forstået dig", "Der mangler stadig"),
+    (PROSE_EN, "en", "This is how we understood you", "Still missing"),
+])
+def test_receipt_shows_what_was_understood(tmp_path: Path, body: str, language: str,
+                                           heading: str, missing_heading: str) -> None:
+    base = settings_without_config("it.projekter@kommune.test")
+    settings = base.model_copy(update={"bot": base.bot.model_copy(
+        update={"data_dir": tmp_path / "data"})})
+    bot = build_bot(settings, Clock())
+    reading = read_brief(parse(_mail(body)), bot.rules, date(2026, 11, 27))
+    now = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    case = Case(ref="ITP-2026-0001", applicant_address="mette@kommune.test", title="Vejskilte",
+                language=language, created_at=now, updated_at=now, applicant_name="Mette Holm",
+                answers=dict(reading.answers), missing=list(reading.missing))
+    context = {"bot_name": settings.bot.name, "case": case_summary(bot.rules, case),
+               "mail_subject": "Projektforslag", **receipt_context(bot, case, reading)}
+    _, text, html = bot.renderer.render_mail(language, "applicant_receipt", context)
+    assert heading in text
+    unlabelled = " ".join(text.split())
+    for qid in reading.from_prose:
+        assert f'"{" ".join((reading.answers[qid] or "").split())}"' in unlabelled
+    # nothing the prose gave is listed as missing: only the documents are
+    assert text.count("Example:" if language == "en" else "Eksempel:") == 0
+    assert missing_heading in text
+    assert "Mette Holm" in html or "John Miller" in html
+
+
+def test_a_broken_prose_cue_names_its_entry(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    shutil.copytree(shipped("rules"), folder)
+    path = folder / "brief.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  min_score: 2", "  min_score: many", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"prose\.min_score"):
+        load_rules(folder)
+    path.write_text(text.replace('      - [4, "', '      - [0, "', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"prose\.cues\.who\[0\]"):
+        load_rules(folder)
