@@ -75,10 +75,11 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
                 {"reason": disposition.reason})
     if isinstance(disposition, AgendaReply | StrayReply):
         found = read_decisions(mail.text or mail.html_text, rules)
-        if found.decisions or found.unmapped or found.additions:
+        if found.decisions or found.unmapped or found.additions or found.informed:
             return ({"kind": "reply", "case_ref": None, "verdict": None,
                      "decisions": found.decisions},
-                    {"unmapped": found.unmapped, "additions": found.additions})
+                    {"unmapped": found.unmapped, "additions": found.additions,
+                     "for_information": found.informed})
     if not isinstance(disposition, NewBrief | Quarantine):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
