@@ -123,6 +123,9 @@ def _classify_file(name: str, payload: bytes, rules: Rules) -> DocumentReading:
     mismatch = type_mismatch(name, payload)
     if mismatch:
         return DocumentReading(name, "other", mismatch)
+    if sniff(payload) == "tnef":  # one that mailbot.intake.tnef could not unpack
+        return DocumentReading(name, "other", "an Outlook winmail.dat (TNEF) that could not "
+                               "be unpacked")
     if sniff(payload) in ("exe", "elf"):
         return DocumentReading(name, "other", "an executable program, not a document")
     if sniff(payload) == "image":
