@@ -12,6 +12,7 @@ from mailbot.intake.classify import (
     AgendaReply,
     CaseFacts,
     Disposition,
+    EncryptedMail,
     MachineMail,
     NewBrief,
     Quarantine,
@@ -68,6 +69,9 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
 
 def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
              thread: ThreadMatch, today: date | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(disposition, EncryptedMail):
+        return ({"kind": "encrypted", "case_ref": thread.case_ref, "verdict": None,
+                 "decisions": None}, {"reason": disposition.reason})
     if isinstance(disposition, MachineMail):
         screened = disposition.screening
         ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref

@@ -18,6 +18,8 @@ from email.utils import getaddresses, parseaddr
 import mailparser
 
 from mailbot.errors import PermanentError
+from mailbot.intake.smime import SIGNED
+from mailbot.intake.smime import unwrap as unwrap_smime
 from mailbot.intake.tnef import is_tnef
 from mailbot.intake.tnef import unpack as unpack_tnef
 
@@ -70,6 +72,9 @@ class Inbound:
     attachments: tuple[Attachment, ...]
     content_type: str
     defects: tuple[str, ...] = field(default=())
+    # "signed": read from inside an opaque S/MIME signature; "encrypted": S/MIME that only
+    # the recipient's private key opens, so nothing of it can be read (mailbot.intake.smime)
+    smime: str = ""
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower(), ())
@@ -346,6 +351,7 @@ def parse(raw: bytes) -> Inbound:
     structure_problem = mime_structure_problem(raw)
     if structure_problem:
         raise PermanentError(structure_problem)
+    raw, smime, smime_problem = _without_smime(raw)
     try:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as err:  # mail-parser raises a variety of types on broken input
@@ -370,8 +376,21 @@ def parse(raw: bytes) -> Inbound:
         headers=headers,
         attachments=_attachments(parsed.message),
         content_type=parsed.message.get_content_type(),
-        defects=tuple(str(d) for d in parsed.defects_categories),
+        defects=tuple(str(d) for d in parsed.defects_categories)
+        + ((smime_problem,) if smime_problem else ()),
+        smime=smime,
     )
+
+
+def _without_smime(raw: bytes) -> tuple[bytes, str, str]:
+    """The mail inside an opaque S/MIME signature (RFC 8551 section 3.5.2), its S/MIME state
+    and why a layer was left as it came; the inner mail meets the same MIME caps."""
+    unwrapped = unwrap_smime(raw)
+    if unwrapped.state == SIGNED:
+        problem = mime_structure_problem(unwrapped.raw)
+        if problem:
+            raise PermanentError(f"inside the S/MIME signature: {problem}")
+    return unwrapped.raw, unwrapped.state, unwrapped.problem
 
 
 def display_address(name: str, address: str) -> str:
