@@ -27,13 +27,16 @@ from mailbot.council.decisions import apply_decisions, move_on_request
 from mailbot.council.reviews import apply_verdict, identity_problem, route
 from mailbot.council.status import send_status
 from mailbot.db import transaction
+from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.errors import PermanentError
 from mailbot.faults import crash_point
 from mailbot.intake.classify import (
+    ENCRYPTED_REF,
     AgendaReply,
     CaseFacts,
     CaseMail,
     Disposition,
+    EncryptedMail,
     MachineMail,
     NewBrief,
     Quarantine,
@@ -177,6 +180,8 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
             _case_mail(session, bot, row, mail, disposition, case, now)
         case NewBrief():
             _new_brief(session, bot, row, mail, now)
+        case EncryptedMail():
+            _encrypted(session, bot, row, mail, disposition, case, now)
         case Quarantine():
             raise PermanentError(disposition.reason)
 
@@ -191,6 +196,33 @@ def _machine(session: Session, bot: Bot, row: RawMessage, machine: MachineMail,
                f"{screening.category} from {row.sender}: {screening.reason}",
                source_key=f"machine:{row.id}")
     log.info("UID %s ignored (%s): %s", row.uid, screening.category, screening.reason)
+
+
+def _encrypted(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
+               encrypted: EncryptedMail, case: Case | None, now: datetime) -> None:
+    """Encrypted S/MIME: the sender is told, in Danish, that we cannot read it and how to send
+    it instead; no case is opened and no case changes (a mail on a case's thread is noted on
+    it). Within the answer limit, like every direct answer."""
+    finish(row, LedgerState.PROCESSED, encrypted.reason, bot, "encrypted")
+    case_id = case.id if case is not None else None
+    if case is not None:
+        row.case_id = case.id
+        record(session, case.id, row.id, now, "encrypted",
+               f"encrypted mail from {mail.from_address or 'an unknown sender'}: not read",
+               source_key=f"encrypted:{row.id}")
+    if not mail.from_address:
+        return
+    if not may_answer(session, bot, mail.from_address, case_id, now):
+        record(session, case_id, row.id, now, "answer_withheld",
+               f"encrypted-mail answer to {mail.from_address}: "
+               f"{bot.settings.limits.answers_per_case_per_day} answers within 24 hours")
+        return
+    queue_mail(session, bot, template="encrypted_mail", purpose=Purpose.ENCRYPTED,
+               to=[mail.from_address], now=now,
+               sign_ref=case.ref if case is not None else ENCRYPTED_REF, case_id=case_id,
+               context={"mail_subject": mail.subject, "case_ref": case.ref if case else ""},
+               thread=Threading(mail.message_id, (mail.message_id,)))
+    log.info("UID %s is encrypted S/MIME: the sender is asked to send it unencrypted", row.uid)
 
 
 def _agenda_reply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,

@@ -4,10 +4,11 @@ A template with an undefined name, or a label with a wrong placeholder, fails on
 rendered, and most mails are rendered days after `check` ran (a reminder, the agenda at the
 deadline). So `check` plays the whole process once, in Danish and in English, on a throwaway
 SQLite database in a temporary folder: a brief with gaps, the receipt, review requests, the
-applicant's status, an unclear verdict asked back and then handed to the secretary, guidance,
-reminders, the meeting notice, the agenda with its Word file, a decision with the board bundle,
-a withdrawal and decision lines listed back. Every mail goes through the real sending path and
-ends in the throwaway outbox; nothing is sent and nothing touches the real database.
+applicant's status, the answer to an encrypted mail, an unclear verdict asked back and then
+handed to the secretary, guidance, reminders, the meeting notice, the agenda with its Word
+file, a decision with the board bundle, a withdrawal and decision lines listed back. Every
+mail goes through the real sending path and ends in the throwaway outbox; nothing is sent
+and nothing touches the real database.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mailbot.council.status import send_status
 from mailbot.db import make_engine
 from mailbot.delivery.mail import queue_mail
 from mailbot.delivery.outbox import Sender
+from mailbot.intake.classify import ENCRYPTED_REF
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.threads import agenda_ref
 from mailbot.models import Case, Outbox, RawMessage, Review
@@ -65,6 +67,7 @@ def rehearse(bot: Bot) -> int:
                 for number, language in enumerate(BRIEFS, start=1):
                     _play(session, stage, language, number)
                 _alerts(session, stage)
+                _encrypted(session, stage)
                 count = len(session.exec(select(Outbox)).all())
                 session.rollback()
             return count
@@ -129,6 +132,14 @@ def _alerts(session: Session, bot: Bot) -> None:
         queue_mail(session, bot, template="operator_alert", purpose=Purpose.ALERT,
                    to=[f"drift@{bot.domain}"], now=bot.clock.now(), sign_ref=ALERT_REF,
                    context=bot.alerts.context(incident, "Øvelse: intet er sket.", 1))
+
+
+def _encrypted(session: Session, bot: Bot) -> None:
+    """The answer to an encrypted S/MIME mail: about no case, and on a case's thread."""
+    for sign_ref, case_ref in ((ENCRYPTED_REF, ""), ("ITP-2000-0001", "ITP-2000-0001")):
+        queue_mail(session, bot, template="encrypted_mail", purpose=Purpose.ENCRYPTED,
+                   to=["aase.aeroe@example.invalid"], now=bot.clock.now(), sign_ref=sign_ref,
+                   context={"mail_subject": "Projektforslag: Prøve", "case_ref": case_ref})
 
 
 def _reviews(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetime) -> None:

@@ -75,6 +75,10 @@ class DocumentKind:
     patterns: tuple[re.Pattern[str], ...]
     content_patterns: tuple[re.Pattern[str], ...]
     not_applicable: tuple[re.Pattern[str], ...]
+    # scoring a document by its text (mailbot.reading.documents): terms it defines and uses,
+    # headings of its structure
+    terms: tuple[re.Pattern[str], ...] = ()
+    structure: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class DecisionWords:
     add_to_agenda: tuple[str, ...]
     applicant_postpone: tuple[str, ...]
     applicant_withdraw: tuple[str, ...]
+    informational: tuple[re.Pattern[str], ...] = ()  # "til orientering": not decided
 
 
 LABEL_KEYS: dict[str, tuple[str, ...]] = {
@@ -298,6 +303,11 @@ def _kinds(reader: _Reader) -> tuple[DocumentKind, ...]:
             content_patterns=reader.regexes(content, f"{entry_name}.content_patterns",
                                             re.IGNORECASE | re.MULTILINE),
             not_applicable=reader.regexes(declared, f"{entry_name}.not_applicable"),
+            terms=reader.regexes(reader.strings(entry.get("terms", []), f"{entry_name}.terms",
+                                                True), f"{entry_name}.terms"),
+            structure=reader.regexes(
+                reader.strings(entry.get("structure", []), f"{entry_name}.structure", True),
+                f"{entry_name}.structure", re.IGNORECASE | re.MULTILINE),
         ))
     return tuple(out)
 
@@ -404,6 +414,9 @@ def _decision_words(reader: _Reader) -> DecisionWords:
         add_to_agenda=words("add_to_agenda"),
         applicant_postpone=words("applicant_postpone"),
         applicant_withdraw=words("applicant_withdraw"),
+        informational=reader.regexes(
+            reader.strings(d.get("informational", []), "informational", True),
+            "informational"),
     )
 
 

@@ -135,6 +135,7 @@ class Purpose(StrEnum):
     DECISION = "decision"
     BOARD = "board"  # the bundle for the strategic board
     ALERT = "alert"  # the operator must act (mailbot.alerts)
+    ENCRYPTED = "encrypted"  # answer to encrypted S/MIME: we cannot read it, send it plainly
 
     @property
     def auto_submitted(self) -> AutoSubmitted:
@@ -142,7 +143,7 @@ class Purpose(StrEnum):
 
 
 _DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE, Purpose.ASK_BACK,
-                             Purpose.UNMAPPED})
+                             Purpose.UNMAPPED, Purpose.ENCRYPTED})
 
 
 class Incident(StrEnum):

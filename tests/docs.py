@@ -56,12 +56,15 @@ def xlsx(title: str, rows: int = 10) -> bytes:
     return buffer.getvalue()
 
 
-def odt(title: str) -> bytes:
+def odt(title: str, body: str = "Beskrivelse af løsningen.") -> bytes:
+    from xml.sax.saxutils import escape
+
+    paragraphs = "".join(f"<text:p>{escape(line)}</text:p>" for line in body.splitlines())
     content = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
         ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>'
-        f"<text:h>{title}</text:h><text:p>Beskrivelse af løsningen.</text:p>"
+        f"<text:h>{escape(title)}</text:h>{paragraphs}"
         "</office:text></office:body></office:document-content>"
     )
     buffer = io.BytesIO()
@@ -80,7 +83,7 @@ def build(spec: dict[str, Any]) -> bytes:
     if kind == "xlsx":
         return xlsx(spec["title"])
     if kind == "odt":
-        return odt(spec["title"])
+        return odt(spec["title"], spec.get("body") or "Beskrivelse af løsningen.")
     if kind == "zip":
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -41,6 +41,11 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
             unmapped.append(f"{ref}: ingen sådan sag")
             continue
         decide(session, bot, case, Decision(decision), found.texts[ref], meeting_day, now)
+    for ref in found.informed:  # "til orientering": recorded on the case, nothing decided
+        case = find_case(session, ref)
+        if case is not None:
+            record(session, case.id, None, now, "decision_information",
+                   "mentioned for information in the decisions; not decided")
     if found.additions:
         _late_additions(session, bot, found.additions, meeting_day, now, unmapped)
     if unmapped:

@@ -22,6 +22,7 @@ from mailbot.intake.threads import CASE_REF, ThreadMatch, looks_like_reply
 from mailbot.reading.decisions import applicant_command
 from mailbot.reading.replies import asks_for_status
 from mailbot.rules import Rules
+from mailbot.vocabulary import Purpose
 
 SenderRole = Literal["applicant", "reviewer", "colleague", "outsider", "unverified"]
 FollowupAction = Literal["status", "postpone", "withdraw", "update"]
@@ -84,6 +85,15 @@ class StrayReply:
 
 
 @dataclass(frozen=True)
+class EncryptedMail:
+    """Encrypted S/MIME (RFC 8551 section 3.3): nothing of it can be read. The sender is told
+    to send it unencrypted; no case is opened, nothing on a case changes."""
+
+    case_ref: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class NewBrief:
     reason: str
 
@@ -96,7 +106,9 @@ class Quarantine:
 
 
 Disposition = (MachineMail | AgendaReply | ReviewReply | CaseMail | StrayReply | NewBrief
-               | Quarantine)
+               | Quarantine | EncryptedMail)
+
+ENCRYPTED_REF = "ENCRYPTED"  # the "case" the answer to an encrypted mail names: none
 
 
 def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settings: Settings,
@@ -112,6 +124,9 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
         # and no case or receipt for a forged sender either (RFC 7489 section 3.1, RFC 8601
         # section 5: only our own server's header is read)
         return Quarantine(f"dmarc=fail for {failed_domain}")
+    if mail.smime == "encrypted":
+        return EncryptedMail(thread.case_ref, "encrypted S/MIME that only the recipient's "
+                             "private key opens: the sender is asked to send it unencrypted")
     secretary = mail.from_address in {a.lower() for a in settings.council.secretary}
     if thread.agenda:
         return AgendaReply(thread.agenda, secretary,
@@ -124,11 +139,18 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
                           "no decision applied")
     if thread.case_ref is not None:
         return _on_thread(mail, thread, settings, rules, case)
-    if looks_like_reply(mail):
+    if looks_like_reply(mail) and not answers_encrypted_notice(mail, settings.bot.domain):
         return StrayReply(None, "", "a reply on a thread that names no case")
     if not mail.from_address:
         return Quarantine("no single, well-formed From address: cannot tell who applies")
     return NewBrief("a new brief: a case is opened and the applicant gets one receipt")
+
+
+def answers_encrypted_notice(mail: Inbound, domain: str) -> bool:
+    """A reply to our "we cannot read encrypted mail" answer: the brief sent again, plainly."""
+    prefix, suffix = f"<mb.{Purpose.ENCRYPTED.value}.", f"@{domain.lower()}>"
+    return any(m.lower().startswith(prefix) and m.lower().endswith(suffix)
+               for m in mail.in_reply_to)
 
 
 def _on_thread(mail: Inbound, thread: ThreadMatch, settings: Settings, rules: Rules,

@@ -12,6 +12,7 @@ from mailbot.intake.classify import (
     AgendaReply,
     CaseFacts,
     Disposition,
+    EncryptedMail,
     MachineMail,
     NewBrief,
     Quarantine,
@@ -68,6 +69,9 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
 
 def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
              thread: ThreadMatch, today: date | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(disposition, EncryptedMail):
+        return ({"kind": "encrypted", "case_ref": thread.case_ref, "verdict": None,
+                 "decisions": None}, {"reason": disposition.reason})
     if isinstance(disposition, MachineMail):
         screened = disposition.screening
         ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref
@@ -75,10 +79,11 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
                 {"reason": disposition.reason})
     if isinstance(disposition, AgendaReply | StrayReply):
         found = read_decisions(mail.text or mail.html_text, rules)
-        if found.decisions or found.unmapped or found.additions:
+        if found.decisions or found.unmapped or found.additions or found.informed:
             return ({"kind": "reply", "case_ref": None, "verdict": None,
                      "decisions": found.decisions},
-                    {"unmapped": found.unmapped, "additions": found.additions})
+                    {"unmapped": found.unmapped, "additions": found.additions,
+                     "for_information": found.informed})
     if not isinstance(disposition, NewBrief | Quarantine):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,

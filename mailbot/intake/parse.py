@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import codecs
+import contextlib
 import hashlib
 import html
+import io
+import mimetypes
 import re
+import zipfile
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 import mailparser
 
 from mailbot.errors import PermanentError
+from mailbot.intake.smime import SIGNED
+from mailbot.intake.smime import unwrap as unwrap_smime
+from mailbot.intake.tnef import is_tnef
+from mailbot.intake.tnef import unpack as unpack_tnef
 
 MAX_HEADER_BYTES = 256 * 1024
 # MIME structure caps (SCENARIOS P3): a brief with its attachments has a few dozen parts; a
@@ -32,6 +40,8 @@ _TRACE_HEADERS = frozenset(
      "arc-authentication-results", "x-ms-exchange-organization-authas"}
 )
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature",
+                              "application/pgp-signature"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -63,6 +73,9 @@ class Inbound:
     attachments: tuple[Attachment, ...]
     content_type: str
     defects: tuple[str, ...] = field(default=())
+    # "signed": read from inside an opaque S/MIME signature; "encrypted": S/MIME that only
+    # the recipient's private key opens, so nothing of it can be read (mailbot.intake.smime)
+    smime: str = ""
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower(), ())
@@ -76,10 +89,12 @@ class Inbound:
 
     @property
     def documents(self) -> tuple[Attachment, ...]:
-        """Attachments that can be documents: inline images (logos, screenshots) cannot."""
+        """Attachments that can be documents: inline images (logos, screenshots) and the
+        signature of a signed mail (smime.p7s, RFC 8551 section 3.5.3) cannot."""
         return tuple(
             a for a in self.attachments
             if not (a.inline and a.content_type.startswith("image/"))
+            and a.content_type not in _SIGNATURE_TYPES
         )
 
 
@@ -170,28 +185,133 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _attachments(parsed: mailparser.MailParser) -> tuple[Attachment, ...]:
+def _attachments(message: Message) -> tuple[Attachment, ...]:
+    """Every attachment, in the order of the MIME tree: named parts, parts without a name
+    (kept under a stable name from their type, never dropped), and the files inside an
+    Outlook winmail.dat in its place."""
     out: list[Attachment] = []
-    for item in parsed.attachments:
-        payload_text = item.get("payload") or ""
-        if item.get("binary"):
-            try:
-                payload = base64.b64decode(payload_text)
-            except (ValueError, TypeError):
-                payload = b""
-        else:
-            payload = str(payload_text).encode(codec(item.get("charset")), "replace")
-        disposition = str(item.get("content-disposition") or "").lower()
-        inline = disposition.startswith("inline") or (
-            bool(item.get("content-id")) and not disposition.startswith("attachment")
-        )
-        out.append(Attachment(
-            filename=clean_header_text(str(item.get("filename") or "unnamed")),
-            content_type=str(item.get("mail_content_type") or "application/octet-stream").lower(),
-            payload=payload,
-            inline=inline,
-        ))
+    nameless = 0
+    for part in message.walk():
+        disposition = (part.get_content_disposition() or "").lower()
+        if part.is_multipart() and disposition != "attachment":
+            continue
+        name = _part_filename(part)
+        if not name and not part.is_multipart() and disposition != "attachment" \
+                and part.get_content_type() in ("text/plain", "text/html"):
+            continue  # body text (read by mail-parser)
+        payload = _part_payload(part)
+        content_type = part.get_content_type().lower()
+        inline = disposition == "inline" or (bool(part.get("content-id"))
+                                             and disposition != "attachment")
+        if is_tnef(payload):
+            files, problem = unpack_tnef(payload)
+            if not problem:
+                for file in files:
+                    if not file.filename:
+                        nameless += 1
+                    out.append(Attachment(
+                        file.filename or placeholder_name(nameless, "", file.payload),
+                        _type_of(file.filename), file.payload, False))
+                continue
+        if not name:
+            nameless += 1
+            name = placeholder_name(nameless, content_type, payload)
+        out.append(Attachment(name, content_type, payload, inline))
     return tuple(out)
+
+
+def _part_filename(part: Message) -> str:
+    """The part's file name (RFC 2231 `filename*=`, RFC 2047 encoded-words, or raw 8-bit
+    bytes as UTF-8, else windows-1252), "" when it has none."""
+    try:
+        name = part.get_filename() or ""
+    except (ValueError, LookupError, UnicodeError, TypeError):
+        name = ""
+    if not isinstance(name, str):
+        name = str(name)
+    if "=?" in name:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):
+            name = str(make_header(decode_header(name)))
+    if any("\udc80" <= ch <= "\udcff" for ch in name):  # raw 8-bit bytes in the header
+        octets = name.encode("utf-8", "surrogateescape")
+        try:
+            name = octets.decode("utf-8")
+        except UnicodeDecodeError:
+            name = octets.decode("cp1252", "replace")
+    return clean_header_text(name)
+
+
+def _part_payload(part: Message) -> bytes:
+    """The decoded bytes of a part; an attached message or container as its MIME text."""
+    if part.is_multipart():
+        try:
+            return b"".join(m.as_bytes() for m in part.get_payload()
+                            if isinstance(m, Message))
+        except Exception:  # as_bytes re-encodes with the declared charsets and may refuse
+            return b""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
+_EXTENSIONS = {
+    "application/pdf": "pdf", "application/msword": "doc", "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/zip": "zip", "application/x-zip-compressed": "zip",
+    "application/rtf": "rtf", "text/rtf": "rtf", "text/plain": "txt", "text/html": "html",
+    "text/csv": "csv", "text/calendar": "ics", "image/png": "png", "image/jpeg": "jpg",
+    "image/gif": "gif", "message/rfc822": "eml", "application/ms-tnef": "dat",
+    "application/vnd.ms-tnef": "dat", "application/vnd.ms-outlook": "msg",
+}
+_OFFICE_MEMBERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"),
+                   ("ppt/presentation.xml", "pptx"))
+PLACEHOLDER_STEM = "vedhæftet"
+
+
+def placeholder_name(number: int, content_type: str, payload: bytes) -> str:
+    """A stable name for the `number`th attachment without a name ("vedhæftet-1.pdf"): the
+    extension from the bytes where they tell (PDF, Office files, ZIP), else from the declared
+    type, else "bin". The same mail always gives the same names."""
+    return f"{PLACEHOLDER_STEM}-{number}.{_extension_of(content_type, payload)}"
+
+
+def _extension_of(content_type: str, payload: bytes) -> str:
+    head = payload[:1024]
+    if b"%PDF-" in head:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_extension(payload)
+    declared = _EXTENSIONS.get(content_type.lower())
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return declared if declared in ("doc", "xls", "msg") else "doc"
+    return declared or "bin"
+
+
+def _zip_extension(payload: bytes) -> str:
+    """docx, xlsx, pptx, odt/ods or zip, from the names in the ZIP's directory."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            names = set(archive.namelist()[:MAX_MIME_PARTS])
+            mimetype = archive.read("mimetype")[:100] if "mimetype" in names else b""
+    except (zipfile.BadZipFile, ValueError, OSError, RuntimeError, NotImplementedError):
+        return "zip"
+    for member, extension in _OFFICE_MEMBERS:
+        if member in names:
+            return extension
+    if mimetype.startswith(b"application/vnd.oasis.opendocument."):
+        return "ods" if mimetype.endswith(b"spreadsheet") else "odt"
+    return "zip"
+
+
+def _type_of(filename: str) -> str:
+    """A content type for a file from a TNEF stream (which carries none), by its name."""
+    guessed, _ = mimetypes.guess_type(filename or "x.bin", strict=False)
+    return guessed or "application/octet-stream"
 
 
 def codec(charset: object) -> str:
@@ -257,6 +377,7 @@ def parse(raw: bytes) -> Inbound:
     structure_problem = mime_structure_problem(raw)
     if structure_problem:
         raise PermanentError(structure_problem)
+    raw, smime, smime_problem = _without_smime(raw)
     try:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as err:  # mail-parser raises a variety of types on broken input
@@ -279,10 +400,23 @@ def parse(raw: bytes) -> Inbound:
         text=text,
         html_text=html_text,
         headers=headers,
-        attachments=_attachments(parsed),
+        attachments=_attachments(parsed.message),
         content_type=parsed.message.get_content_type(),
-        defects=tuple(str(d) for d in parsed.defects_categories),
+        defects=tuple(str(d) for d in parsed.defects_categories)
+        + ((smime_problem,) if smime_problem else ()),
+        smime=smime,
     )
+
+
+def _without_smime(raw: bytes) -> tuple[bytes, str, str]:
+    """The mail inside an opaque S/MIME signature (RFC 8551 section 3.5.2), its S/MIME state
+    and why a layer was left as it came; the inner mail meets the same MIME caps."""
+    unwrapped = unwrap_smime(raw)
+    if unwrapped.state == SIGNED:
+        problem = mime_structure_problem(unwrapped.raw)
+        if problem:
+            raise PermanentError(f"inside the S/MIME signature: {problem}")
+    return unwrapped.raw, unwrapped.state, unwrapped.problem
 
 
 def display_address(name: str, address: str) -> str:

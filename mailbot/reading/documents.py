@@ -1,4 +1,13 @@
-"""The kind of each attached document: from its file name, else from its own text."""
+"""The kind of each attached document: from its file name, else from its own text.
+
+By its text, every kind is scored (`rules/documents.yaml`): a phrase naming the kind in the
+title (the first lines) counts most, the same phrase further down only as a mention, and the
+terms a kind defines and the headings of its structure add up. A data processing agreement
+defines "dataansvarlig", "databehandler", "instruks", "underdatabehandlere", "tredjelande";
+a contract "parter", "vederlag", "leverance", "ophør", "misligholdelse", "bilag". So a
+document that merely mentions another kind (a contract whose appendix 3 is "the data
+processing agreement") keeps its own kind.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,11 @@ from mailbot.rules import Rules
 
 _SEPARATORS = re.compile(r"[_\-.+()\[\]]+")
 TITLE_LINES = 3
+TITLE_POINTS = 6  # a phrase naming the kind in the title
+MENTION_POINTS = 1  # the same phrase anywhere else
+TERM_POINTS = 1  # each distinct term of the kind
+STRUCTURE_POINTS = 2  # each distinct heading of the kind
+MIN_POINTS = 3  # below this, the text names no kind
 
 
 @dataclass(frozen=True)
@@ -23,25 +37,73 @@ class DocumentReading:
     source: str = ""  # the attachment it came from (the ZIP, for a member)
 
 
-def kind_from_filename(filename: str, rules: Rules) -> str:
+def kinds_from_filename(filename: str, rules: Rules) -> list[str]:
+    """Every kind the file name names, in the order of `rules/documents.yaml`."""
     stem = PurePosixPath(filename.replace("\\", "/")).stem
     # "Teknisk_beskrivelse-v2" and "Teknisk beskrivelse v2" read the same.
     spaced = " ".join(_SEPARATORS.sub(" ", stem).split())
+    return [kind.id for kind in rules.kinds
+            if any(p.search(stem) or p.search(spaced) for p in kind.patterns)]
+
+
+def kind_from_filename(filename: str, rules: Rules) -> str:
+    found = kinds_from_filename(filename, rules)
+    return found[0] if found else "other"
+
+
+@dataclass(frozen=True)
+class KindScore:
+    kind: str
+    points: int
+    found: tuple[str, ...]  # what counted: "title", "mention", terms and headings as found
+
+
+def score_text(text: str, rules: Rules) -> list[KindScore]:
+    """Every kind's score for a document's text, highest first (ties in rule order)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    title = "\n".join(lines[:TITLE_LINES])
+    rest = "\n".join(lines[TITLE_LINES:])
+    scores = []
     for kind in rules.kinds:
-        if any(p.search(stem) or p.search(spaced) for p in kind.patterns):
-            return kind.id
-    return "other"
+        found: list[str] = []
+        points = 0
+        if any(p.search(title) for p in kind.content_patterns):
+            points += TITLE_POINTS
+            found.append("title")
+        elif any(p.search(rest) for p in kind.content_patterns):
+            points += MENTION_POINTS
+            found.append("mention")
+        for pattern in kind.terms:
+            match = pattern.search(text)
+            if match:
+                points += TERM_POINTS
+                found.append(match.group(0).lower())
+        for pattern in kind.structure:
+            match = pattern.search(text)
+            if match:
+                points += STRUCTURE_POINTS
+                found.append("heading " + " ".join(match.group(0).split()))
+        scores.append(KindScore(kind.id, points, tuple(found)))
+    return sorted(scores, key=lambda s: -s.points)  # stable: rule order on a tie
+
+
+def read_kind(text: str, rules: Rules, among: list[str] | None = None) -> tuple[str, str]:
+    """The kind a document's text scores highest for (at least MIN_POINTS), and why;
+    ("other", why not) when none does. `among` limits the kinds (a name that names two)."""
+    scores = [s for s in score_text(text, rules) if among is None or s.kind in among]
+    if not scores or scores[0].points < MIN_POINTS:
+        return "other", ""
+    best = scores[0]
+    runner = next((s for s in scores[1:] if s.points), None)
+    why = f"document text: {best.kind} {best.points} points ({', '.join(best.found[:6])})"
+    if runner is not None:
+        why += f" over {runner.kind} {runner.points}"
+    return best.kind, why
 
 
 def kind_from_text(text: str, rules: Rules) -> str:
-    """The title (first lines) decides first; only then the first pages."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    title = "\n".join(lines[:TITLE_LINES])
-    for scope in (title, text):
-        for kind in rules.kinds:
-            if any(p.search(scope) for p in kind.content_patterns):
-                return kind.id
-    return "other"
+    """The kind the text scores highest for, or "other"."""
+    return read_kind(text, rules)[0]
 
 
 def classify(attachment: Attachment, rules: Rules) -> list[DocumentReading]:
@@ -61,20 +123,31 @@ def _classify_file(name: str, payload: bytes, rules: Rules) -> DocumentReading:
     mismatch = type_mismatch(name, payload)
     if mismatch:
         return DocumentReading(name, "other", mismatch)
+    if sniff(payload) == "tnef":  # one that mailbot.intake.tnef could not unpack
+        return DocumentReading(name, "other", "an Outlook winmail.dat (TNEF) that could not "
+                               "be unpacked")
     if sniff(payload) in ("exe", "elf"):
         return DocumentReading(name, "other", "an executable program, not a document")
     if sniff(payload) == "image":
         # a screenshot of a document never satisfies the requirement for it
         return DocumentReading(name, "other", "an image, not a document")
-    by_name = kind_from_filename(name, rules)
-    if by_name != "other":
-        return DocumentReading(name, by_name, "file name")
+    by_name = kinds_from_filename(name, rules)
+    if len(by_name) == 1:
+        return DocumentReading(name, by_name[0], "file name")
     extracted = extract_text(name, payload)
+    if by_name:  # the name names two kinds: its text decides between them
+        kind, why = ("other", "") if extracted.problem else \
+            read_kind(extracted.text, rules, by_name)
+        if kind != "other":
+            return DocumentReading(name, kind, f"file name names {' and '.join(by_name)}; "
+                                   + why, extracted.text)
+        return DocumentReading(name, by_name[0], "file name (first of "
+                               f"{', '.join(by_name)})", extracted.text)
     if extracted.problem:
         return DocumentReading(name, "other", extracted.problem)
-    by_text = kind_from_text(extracted.text, rules)
+    by_text, why = read_kind(extracted.text, rules)
     if by_text != "other":
-        return DocumentReading(name, by_text, "document text", extracted.text)
+        return DocumentReading(name, by_text, why, extracted.text)
     return DocumentReading(name, "other", "neither the name nor the text names a document kind",
                            extracted.text)
 

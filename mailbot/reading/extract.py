@@ -45,8 +45,11 @@ class Member:
 
 
 def sniff(payload: bytes) -> str:
-    """The real type from the first bytes: pdf, zip, ole, exe, elf, image, text or unknown."""
+    """The real type from the first bytes: tnef, pdf, zip, ole, exe, elf, image, text or
+    unknown."""
     head = payload[:1024]
+    if head.startswith(b"\x78\x9f\x3e\x22"):
+        return "tnef"  # Outlook's winmail.dat ([MS-OXTNEF]); may hold "%PDF-" near its start
     if b"%PDF-" in head:
         return "pdf"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
