@@ -49,8 +49,9 @@ class ScreenResult:
 
 
 def screen(mail: Inbound, rules: Screening, bot_address: str) -> ScreenResult:
-    """First match wins, in the order own mail, bounce, auto-reply, bulk, loop."""
-    for check in (_own, _bounce, _auto_reply, _bulk, _loop):
+    """First match wins, in the order own mail, bounce, auto-reply, bulk, loop (headers
+    first), then automatic content (sender, subject, body)."""
+    for check in (_own, _bounce, _auto_reply, _bulk, _loop, _automatic_content):
         result = check(mail, rules, bot_address.lower())
         if result is not None:
             return result
@@ -78,8 +79,8 @@ def _bounce(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
 
 
 def _auto_reply(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
-    """RFC 3834 section 5 (Auto-Submitted), the autoresponders' own headers and Precedence
-    value, loop markers, reply-to-nobody senders, then the subject and the body."""
+    """RFC 3834 section 5 (Auto-Submitted), the autoresponders' own headers and their
+    Precedence value."""
     auto_submitted = mail.header("auto-submitted").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
         return ScreenResult("auto_reply", f"Auto-Submitted: {auto_submitted}")
@@ -89,10 +90,12 @@ def _auto_reply(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | No
     precedence = mail.header("precedence").strip().lower()
     if precedence in rules.auto_reply_precedence:
         return ScreenResult("auto_reply", f"Precedence: {precedence}")
-    for name in rules.loop_headers:
-        if name in mail.headers:
-            return ScreenResult("loop", f"loop marker {name} present: made or passed on by "
-                                        "a machine (a mail system's rule, ticket system or list)")
+    return None
+
+
+def _automatic_content(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """No automation header: a no-reply sender, a subject or the top of a short body that
+    says a machine wrote it."""
     local = mail.from_address.partition("@")[0]
     if local in rules.machine_senders:
         return ScreenResult("auto_reply", f"sender {mail.from_address} is a no-reply address")
@@ -154,7 +157,13 @@ def _bulk(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
 
 
 def _loop(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """RFC 5321 section 6.3 (too many Received headers), and the loop markers that mail
+    systems set instead of Auto-Submitted."""
     hops = len(mail.headers.get("received", ()))
     if hops > rules.max_received_headers:
         return ScreenResult("loop", f"{hops} Received headers (limit {rules.max_received_headers})")
+    for name in rules.loop_headers:
+        if name in mail.headers:
+            return ScreenResult("loop", f"loop marker {name} present: made or passed on by "
+                                        "a machine (a mail system's rule, ticket system or list)")
     return None
