@@ -18,6 +18,7 @@ import mailparser
 from mailbot.errors import PermanentError
 from mailbot.intake.charsets import decode_header_text, decode_raw_header, decode_text
 from mailbot.intake.headerblock import repair_header_block
+from mailbot.intake.returned import Returned, returned_message
 
 MAX_HEADER_BYTES = 256 * 1024
 # MIME structure caps (SCENARIOS P3): a brief with its attachments has a few dozen parts; a
@@ -66,6 +67,8 @@ class Inbound:
     attachments: tuple[Attachment, ...]
     content_type: str
     defects: tuple[str, ...] = field(default=())
+    # the headers of a message the mail returns (a bounce's returned message): intake/returned
+    returned: Returned | None = None
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower(), ())
@@ -350,6 +353,7 @@ def parse(raw: bytes) -> Inbound:
         attachments=_attachments(parsed),
         content_type=parsed.message.get_content_type(),
         defects=tuple(str(d) for d in parsed.defects_categories),
+        returned=returned_message(parsed.message),
     )
 
 
