@@ -237,6 +237,13 @@ def test_a_body_without_separator_is_not_folded_into_the_headers() -> None:
            b" +0100\r\nHvem: Mette\r\nsom skriver uden tom linje\r\n")
     mail = parse(raw)
     assert mail.subject == "Forslag"
+    # a first body line right below the headers is not folded into the Subject, and the
+    # label lines below it stay the brief's text
+    raw = (b"From: mette@kommune.test\r\nSubject: Forslag\r\nHej IT-Projektr\xc3\xa5det\r\n"
+           b"Hvem: Mette Holm\r\nHvad: Et nyt system\r\n")
+    mail = parse(raw)
+    assert mail.subject == "Forslag"
+    assert "Hvem: Mette Holm" in mail.text and "Hvad: Et nyt system" in mail.text
 
 
 # -- the public bugs of these kinds (../shared, skipped when absent) ----------------------
