@@ -155,11 +155,12 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
         row.duplicate_of, row.case_id = duplicate.id, duplicate.case_id
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
-    thread = find_thread(mail, bot.domain, bot.secret, bot.address)
+    screening = screen(mail, bot.rules.screening, bot.address)
+    thread = find_thread(mail, bot.domain, bot.secret, bot.address,
+                         bounce=screening.category == "bounce")
     case = find_case(session, thread.case_ref)
     facts = CaseFacts(case.ref, case.applicant_address) if case is not None else None
-    disposition = classify(mail, screen(mail, bot.rules.screening, bot.address), thread,
-                           bot.settings, bot.rules, facts)
+    disposition = classify(mail, screening, thread, bot.settings, bot.rules, facts)
     _apply(session, bot, row, mail, disposition, case)
 
 

@@ -90,6 +90,15 @@ class Screening:
     list_headers: tuple[str, ...]
     max_received_headers: int
     max_receipts_per_sender_per_hour: int
+    auto_reply_precedence: tuple[str, ...] = ()
+    loop_headers: tuple[str, ...] = ()
+    machine_senders: tuple[str, ...] = ()
+    auto_reply_subject_patterns: tuple[re.Pattern[str], ...] = ()
+    # each entry: patterns that must all match near the top of a short mail's own text
+    auto_reply_body: tuple[tuple[re.Pattern[str], ...], ...] = ()
+    auto_reply_body_window: int = 600
+    auto_reply_body_max_chars: int = 1500
+    quote_starts: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -331,11 +340,39 @@ def _screening(reader: _Reader) -> Screening:
             s.lower() for s in reader.strings(d.get("list_headers"), "list_headers")),
         max_received_headers=limit,
         max_receipts_per_sender_per_hour=_positive(reader, "max_receipts_per_sender_per_hour"),
+        auto_reply_precedence=_lowered(reader, "auto_reply_precedence"),
+        loop_headers=_lowered(reader, "loop_headers"),
+        machine_senders=_lowered(reader, "machine_senders"),
+        auto_reply_subject_patterns=reader.regexes(
+            reader.strings(d.get("auto_reply_subject_patterns", []),
+                           "auto_reply_subject_patterns", True),
+            "auto_reply_subject_patterns"),
+        auto_reply_body=_pattern_groups(reader, "auto_reply_body"),
+        auto_reply_body_window=_positive(reader, "auto_reply_body_window", 600),
+        auto_reply_body_max_chars=_positive(reader, "auto_reply_body_max_chars", 1500),
+        quote_starts=reader.regexes(
+            reader.strings(d.get("quote_starts", []), "quote_starts", True), "quote_starts",
+            re.IGNORECASE | re.MULTILINE),
     )
 
 
-def _positive(reader: _Reader, entry: str) -> int:
-    value = reader.data.get(entry)
+def _lowered(reader: _Reader, entry: str) -> tuple[str, ...]:
+    return tuple(s.lower() for s in reader.strings(reader.data.get(entry, []), entry, True))
+
+
+def _pattern_groups(reader: _Reader, entry: str) -> tuple[tuple[re.Pattern[str], ...], ...]:
+    """A list of lists of regular expressions (all of one inner list must match)."""
+    value = reader.data.get(entry, [])
+    if not isinstance(value, list):
+        raise reader.fail(entry, "must be a list of lists of regular expressions")
+    return tuple(
+        reader.regexes(reader.strings(group, f"{entry}[{i}]"), f"{entry}[{i}]",
+                       re.IGNORECASE | re.MULTILINE)
+        for i, group in enumerate(value))
+
+
+def _positive(reader: _Reader, entry: str, default: int | None = None) -> int:
+    value = reader.data.get(entry, default)
     if not isinstance(value, int) or value < 1:
         raise reader.fail(entry, "must be a whole number of at least 1")
     return value

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
 from mailbot.config import Settings
@@ -21,7 +19,7 @@ from mailbot.intake.classify import (
 )
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.screen import screen
-from mailbot.intake.threads import ThreadMatch, find_thread, ref_in_subject
+from mailbot.intake.threads import ThreadMatch, find_thread
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
 from mailbot.reading.replies import read_verdict
@@ -59,7 +57,8 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
                            f"({limit} bytes): quarantined unread"})
     mail = parse(raw)
     screened = screen(mail, rules.screening, settings.bot.address)
-    thread = find_thread(mail, settings.bot.domain, secret, settings.bot.address.lower())
+    thread = find_thread(mail, settings.bot.domain, secret, settings.bot.address.lower(),
+                         bounce=screened.category == "bounce")
     facts = CaseFacts(thread.case_ref, "") if thread.case_ref else None
     disposition = classify(mail, screened, thread, settings, rules, facts)
     shape, details = _reading(raw, mail, rules, disposition, thread, today)
@@ -74,8 +73,7 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
                  "decisions": None}, {"reason": disposition.reason})
     if isinstance(disposition, MachineMail):
         screened = disposition.screening
-        ref = _returned_ref(raw) if screened.category == "bounce" else thread.case_ref
-        return ({"kind": screened.message_kind, "case_ref": ref or thread.case_ref},
+        return ({"kind": screened.message_kind, "case_ref": thread.case_ref},
                 {"reason": disposition.reason})
     if isinstance(disposition, AgendaReply | StrayReply):
         found = read_decisions(mail.text or mail.html_text, rules)
@@ -123,18 +121,3 @@ def _brief(mail: Inbound, rules: Rules, today: date | None
     }
     return shape, details
 
-
-def _returned_ref(raw: bytes) -> str | None:
-    """A bounce names its case in the subject of the returned message."""
-    for part in message_from_bytes(raw).walk():
-        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                ref = ref_in_subject(str(inner[0].get("Subject", "")))
-            else:
-                text = part.get_payload(decode=True)
-                headers = message_from_bytes(text if isinstance(text, bytes) else b"")
-                ref = ref_in_subject(str(headers.get("Subject", "")))
-            if ref:
-                return ref
-    return None

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import html
 import io
 import mimetypes
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import Message
 from email.utils import getaddresses, parseaddr
@@ -19,6 +18,9 @@ from email.utils import getaddresses, parseaddr
 import mailparser
 
 from mailbot.errors import PermanentError
+from mailbot.intake.charsets import decode_header_text, decode_raw_header, decode_text
+from mailbot.intake.headerblock import repair_header_block
+from mailbot.intake.returned import Returned, returned_message
 from mailbot.intake.smime import SIGNED
 from mailbot.intake.smime import unwrap as unwrap_smime
 from mailbot.intake.tnef import is_tnef
@@ -76,6 +78,8 @@ class Inbound:
     # "signed": read from inside an opaque S/MIME signature; "encrypted": S/MIME that only
     # the recipient's private key opens, so nothing of it can be read (mailbot.intake.smime)
     smime: str = ""
+    # the headers of a message the mail returns (a bounce's returned message): intake/returned
+    returned: Returned | None = None
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower(), ())
@@ -158,7 +162,9 @@ def strict_address(value: str) -> str:
     seen = {m.lower() for m in _ADDRESS.findall(value)}
     if len(seen) != 1:
         return ""
-    pairs = getaddresses([value])
+    # "Sørensen, Åse <aase@kommune.dk>" (an unquoted comma in a raw display name) splits into
+    # a bare word and one address: only parts with an @ are addresses.
+    pairs = [pair for pair in getaddresses([value]) if "@" in pair[1]]
     if len(pairs) != 1:
         return ""
     address = pairs[0][1].strip().lower()
@@ -220,25 +226,35 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
+_RAW_NAME = re.compile(r"""(?:^|;)\s*(?:filename|name)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^";\s]+))""",
+                       re.IGNORECASE)
+
+
 def _part_filename(part: Message) -> str:
     """The part's file name (RFC 2231 `filename*=`, RFC 2047 encoded-words, or raw 8-bit
-    bytes as UTF-8, else windows-1252), "" when it has none."""
+    bytes decoded by what decodes cleanly: mailbot.intake.charsets), "" when it has none."""
+    raw = _raw_8bit_filename(part)
+    if raw:
+        return clean_header_text(decode_header_text(raw))
     try:
         name = part.get_filename() or ""
     except (ValueError, LookupError, UnicodeError, TypeError):
         name = ""
-    if not isinstance(name, str):
-        name = str(name)
-    if "=?" in name:
-        with contextlib.suppress(ValueError, LookupError, UnicodeError):
-            name = str(make_header(decode_header(name)))
-    if any("\udc80" <= ch <= "\udcff" for ch in name):  # raw 8-bit bytes in the header
-        octets = name.encode("utf-8", "surrogateescape")
-        try:
-            name = octets.decode("utf-8")
-        except UnicodeDecodeError:
-            name = octets.decode("cp1252", "replace")
-    return clean_header_text(name)
+    return clean_header_text(decode_header_text(str(name)))
+
+
+def _raw_8bit_filename(part: Message) -> str:
+    """A `filename="…"` or `name="…"` written as raw 8-bit bytes (no RFC 2231 or 2047
+    encoding), as the email package keeps them (surrogate escapes); "" when there is none.
+    `get_filename` would turn those bytes into U+FFFD, losing the letters for good."""
+    for header, value in part.raw_items():
+        if header.lower() not in ("content-disposition", "content-type"):
+            continue
+        for match in _RAW_NAME.finditer(str(value)):
+            written = match.group(1) if match.group(1) is not None else match.group(2)
+            if any("\udc80" <= c <= "\udcff" for c in written):
+                return re.sub(r"\\(.)", r"\1", written)
+    return ""
 
 
 def _part_payload(part: Message) -> bytes:
@@ -336,24 +352,60 @@ def unsplit_body(parsed: mailparser.MailParser) -> str:
     payload = message.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    return payload.decode(codec(message.get_param("charset")), "replace").strip()
+    charset = message.get_param("charset")
+    return decode_text(payload, charset if isinstance(charset, str) else None).strip()
 
 
 def _headers(parsed: mailparser.MailParser) -> dict[str, tuple[str, ...]]:
+    """Every header as written (encoded-words kept), raw 8-bit bytes decoded, not U+FFFD."""
     out: dict[str, list[str]] = {}
-    for name, value in parsed.message.items():
-        out.setdefault(name.lower(), []).append(clean_header_text(str(value)))
+    for name, value in parsed.message.raw_items():
+        out.setdefault(name.lower(), []).append(clean_header_text(decode_raw_header(str(value))))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _decoded_header(values: list[object]) -> str:
-    """A header that must occur once (From): "" when repeated, else its decoded text."""
-    if len(values) != 1:
-        return ""
-    try:
-        return clean_header_text(str(make_header(decode_header(str(values[0])))))
-    except (ValueError, LookupError, UnicodeError):
-        return clean_header_text(str(values[0]))
+def _raw_values(parsed: mailparser.MailParser, name: str) -> list[str]:
+    return [str(v) for k, v in parsed.message.raw_items() if k.lower() == name]
+
+
+_NAME_BEFORE_ANGLE = re.compile(r"^\s*(.*?)\s*<[^<>]*>\s*$", re.S)
+
+
+def sender(from_values: list[str]) -> tuple[str, str]:
+    """(address, display name) of the one From header; ("", "") when it is missing, repeated
+    or ambiguous. The address is parsed BEFORE encoded-words are decoded (RFC 2047 section 5:
+    an encoded-word is never part of an address), so an encoded name holding a comma, as
+    Outlook writes "=?utf-8?Q?S=C3=B8rensen=2C_=C3=85se?=", is a name and not a second
+    address; a header that is one encoded-word throughout is read decoded as before."""
+    if len(from_values) != 1:
+        return "", ""
+    raw = clean_header_text(decode_raw_header(from_values[0]))
+    address = strict_address(raw)
+    if not address:
+        decoded = clean_header_text(decode_header_text(raw))
+        address = strict_address(decoded)
+        return (address, clean_header_text(parseaddr(decoded)[0])) if address else ("", "")
+    angle = _NAME_BEFORE_ANGLE.match(raw)
+    name = angle.group(1) if angle else parseaddr(raw)[0]
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return address, clean_header_text(decode_header_text(name))
+
+
+def _subject(parsed: mailparser.MailParser) -> str:
+    """The Subject decoded: raw 8-bit bytes and encoded-words by what decodes cleanly."""
+    values = _raw_values(parsed, "subject")
+    return clean_header_text(decode_header_text(values[0])) if values else ""
+
+
+class _Parser(mailparser.MailParser):  # type: ignore[misc]
+    """mail-parser with the body charset rules of mailbot.intake.charsets."""
+
+    def _decode_body_payload(self, part: Message, charset: str, part_index: int) -> str:
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and any(byte > 0x7F for byte in payload):
+            return unicodedata.normalize("NFC", decode_text(payload, part.get_content_charset()))
+        return str(super()._decode_body_payload(part, charset, part_index))
 
 
 def mime_structure_problem(raw: bytes) -> str:
@@ -379,15 +431,13 @@ def parse(raw: bytes) -> Inbound:
         raise PermanentError(structure_problem)
     raw, smime, smime_problem = _without_smime(raw)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        parsed = _Parser.from_bytes(repair_header_block(raw))
     except Exception as err:  # mail-parser raises a variety of types on broken input
         raise PermanentError(f"mail-parser failed: {type(err).__name__}: {err}") from err
     headers = _headers(parsed)
     if not headers or not ({"from", "message-id", "subject", "date"} & headers.keys()):
         raise PermanentError("no mail header found (From, Subject, Date and Message-ID all absent)")
-    from_header = _decoded_header(parsed.message.get_all("from") or [])
-    from_address = strict_address(from_header)
-    from_name = clean_header_text(parseaddr(from_header)[0]) if from_address else ""
+    from_address, from_name = sender(_raw_values(parsed, "from"))
     html_text = html_to_text("\n".join(parsed.text_html)) if parsed.text_html else ""
     text = "\n".join(parsed.text_plain).strip() or html_text or unsplit_body(parsed)
     return Inbound(
@@ -396,7 +446,7 @@ def parse(raw: bytes) -> Inbound:
         from_name=from_name,
         to=tuple(a.lower() for _, a in parsed.to if a),
         cc=tuple(a.lower() for _, a in getattr(parsed, "cc", []) or [] if a),
-        subject=clean_header_text(parsed.subject or ""),
+        subject=_subject(parsed),
         text=text,
         html_text=html_text,
         headers=headers,
@@ -405,6 +455,7 @@ def parse(raw: bytes) -> Inbound:
         defects=tuple(str(d) for d in parsed.defects_categories)
         + ((smime_problem,) if smime_problem else ()),
         smime=smime,
+        returned=returned_message(parsed.message),
     )
 
 

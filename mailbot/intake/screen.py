@@ -1,7 +1,29 @@
-"""Is this mail from a machine? Each match records a human-readable reason (RFC 3834)."""
+"""Is this mail from a machine? Each match records a human-readable reason.
+
+What counts as a machine, and why (the rules themselves are in rules/screening.yaml):
+
+- RFC 3834 section 5: `Auto-Submitted` other than "no" marks automatic mail; RFC 3834
+  section 3.1.8 names `Precedence: bulk | list | junk` (bulk) and autoresponders write
+  `Precedence: auto_reply`.
+- RFC 3464 / RFC 6522: a `multipart/report` is a delivery status notification (a bounce), and
+  RFC 5321 section 4.5.5 sends bounces with an empty return path (`Return-Path: <>`).
+- RFC 2369 / RFC 2919: `List-Id`, `List-Unsubscribe`, `List-Post` mark list mail.
+- Loop markers that mail systems set instead of Auto-Submitted (`X-Loop`, Exchange's
+  `X-MS-Exchange-Inbox-Rules-Loop` and `X-MS-Exchange-Generated-Message-Source`, OTRS and RT
+  loop headers): the mail was made or passed on by a machine, such as an inbox rule that
+  forwards or answers.
+- With no header at all: a subject or the top of a short mail's own text that says it was
+  written by a machine ("Dette er en automatisk genereret mail", "svar venligst ikke på denne
+  mail", "This is an automated message", an out-of-office text, another system's receipt with
+  a case number). Precise phrases only, so a person's brief about something "automatisk" is
+  still a brief.
+- `X-Auto-Response-Suppress` alone is NOT a machine marker: it asks others not to answer, and
+  Outlook sets it on mail that people write (RFC 3834 section 5 does not list it).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailbot.intake.parse import Inbound
@@ -27,8 +49,9 @@ class ScreenResult:
 
 
 def screen(mail: Inbound, rules: Screening, bot_address: str) -> ScreenResult:
-    """First match wins, in the order own mail, bounce, auto-reply, bulk, loop."""
-    for check in (_own, _bounce, _auto_reply, _bulk, _loop):
+    """First match wins, in the order own mail, bounce, auto-reply, bulk, loop (headers
+    first), then automatic content (sender, subject, body)."""
+    for check in (_own, _bounce, _auto_reply, _bulk, _loop, _automatic_content):
         result = check(mail, rules, bot_address.lower())
         if result is not None:
             return result
@@ -56,20 +79,74 @@ def _bounce(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
 
 
 def _auto_reply(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """RFC 3834 section 5 (Auto-Submitted), the autoresponders' own headers and their
+    Precedence value."""
     auto_submitted = mail.header("auto-submitted").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
         return ScreenResult("auto_reply", f"Auto-Submitted: {auto_submitted}")
     for name in rules.auto_reply_headers:
         if name in mail.headers:
             return ScreenResult("auto_reply", f"header {name} present")
+    precedence = mail.header("precedence").strip().lower()
+    if precedence in rules.auto_reply_precedence:
+        return ScreenResult("auto_reply", f"Precedence: {precedence}")
+    return None
+
+
+def _automatic_content(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """No automation header: a no-reply sender, a subject or the top of a short body that
+    says a machine wrote it."""
+    local = mail.from_address.partition("@")[0]
+    if local in rules.machine_senders:
+        return ScreenResult("auto_reply", f"sender {mail.from_address} is a no-reply address")
     subject = mail.subject.lower()
     for prefix in rules.auto_reply_subject_prefixes:
-        if subject.startswith(prefix):
+        if subject.startswith(prefix) and not _runs_on(subject, len(prefix)):
             return ScreenResult("auto_reply", f"subject starts with {prefix!r}")
+    for pattern in rules.auto_reply_subject_patterns:
+        found = pattern.search(mail.subject)
+        if found:
+            return ScreenResult("auto_reply", f"subject says it is automatic: {found.group(0)!r}")
+    return _automatic_body(mail, rules)
+
+
+def _runs_on(subject: str, end: int) -> bool:
+    """The word the prefix ends in goes on ("Out of office-kalender", "Fraværsmeddelelser")."""
+    if end >= len(subject) or not subject[end - 1].isalnum():
+        return False
+    return subject[end].isalnum() or subject[end] == "-"
+
+
+def own_top(text: str, rules: Screening) -> str:
+    """The writer's own text: up to the first line where a quote starts."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if any(p.search(stripped) for p in rules.quote_starts):
+            break
+        lines.append(stripped)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _automatic_body(mail: Inbound, rules: Screening) -> ScreenResult | None:
+    """A body that says a machine wrote it, near the top of a short mail without documents
+    (an autoresponder or a ticket system that sets no header at all)."""
+    if mail.documents:
+        return None
+    own = own_top(mail.text or mail.html_text, rules)
+    if not own or len(own) > rules.auto_reply_body_max_chars:
+        return None
+    top = own[: rules.auto_reply_body_window]
+    for group in rules.auto_reply_body:
+        found = [p.search(top) for p in group]
+        if all(found):
+            phrase = " … ".join(" ".join(m.group(0).split()) for m in found if m)
+            return ScreenResult("auto_reply", f"the text says it is automatic: {phrase!r}")
     return None
 
 
 def _bulk(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """RFC 3834 section 3.1.8 (Precedence), RFC 2369 / RFC 2919 list headers."""
     precedence = mail.header("precedence").strip().lower()
     if precedence in rules.bulk_precedence:
         return ScreenResult("bulk", f"Precedence: {precedence}")
@@ -80,7 +157,13 @@ def _bulk(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
 
 
 def _loop(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """RFC 5321 section 6.3 (too many Received headers), and the loop markers that mail
+    systems set instead of Auto-Submitted."""
     hops = len(mail.headers.get("received", ()))
     if hops > rules.max_received_headers:
         return ScreenResult("loop", f"{hops} Received headers (limit {rules.max_received_headers})")
+    for name in rules.loop_headers:
+        if name in mail.headers:
+            return ScreenResult("loop", f"loop marker {name} present: made or passed on by "
+                                        "a machine (a mail system's rule, ticket system or list)")
     return None

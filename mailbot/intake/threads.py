@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from mailbot.intake.parse import Inbound
+from mailbot.intake.returned import Returned
 
 CASE_REF = re.compile(r"\bITP-(\d{4})-(\d{4,})\b", re.IGNORECASE)
 
@@ -101,7 +102,37 @@ class ThreadMatch:
 
 
 def find_thread(mail: Inbound, domain: str, secret: bytes,
-                bot_address: str = "") -> ThreadMatch:
+                bot_address: str = "", bounce: bool = False) -> ThreadMatch:
+    """The case (or agenda) a mail belongs to. A `bounce` that names none itself is matched
+    by the message it returns (returned_thread)."""
+    found = _own_thread(mail, domain, secret, bot_address)
+    if bounce and found.case_ref is None and not found.agenda and mail.returned is not None:
+        returned = returned_thread(mail.returned, domain, secret)
+        if returned.case_ref is not None or returned.agenda:
+            return returned
+    return found
+
+
+def returned_thread(returned: Returned, domain: str, secret: bytes) -> ThreadMatch:
+    """The case of the message a bounce returns: our signed Message-ID in it first, then the
+    case tag in its decoded Subject (RFC 3464 / RFC 6522 returned content)."""
+    tampered = False
+    for message_id in returned.message_ids:
+        own = read_own_id(message_id, domain, secret)
+        if own is None:
+            continue
+        if own.valid and own.ref.startswith("AGD-"):
+            return ThreadMatch(None, "returned-message-id", 0, False, own.ref)
+        if own.valid:
+            return ThreadMatch(own.ref, "returned-message-id", own.review)
+        tampered = True
+    ref = ref_in_subject(returned.subject)
+    if ref:
+        return ThreadMatch(ref, "returned-subject", 0, tampered)
+    return ThreadMatch(None, "none", 0, tampered)
+
+
+def _own_thread(mail: Inbound, domain: str, secret: bytes, bot_address: str) -> ThreadMatch:
     tampered = False
     if bot_address:
         recipients = mail.to + mail.cc + mail.headers.get("delivered-to", ()) + \

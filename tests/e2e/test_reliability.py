@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import signal
 import threading
@@ -118,6 +119,56 @@ def test_machines_get_no_reply_and_no_case(world: World) -> None:
     assert len(world.folder("Processed")) == 4
     listing = world.cli("messages").stdout
     assert "Auto-Submitted: auto-replied" in listing and "multipart/report" in listing
+
+
+def test_machines_without_auto_submitted_get_no_reply_and_no_case(world: World) -> None:
+    """Issue 11: an Exchange inbox rule's answer, an X-Loop reply, Precedence: auto_reply and a
+    ticket system's receipt without any header are machines."""
+    inbox_rule = world.brief(subject="SV: Projektforslag", attachments=(),
+                             body="Tak for din mail. Den er sendt videre.\n",
+                             headers={"X-MS-Exchange-Inbox-Rules-Loop": world.applicant})
+    x_loop = world.brief(subject="Re: Projektforslag", attachments=(),
+                         headers={"X-Loop": "helpdesk@leverandoer.example"})
+    precedence = world.brief(subject="Ferie", body="Jeg er på kursus.\n", attachments=(),
+                             headers={"Precedence": "auto_reply"})
+    receipt = world.brief(subject="Re: Projektforslag", attachments=(),
+                          body="Vi har modtaget din henvendelse og behandler den hurtigst "
+                               "muligt. Dit sagsnummer er 2026-004211.\n")
+    for raw in (inbox_rule, x_loop, precedence, receipt):
+        world.deliver(raw)
+    world.run_once()
+    assert case_count(world) == 0
+    assert world.smtp.received == []
+    assert all(r.state == "ignored" for r in rows(world)) and len(rows(world)) == 4
+
+
+def test_a_bounce_is_attached_to_the_case_its_returned_subject_names(world: World) -> None:
+    """The returned message's Subject is one base64 encoded-word hiding the case tag."""
+    world.deliver(world.brief())
+    world.run_once()
+    [receipt] = world.received_by(world.applicant)
+    subject = str(receipt["Subject"])
+    ref = subject.split("]")[0].strip("[")
+    hidden = "=?utf-8?B?" + base64.b64encode(subject.encode()).decode() + "?="
+    dsn = ("From: MAILER-DAEMON@mx.kommune.test\r\nTo: " + world.bot_address + "\r\n"
+           "Subject: Delivery Status Notification (Failure)\r\n"
+           "Message-ID: <dsn-case@mx.kommune.test>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nUnknown user.\r\n"
+           "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+           "Reporting-MTA: dns; mx.kommune.test\r\n\r\nFinal-Recipient: rfc822; x@kommune.test\r\n"
+           "Action: failed\r\nStatus: 5.1.1\r\n"
+           "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+           "From: " + world.bot_address + "\r\nSubject: " + hidden + "\r\n"
+           "Message-ID: <not-ours@elsewhere.example>\r\n--b--\r\n").encode()
+    world.deliver(dsn)
+    world.run_once()
+    with Session(world.bot().engine) as session:
+        case = session.exec(select(Case).where(Case.ref == ref)).one()
+        kinds = [e.kind for e in session.exec(
+            select(CaseEvent).where(CaseEvent.case_id == case.id)).all()]
+    assert "bounce" in kinds
+    assert len(world.received_by(world.applicant)) == 1
 
 
 def test_x_auto_response_suppress_alone_is_a_person(world: World) -> None:

@@ -1,0 +1,204 @@
+"""Issue 11 item 6, automatic replies: the markers that mail systems set instead of
+Auto-Submitted, and automatic replies with no header at all, recognised by subject and body.
+Each kind in several variants (Danish and English, text and HTML); the expected value is the
+reading a careful person makes. A person's brief that merely mentions "automatisk" stays a
+person's mail."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.policy import SMTP
+
+import pytest
+
+from mailbot.config import Settings
+from mailbot.intake.classify import MachineMail, NewBrief, classify
+from mailbot.intake.inspection import inspect_mail, settings_without_config
+from mailbot.intake.parse import parse
+from mailbot.intake.screen import screen
+from mailbot.intake.threads import find_thread
+from mailbot.rules import Rules
+from tests.conftest import shared_path
+from tests.mails import COMPLETE_BODY, brief
+
+BOT = "it.projekter@kommune.test"
+
+
+def category(raw: bytes, rules: Rules) -> str:
+    return screen(parse(raw), rules.screening, BOT).category
+
+
+def html_mail(subject: str, html: str, headers: dict[str, str] | None = None,
+              sender: str = "Karin Dahl <karin.dahl@kommune.test>") -> bytes:
+    """An HTML-only mail, as web mail and ticket systems send them."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = BOT
+    msg["Subject"] = subject
+    msg["Date"] = "Tue, 03 Mar 2026 10:15:00 +0100"
+    msg["Message-ID"] = "<auto-html@kommune.test>"
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(html, subtype="html")
+    return msg.as_bytes()
+
+
+# -- headers that autoresponders, inbox rules, ticket systems and lists set ---------------
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Precedence": "auto_reply"}, "auto_reply"),
+    ({"Precedence": "Auto_Reply"}, "auto_reply"),
+    ({"X-Loop": "helpdesk@leverandoer.example"}, "loop"),
+    ({"X-MS-Exchange-Inbox-Rules-Loop": "jonas.friis@kommune.test"}, "loop"),
+    ({"X-MS-Exchange-Generated-Message-Source": "Mailbox Rules Agent"}, "loop"),
+    ({"X-OTRS-Loop": "yes"}, "loop"),
+    ({"RT-Loop-Prevention": "kommune.test"}, "loop"),
+    ({"X-Auto-Response-Suppress": "All"}, "human"),
+    ({"X-Auto-Response-Suppress": "DR, RN, NRN, OOF, AutoReply",
+      "Thread-Index": "AdqNk1v3", "X-MS-Has-Attach": "yes"}, "human"),
+], ids=lambda value: str(value)[:40])
+def test_machine_headers(rules: Rules, headers: dict[str, str], expected: str) -> None:
+    raw = brief(subject="Re: [ITP-2026-0031] Anmodning om review", headers=headers)
+    assert category(raw, rules) == expected
+
+
+@pytest.mark.parametrize("sender", ["no-reply@sbsys.kommune.test", "NoReply@leverandoer.example",
+                                    "ikke-svar@borger.dk", "donotreply@portal.example"])
+def test_reply_to_nobody_senders_are_machines(rules: Rules, sender: str) -> None:
+    assert category(brief(sender=sender, attachments=()), rules) == "auto_reply"
+
+
+def test_an_exchange_inbox_rule_reply_on_a_case_is_recorded_not_a_verdict(
+        rules: Rules) -> None:
+    """An inbox rule answering our review request: the case is named, nothing is read from it."""
+    raw = brief(sender="Jonas Friis <jonas.friis@kommune.test>", attachments=(),
+                subject="SV: [ITP-2026-0031] Anmodning om review: RuteNet",
+                body="Tak for din mail. Den er modtaget og godkendt til videre behandling.\n",
+                headers={"X-MS-Exchange-Inbox-Rules-Loop": "jonas.friis@kommune.test",
+                         "In-Reply-To": "<review-1@kommune.test>"})
+    settings = settings_without_config(BOT)
+    reading = inspect_mail(raw, rules, settings)
+    assert reading == {"kind": "auto_reply", "case_ref": "ITP-2026-0031"}
+
+
+# -- no automation header: recognisably automatic by subject ------------------------------
+@pytest.mark.parametrize("subject", [
+    "SV: Automatisk svar: Projektforslag",
+    "Autosvar - Projektforslag: RuteNet",
+    "Kvittering for modtagelse af din henvendelse",
+    "Vi har modtaget din henvendelse (sag 2026-118)",
+    "We have received your request [#48213]",
+    "Your ticket has been received",
+    "Automatically generated: delivery of your message",
+    "RE: Out of Office: Projektforslag",
+])
+def test_automatic_subjects(rules: Rules, subject: str) -> None:
+    assert category(brief(subject=subject, attachments=(), body="Hej\n"), rules) == "auto_reply"
+
+
+# -- no automation header: recognisably automatic by the top of a short body --------------
+AUTOMATIC_BODIES = {
+    "da-genereret": "Dette er en automatisk genereret mail. Svar venligst ikke på denne mail.\n\n"
+                    "Med venlig hilsen\nDigitaliseringsenheden\n",
+    "da-svar-ikke": "Kære afsender\n\nTak for din besked. Svar venligst ikke på denne mail, da "
+                    "postkassen ikke overvåges.\n",
+    "da-sagsnummer": "Vi har modtaget din henvendelse og behandler den hurtigst muligt.\n"
+                     "Din henvendelse har fået sagsnummer 2026-004211.\n\nServicedesk\n",
+    "da-besked-sendt": "Denne besked er sendt automatisk fra Leverandørportalen.\n",
+    "da-ferie": "Tak for din mail.\n\nJeg er på ferie til og med 14. april og læser ikke mails "
+                "i den periode. Har det hast, så kontakt sekretariatet.\n\nKarin Dahl\n",
+    "da-fravaer-first-line": "Fraværsmeddelelse\nJeg er tilbage mandag.\n",
+    "en-automated": "This is an automated message. Please do not reply to this email.\n",
+    "en-ticket": "Hello,\n\nWe have received your request and a member of our team will "
+                 "respond shortly. Your ticket number is 48213.\n\nSupport team\n",
+    "en-out-of-office": "Out of office\n\nI am out of the office until Monday 9 March with "
+                        "limited access to email.\n",
+    "en-holiday": "Thank you for your email. I'm on holiday and will not be checking email. "
+                  "For anything urgent, please contact the service desk.\n",
+    "en-generated": "Hi,\n\nThis email was generated automatically by the procurement system.\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUTOMATIC_BODIES))
+def test_automatic_bodies_as_text(rules: Rules, name: str) -> None:
+    raw = brief(subject="Re: Projektforslag: RuteNet", attachments=(),
+                body=AUTOMATIC_BODIES[name] + "\n> Hej, her er vores forslag …\n")
+    assert category(raw, rules) == "auto_reply"
+
+
+@pytest.mark.parametrize("name", ["da-genereret", "da-sagsnummer", "en-ticket", "en-automated",
+                                  "da-ferie"])
+def test_automatic_bodies_as_html(rules: Rules, name: str) -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in AUTOMATIC_BODIES[name].split("\n") if p)
+    raw = html_mail("Re: Projektforslag", f"<html><body>{paragraphs}</body></html>")
+    assert category(raw, rules) == "auto_reply"
+
+
+def test_an_automatic_reply_on_a_case_is_recorded_never_answered(rules: Rules) -> None:
+    raw = brief(subject="SV: [ITP-2026-0031] Anmodning om review", attachments=(),
+                body=AUTOMATIC_BODIES["da-ferie"])
+    mail = parse(raw)
+    settings = Settings.model_validate({"bot": {"address": BOT},
+                                        "imap": {"host": "-", "username": "-", "password": ""},
+                                        "smtp": {"host": "-"}})
+    thread = find_thread(mail, "kommune.test", b"")
+    disposition = classify(mail, screen(mail, rules.screening, BOT), thread, settings, rules,
+                           None)
+    assert isinstance(disposition, MachineMail) and disposition.case_ref == "ITP-2026-0031"
+
+
+# -- people's mail that only mentions such things stays a person's ------------------------
+PERSON_BODIES = {
+    "brief-about-automatic-mail": "Hej\n\nVi søger om et system, der sender en automatisk "
+                                  "genereret mail til borgeren, når en sag skifter status.\n\n"
+                                  + COMPLETE_BODY,
+    "brief-automatisk-everywhere": COMPLETE_BODY.replace(
+        "Dobbeltbookinger i dag.", "Dobbeltbookinger i dag; lokalerne skal frigives "
+        "automatisk, og svar venligst på spørgsmål via Teams."),
+    "reviewer-on-holiday-approves": "Jeg er på ferie til og med fredag, men jeg har læst "
+                                    "forslaget: godkendt fra min side.\n\nJonas\n",
+    "reviewer-out-of-office-system": "Vi har ingen indvendinger. Leverandørens out-of-office-"
+                                     "funktion er ikke relevant her. Godkendt.\n",
+    "brief-ticket-system": "Hello\n\nWe would like a ticket system where citizens get an "
+                           "automated message with a case number when we have received "
+                           "their request.\n\n" + COMPLETE_BODY,
+    "long-brief-quoting-a-receipt": COMPLETE_BODY + "\n" + "Uddybning. " * 200
+                                    + "\nDette er en automatisk genereret mail.\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PERSON_BODIES))
+def test_people_who_mention_automation_are_people(rules: Rules, name: str) -> None:
+    raw = brief(subject="Projektforslag: statusmails til borgerne", attachments=(),
+                body=PERSON_BODIES[name])
+    assert category(raw, rules) == "human"
+
+
+@pytest.mark.parametrize("subject", [
+    "Automatisk svar på borgerhenvendelser – nyt projekt",
+    "Projektforslag: automatisk genereret mødereferat",
+    "Out of office-kalender i Outlook",
+    "Fraværende medarbejdere: nyt registreringssystem",
+    "Kvittering for modtagelse skal digitaliseres",
+])
+def test_subjects_about_automation_are_briefs(rules: Rules, subject: str) -> None:
+    raw = brief(subject=subject)
+    mail = parse(raw)
+    assert screen(mail, rules.screening, BOT).category == "human"
+    settings = settings_without_config(BOT)
+    assert isinstance(classify(mail, screen(mail, rules.screening, BOT),
+                               find_thread(mail, "kommune.test", b""), settings, rules, None),
+                      NewBrief)
+
+
+def test_brief_with_documents_is_never_read_as_automatic_by_body(rules: Rules) -> None:
+    raw = brief(body="Dette er en automatisk genereret mail fra selvbetjeningen.\n\n"
+                + COMPLETE_BODY)
+    assert category(raw, rules) == "human"
+
+
+def test_public_bug_precedence_auto_reply(rules: Rules) -> None:
+    path = shared_path("cases", "public-bugs", "08-precedence-auto-reply-only.eml")
+    reading = inspect_mail(path.read_bytes(), rules, settings_without_config(
+        "it.projekter@albertslund.dk"))
+    assert reading["kind"] == "auto_reply" and reading["case_ref"] == "ITP-2026-0031"
+    assert "verdict" not in reading
