@@ -74,6 +74,12 @@ EXPLAINED: dict[Incident, tuple[str, str]] = {
         "Postkassen opfører sig uventet (en genbrugt UID eller mail flyttet af en anden).",
         "Kontrollér, at kun én mailbot og ingen regel eller person flytter mail i "
         "postkassen. Se `mailbot messages`."),
+    Incident.ANOTHER_INSTANCE: (
+        "En anden mailbot med sin egen database behandler den samme postkasse. Al mail til "
+        "ansøgere er sat på pause, så ingen får svar to gange.",
+        "Stop den anden mailbot (to mailbotter på én postkasse understøttes ikke), kontrollér "
+        "med `mailbot outbox` og `mailbot messages`, hvad der er sendt, og genoptag med "
+        "`mailbot outbox resume`."),
 }
 
 

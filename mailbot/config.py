@@ -85,6 +85,9 @@ class ImapSettings(_Section):
     poll_seconds: int = Field(default=60, ge=1)
     timeout_seconds: int = Field(default=60, ge=1)
     max_message_mb: float = Field(default=25, gt=0)
+    # a sweep fetches and stores at most this many new mails, processes and moves them, then
+    # takes the next batch: memory stays flat over any backlog (SCENARIOS R12, I12)
+    batch_size: int = Field(default=200, ge=1)
     # the first sweep of a folder this database has never seen: "now" records the mail
     # already there without answering it (a mailbox with years of old mail); "all" handles it
     start_from: Literal["now", "all"] = "now"

@@ -19,14 +19,19 @@ class MailboxState(SQLModel, table=True):
 
 
 class RawMessage(SQLModel, table=True):
-    """The ledger: one row per (folder, UIDVALIDITY, UID) ever fetched, stored before any work."""
+    """The ledger: one row per (folder, UIDVALIDITY, UID, generation) ever fetched, stored
+    before any work. `generation` is 0 unless the server gave a UID the ledger knows to another
+    mail under the same UIDVALIDITY, which RFC 3501 section 2.3.1.1 forbids (SCENARIOS I2): the
+    new mail is then stored as the next generation of that UID."""
 
     __tablename__ = "raw_message"
-    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid"),)
+    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid", "generation",
+                                       name="uq_raw_message_uid_generation"),)
     id: int | None = Field(default=None, primary_key=True)
     folder: str
     uidvalidity: int
     uid: int
+    generation: int = 0
     message_id: str = ""
     msgid_hash: str = Field(index=True)
     raw_sha256: str = Field(index=True)
@@ -45,6 +50,23 @@ class RawMessage(SQLModel, table=True):
     duplicate_of: int | None = None
     target_folder: str = ""
     moved_at: datetime | None = None
+    # what the mailbox did that it should not have (SCENARIOS I2, I6, C2): a reused UID, a
+    # mail that was gone before our UID MOVE; "" when nothing
+    imap_anomaly: str = ""
+
+
+class FetchFailure(SQLModel, table=True):
+    """A UID whose FETCH failed (SCENARIOS I10): counted per try; after
+    mailbot.intake.ledger.FETCH_ATTEMPTS tries the UID is recorded in the ledger as
+    quarantined and not fetched again."""
+
+    __tablename__ = "fetch_failure"
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(primary_key=True)
+    uid: int = Field(primary_key=True)
+    attempts: int = 0
+    last_error: str = ""
+    last_at: datetime
 
 
 class CaseCounter(SQLModel, table=True):

@@ -77,14 +77,18 @@ class SweepReport:
     processed: int = 0
     quarantined: int = 0
     moved: int = 0
+    waiting: int = 0  # new mails left in the folder for the next sweep (imap.batch_size)
 
 
 def sweep(bot: Bot, mailbox: Mailbox) -> SweepReport:
-    """Ingest everything new, process it, move what is done. Safe to repeat at any point."""
+    """Ingest at most `imap.batch_size` new mails, process them, move what is done. Safe to
+    repeat at any point; `waiting` says whether another sweep has more to fetch (a backlog
+    is taken in batches, so memory and the work between two commits stay bounded: R12)."""
     report = SweepReport()
     if remember_uidvalidity(bot, mailbox) and bot.settings.imap.start_from == "now":
         record_existing(bot, mailbox)
-    report.fetched = ingest(bot, mailbox)
+    intake = ingest(bot, mailbox, bot.settings.imap.batch_size)
+    report.fetched, report.waiting = intake.stored, intake.waiting
     report.processed, report.quarantined = process_pending(bot)
     crash_point("after_commit")
     report.moved = move_done(bot, mailbox)
@@ -153,6 +157,9 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
         finish(row, LedgerState.DUPLICATE, f"same mail as raw message {duplicate.id}", bot,
                duplicate.kind)
         row.duplicate_of, row.case_id = duplicate.id, duplicate.case_id
+        if duplicate.moved_at is not None and duplicate.target_folder == duplicate.folder:
+            # its earlier copy was left in the folder (imap.start_from): so is this one (I1)
+            row.target_folder, row.moved_at = row.folder, bot.clock.now()
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
     screening = screen(mail, bot.rules.screening, bot.address)

@@ -78,9 +78,12 @@ class Service:
         """Process every waiting mail, send everything due, then return (`run --once`)."""
         mailbox = self._connect()
         try:
-            report = sweep(self.bot, mailbox)
-            log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
-                     report.fetched, report.processed, report.quarantined, report.moved)
+            while True:  # batch after batch (imap.batch_size) until the backlog is in
+                report = sweep(self.bot, mailbox)
+                log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
+                         report.fetched, report.processed, report.quarantined, report.moved)
+                if not (report.waiting and report.fetched):
+                    break
         finally:
             mailbox.close()
         self.run_jobs()

@@ -158,6 +158,9 @@ class Incident(StrEnum):
     STORAGE_TROUBLE = "storage_trouble"  # the database or the disk refuses to store mail
     FETCH_FAILING = "fetch_failing"  # one UID the IMAP client cannot fetch (SCENARIOS I10)
     MAILBOX_ANOMALY = "mailbox_anomaly"  # a reused UID, mail moved by someone else (I2, I6)
+    # critical: a mail this instance handled was moved into its own target folder by someone
+    # else, i.e. another mailbot with another database answers the same mailbox (C2)
+    ANOTHER_INSTANCE = "another_instance"
 
 
 class WhenDict(TypedDict):

@@ -263,6 +263,34 @@ class Dovecot:
         subprocess.run(["doveadm", "-c", str(self.conf), "kick", user], check=True,
                        capture_output=True)
 
+    def doveadm(self, *args: str) -> None:
+        subprocess.run(["doveadm", "-c", str(self.conf), *args], check=True,
+                       capture_output=True)
+
+    def set_uidvalidity(self, user: str, value: int, folder: str = "INBOX") -> None:
+        """Give `folder` a new UIDVALIDITY, as a server migration or a rebuilt index does
+        (`doveadm mailbox update --uid-validity`; SCENARIOS I1)."""
+        self.doveadm("mailbox", "update", "-u", user, "--uid-validity", str(value), folder)
+
+    def reset_uidnext(self, user: str, next_uid: int) -> None:
+        """Make the user's INBOX hand out UIDs from `next_uid` again under the SAME
+        UIDVALIDITY, as a buggy server or a botched restore does (SCENARIOS I2; RFC 3501
+        section 2.3.1.1 forbids it): with Dovecot stopped, lower N in the Maildir's
+        dovecot-uidlist and drop the index files, which Dovecot then rebuilds from it."""
+        maildir = self.root / "mail" / user
+        uidlist = maildir / "dovecot-uidlist"
+        self.stop()
+        header, *records = uidlist.read_text().splitlines()
+        header = " ".join(f"N{next_uid}" if field.startswith("N") else field
+                          for field in header.split())
+        # a record of a mail moved away may linger until Dovecot compacts the file; it
+        # would hold its UID: keep only the records below next_uid
+        kept = [line for line in records if int(line.split()[0]) < next_uid]
+        uidlist.write_text("\n".join([header, *kept]) + "\n")
+        for index in maildir.glob("dovecot.index*"):
+            index.unlink()
+        self.start()
+
     def deliver(self, recipient: str, raw: bytes) -> None:
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
             lmtp.sendmail("sender@test.invalid", [recipient], raw)

@@ -66,6 +66,17 @@ class Breaker:
             log.error("event=circuit_breaker_open %s", detail)
         return True
 
+    def open(self, session: Session, reason: str, now: datetime) -> None:
+        """Open the breaker for `reason` in the caller's transaction, whatever the send rate
+        (SCENARIOS C2: another instance answers the same mailbox). It stays open until
+        `mailbot outbox resume`; an open breaker keeps its first reason."""
+        state = self.state(session)
+        if state.opened_at is not None:
+            return
+        state.opened_at, state.reason = now, reason[:2000]
+        session.add(state)
+        session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))
+
     def state(self, session: Session) -> CircuitBreaker:
         return session.get(CircuitBreaker, 1) or CircuitBreaker(id=1)
 

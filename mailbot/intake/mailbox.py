@@ -6,7 +6,7 @@ import imaplib
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,24 @@ class FetchedMail:
     uid: int
     raw: bytes
     internaldate: datetime | None
+
+
+@dataclass
+class FetchBatch:
+    """One chunk of a fetch: the mails that came, and the UIDs whose FETCH failed on their
+    own (UID -> the error), while the server went on answering (SCENARIOS I10)."""
+
+    mails: list[FetchedMail]
+    failed: dict[int, str]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a cheap FETCH tells of the mail at a UID without its body (SCENARIOS I2)."""
+
+    message_id: str
+    size: int
+    deleted: bool
 
 
 def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
@@ -391,27 +409,112 @@ class Mailbox:
             out.update({int(uid): int(item[b"RFC822.SIZE"]) for uid, item in data.items()})
         return out
 
-    def fetch(self, uids: list[int]) -> Iterator[list[FetchedMail]]:
-        """BODY.PEEK[] so \\Seen stays as it was (I4); in chunks so memory stays flat (I12)."""
+    def fetch(self, uids: list[int]) -> Iterator[FetchBatch]:
+        """BODY.PEEK[] so \\Seen stays as it was (I4); in chunks so memory stays flat (I12).
+
+        A chunk whose FETCH fails is fetched again one UID at a time on a new connection, so
+        one mail whose response the client cannot parse (Zammad #2754, "unknown token")
+        costs only that UID (SCENARIOS I10): it is reported in `failed`, the others come.
+        When the server itself is away, the reconnect raises TransientError as before."""
         for chunk in _chunks(uids):
-            with self._errors("FETCH BODY.PEEK[]"):
-                data = self._client().fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
-            yield [
+            try:
+                mails = self._bodies(chunk)
+            except TransientError as err:
+                log.warning("FETCH of UIDs %s..%s failed (%s); fetching them one by one",
+                            chunk[0], chunk[-1], err)
+                yield self._one_by_one(chunk)
+                continue
+            yield FetchBatch(mails, {})
+
+    def _one_by_one(self, chunk: list[int]) -> FetchBatch:
+        batch = FetchBatch([], {})
+        for uid in chunk:
+            if self.client is None:
+                self.reconnect()
+            try:
+                batch.mails += self._bodies([uid])
+            except TransientError as err:
+                batch.failed[uid] = str(err)
+        if self.client is None:
+            self.reconnect()
+        return batch
+
+    def _bodies(self, uids: list[int]) -> list[FetchedMail]:
+        # ValueError: imapclient could read the response but not one of its values (an
+        # INTERNALDATE it cannot parse)
+        with self._errors("FETCH BODY.PEEK[]", also=(ValueError,)):
+            data = self._client().fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
+            return [
                 FetchedMail(uid, bytes(item[b"BODY[]"]), _aware(item.get(b"INTERNALDATE")))
-                for uid in chunk
+                for uid in uids
                 # a UID expunged by someone else meanwhile comes back without a body
                 if (item := data.get(uid)) is not None and b"BODY[]" in item
             ]
 
+    def reconnect(self) -> None:
+        """A new connection to the same folder after a dropped one. Raises TransientError
+        when the folder's UIDVALIDITY changed meanwhile: every UID of this sweep is void
+        (RFC 3501 section 2.3.1.1)."""
+        before = self.uidvalidity
+        self.close()
+        self.connect()
+        if self.uidvalidity != before:
+            raise TransientError(f"UIDVALIDITY of {self.settings.folder} changed from "
+                                 f"{before} to {self.uidvalidity} during the sweep")
+
+    def fingerprints(self, uids: list[int]) -> dict[int, Fingerprint]:
+        """Message-ID, RFC822.SIZE and the \\Deleted flag of each UID, without the body: to
+        tell whether the mail at a UID the ledger knows is the mail the ledger stored
+        (SCENARIOS I2). A UID gone meanwhile is left out."""
+        out: dict[int, Fingerprint] = {}
+        wanted = ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        for chunk in _chunks(uids):
+            with self._errors("FETCH fingerprints", also=(ValueError,)):
+                data = self._client().fetch(chunk, wanted)
+            for uid in chunk:
+                item = data.get(uid)
+                if item is None or b"RFC822.SIZE" not in item:
+                    continue
+                header = next((bytes(v) for k, v in item.items()
+                               if isinstance(k, bytes) and k.startswith(b"BODY[HEADER")), b"")
+                out[uid] = Fingerprint(_message_id(header), int(item[b"RFC822.SIZE"]),
+                                       b"\\Deleted" in item.get(b"FLAGS", ()))
+        return out
+
+    def count_message_id(self, folder: str, message_id: str) -> int:
+        """How many mails in `folder` carry this Message-ID (SEARCH HEADER after a read-only
+        EXAMINE); the watched folder is selected again afterwards (SCENARIOS C2)."""
+        client = self._client()
+        with self._errors(f"looking for {message_id} in {folder}"):
+            client.select_folder(folder, readonly=True)
+            try:
+                found = client.search(["HEADER", "Message-ID", message_id])
+            finally:
+                info = client.select_folder(self.settings.folder)
+        if int(info[b"UIDVALIDITY"]) != self.uidvalidity:
+            raise TransientError(f"UIDVALIDITY of {self.settings.folder} changed during the "
+                                 "sweep")
+        return len(found)
+
     # -- moving -----------------------------------------------------------------------------
-    def move(self, uids: list[int], folder: str) -> None:
-        """UID MOVE; without it COPY + \\Deleted + UID EXPUNGE of these UIDs only (I5)."""
+    def move(self, uids: list[int], folder: str) -> set[int] | None:
+        """UID MOVE (RFC 6851); without it COPY + \\Deleted + UID EXPUNGE of these UIDs only
+        (I5). Returns the UIDs the server says it moved, or None when it cannot say.
+
+        The server names them in COPYUID (RFC 4315 section 3, UIDPLUS; RFC 6851 section 4.3
+        for MOVE). A UID that another client removed first is simply not in it: UID MOVE and
+        UID COPY of a UID that no longer exists answer OK (RFC 3501 section 6.4.8), so only
+        COPYUID tells "moved by me" from "already gone" (SCENARIOS I6, C2). A server
+        without UIDPLUS sends no COPYUID: None."""
         client = self._client()
         with self._errors(f"moving {len(uids)} mails to {folder}"):
+            # imaplib files every [COPYUID ...] response code under "COPYUID" and never
+            # clears it: forget older ones, read this command's after it
+            client._imap.untagged_responses.pop("COPYUID", None)
             if client.has_capability("MOVE"):
-                client.move(uids, folder)
-                return
-            client.copy(uids, folder)
+                return self._move(client, uids, folder)
+            self._retry_expunged(client, lambda: client.copy(uids, folder))
+            moved = self._copyuid_sources(client)
             client.add_flags(uids, [b"\\Deleted"], silent=True)
             if client.has_capability("UIDPLUS"):
                 client.uid_expunge(uids)
@@ -419,6 +522,40 @@ class Mailbox:
                 # A plain EXPUNGE would also remove mails a person flagged \Deleted.
                 log.warning("server lacks UIDPLUS: UIDs %s left flagged \\Deleted in %s",
                             uids, self.settings.folder)
+            return moved
+
+    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> set[int] | None:
+        self._retry_expunged(client, lambda: client.move(uids, folder))
+        return self._copyuid_sources(client)
+
+    @staticmethod
+    def _retry_expunged(client: IMAPClient, command: Callable[[], object]) -> None:
+        """Run `command`; when the server refuses it with NO [EXPUNGEISSUED] (RFC 5530
+        section 3: another client expunged some of these UIDs and this session has not been
+        told yet; Dovecot does this), NOOP to take in the EXPUNGE and run it once more: the
+        UIDs that are gone are then simply absent from COPYUID (SCENARIOS I6)."""
+        try:
+            command()
+        except IMAPClientError as err:
+            if "EXPUNGEISSUED" not in str(err):
+                raise
+            log.info("%s; taking in the expunges and trying again", err)
+            client.noop()
+            command()
+
+    def _copyuid_sources(self, client: IMAPClient) -> set[int] | None:
+        """The source UIDs of the COPYUID codes the last command got ("uidvalidity
+        source-set dest-set", RFC 4315 section 3), or None without UIDPLUS."""
+        codes = client._imap.untagged_responses.pop("COPYUID", None)
+        if not client.has_capability("UIDPLUS"):
+            return None
+        moved: set[int] = set()
+        for code in codes or []:
+            parts = (code.decode("ascii", "replace") if isinstance(code, bytes)
+                     else str(code)).split()
+            if len(parts) >= 2:
+                moved |= _uid_set(parts[1])
+        return moved
 
     # -- waiting ----------------------------------------------------------------------------
     @property
@@ -461,11 +598,12 @@ class Mailbox:
             self._client().noop()
 
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Library and socket errors become TransientError; the broken connection is dropped."""
+    def _errors(self, action: str, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+        """Library and socket errors (and `also`) become TransientError; the broken
+        connection is dropped."""
         try:
             yield
-        except (OSError, IMAPClientError, imaplib.IMAP4.error) as err:
+        except (OSError, IMAPClientError, imaplib.IMAP4.error, *also) as err:
             client, self.client = self.client, None
             if client is not None:
                 with suppress(OSError):
@@ -493,6 +631,24 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(UTC)
+
+
+def _uid_set(text: str) -> set[int]:
+    """An IMAP sequence set of UIDs ("4,7:9", RFC 3501 section 9 `sequence-set`)."""
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        with suppress(ValueError):
+            first, last = int(low), int(high or low)
+            out.update(range(min(first, last), max(first, last) + 1))
+    return out
+
+
+def _message_id(header: bytes) -> str:
+    """The <...> of a `Message-ID:` header block, as parse.header_message_id reads it."""
+    from mailbot.intake.parse import header_message_id
+
+    return header_message_id(header + b"\r\n")
 
 
 def _chunks(uids: list[int]) -> Iterator[list[int]]:
