@@ -92,6 +92,10 @@ class Case(SQLModel, table=True):
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     missing: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # kind -> the applicant's declaration that it is not needed, with the reason
+    # questions whose answer was read from unlabelled prose: the receipt asks the applicant to
+    # correct them, and a labelled answer in a follow-up replaces them (cases.followup)
+    from_prose: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                           server_default="[]"))
     not_applicable: dict[str, str] = Field(default_factory=dict,
                                            sa_column=Column(JSON, nullable=False))
     strategic: bool = False

@@ -58,12 +58,17 @@ def missing_items(rules: Rules, case: Case, present: set[str]) -> list[str]:
 
 
 def fill_answers(case: Case, answers: dict[str, str | None]) -> list[str]:
-    """Fill only the gaps: an answer the case already has is never overwritten."""
+    """Fill the gaps, and correct what was only understood from prose: the receipt asked the
+    applicant to correct those by replying, so a labelled answer in the reply replaces them.
+    An answer the applicant gave under a label is never overwritten."""
     filled = []
     merged = dict(case.answers)
+    guessed = set(case.from_prose)
     for qid, value in answers.items():
-        if value and not merged.get(qid):
+        if value and (not merged.get(qid) or qid in guessed):
             merged[qid] = value
             filled.append(qid)
+            guessed.discard(qid)
     case.answers = merged
+    case.from_prose = [q for q in case.from_prose if q in guessed]
     return filled

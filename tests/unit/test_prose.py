@@ -184,3 +184,24 @@ def test_a_broken_prose_cue_names_its_entry(tmp_path: Path) -> None:
     path.write_text(text.replace('      - [4, "', '      - [0, "', 1), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"prose\.cues\.who\[0\]"):
         load_rules(folder)
+
+
+def test_a_labelled_answer_in_a_reply_corrects_what_was_understood_from_prose(
+        rules: Rules) -> None:
+    """The receipt asks the applicant to correct prose answers by replying: a labelled answer
+    in the reply replaces a prose one, never one she gave under a label."""
+    from mailbot.cases.followup import fill_answers
+
+    now = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    reading = read_brief(parse(_mail(PROSE_DA)), rules, date(2026, 11, 27))
+    case = Case(ref="ITP-2026-0001", applicant_address="mette@kommune.test", title="Vejskilte",
+                created_at=now, updated_at=now, answers=dict(reading.answers),
+                from_prose=list(reading.from_prose))
+    reply = read_answers("Hvor: Vej og Park, Teknik og Miljø\n\nHvorfor: Papiret forsvinder.\n",
+                         rules)
+    assert sorted(fill_answers(case, reply)) == ["where", "why"]
+    assert case.answers["where"] == "Vej og Park, Teknik og Miljø"
+    assert "where" not in case.from_prose and "who" in case.from_prose
+    labelled = read_answers("Hvor: Borgerservice\n", rules)
+    assert fill_answers(case, labelled) == []  # her own correction stays
+    assert case.answers["where"] == "Vej og Park, Teknik og Miljø"
