@@ -12,28 +12,13 @@ from sqlmodel import Session, select
 
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
-from mailbot.models import Case, CaseEvent, Outbox, RawMessage
+from mailbot.models import CaseEvent, Outbox
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
+from tests.e2e.records import case_count, every_outbox_row, outbox, rows
 
 pytestmark = pytest.mark.e2e
-
-
-def rows(world: World) -> list[RawMessage]:
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(RawMessage)).all())
-
-
-def case_count(world: World) -> int:
-    with Session(world.bot().engine) as session:
-        return len(session.exec(select(Case)).all())
-
-
-def outbox(world: World) -> list[Outbox]:
-    """The receipts in the outbox (review requests go to reviewers, not to the applicant)."""
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox).where(Outbox.kind == "receipt")).all())
 
 
 # -- SIGKILL at each step of the way (a real subprocess kills itself at a named point) --------
@@ -307,11 +292,6 @@ def test_an_autoresponder_without_headers_gets_at_most_three_answers_a_day(
     with Session(world.bot().engine) as session:
         withheld = session.exec(select(CaseEvent).where(CaseEvent.kind == "answer_withheld"))
         assert len(withheld.all()) == 2
-
-
-def every_outbox_row(world: World) -> list[Outbox]:
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox)).all())
 
 
 def make_due(world: World) -> None:
