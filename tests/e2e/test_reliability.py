@@ -447,3 +447,41 @@ def test_the_circuit_breaker_pauses_applicant_mail_until_resumed(world: World) -
     assert world.cli("run", "--once").returncode == 0
     assert len(world.received_by(world.applicant)) == 4
     assert [r.state for r in outbox(world)] == ["sent"] * 4
+
+
+def test_killed_before_the_final_dot_the_receipt_is_sent_after_the_restart(
+        world: World) -> None:
+    """O1/O7: the process dies after the content of DATA went out but before its final ".".
+    The server keeps nothing without the final ".", so the restart sends it: exactly one.
+    (`data_at` used to be committed before DATA began; a kill in the soak that fell between
+    that and the final "." - about a tenth of the sending time - left the receipt
+    `uncertain` although the server had thrown it away: a lost receipt.)"""
+    world.deliver(world.brief(attachments=()))
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "before_final_dot"})
+    assert died.returncode == -signal.SIGKILL
+    assert world.smtp.to(world.applicant) == []
+    [row] = outbox(world)
+    assert row.state == "sending" and row.data_at is None
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "sent" and row.attempts == 2
+
+
+def test_the_content_of_data_arrives_as_queued(world: World) -> None:
+    """DATA is written in two parts (content, then the final "."): line ends become CRLF, a
+    line that starts with "." is dot-stuffed and arrives as written, and a content without
+    a final line end still ends its last line before the "."."""
+    bot = world.bot()
+    now = bot.clock.now()
+    raw = (b"From: " + world.bot_address.encode() + b"\nTo: " + world.applicant.encode()
+           + b"\nSubject: punktum\nMessage-ID: <dots@kommune.test>\n\n.linje med punktum\n"
+           + b"..to punktummer\r\n.\r\nsidste linje uden linjeskift")
+    with Session(bot.engine) as session:
+        session.add(Outbox(kind="review", message_id="<dots@kommune.test>",
+                           delivery="at_least_once", recipients=[world.applicant], raw=raw,
+                           created_at=now, next_attempt_at=now))
+        session.commit()
+    assert bot.sender.flush(now).sent == 1
+    [got] = world.smtp.to(world.applicant)
+    assert got.raw.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n") + b"\n"
