@@ -1,13 +1,13 @@
 """The soak (issue 10, item 8; SCENARIOS R12 with R1, R2, R4, O1, O7 hit at random).
 
 500 briefs wait in INBOX. A real `mailbot run` daemon is started, killed with SIGKILL after a
-seeded random delay, and started again, at least MIN_KILLS times while there is work left;
-then it runs until INBOX is empty, every ledger row is handled and moved and the outbox is
-drained, and stops on SIGTERM. Afterwards every brief has exactly one case (numbered in
-delivery order) and the SMTP server received exactly one receipt for it; nothing is in INBOX
-or Quarantine. An `uncertain` receipt (the kill fell inside its SMTP DATA) counts as
-delivered when the server did receive it; one that the server never received is a lost
-receipt and fails the test.
+seeded random delay, and started again, TARGET_KILLS times while there is work left (at least
+MIN_KILLS must fall there); then it runs until INBOX is empty, every ledger row is handled and
+moved and the outbox is drained, and stops on SIGTERM. Afterwards every brief has exactly one
+case (numbered in delivery order) and the SMTP server received exactly one receipt for it;
+nothing is in INBOX or Quarantine. An `uncertain` receipt (the kill fell inside its SMTP
+DATA) counts as delivered when the server did receive it; one that the server never received
+is a lost receipt and fails the test.
 
 The seed comes from MAILBOT_SOAK_SEED or is drawn at random; it and the figures are written
 to the terminal whatever pytest's capture setting. Run alone: `pytest -m soak`.
@@ -52,7 +52,7 @@ SPREAD = 1.5  # aim the kills at 1/SPREAD of the work left
 FIRST_RATE = 10.0  # work units/s guessed before the first measurement (a unit: one brief
 # handled, or five mails sent)
 MIN_RATE = 2.0  # a slower measurement (a start that only fetched) is taken as this
-DEADLINE_SECONDS = 360
+DEADLINE_SECONDS = 600  # a guard against a hang: a run takes 2-5 minutes
 
 
 @dataclass
@@ -222,6 +222,9 @@ def test_500_briefs_under_random_sigkills_give_one_case_and_one_receipt_each(
     # 500 receipts within minutes is a backlog, not a loop: the circuit breaker (200 mails to
     # applicants in 10 minutes by default) would hold them until `mailbot outbox resume`.
     world.write_config(limits={"breaker_mails": 10 * BRIEFS})
+    # the SMTP server records what it accepted (what the checks count); storing each of the
+    # 2,500 mails in Dovecot as well would only slow the server down
+    world.smtp.deliver = None
     engine = make_engine(world.settings().database_url)
     briefs = {}  # applicant -> (Message-ID, subject), in delivery order
     began = time.monotonic()
