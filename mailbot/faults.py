@@ -13,7 +13,7 @@ import os
 import signal
 
 CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda",
-                "while_handling", "before_data")
+                "while_handling", "before_data", "before_final_dot")
 
 
 def crash_point(name: str, data: bytes = b"") -> None:

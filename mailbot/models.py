@@ -163,8 +163,8 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime
     lease_owner: str = ""
     lease_until: datetime | None = None
-    # set (committed) just before DATA: a `sending` row without it died before the server
-    # could have the mail, so it is safe to send again (SCENARIOS O1/O7)
+    # set (committed) just before the final "." of DATA: a `sending` row without it died
+    # before the server could have the mail, so it is safe to send again (SCENARIOS O1/O7)
     data_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str = ""

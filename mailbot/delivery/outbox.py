@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -294,9 +295,11 @@ class Sender:
                         report: FlushReport) -> None:
         """One SMTP transaction, step by step, so that each failure is known for what it is
         (SCENARIOS O3, O7): MAIL and RCPT failures are safe to retry (nothing was accepted);
-        a 4xx for one recipient is retried for that recipient only, a 5xx is final for it; a
-        timeout or a dropped connection during DATA may mean the server took the mail, so an
-        at-most-once row becomes `uncertain` and is never resent by itself."""
+        a 4xx for one recipient is retried for that recipient only, a 5xx is final for it.
+        The content of DATA goes out without its final "." line, and a failure up to there is
+        retried too (the server keeps nothing without it). `data_at` is committed just before
+        the final "."; a timeout or a dropped connection after it may mean the server took
+        the mail, so an at-most-once row becomes `uncertain` and is never resent by itself."""
         results = dict(row.results)
         waiting = [r for r in row.recipients if _open(results.get(r))]
         try:
@@ -320,21 +323,34 @@ class Sender:
             self._settle(row, now, results, report)
             return
         crash_point("before_data")
-        self._mark_data(row, now)
         try:
-            await smtp.data(row.raw)
-        except aiosmtplib.SMTPResponseException as err:  # the server answered: not taken
+            await _data_content(smtp, row.raw)
+        except aiosmtplib.SMTPResponseException as err:  # DATA refused: nothing taken
             self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
             return
         except (aiosmtplib.SMTPException, OSError) as err:
-            self._unknown(row, now, f"{type(err).__name__} during DATA: {err}", report)
+            # cut before the final ".": the server throws the content away (RFC 5321 4.1.1.4)
+            self._retry(row, now, f"{type(err).__name__} during DATA, before its end: {err}",
+                        report, results)
+            return
+        crash_point("before_final_dot")
+        self._mark_data(row, now)
+        try:
+            response = await smtp.execute_command(b".")
+        except (aiosmtplib.SMTPException, OSError) as err:
+            self._unknown(row, now, f"{type(err).__name__} after the end of DATA: {err}", report)
+            return
+        if response.code != 250:  # the server answered: not taken
+            self._refused(row, now, response.code, f"{response.code} {response.message}",
+                          results, report)
             return
         crash_point("after_smtp", row.raw)
         results.update(dict.fromkeys(accepted, "250 accepted"))
         self._settle(row, now, results, report)
 
     def _mark_data(self, row: Outbox, now: datetime) -> None:
-        """Commit that DATA begins: from here on a crash may leave the mail at the server."""
+        """Commit that the final "." of DATA goes out: from here on a crash may leave the mail
+        at the server. Before it, the server has nothing it would deliver."""
         with transaction(self.engine) as session:
             current = session.get(Outbox, row.id)
             if current is not None:
@@ -442,6 +458,24 @@ def _told(row: Outbox) -> str:
     """An outbox incident as the operator reads it: which mail, to whom, what happened."""
     return (f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}, subject "
             f"{row.subject!r}) is {row.state}: {row.last_error}")
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+async def _data_content(smtp: aiosmtplib.SMTP, raw: bytes) -> None:
+    """DATA, the server's 354, and the content with CRLF line ends and dot-stuffed (RFC 5321
+    4.5.2), all but the final "." line, which the caller sends (`SMTP.data` would send it in
+    the same write). Until that line the server keeps nothing (RFC 5321 4.1.1.4), so a crash
+    before it is safe to send again. Raises SMTPResponseException when DATA is refused."""
+    start = await smtp.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    if smtp.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost after DATA")
+    content = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", raw))
+    smtp.protocol.write(content if content.endswith(b"\r\n") else content + b"\r\n")
 
 
 def _open(result: str | None) -> bool:

@@ -5,15 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from mailbot.models import Case, Outbox, RawMessage
+from mailbot.models import Outbox, RawMessage
 from tests.conftest import World
+from tests.e2e.records import cases
 
 pytestmark = pytest.mark.e2e
-
-
-def cases(world: World) -> list[Case]:
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(Case)).all())
 
 
 def test_brief_opens_one_case_and_one_receipt_and_is_moved(world: World) -> None:

@@ -14,29 +14,14 @@ from sqlmodel import Session, col, select
 
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
-from mailbot.models import Case, CaseEvent, Outbox, RawMessage
+from mailbot.models import CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
+from tests.e2e.records import case_count, every_outbox_row, outbox, rows
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
-
-
-def rows(world: World) -> list[RawMessage]:
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(RawMessage)).all())
-
-
-def case_count(world: World) -> int:
-    with Session(world.bot().engine) as session:
-        return len(session.exec(select(Case)).all())
-
-
-def outbox(world: World) -> list[Outbox]:
-    """The receipts in the outbox (review requests go to reviewers, not to the applicant)."""
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox).where(Outbox.kind == "receipt")).all())
 
 
 # -- SIGKILL at each step of the way (a real subprocess kills itself at a named point) --------
@@ -399,11 +384,6 @@ def test_an_autoresponder_without_headers_gets_at_most_three_answers_a_day(
         assert len(withheld.all()) == 2
 
 
-def every_outbox_row(world: World) -> list[Outbox]:
-    with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox)).all())
-
-
 def make_due(world: World) -> None:
     """Every pending outbox row due now (its backoff skipped), as time passing would."""
     with Session(world.bot().engine) as session:
@@ -611,3 +591,41 @@ def test_a_flood_of_200_briefs_opens_200_cases_caps_receipts_and_trips_the_break
     assert len(world.received_by(world.applicant)) == 5  # the receipt cap, and no more
     assert [r.state for r in outbox(world)] == ["sent"] * 5
     assert len(world.smtp.received) == 5  # no staff mail: the briefs carry no documents
+
+
+def test_killed_before_the_final_dot_the_receipt_is_sent_after_the_restart(
+        world: World) -> None:
+    """O1/O7: the process dies after the content of DATA went out but before its final ".".
+    The server keeps nothing without the final ".", so the restart sends it: exactly one.
+    (`data_at` used to be committed before DATA began; a kill in the soak that fell between
+    that and the final "." - about a tenth of the sending time - left the receipt
+    `uncertain` although the server had thrown it away: a lost receipt.)"""
+    world.deliver(world.brief(attachments=()))
+    died = world.cli("run", "--once", env={"MAILBOT_CRASH_AT": "before_final_dot"})
+    assert died.returncode == -signal.SIGKILL
+    assert world.smtp.to(world.applicant) == []
+    [row] = outbox(world)
+    assert row.state == "sending" and row.data_at is None
+    assert world.cli("run", "--once").returncode == 0
+    assert len(world.received_by(world.applicant)) == 1
+    [row] = outbox(world)
+    assert row.state == "sent" and row.attempts == 2
+
+
+def test_the_content_of_data_arrives_as_queued(world: World) -> None:
+    """DATA is written in two parts (content, then the final "."): line ends become CRLF, a
+    line that starts with "." is dot-stuffed and arrives as written, and a content without
+    a final line end still ends its last line before the "."."""
+    bot = world.bot()
+    now = bot.clock.now()
+    raw = (b"From: " + world.bot_address.encode() + b"\nTo: " + world.applicant.encode()
+           + b"\nSubject: punktum\nMessage-ID: <dots@kommune.test>\n\n.linje med punktum\n"
+           + b"..to punktummer\r\n.\r\nsidste linje uden linjeskift")
+    with Session(bot.engine) as session:
+        session.add(Outbox(kind="review", message_id="<dots@kommune.test>",
+                           delivery="at_least_once", recipients=[world.applicant], raw=raw,
+                           created_at=now, next_attempt_at=now))
+        session.commit()
+    assert bot.sender.flush(now).sent == 1
+    [got] = world.smtp.to(world.applicant)
+    assert got.raw.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n") + b"\n"
