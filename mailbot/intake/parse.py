@@ -175,20 +175,31 @@ def strict_address(value: str) -> str:
 
 def html_to_text(markup: str) -> str:
     """Readable text from HTML: paragraphs and rows become lines, table cells are joined
-    with " | " so that a question column and its answer column stay on one line."""
+    with " | " so that a question column and its answer column stay on one line, and the
+    lines inside a <blockquote> (a quoted mail) start with ">" as in a plain-text reply."""
     markup = re.sub(r"(?is)<(script|style|head|title)\b.*?</\1\s*>", " ", markup)
     markup = re.sub(r"(?is)<!--.*?-->", " ", markup)
     markup = re.sub(r"(?i)<br\s*/?>", "\n", markup)
-    markup = re.sub(r"(?i)</(p|div|tr|li|h[1-6]|table|blockquote)\s*>", "\n", markup)
+    markup = re.sub(r"(?i)<blockquote\b[^>]*>", f"\n{_QUOTE_IN}", markup)
+    markup = re.sub(r"(?i)</blockquote\s*>", f"{_QUOTE_OUT}\n", markup)
+    markup = re.sub(r"(?i)</(p|div|tr|li|h[1-6]|table)\s*>", "\n", markup)
     markup = re.sub(r"(?i)<(td|th)\b[^>]*>", "\x1f", markup)
     markup = re.sub(r"(?i)<li\b[^>]*>", "\n• ", markup)
     markup = re.sub(r"(?s)<[^>]+>", "", markup)
     text = html.unescape(markup).replace("\xa0", " ")
     lines = []
+    depth = 0
     for line in text.splitlines():
-        cells = [" ".join(cell.split()) for cell in line.split("\x1f")]
-        lines.append(" | ".join(cell for cell in cells if cell))
+        depth += line.count(_QUOTE_IN)
+        line = line.replace(_QUOTE_IN, "")
+        cells = [" ".join(cell.split()) for cell in line.replace(_QUOTE_OUT, "").split("\x1f")]
+        joined = " | ".join(cell for cell in cells if cell)
+        lines.append(("> " * depth + joined) if depth and joined else joined)
+        depth = max(0, depth - line.count(_QUOTE_OUT))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_QUOTE_IN, _QUOTE_OUT = "\ue000", "\ue001"  # <blockquote>, </blockquote> (private-use: never split)
 
 
 def _attachments(message: Message) -> tuple[Attachment, ...]:

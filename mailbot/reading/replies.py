@@ -18,18 +18,36 @@ class Verdict:
 
 
 def own_text(text: str, rules: Rules) -> str:
-    """The writer's own words: up to the first quote header, without ">" lines or signature."""
-    lines: list[str] = []
-    for line in text.splitlines():
+    """The writer's own words, wherever she wrote them: above the quote (top-posting), below
+    it (bottom-posting) or between quoted lines (interleaved). ">" lines are the quote; a quote
+    header followed by ">" lines only introduces them, so reading goes on after the quote. A
+    quote header followed by unmarked text (Outlook's "Fra:/Sendt:" block over the original)
+    ends the own text, as does a sign-off (the signature)."""
+    lines = text.splitlines()
+    own: list[str] = []
+    for index, line in enumerate(lines):
         stripped = line.strip()
         if any(p.search(stripped) for p in rules.replies.quote_headers):
+            if _introduces_marked_quote(lines, index, rules):
+                continue
             break
         if stripped.startswith(">"):
             continue
         if _is_sign_off(stripped, rules):
             break
-        lines.append(line.rstrip())
-    return "\n".join(lines).strip()
+        own.append(line.rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(own)).strip()
+
+
+def _introduces_marked_quote(lines: list[str], index: int, rules: Rules) -> bool:
+    """True when the quote header at `index` is followed (after blank lines and further
+    header lines, e.g. a Gmail "Den … skrev:" over two lines) by a ">" line."""
+    for line in lines[index + 1:]:
+        stripped = line.strip()
+        if not stripped or any(p.search(stripped) for p in rules.replies.quote_headers):
+            continue
+        return stripped.startswith(">")
+    return False
 
 
 def _is_sign_off(line: str, rules: Rules) -> bool:

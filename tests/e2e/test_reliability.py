@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
-from mailbot.models import CaseEvent, Outbox, RawMessage
+from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot

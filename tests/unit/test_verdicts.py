@@ -54,3 +54,54 @@ def test_signature_is_not_part_of_the_comment(rules: Rules) -> None:
 ])
 def test_status_requests(rules: Rules, subject: str, text: str, expected: bool) -> None:
     assert asks_for_status(subject, text, rules) is expected
+
+
+REQUEST = ("> Kære IT-arkitekt\n>\n> Vurdér vedlagte tekniske beskrivelse og svar fx\n"
+           "> \"Godkendt\" eller \"Kan ikke anbefales\".\n>\n> IT-Projektrådet\n")
+
+
+@pytest.mark.parametrize(("text", "verdict", "comment"), [
+    # Thunderbird / Apple Mail bottom-posting, Danish and English quote headers
+    ("Den 27-11-2026 kl. 10:00 skrev IT-Projektrådet:\n" + REQUEST
+     + "\nKan ikke anbefales: løsningen kræver lokal installation.\n\nMvh\nPer",
+     "rejected", "Kan ikke anbefales: løsningen kræver lokal installation."),
+    ("On 27/11/2026 10:00, IT-Projektrådet wrote:\n" + REQUEST
+     + "\nApproved, but mind the SSO setup.\n\nBest regards\nPer",
+     "approved", "Approved, but mind the SSO setup."),
+    # a header over two lines (Gmail breaks long ones) before the quote
+    ("Den fre. 27. nov. 2026 kl. 10.00 skrev IT-Projektrådet <\nit@kommune.dk>:\n"
+     + REQUEST + "\nFint med mig.\n", "approved", "Fint med mig."),
+    # interleaved: answers between the quoted lines
+    ("> Er løsningen cloud-baseret?\nJa, Azure i EU.\n> Kræver den SSO?\n"
+     "Ja, og det mangler i beskrivelsen – ret venligst.\n> Svar fx Godkendt\n",
+     "changes_requested", "Ja, Azure i EU.\nJa, og det mangler i beskrivelsen – ret venligst."),
+    # top-posting still reads only the top
+    ("Godkendt.\n\nDen 27-11-2026 kl. 10:00 skrev IT-Projektrådet:\n" + REQUEST,
+     "approved", "Godkendt."),
+])
+def test_a_reply_below_or_between_the_quote_is_read_like_one_above_it(
+        rules: Rules, text: str, verdict: str, comment: str) -> None:
+    reading = read_verdict(text, rules)
+    assert (reading.verdict, reading.comment) == (verdict, comment)
+
+
+def test_an_outlook_quote_without_markers_still_ends_the_own_text(rules: Rules) -> None:
+    """Outlook quotes the original without ">": everything below its "Fra:" block is the
+    original, whose "Godkendt" must not be read as the reviewer's."""
+    text = ("Jeg kigger på det i næste uge.\n\nFra: IT-Projektrådet <it@kommune.dk>\n"
+            "Sendt: 27. november 2026 10:00\nEmne: Anmodning\n\nSvar fx Godkendt\n")
+    assert read_verdict(text, rules).verdict == "unclear"
+
+
+def test_an_html_reply_below_a_blockquote_is_read(rules: Rules) -> None:
+    from mailbot.intake.parse import html_to_text
+
+    html = ("<div>Den 27-11-2026 kl. 10:00 skrev IT-Projektrådet:</div>"
+            "<blockquote type=\"cite\"><p>Svar fx \"Godkendt\" eller \"Kan ikke anbefales\"."
+            "</p><blockquote><p>Ældre citat: afvist</p></blockquote></blockquote>"
+            "<p>Kontrakten mangler en exit-klausul.</p><p>Mvh Per</p>")
+    text = html_to_text(html)
+    assert "> > Ældre citat: afvist" in text
+    reading = read_verdict(text, rules)
+    assert (reading.verdict, reading.comment) == (
+        "changes_requested", "Kontrakten mangler en exit-klausul.")
