@@ -162,7 +162,7 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
             row.target_folder, row.moved_at = row.folder, bot.clock.now()
         log.info("UID %s is a duplicate of raw message %s", row.uid, duplicate.id)
         return
-    screening = screen(mail, bot.rules.screening, bot.address)
+    screening = screen(mail, bot.rules, bot.address)
     thread = find_thread(mail, bot.domain, bot.secret, bot.address,
                          bounce=screening.category == "bounce")
     case = find_case(session, thread.case_ref)

@@ -98,6 +98,9 @@ class Screening:
     auto_reply_body: tuple[tuple[re.Pattern[str], ...], ...] = ()
     auto_reply_body_window: int = 600
     auto_reply_body_max_chars: int = 1500
+    # a mail whose brief reading finds this many answers is a person's, whatever its subject or
+    # body says (content heuristics never override a brief)
+    brief_min_answers: int = 3
     quote_starts: tuple[re.Pattern[str], ...] = ()
 
 
@@ -350,6 +353,7 @@ def _screening(reader: _Reader) -> Screening:
         auto_reply_body=_pattern_groups(reader, "auto_reply_body"),
         auto_reply_body_window=_positive(reader, "auto_reply_body_window", 600),
         auto_reply_body_max_chars=_positive(reader, "auto_reply_body_max_chars", 1500),
+        brief_min_answers=_positive(reader, "brief_min_answers", 3),
         quote_starts=reader.regexes(
             reader.strings(d.get("quote_starts", []), "quote_starts", True), "quote_starts",
             re.IGNORECASE | re.MULTILINE),

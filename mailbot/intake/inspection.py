@@ -56,7 +56,7 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
                  "action": f"message of {len(raw)} bytes exceeds imap.max_message_mb "
                            f"({limit} bytes): quarantined unread"})
     mail = parse(raw)
-    screened = screen(mail, rules.screening, settings.bot.address)
+    screened = screen(mail, rules, settings.bot.address)
     thread = find_thread(mail, settings.bot.domain, secret, settings.bot.address.lower(),
                          bounce=screened.category == "bounce")
     facts = CaseFacts(thread.case_ref, "") if thread.case_ref else None

@@ -12,11 +12,15 @@ What counts as a machine, and why (the rules themselves are in rules/screening.y
   `X-MS-Exchange-Inbox-Rules-Loop` and `X-MS-Exchange-Generated-Message-Source`, OTRS and RT
   loop headers): the mail was made or passed on by a machine, such as an inbox rule that
   forwards or answers.
-- With no header at all: a subject or the top of a short mail's own text that says it was
-  written by a machine ("Dette er en automatisk genereret mail", "svar venligst ikke på denne
-  mail", "This is an automated message", an out-of-office text, another system's receipt with
-  a case number). Precise phrases only, so a person's brief about something "automatisk" is
-  still a brief.
+- With no header at all: a no-reply sender; a subject in the form autoresponders write it (a
+  marker such as "Automatisk svar" or "Out of Office" followed by a colon and the original
+  subject, or as the whole subject); or a sentence of the mail's own text, near the top of a
+  short mail, that says a machine wrote it ("Dette er en automatisk genereret mail", "Svar
+  venligst ikke på denne mail", "This is an automated message", an out-of-office text, another
+  system's receipt with a case number). Phrases inside quotation marks are quotes, not the
+  mail's statement about itself. And the subject and body never overrule the mail itself:
+  a mail that reads as a brief (the brief reader finds at least `brief_min_answers` answers,
+  labelled or in prose) is a person's mail whatever phrase it contains.
 - `X-Auto-Response-Suppress` alone is NOT a machine marker: it asks others not to answer, and
   Outlook sets it on mail that people write (RFC 3834 section 5 does not list it).
 """
@@ -27,7 +31,8 @@ import re
 from dataclasses import dataclass
 
 from mailbot.intake.parse import Inbound
-from mailbot.rules import Screening
+from mailbot.reading.brief import read_brief
+from mailbot.rules import Rules, Screening
 
 # Header the bot puts on everything it sends; seeing it inbound means a loop.
 LOOP_HEADER = "X-Mailbot-Loop"
@@ -48,14 +53,32 @@ class ScreenResult:
         return {"bounce": "bounce", "human": "human"}.get(self.category, "auto_reply")
 
 
-def screen(mail: Inbound, rules: Screening, bot_address: str) -> ScreenResult:
+def screen(mail: Inbound, rules: Rules, bot_address: str) -> ScreenResult:
     """First match wins, in the order own mail, bounce, auto-reply, bulk, loop (headers
-    first), then automatic content (sender, subject, body)."""
-    for check in (_own, _bounce, _auto_reply, _bulk, _loop, _automatic_content):
-        result = check(mail, rules, bot_address.lower())
+    first), then automatic content (sender, subject, body) unless the mail reads as a brief."""
+    screening = rules.screening
+    for check in (_own, _bounce, _auto_reply, _bulk, _loop, _machine_sender):
+        result = check(mail, screening, bot_address.lower())
         if result is not None:
             return result
+    content = _automatic_subject(mail, screening) or _automatic_body(mail, screening)
+    if content is not None:
+        answers = _brief_answers(mail, rules)
+        if answers >= screening.brief_min_answers:
+            return ScreenResult("human", f"reads as a brief ({answers} answers), although "
+                                         f"{content.reason}")
+        return content
     return ScreenResult("human", "no automation marker")
+
+
+def _brief_answers(mail: Inbound, rules: Rules) -> int:
+    """How many of the six questions the brief reader answers from the mail (labelled or in
+    prose, in the body, its HTML, a forwarded brief or an attached filled-in brief). A brief
+    that only exists as a '>' quote does not count: an automatic reply may quote a brief."""
+    reading = read_brief(mail, rules)
+    if reading.answers_from == "quoted body":
+        return 0
+    return sum(answer is not None for answer in reading.answers.values())
 
 
 def _own(mail: Inbound, _rules: Screening, bot: str) -> ScreenResult | None:
@@ -93,28 +116,40 @@ def _auto_reply(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | No
     return None
 
 
-def _automatic_content(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
-    """No automation header: a no-reply sender, a subject or the top of a short body that
-    says a machine wrote it."""
+def _machine_sender(mail: Inbound, rules: Screening, _bot: str) -> ScreenResult | None:
+    """A reply-to-nobody sender is a machine whatever it writes."""
     local = mail.from_address.partition("@")[0]
     if local in rules.machine_senders:
         return ScreenResult("auto_reply", f"sender {mail.from_address} is a no-reply address")
-    subject = mail.subject.lower()
-    for prefix in rules.auto_reply_subject_prefixes:
-        if subject.startswith(prefix) and not _runs_on(subject, len(prefix)):
-            return ScreenResult("auto_reply", f"subject starts with {prefix!r}")
+    return None
+
+
+# "Re:", "SV:", "VS:", "Fwd:" and "[tag]" before the autoresponder's marker
+_SUBJECT_LEAD = re.compile(r"^\s*(?:(?:re|sv|aw|vs|fw|fwd|wg)\s*:\s*|\[[^\]]*\]\s*)*", re.I)
+
+
+def _automatic_subject(mail: Inbound, rules: Screening) -> ScreenResult | None:
+    """A subject as autoresponders write it: the marker followed by a colon and the original
+    subject ("Automatisk svar: Projektforslag"), or the marker as the whole subject. A marker
+    that a longer subject merely starts with ("Automatisk svar – AI til borgernes mails", "Out
+    of office planner for …") is a person's subject."""
+    subject = mail.subject
+    rest = _SUBJECT_LEAD.sub("", subject, count=1)
+    lowered = rest.lower()
+    for marker in (m.rstrip(" :") for m in rules.auto_reply_subject_prefixes):
+        if lowered.startswith(marker) and _marker_ends(rest, len(marker)):
+            return ScreenResult("auto_reply", f"subject starts with {rest[:len(marker)]!r}")
     for pattern in rules.auto_reply_subject_patterns:
-        found = pattern.search(mail.subject)
+        found = pattern.search(subject)
         if found:
             return ScreenResult("auto_reply", f"subject says it is automatic: {found.group(0)!r}")
-    return _automatic_body(mail, rules)
+    return None
 
 
-def _runs_on(subject: str, end: int) -> bool:
-    """The word the prefix ends in goes on ("Out of office-kalender", "Fraværsmeddelelser")."""
-    if end >= len(subject) or not subject[end - 1].isalnum():
-        return False
-    return subject[end].isalnum() or subject[end] == "-"
+def _marker_ends(subject: str, end: int) -> bool:
+    """After the marker: a colon, or nothing (the marker is the whole subject)."""
+    after = subject[end:].strip()
+    return after == "" or after.startswith(":")
 
 
 def own_top(text: str, rules: Screening) -> str:
@@ -128,6 +163,12 @@ def own_top(text: str, rules: Screening) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+# Text in quotation marks is a quote ('med teksten "Svar venligst ikke på denne mail"'), not the
+# mail's statement about itself.
+_QUOTED = re.compile(r'"[^"\n]{1,300}"|“[^“”\n]{1,300}[”“]|„[^“”\n]{1,300}[“”]|«[^«»\n]{1,300}»'
+                     r'|»[^«»\n]{1,300}«')
+
+
 def _automatic_body(mail: Inbound, rules: Screening) -> ScreenResult | None:
     """A body that says a machine wrote it, near the top of a short mail without documents
     (an autoresponder or a ticket system that sets no header at all)."""
@@ -136,7 +177,7 @@ def _automatic_body(mail: Inbound, rules: Screening) -> ScreenResult | None:
     own = own_top(mail.text or mail.html_text, rules)
     if not own or len(own) > rules.auto_reply_body_max_chars:
         return None
-    top = own[: rules.auto_reply_body_window]
+    top = _QUOTED.sub(" ", own[: rules.auto_reply_body_window])
     for group in rules.auto_reply_body:
         found = [p.search(top) for p in group]
         if all(found):

@@ -58,7 +58,7 @@ def disposition(raw: bytes, rules: Rules, authserv_id: list[str] | None = None
     mail = parse(raw)
     thread = find_thread(mail, "kommune.test", SECRET, BOT)
     facts = CaseFacts(thread.case_ref, APPLICANT) if thread.case_ref else None
-    return classify(mail, screen(mail, rules.screening, BOT), thread, settings(authserv_id),
+    return classify(mail, screen(mail, rules, BOT), thread, settings(authserv_id),
                     rules, facts)
 
 

@@ -64,7 +64,7 @@ SUBJECT = "[ITP-2026-0035] Anmodning om review: Løsning til ruteplanlægning"
 
 def case_of(raw: bytes, rules: Rules) -> tuple[str, str | None]:
     mail = parse(raw)
-    screening = screen(mail, rules.screening, BOT)
+    screening = screen(mail, rules, BOT)
     thread = find_thread(mail, DOMAIN, SECRET, BOT, bounce=screening.category == "bounce")
     return screening.category, thread.case_ref
 

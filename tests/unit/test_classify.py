@@ -48,7 +48,7 @@ def disposition(raw: bytes, rules: Rules, applicant: str | None = APPLICANT) -> 
     thread = find_thread(mail, "kommune.test", SECRET, BOT)
     facts = CaseFacts(thread.case_ref, applicant) if thread.case_ref and applicant is not None \
         else None
-    return classify(mail, screen(mail, rules.screening, BOT), thread, settings(), rules, facts)
+    return classify(mail, screen(mail, rules, BOT), thread, settings(), rules, facts)
 
 
 def on_thread(sender: str, body: str = "Her er det sidste svar.\n",

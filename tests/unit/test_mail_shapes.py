@@ -164,7 +164,7 @@ def test_encoded_from_name_with_a_comma_opens_a_case(rules: Rules, header: str, 
     mail = parse(raw)
     assert (mail.from_address, mail.from_name) == (address, name)
     settings = settings_without_config(BOT)
-    disposition = classify(mail, screen(mail, rules.screening, BOT),
+    disposition = classify(mail, screen(mail, rules, BOT),
                            find_thread(mail, "kommune.test", b""), settings, rules, None)
     assert isinstance(disposition, NewBrief)
 

@@ -25,7 +25,7 @@ BOT = "it.projekter@kommune.test"
 
 
 def category(raw: bytes, rules: Rules) -> str:
-    return screen(parse(raw), rules.screening, BOT).category
+    return screen(parse(raw), rules, BOT).category
 
 
 def html_mail(subject: str, html: str, headers: dict[str, str] | None = None,
@@ -141,7 +141,7 @@ def test_an_automatic_reply_on_a_case_is_recorded_never_answered(rules: Rules) -
                                         "imap": {"host": "-", "username": "-", "password": ""},
                                         "smtp": {"host": "-"}})
     thread = find_thread(mail, "kommune.test", b"")
-    disposition = classify(mail, screen(mail, rules.screening, BOT), thread, settings, rules,
+    disposition = classify(mail, screen(mail, rules, BOT), thread, settings, rules,
                            None)
     assert isinstance(disposition, MachineMail) and disposition.case_ref == "ITP-2026-0031"
 
@@ -183,9 +183,9 @@ def test_people_who_mention_automation_are_people(rules: Rules, name: str) -> No
 def test_subjects_about_automation_are_briefs(rules: Rules, subject: str) -> None:
     raw = brief(subject=subject)
     mail = parse(raw)
-    assert screen(mail, rules.screening, BOT).category == "human"
+    assert screen(mail, rules, BOT).category == "human"
     settings = settings_without_config(BOT)
-    assert isinstance(classify(mail, screen(mail, rules.screening, BOT),
+    assert isinstance(classify(mail, screen(mail, rules, BOT),
                                find_thread(mail, "kommune.test", b""), settings, rules, None),
                       NewBrief)
 
@@ -202,3 +202,130 @@ def test_public_bug_precedence_auto_reply(rules: Rules) -> None:
         "it.projekter@albertslund.dk"))
     assert reading["kind"] == "auto_reply" and reading["case_ref"] == "ITP-2026-0031"
     assert "verdict" not in reading
+
+
+# -- issue 11, trial 11: the subject and body never overrule a mail that reads as a brief -------
+# A person's brief is a person's mail whatever phrase it holds: six labelled answers, or a prose
+# brief the prose reader answers, opens a case even when a sentence in it, or its subject,
+# sounds like an autoresponder. Only the autoresponder's own forms count: "Automatisk svar:" +
+# the original subject, a sentence of its own that says the mail is automatic.
+LABELLED_DA = """Hvem: Lone Bech, skoleleder; brugerne er 35 lærere på Herstedlund Skole.
+Hvad: Et nyt system til vikardækning.
+Hvor: Herstedlund Skole, Skole og Dagtilbud.
+Hvornår: Fra skolestart i august 2027.
+Hvorfor: Vikarerne bookes i dag på sms, og det tager en time hver morgen.
+Hvor meget: 40.000 kr. om året, betales af skolens budget.
+"""
+LABELLED_EN = """Who: Jens Lund, team lead; the users are 25 caseworkers in Jobcenter.
+What: A new app for booking interpreters.
+Where: Jobcenter, Beskæftigelse.
+When: In operation from 1 October 2027.
+Why: Interpreters are booked by phone today and bookings get lost.
+How much: DKK 35,000 a year, paid by Jobcenter.
+"""
+
+PERSONS_MAIL: dict[str, tuple[str, str, bool]] = {
+    # name: (subject, body, as HTML)
+    "da-prose-dette-er-et-automatisk-system": (
+        "Adgangskontrol til materielgården",
+        "Hej\n\nDette er et automatisk adgangssystem til materielgården, som vi gerne vil "
+        "anskaffe. Kontaktperson er Bo Winther, og brugerne er de 80 medarbejdere i Vej og "
+        "Park.\nDet hører til i Center for Miljø og Teknik. Vi vil gerne i drift 1. juni "
+        "2027.\nFormålet er at undgå bortkomne nøgler. Det koster 60.000 kr. og betales af "
+        "Vej og Park.\n\nHilsen Bo\n", False),
+    "da-labelled-quotes-svar-ikke-in-quotation-marks": (
+        "Ny løsning til borgerpost",
+        "Hej\n\n" + LABELLED_DA.replace(
+            "det tager en time hver morgen.",
+            "forældrene får en mail med «Svar venligst ikke på denne mail», som de alligevel "
+            "svarer på. Dette er en automatisk genereret mail, står der også.") + "\nLone\n",
+        False),
+    "da-holiday-note-on-top-html": (
+        "Vikardækning",
+        "Hej\n\nInden jeg går: jeg er på ferie i uge 7 og læser ikke mails, så har det hast, "
+        "kontakt min souschef.\n\n" + LABELLED_DA + "\nLone\n", True),
+    "en-holiday-note-on-top": (
+        "Interpreter booking",
+        "Hi\n\nI'm on holiday next week with limited access to email, so if anything is "
+        "urgent, call my colleague Sara.\n\n" + LABELLED_EN + "\nJens\n", False),
+    "en-prose-automatic-reply-system": (
+        "Citizen mail assistant",
+        "Hi,\n\nThis is an automatic reply system for Borgerservice that we would like to buy. "
+        "I am the contact person (Nadia Holm), and the users are our 20 caseworkers in "
+        "Borgerservice.\nWe expect to go live in week 10 2027. The licence costs DKK 48,000 "
+        "a year, paid by Borgerservice, because we answer 400 mails a week by hand.\n\nNadia\n",
+        False),
+    "da-subject-automatisk-svar-dash": (
+        "Automatisk svar – chatbot til Borgerservice", "Hej\n\n" + LABELLED_DA, False),
+    "da-subject-autoresponder-form-html": (
+        "Automatisk svar: robot til journalisering", "Hej\n\n" + LABELLED_DA, True),
+    "en-subject-out-of-office-planner": (
+        "Out of office planner for Jobcenter", "Hi\n\n" + LABELLED_EN, False),
+    "en-subject-out-of-office-colon-html": (
+        "Out of Office: absence planner for Jobcenter", "Hi\n\n" + LABELLED_EN, True),
+    "da-subject-fravaerende-colon": (
+        "Fraværende: nyt system til fraværsregistrering", "Hej\n\n" + LABELLED_DA, False),
+    "en-brief-mentions-this-is-an-automated-message": (
+        "Notifications for citizens",
+        "Hi\n\n" + LABELLED_EN.replace(
+            "bookings get lost.", "bookings get lost. This is an automated message problem: "
+            "citizens reply to it anyway.") + "\nJens\n", False),
+}
+
+
+def _raw(subject: str, body: str, as_html: bool) -> bytes:
+    if not as_html:
+        return brief(subject=subject, body=body, attachments=())
+    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n") if p)
+    return html_mail(subject, f"<html><body>{paragraphs}</body></html>")
+
+
+@pytest.mark.parametrize("name", sorted(PERSONS_MAIL))
+def test_a_mail_that_reads_as_a_brief_opens_a_case(rules: Rules, name: str) -> None:
+    mail = parse(_raw(*PERSONS_MAIL[name]))
+    screened = screen(mail, rules, BOT)
+    assert screened.category == "human", screened.reason
+    disposition = classify(mail, screened, find_thread(mail, "kommune.test", b""),
+                           settings_without_config(BOT), rules, None)
+    assert isinstance(disposition, NewBrief)
+
+
+@pytest.mark.parametrize("body", [
+    "Hej\n\nVi har fået en mail med teksten «Dette er en automatisk genereret mail» fra jeres "
+    "system. Er det meningen?\n\nKarin\n",
+    'Hej\n\nBorgerne skriver at de fik "Svar venligst ikke på denne mail" fra os. Kan I se '
+    "på det?\n\nKarin\n",
+    "Hi\n\nWe got a reply saying \u201cThis is an automated message\u201d from your portal. Is "
+    "that right?\n\nKarin\n",
+    "Hej\n\nDette er et automatisk bookingsystem, vi overvejer. Har I erfaringer?\n\nKarin\n",
+])
+def test_a_quoted_phrase_is_not_the_mails_own_statement(rules: Rules, body: str) -> None:
+    assert category(brief(subject="Spørgsmål", body=body, attachments=()), rules) == "human"
+
+
+MACHINES: dict[str, tuple[str, str, bool]] = {
+    "da-automatisk-svar-sentence": (
+        "Projektforslag", "Dette er et automatisk svar. Jeg er tilbage 3. marts.\n", False),
+    "da-subject-colon-html": ("Automatisk svar: Projektforslag: RuteNet", "Hej\n", True),
+    "en-whole-subject": ("Out of Office", "Back on Monday.\n", False),
+    "da-fravaerende-colon": ("Fraværende: Projektforslag: RuteNet", "Tilbage mandag.\n", False),
+    "en-notification-from": (
+        "Your supplier account", "This is an automatic notification from the procurement "
+        "portal.\n", True),
+    # an absence note that names a department and a date is still not a brief
+    "da-ooo-with-department-and-date": (
+        "SV: Projektforslag",
+        "Jeg er på kursus til og med 12. maj i Center for Miljø og Teknik og læser ikke mails. "
+        "Har det hast, så kontakt min kollega Ole Berg på 43 68 68 68.\n", False),
+    # an autoresponder that quotes the brief it answers: the quote is not its own brief
+    "da-autoreply-quoting-a-brief": (
+        "Automatisk svar: Vikardækning",
+        "Jeg er på ferie og læser ikke mails.\n\n"
+        + "".join(f"> {line}\n" for line in LABELLED_DA.splitlines()), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_autoresponders_own_forms_stay_machines(rules: Rules, name: str) -> None:
+    mail = parse(_raw(*MACHINES[name]))
+    assert screen(mail, rules, BOT).category == "auto_reply"
