@@ -140,6 +140,7 @@ class DecisionWords:
     applicant_postpone: tuple[str, ...]
     applicant_withdraw: tuple[str, ...]
     informational: tuple[re.Pattern[str], ...] = ()  # "til orientering": not decided
+    clause_breaks: tuple[str, ...] = ()  # ", mens": a new clause with its own decision
 
 
 LABEL_KEYS: dict[str, tuple[str, ...]] = {
@@ -458,6 +459,8 @@ def _decision_words(reader: _Reader) -> DecisionWords:
         informational=reader.regexes(
             reader.strings(d.get("informational", []), "informational", True),
             "informational"),
+        clause_breaks=tuple(w.lower() for w in reader.strings(
+            d.get("clause_breaks", []), "clause_breaks", True)),
     )
 
 

@@ -3,21 +3,29 @@
 A decision is written the way a secretary writes minutes: one case per line
 ("ITP-2026-0042: Godkendt"), several cases in one sentence ("ITP-2026-0045 og ITP-2026-0046
 blev begge udsat", "ITP-2026-0041, ITP-2026-0042 og ITP-2026-0043 godkendt"), the decision
-before the cases ("Godkendt: ITP-…"), or a heading over a list ("Udsat:" and one case per
-line below it). A case mentioned only "til orientering" is not decided.
+before the cases ("Godkendt: ITP-…", "Rådet godkendte ITP-…", "Rådet besluttede at godkende
+ITP-… og at afvise ITP-…"), or a heading over a list ("Udsat:" and one case per line below
+it). Every verb form counts (present, past, participle, infinitive, passive; Danish and
+English). A case mentioned only "til orientering" is not decided; an aside in parentheses or
+between dashes ("ITP-… (til orientering: leverandøren er skiftet) blev godkendt") neither makes
+a case informational nor hides its decision.
 
 How the text is cut: the case references are grouped first; two references belong to one
 group when only a connector ("og", "and", ",", "&", "samt", or a short title ending in one)
 stands between them, on one line, without a decision word. Each group owns the text after
 its last reference up to the next group (the trailing text: "…: Godkendt. Da projektet er
 strategisk, sendes det videre til SIT.") and the words before its first reference since the
-last sentence end ("Godkendt: ", "Til orientering: "). The group's decision comes from its
-trailing text, else from its own words before, else from a heading line ending in ":" above
-a list of references; nothing else is guessed.
+last sentence or clause end (", mens", ", men", "; " — `clause_breaks`) or, within one
+clause, since the last connector ("Godkendt: ", "Til orientering: ", "og at afvise "). The
+group's decision comes from its trailing text, else from its own words before, else from a
+heading line ending in ":" above a list of references, else from an aside; nothing else is
+guessed. A case named in a decision that cannot be read, or given two different decisions, is
+listed back to the secretary — never dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -32,6 +40,11 @@ _CONNECTOR_END = re.compile(r"(?:,|&|\+|/|\bog\b|\band\b|\bsamt\b|\bsamt med\b)\
                             re.IGNORECASE)
 # a sentence ends here: what follows belongs to the next reference
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)|\n")
+# within one clause, the last of these before a reference starts that reference's words
+# ("Rådet besluttede at godkende A og at afvise B": "at afvise" is B's)
+_CONNECTOR = re.compile(r",|&|\bog\b|\band\b|\bsamt\b", re.IGNORECASE)
+# an aside: in parentheses, or between two dashes set off by spaces
+_ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|(?<=\s)[–—-]\s[^–—\n]*?\s[–—-](?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -56,12 +69,14 @@ class _Group:
 def read_decisions(text: str, rules: Rules) -> DecisionReading:
     own = own_text(text, rules)
     groups = _groups(own, rules)
-    _assign_text(own, groups)
+    ends = _ends(rules.decision_words.clause_breaks)
+    _assign_text(own, groups, ends)
     decisions: dict[str, str] = {}
     texts: dict[str, str] = {}
     unmapped: list[str] = []
     additions: list[str] = []
     informed: list[str] = []
+    conflicts: set[str] = set()
     for group in groups:
         prefix_words = group.prefix.lower().split()
         shown = " ".join((group.prefix + own[group.start:group.end] + group.trailing).split())
@@ -69,23 +84,49 @@ def read_decisions(text: str, rules: Rules) -> DecisionReading:
                for word in prefix_words):
             additions.extend(r for r in group.refs if r not in additions)
             continue
-        words = group.prefix + " " + group.trailing
+        prefix, prefix_asides = _asides(group.prefix)
+        trailing, trailing_asides = _asides(group.trailing)
         heading = _heading(own, group.line_start)
-        first_sentence = _SENTENCE_END.split(group.trailing.lstrip(" :–-"), maxsplit=1)[0]
-        if _informational(group.prefix + " " + first_sentence, rules) or (
-                not _kind(words, rules) and _informational(heading, rules)):
+        first_clause = ends.split(trailing.lstrip(" :–-"), maxsplit=1)[0]
+        before, after = _kind(prefix, rules), _kind(trailing, rules)
+        kind = after or before or _kind(heading, rules)
+        if _informational(prefix, rules) or _informs_first(first_clause, rules) or (
+                kind is None and _informational(heading, rules)):
             informed.extend(r for r in group.refs if r not in informed)
             continue
-        kind = _kind(group.trailing, rules) or _kind(group.prefix, rules) or _kind(heading, rules)
+        if before and after and before != after:
+            if {before, after} != {"approved", "forwarded"}:
+                # "Rådet godkendte A, B blev afvist": whose is which is not ours to guess
+                if shown not in unmapped:
+                    unmapped.append(shown)
+                continue
+            kind = "forwarded"  # "Godkendt: A. … sendes videre til SIT"
+        asides = [a for a in (trailing_asides + prefix_asides) if not _informational(a, rules)]
+        kind = kind or next((k for k in (_kind(a, rules) for a in asides) if k), None)
         if kind is None:
-            if all(r in decisions for r in group.refs):
+            if any(_informational(a, rules) for a in trailing_asides + prefix_asides):
+                informed.extend(r for r in group.refs if r not in informed)  # "A (til orientering)"
+                continue
+            if all(r in decisions or r in conflicts for r in group.refs):
                 continue  # mentioned again after its decision ("ITP-… skal dog …")
             if shown not in unmapped:
                 unmapped.append(shown)
             continue
         for ref in group.refs:
-            if ref not in decisions:
-                decisions[ref], texts[ref] = kind, shown
+            if ref in informed:
+                informed.remove(ref)  # mentioned for information earlier, decided here
+            if ref in conflicts:
+                continue
+            earlier = decisions.get(ref)
+            if earlier is None or (earlier, kind) == ("approved", "forwarded"):
+                decisions[ref], texts[ref] = kind, shown  # "godkendt … sendes videre til SIT"
+            elif earlier != kind and (earlier, kind) != ("forwarded", "approved"):
+                # two different decisions for one case: both lines go back, nothing is guessed
+                conflicts.add(ref)
+                for line in (texts.pop(ref), shown):
+                    if line not in unmapped:
+                        unmapped.append(line)
+                del decisions[ref]
     return DecisionReading(decisions, texts, unmapped, additions, informed)
 
 
@@ -115,23 +156,23 @@ def _joins(between: str) -> bool:
     return len(between) <= 80 and bool(_CONNECTOR_END.search(between))
 
 
-def _assign_text(own: str, groups: list[_Group]) -> None:
-    """Cut the text between two groups: up to the last sentence end before the next group
-    (or the start of its line, or a heading line above it) is the first one's trailing text,
-    the rest the next one's prefix."""
+def _assign_text(own: str, groups: list[_Group], ends: re.Pattern[str]) -> None:
+    """Cut the text between two groups: up to the last sentence or clause end before the next
+    group (or the start of its line, or a heading line above it, or within one clause the last
+    connector) is the first one's trailing text, the rest the next one's prefix."""
     for index, group in enumerate(groups):
         floor = groups[index - 1].end if index else 0
         if index + 1 < len(groups):
             nxt = groups[index + 1]
-            cut = _cut(own, group.end, nxt.start)
+            cut = _cut(own, group.end, nxt.start, ends)
             group.trailing = own[group.end:cut]
         else:
             group.trailing = own[group.end:]
-        prev_cut = _cut(own, floor, group.start) if index else group.line_start
+        prev_cut = _cut(own, floor, group.start, ends) if index else group.line_start
         group.prefix = own[prev_cut:group.start]
 
 
-def _cut(own: str, start: int, end: int) -> int:
+def _cut(own: str, start: int, end: int, ends: re.Pattern[str]) -> int:
     """Where the text between two groups is split (see _assign_text)."""
     span = own[start:end]
     line_start = own.rfind("\n", start, end) + 1 if "\n" in span else start
@@ -143,8 +184,44 @@ def _cut(own: str, start: int, end: int) -> int:
         lines_from += len(line)
     if "\n" in span:
         return max(line_start, start)
-    ends = [m.end() for m in _SENTENCE_END.finditer(span)]
-    return start + ends[-1] if ends else end
+    sentence_ends = [m.end() for m in ends.finditer(span)]
+    if sentence_ends:
+        return start + sentence_ends[-1]
+    # one clause: the words after its last connector are the next group's ("og at afvise ")
+    connectors = [m.end() for m in _CONNECTOR.finditer(_blank_asides(span))]
+    return start + connectors[-1] if connectors else end
+
+
+@functools.lru_cache(maxsize=8)
+def _ends(clause_breaks: tuple[str, ...]) -> re.Pattern[str]:
+    """Sentence ends, and the comma before a word that opens a new clause (", mens")."""
+    if not clause_breaks:
+        return _SENTENCE_END
+    words = "|".join(re.escape(w) for w in clause_breaks)
+    return re.compile(rf"[.!?;](?=\s)|\n|,(?=\s*(?:{words})\b)", re.IGNORECASE)
+
+
+def _asides(text: str) -> tuple[str, list[str]]:
+    """The text without its asides (in parentheses, between dashes), and the asides."""
+    asides = [m.group(0).strip("()[]–—- ") for m in _ASIDE.finditer(text)]
+    return _ASIDE.sub(" ", text), asides
+
+
+def _blank_asides(text: str) -> str:
+    """The text with each aside blanked out, its length kept (positions stay valid)."""
+    return _ASIDE.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _informs_first(clause: str, rules: Rules) -> bool:
+    """True when the clause says "til orientering" before any decision ("til orientering:
+    SIT har godkendt den"), not after one ("blev godkendt og taget til orientering")."""
+    info = [m.start() for p in rules.decision_words.informational
+            for m in [p.search(clause)] if m]
+    if not info:
+        return False
+    decided = [m.start() for kind in DECISIONS for p in rules.decision_words.patterns[kind]
+               for m in [p.search(clause)] if m]
+    return not decided or min(info) < min(decided)
 
 
 def _heading(own: str, line_start: int) -> str:

@@ -118,3 +118,142 @@ def test_e2e_wording_still_reads(rules: Rules) -> None:
     assert found.decisions == {"ITP-2027-0001": "approved", "ITP-2027-0002": "postponed",
                                "ITP-2027-0003": "forwarded"}
     assert found.unmapped == ["ITP-2027-0004 D: Vi snakkede om det."]
+
+
+# Every verb form and clause (issue 11, item 4, second round): present, past, participle,
+# infinitive after "besluttede at" / "vedtog at" / "decided to", passive; clauses cut at
+# ", mens" / ", men" / ", hvorimod" / "; " / ", whereas" / ", but"; our own wording, Danish and
+# English.
+VERB_FORMS_AND_CLAUSES = [
+    ("Rådet godkendte ITP-2026-0061 og ITP-2026-0062, mens ITP-2026-0063 blev afvist.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "approved",
+      "ITP-2026-0063": "rejected"}),
+    ("Rådet afviste ITP-2026-0061, men godkendte ITP-2026-0062.",
+     {"ITP-2026-0061": "rejected", "ITP-2026-0062": "approved"}),
+    ("Rådet besluttede at godkende ITP-2026-0061 og at afvise ITP-2026-0062.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "rejected"}),
+    ("Man vedtog at udsætte ITP-2026-0061 og ITP-2026-0062 til næste møde og at sende "
+     "ITP-2026-0063 videre til SIT.",
+     {"ITP-2026-0061": "postponed", "ITP-2026-0062": "postponed",
+      "ITP-2026-0063": "forwarded"}),
+    ("ITP-2026-0061 godkendes; ITP-2026-0062 afvises; ITP-2026-0063 udsættes.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "rejected",
+      "ITP-2026-0063": "postponed"}),
+    ("Rådet udsatte ITP-2026-0061, hvorimod ITP-2026-0062 og ITP-2026-0063 blev godkendt.",
+     {"ITP-2026-0061": "postponed", "ITP-2026-0062": "approved",
+      "ITP-2026-0063": "approved"}),
+    ("Rådet godkender ITP-2026-0061. Rådet godkendte ikke ITP-2026-0062.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "rejected"}),
+    ("Indstillingen om ITP-2026-0061 blev tiltrådt, og ITP-2026-0062 blev forkastet.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "rejected"}),
+    ("The council approved ITP-2026-0061 and ITP-2026-0062, whereas ITP-2026-0063 was "
+     "rejected.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "approved",
+      "ITP-2026-0063": "rejected"}),
+    ("The council decided to approve ITP-2026-0061 and to reject ITP-2026-0062.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "rejected"}),
+    ("We approve ITP-2026-0061, but ITP-2026-0062 is deferred to the next meeting.",
+     {"ITP-2026-0061": "approved", "ITP-2026-0062": "postponed"}),
+    ("The board rejects ITP-2026-0061; ITP-2026-0062 was forwarded to the strategic board.",
+     {"ITP-2026-0061": "rejected", "ITP-2026-0062": "forwarded"}),
+    ("It was decided to forward ITP-2026-0061 to SIT and to postpone ITP-2026-0062.",
+     {"ITP-2026-0061": "forwarded", "ITP-2026-0062": "postponed"}),
+    ("The council did not approve ITP-2026-0061, but approved ITP-2026-0062.",
+     {"ITP-2026-0061": "rejected", "ITP-2026-0062": "approved"}),
+    ("ITP-2026-0061 blev ikke godkendt, mens ITP-2026-0062 blev sendt videre til den "
+     "strategiske styregruppe.",
+     {"ITP-2026-0061": "rejected", "ITP-2026-0062": "forwarded"}),
+]
+
+
+def test_every_verb_form_and_clause(rules: Rules) -> None:
+    for text, expected in VERB_FORMS_AND_CLAUSES:
+        found = read_decisions(text, rules)
+        assert found.decisions == expected, text
+        assert found.unmapped == [] and found.informed == [], text
+
+
+# An aside in parentheses or between dashes is not the sentence: "til orientering" inside it
+# does not make the case informational, and its words do not hide the decision around it.
+ASIDES = [
+    ("ITP-2026-0064 (til orientering: leverandøren er skiftet) blev godkendt.",
+     {"ITP-2026-0064": "approved"}),
+    ("ITP-2026-0064 – til orientering er leverandøren ny – blev udsat.",
+     {"ITP-2026-0064": "postponed"}),
+    ("ITP-2026-0064 (for information: the supplier has changed) was approved.",
+     {"ITP-2026-0064": "approved"}),
+    ("Rådet godkendte ITP-2026-0064 (som også var til orientering på sidste møde) og afviste "
+     "ITP-2026-0065.",
+     {"ITP-2026-0064": "approved", "ITP-2026-0065": "rejected"}),
+    ("ITP-2026-0064 blev godkendt og taget til orientering.", {"ITP-2026-0064": "approved"}),
+    ("ITP-2026-0064 Booking (godkendt)", {"ITP-2026-0064": "approved"}),
+]
+
+
+def test_an_aside_does_not_swallow_the_decision(rules: Rules) -> None:
+    for text, expected in ASIDES:
+        found = read_decisions(text, rules)
+        assert found.decisions == expected, text
+        assert found.unmapped == [] and found.informed == [], text
+
+
+def test_an_aside_alone_that_informs_is_information(rules: Rules) -> None:
+    for text in ("ITP-2026-0064 (til orientering).",
+                 "ITP-2026-0064 (til orientering: SIT har godkendt den i januar).",
+                 "ITP-2026-0064 til orientering – SIT har godkendt den –."):
+        found = read_decisions(text, rules)
+        assert found.decisions == {} and found.unmapped == [], text
+        assert found.informed == ["ITP-2026-0064"], text
+
+
+def test_nouns_are_not_decisions(rules: Rules) -> None:
+    found = read_decisions("ITP-2026-0066 sendes til godkendelse senere.\n"
+                           "ITP-2026-0067 is up for approval.", rules)
+    assert found.decisions == {}
+    assert found.unmapped == ["ITP-2026-0066 sendes til godkendelse senere.",
+                              "ITP-2026-0067 is up for approval."]
+
+
+def test_a_case_named_in_a_decision_line_is_never_dropped(rules: Rules) -> None:
+    """A reference whose decision cannot be read is listed back, the others still count."""
+    cases = [
+        ("Rådet drøftede ITP-2026-0068 og godkendte ITP-2026-0069.",
+         {"ITP-2026-0069": "approved"}),
+        ("ITP-2026-0068 og ITP-2026-0070 blev drøftet; ITP-2026-0069 blev godkendt.",
+         {"ITP-2026-0069": "approved"}),
+        ("ITP-2026-0068 (se bilag) blev drøftet, mens ITP-2026-0069 blev udsat.",
+         {"ITP-2026-0069": "postponed"}),
+        # a comma splice with a decision on each side: whose is which is not guessed
+        ("Rådet godkendte ITP-2026-0068, ITP-2026-0070 blev afvist. ITP-2026-0069 udsat.",
+         {"ITP-2026-0069": "postponed"}),
+        ("The council discussed ITP-2026-0068 and approved ITP-2026-0069.",
+         {"ITP-2026-0069": "approved"}),
+    ]
+    for text, expected in cases:
+        found = read_decisions(text, rules)
+        assert found.decisions == expected, text
+        assert len(found.unmapped) == 1 and "ITP-2026-0068" in found.unmapped[0], text
+
+
+def test_two_different_decisions_for_one_case_go_back(rules: Rules) -> None:
+    found = read_decisions("ITP-2026-0071 blev godkendt.\nITP-2026-0071 blev afvist.", rules)
+    assert found.decisions == {}
+    assert found.unmapped == ["ITP-2026-0071 blev godkendt.", "ITP-2026-0071 blev afvist."]
+    found = read_decisions("ITP-2026-0071 blev godkendt.\nITP-2026-0071 sendes videre til SIT.",
+                           rules)
+    assert found.decisions == {"ITP-2026-0071": "forwarded"} and found.unmapped == []
+
+
+def test_information_first_then_decided_is_decided(rules: Rules) -> None:
+    found = read_decisions("ITP-2026-0072 til orientering.\nITP-2026-0072 blev dog godkendt.",
+                           rules)
+    assert found.decisions == {"ITP-2026-0072": "approved"} and found.informed == []
+
+
+def test_verb_first_prose_in_html(rules: Rules) -> None:
+    text = html_to_text("<p>Hej</p><p>Rådet besluttede at <b>godkende</b> ITP-2026-0073 og at "
+                        "<b>afvise</b> ITP-2026-0074, mens ITP-2026-0075 "
+                        "(til orientering: ny leverandør) blev udsat.</p>")
+    found = read_decisions(text, rules)
+    assert found.decisions == {"ITP-2026-0073": "approved", "ITP-2026-0074": "rejected",
+                               "ITP-2026-0075": "postponed"}
