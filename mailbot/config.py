@@ -461,10 +461,20 @@ def _check_addresses(settings: Settings, origins: _Origins) -> None:
     for section, keys in address_lists.items():
         for key in keys:
             for address in getattr(getattr(settings, section), key):
-                if "@" not in address:
+                if not is_one_address(address):
                     raise origins.error(f"{section}.{key}",
-                                        f"{address!r} is not an email address",
-                                        "write full addresses such as anna@kommune.dk")
+                                        f"{address!r} is not one email address",
+                                        "write one full address per list entry, e.g. "
+                                        '["anna@kommune.dk", "bo@kommune.dk"]')
+
+
+_ONE_ADDRESS = re.compile(r"[^\s@,;<>()\[\]\\\"]+@[^\s@,;<>()\[\]\\\"]+\.[^\s@,;<>()\[\]\\\".]+")
+
+
+def is_one_address(value: str) -> bool:
+    """True for exactly one bare address (local@domain.tld): no display name, no second
+    address after a comma, no white space or line break (which would end up in a header)."""
+    return _ONE_ADDRESS.fullmatch(value) is not None
 
 
 def is_loopback(host: str) -> bool:

@@ -67,3 +67,24 @@ def test_authserv_id_and_idle_renew_seconds(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={"MAILBOT_IMAP__IDLE_RENEW_SECONDS": "1800"})
     assert "MAILBOT_IMAP__IDLE_RENEW_SECONDS" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [
+    '"drift@kommune.dk, vagt@kommune.dk"',  # two addresses in one entry: only one got mail
+    '"drift@kommune.dk\\nBcc: x@evil.example"',  # a line break would end up in a header
+    '"Drift <drift@kommune.dk>"',
+    '"drift"',
+])
+def test_an_address_list_entry_is_exactly_one_address(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, STARTER_CONFIG + f"\n[operator]\naddresses = [{value}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "[operator.addresses]" in message and "one full address per list entry" in message
+    assert len(message.strip().splitlines()) == 1  # one line, the line break shown escaped
+
+
+def test_operator_addresses_from_the_environment_are_split_at_commas(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), environ={
+        "MAILBOT_OPERATOR__ADDRESSES": "drift@kommune.dk, vagt@kommune.dk"})
+    assert settings.operator.addresses == ["drift@kommune.dk", "vagt@kommune.dk"]
