@@ -777,4 +777,10 @@ reply_tokens = false                  # plus-address tokens in Reply-To (if the 
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
 breaker_mails = 200                   # more mails to applicants than this within ...
 breaker_minutes = 10                  # ... these minutes pause them until `outbox resume`
+
+# Who is mailed when something needs a person (the README's "Alerts"); without it, only the
+# ERROR log lines with event=... tell.
+# [operator]
+# addresses = ["it-drift@kommune.dk"] # alert mails go here (Danish): what happened, what to do
+# alert_hours = 6                     # at most one alert mail per kind of incident this often
 """

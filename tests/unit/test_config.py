@@ -88,3 +88,17 @@ def test_operator_addresses_from_the_environment_are_split_at_commas(tmp_path: P
     settings = load_settings(write(tmp_path), environ={
         "MAILBOT_OPERATOR__ADDRESSES": "drift@kommune.dk, vagt@kommune.dk"})
     assert settings.operator.addresses == ["drift@kommune.dk", "vagt@kommune.dk"]
+
+
+def test_starter_config_explains_operator_and_it_loads_uncommented(tmp_path: Path) -> None:
+    """`mailbot init` shows where alerts go: a commented [operator] section that loads as
+    written once the comment signs are taken away; commented, nobody is mailed."""
+    section = STARTER_CONFIG[STARTER_CONFIG.index("# [operator]"):]
+    assert [line.split("#")[1].split("=")[0].strip() for line in section.splitlines()[1:]] \
+        == ["addresses", "alert_hours"]
+    assert all(" # " in line for line in section.splitlines()[1:])  # each explained
+    assert load_settings(write(tmp_path), environ={}).operator.addresses == []
+    uncommented = STARTER_CONFIG.replace("# [operator]", "[operator]").replace(
+        "# addresses =", "addresses =").replace("# alert_hours =", "alert_hours =")
+    operator = load_settings(write(tmp_path, uncommented), environ={}).operator
+    assert operator.addresses == ["it-drift@kommune.dk"] and operator.alert_hours == 6
