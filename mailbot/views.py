@@ -194,11 +194,18 @@ def messages_table(rows: list[RawMessage], total: int | None = None) -> str:
     table = _table(
         ["id", "uid", "state", "kind", "from", "subject", "reason"],
         [[str(r.id), str(r.uid), r.state, r.kind, message_sender(r),
-          _wrap(r.subject, SUBJECT_WIDTH), _wrap(r.reason, REASON_WIDTH)] for r in rows],
+          _wrap(r.subject, SUBJECT_WIDTH), _wrap(_reason(r), REASON_WIDTH)] for r in rows],
     )
     if total is not None and total > len(rows):
         table += f"\n\nnewest {len(rows)} of {total} shown; `--limit {total}` shows all"
     return table
+
+
+def _reason(row: RawMessage) -> str:
+    """The outcome's reason, and what the mailbox did wrong with the mail, if anything."""
+    if not row.imap_anomaly:
+        return row.reason
+    return f"{row.reason} (mailbox: {row.imap_anomaly})" if row.reason else row.imap_anomaly
 
 
 def messages_data(session: Session, rows: list[RawMessage], tz: tzinfo = COPENHAGEN

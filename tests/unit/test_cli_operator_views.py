@@ -212,6 +212,8 @@ def test_quarantined_messages_show_sender_subject_and_the_whole_reason(
     _message(url, 12, state="quarantined", raw_sha256="", content_sha256="", size=40_000_000,
              reason="message of 40000000 bytes exceeds imap.max_message_mb (26214400 bytes)")
     _message(url, 13, sender="bo@kommune.dk", subject="Status?", reason="status")
+    _message(url, 14, state="quarantined", sender="cy@kommune.dk", reason="dmarc=fail for x.dk",
+             imap_anomaly="not moved by mailbot: another client removed it first")
     result = mailbot("--config", str(config), "messages", "--state", "quarantined")
     assert result.code == 0, result.err
     out = result.out
@@ -228,6 +230,8 @@ def test_quarantined_messages_show_sender_subject_and_the_whole_reason(
     assert _joined(poison, reason_at) == POISON
     assert _lines_of(out, 3)[0][from_at:].startswith("(not downloaded) ")
     assert "bo@kommune.dk" not in out
+    assert _joined(_lines_of(out, 5), reason_at) == (
+        "dmarc=fail for x.dk (mailbox: not moved by mailbot: another client removed it first)")
 
 
 def test_messages_json(config: Path, url: str, mailbot: MailbotRunner) -> None:
