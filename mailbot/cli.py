@@ -477,8 +477,8 @@ def outbox(action: Annotated[str | None, typer.Argument(
                help="Only this state (all such rows unless --limit): pending, sending, sent, "
                "failed, uncertain.")] = None,
            limit: Annotated[int | None, typer.Option(
-               min=1, help="At most this many rows, newest first.  [default: 50 without "
-               "--state, all with it]", show_default=False)] = None,
+               min=1, help="At most this many rows, newest first (default: 50 without "
+               "--state, all with it).", show_default=False)] = None,
            as_json: Annotated[bool, typer.Option("--json")] = False,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Outgoing mail: state, attempts, last error; `outbox show ID` prints one mail;
