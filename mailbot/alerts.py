@@ -27,6 +27,7 @@ from sqlmodel import Session
 from mailbot.clock import as_utc
 from mailbot.db import transaction
 from mailbot.errors import MailbotError
+from mailbot.intake.threads import ALERT_REF
 from mailbot.models import Alert
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import Delivery, Incident, Purpose
@@ -36,24 +37,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALERT_REF = "ALERT"  # the "case" an alert's signed Message-ID names: none
 
 # (what happened, what to do), in Danish like every mail the bot writes
 EXPLAINED: dict[Incident, tuple[str, str]] = {
     Incident.POISON_MAIL: (
         "En mail er sat i karantæne, fordi mailbot fejlede eller døde, hver gang den blev "
         "læst.",
-        "Se mailen med `mailbot messages --state quarantined` (den ligger også i "
-        "karantænemappen), og behandl den i hånden. Meld fejlen til udviklerne med "
-        "`mailbot inspect` af mailen."),
+        "Find mailen i karantænemappen (eller med `mailbot messages --state quarantined`), "
+        "og behandl den i hånden: afsenderen har ikke fået svar. Meld fejlen til udviklerne "
+        "med uddata fra `mailbot inspect` af mailen."),
     Incident.IMAP_LOGIN_FAILING: (
         "mailbot kan ikke logge ind på postkassen og modtager ingen mail.",
-        "Ret adgangskoden eller OAuth2-opsætningen (se linjen nedenfor) og kør `mailbot "
-        "check`. mailbot prøver igen af sig selv, mindst hvert 15. minut."),
+        "Se detaljerne ovenfor. Er fejlen rettet på serveren (en tilladelse, en låst konto), "
+        "prøver mailbot igen af sig selv, mindst hvert 15. minut. Skal adgangskoden eller "
+        "OAuth2-opsætningen i konfigurationen ændres: ret den, kør `mailbot check`, og "
+        "genstart mailbot (`systemctl restart mailbot`); konfigurationen læses kun ved start."),
     Incident.OUTBOX_FAILURES: (
         "En mail fra mailbot kunne ikke afleveres, eller det er uvist, om den nåede frem.",
-        "Se `mailbot outbox`. En mail med tilstanden uncertain sendes ikke igen af sig "
-        "selv: kontrollér hos modtageren og send den i hånden, hvis den mangler."),
+        "Se `mailbot outbox --state failed` og `--state uncertain`. En mail med tilstanden "
+        "uncertain sendes ikke igen af sig selv: kontrollér hos modtageren, og send den i "
+        "hånden, hvis den mangler (`mailbot outbox show ID` viser den)."),
     Incident.CIRCUIT_BREAKER_OPEN: (
         "Al mail til ansøgere er sat på pause: mailbot har skrevet usædvanligt meget til "
         "ansøgere på kort tid.",
@@ -66,14 +69,24 @@ EXPLAINED: dict[Incident, tuple[str, str]] = {
     Incident.STORAGE_TROUBLE: (
         "Databasen eller disken kan ikke gemme mail. Ingen mail flyttes eller mistes; "
         "mailbot venter og prøver igen af sig selv.",
-        "Frigør plads på disken, eller bring databasen op igen (se linjen nedenfor)."),
+        "Se detaljerne ovenfor: frigør plads på disken med mailbots datamappe (bot.data_dir, "
+        "`df -h`), afslut det program, der låser databasen, eller bring databasen op igen. "
+        "mailbot fortsætter af sig selv bagefter."),
     Incident.FETCH_FAILING: (
-        "En mail i postkassen kan ikke hentes; den springes over, de andre behandles.",
-        "Se mailen i postkassen (UID nedenfor) og flyt den i hånden, eller meld fejlen."),
+        "En mail i postkassen kunne ikke hentes tre gange; den er lagt i karantænemappen "
+        "uden at være læst, de andre mails behandles.",
+        "Åbn mailen i karantænemappen med et almindeligt mailprogram (UID i detaljerne "
+        "ovenfor), behandl den i hånden, og meld fejlen, hvis serveren er i orden."),
     Incident.MAILBOX_ANOMALY: (
         "Postkassen opfører sig uventet (en genbrugt UID eller mail flyttet af en anden).",
         "Kontrollér, at kun én mailbot og ingen regel eller person flytter mail i "
         "postkassen. Se `mailbot messages`."),
+    Incident.SMTP_FAILING: (
+        "mailbot kan ikke sende mail: SMTP-serveren svarer ikke eller afviser login eller TLS. "
+        "Al udgående mail venter i udbakken og sendes, når serveren virker igen.",
+        "Se detaljerne ovenfor og kør `mailbot check`. Er fejlen i konfigurationen (adgangs"
+        "kode, OAuth2, smtp.host), så ret den og genstart mailbot. Denne mail kan først nå "
+        "frem, når SMTP virker igen; loggen har linjen med det samme."),
     Incident.ANOTHER_INSTANCE: (
         "En anden mailbot med sin egen database behandler den samme postkasse. Al mail til "
         "ansøgere er sat på pause, så ingen får svar to gange.",

@@ -114,4 +114,5 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
         tokens=tokens,
     )
     bot.sender.report_to(bot.alerts.raise_in)
+    bot.sender.on_outage = bot.alerts.raise_alert
     return bot

@@ -25,9 +25,11 @@ from mailbot.errors import ConfigError, MailbotError, PermanentError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlmodel import Session
 
     from mailbot.app import Bot
     from mailbot.config import Settings
+    from mailbot.delivery.breaker import Breaker
     from mailbot.models import Agenda
     from mailbot.service import Service
 
@@ -433,8 +435,10 @@ def _echo_json(data: Any) -> None:
 def messages(state: Annotated[str | None, typer.Option(
         help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
              limit: Annotated[int, typer.Option(min=1)] = 50,
+             as_json: Annotated[bool, typer.Option("--json")] = False,
              config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """The ledger: every mail the bot has fetched, with its state and reason."""
+    """The ledger: every mail the bot has fetched, with its state, sender, subject and reason."""
+    from sqlalchemy import func
     from sqlmodel import Session, col, select
 
     from mailbot import views
@@ -445,45 +449,143 @@ def messages(state: Annotated[str | None, typer.Option(
     if state is not None and state not in MESSAGE_STATES:
         raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not a state",
                           f"use one of {', '.join(MESSAGE_STATES)}")
-    _, engine = _database()
+    settings, engine = _database()
     with Session(engine) as session:
         query = select(RawMessage).order_by(col(RawMessage.id).desc()).limit(limit)
+        counted = select(func.count()).select_from(RawMessage)
         if state:
             query = query.where(RawMessage.state == state)
-        typer.echo(views.messages_table(list(session.exec(query).all())))
+            counted = counted.where(RawMessage.state == state)
+        rows = list(session.exec(query).all())
+        if as_json:
+            _echo_json(views.messages_data(session, rows, _zone(settings)))
+        else:
+            typer.echo(views.messages_table(rows, session.exec(counted).one()))
+
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "uncertain")
+OUTBOX_ACTIONS = ("resume", "show")
 
 
 @app.command()
 def outbox(action: Annotated[str | None, typer.Argument(
-        help="`resume`: send mail to applicants again after the circuit breaker opened.")]
-           = None,
-           limit: Annotated[int, typer.Option(min=1)] = 50,
+        help="`show ID`: one mail with its text, to send it by hand; `resume`: send mail to "
+        "applicants again after the circuit breaker opened.")] = None,
+           row_id: Annotated[str | None, typer.Argument(
+               metavar="ID", help="The outbox row for `show` (the id column).")] = None,
+           state: Annotated[str | None, typer.Option(
+               help="Only this state (all such rows unless --limit): pending, sending, sent, "
+               "failed, uncertain.")] = None,
+           limit: Annotated[int | None, typer.Option(
+               min=1, help="At most this many rows, newest first (default: 50 without "
+               "--state, all with it).", show_default=False)] = None,
+           as_json: Annotated[bool, typer.Option("--json")] = False,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """Outgoing mail: state, attempts, last error; `outbox resume` closes the breaker."""
+    """Outgoing mail: state, attempts, last error; `outbox show ID` prints one mail;
+    `outbox resume` closes the breaker."""
     from sqlmodel import Session
 
-    from mailbot import views
     from mailbot.delivery.breaker import Breaker
 
     _use(config, now)
 
+    if action is not None and action not in OUTBOX_ACTIONS:
+        raise ConfigError(COMMAND_LINE, "ACTION", f"{action!r} is not an outbox action",
+                          "use `mailbot outbox show ID` or `mailbot outbox resume`, or no "
+                          "action to list the outbox")
+    if row_id is not None and action != "show":
+        raise ConfigError(COMMAND_LINE, "ID", f"`outbox {action}` takes no ID",
+                          "use `mailbot outbox show ID` to see one mail")
+    if state is not None and state not in OUTBOX_STATES:
+        raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not an outbox state",
+                          f"use one of {', '.join(OUTBOX_STATES)}")
     settings, engine = _database()
+    if action == "show":
+        _outbox_show(settings, engine, row_id, as_json)
+        return
     breaker = Breaker(engine, settings.limits)
-    if action is not None:
-        if action != "resume":
-            raise ConfigError("command line", "ACTION", f"{action!r} is not an outbox action",
-                              "use `mailbot outbox resume`, or no action to list the outbox")
+    if action == "resume":
         reason = breaker.resume(Clock(OPTIONS.now).now())
         typer.echo(f"circuit breaker closed (it was open: {reason}); mail to applicants goes "
                    "out again" if reason else "circuit breaker was not open; nothing to do")
         return
     with Session(engine) as session:
-        opened = breaker.state(session)
-        if opened.opened_at is not None:
-            typer.echo(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
-                       f"{opened.reason}; mail to applicants waits. After checking for a loop: "
-                       "mailbot outbox resume\n")
-        typer.echo(views.outbox_table(session, limit))
+        _outbox_list(session, breaker, state, limit, as_json, settings)
+
+
+def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: int | None,
+                 as_json: bool, settings: Settings) -> None:
+    """The outbox listing, newest first: `state` keeps one state (every such row unless
+    `limit`); without it the newest `limit` (50) rows, and a line naming the failed and
+    uncertain rows that did not fit."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from mailbot import views
+    from mailbot.models import Outbox
+
+    query = select(Outbox).order_by(col(Outbox.id).desc())
+    if state is not None:
+        query = query.where(Outbox.state == state)
+    if limit is not None or state is None:
+        query = query.limit(limit or 50)
+    rows = list(session.exec(query).all())
+    if as_json:
+        _echo_json(views.outbox_data(session, rows, _zone(settings)))
+        return
+    opened = breaker.state(session)
+    if opened.opened_at is not None:
+        typer.echo(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
+                   f"{opened.reason}; mail to applicants waits. After checking for a loop: "
+                   "mailbot outbox resume\n")
+    counted = select(func.count()).select_from(Outbox)
+    if state is not None:
+        counted = counted.where(Outbox.state == state)
+    total = session.exec(counted).one()
+    note = ""
+    if total > len(rows):
+        note = f"newest {len(rows)} of {total} shown"
+        if state is None:  # rows is the newest `limit`: the others are older
+            oldest = min(r.id or 0 for r in rows)
+            hidden = session.exec(
+                select(Outbox.state, func.count()).where(
+                    col(Outbox.state).in_(("failed", "uncertain")), col(Outbox.id) < oldest)
+                .group_by(Outbox.state)).all()
+            note += "".join(f"; {count} more {name}: `mailbot outbox --state {name}`"
+                            for name, count in sorted(hidden))
+        else:
+            note += f"; `--limit {total}` shows all"
+    if state is not None and not rows:
+        typer.echo(f"no outbox rows in state {state}")
+        return
+    typer.echo(views.outbox_table(rows, note))
+
+
+def _outbox_show(settings: Settings, engine: Engine, row_id: str | None,
+                 as_json: bool) -> None:
+    """`mailbot outbox show ID`: one row, its per-recipient results and its text part."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.models import Outbox
+
+    if row_id is None:
+        raise ConfigError(COMMAND_LINE, "ID", "`outbox show` needs the row's id",
+                          "`mailbot outbox` lists them (the id column), e.g. "
+                          "`mailbot outbox show 7`")
+    if not row_id.strip().isdigit():
+        raise ConfigError(COMMAND_LINE, "ID", f"{row_id!r} is not an outbox id",
+                          "give the number from the id column of `mailbot outbox`")
+    with Session(engine) as session:
+        row = session.get(Outbox, int(row_id))
+        if row is None:
+            raise ConfigError(COMMAND_LINE, "ID", f"there is no outbox row {int(row_id)}",
+                              "`mailbot outbox` lists them")
+        data = views.outbox_row_data(session, row, _zone(settings))
+        if as_json:
+            _echo_json(data)
+        else:
+            typer.echo(views.outbox_row_text(row, data, _zone(settings)))
 
 
 @app.command("calendar")

@@ -461,10 +461,20 @@ def _check_addresses(settings: Settings, origins: _Origins) -> None:
     for section, keys in address_lists.items():
         for key in keys:
             for address in getattr(getattr(settings, section), key):
-                if "@" not in address:
+                if not is_one_address(address):
                     raise origins.error(f"{section}.{key}",
-                                        f"{address!r} is not an email address",
-                                        "write full addresses such as anna@kommune.dk")
+                                        f"{address!r} is not one email address",
+                                        "write one full address per list entry, e.g. "
+                                        '["anna@kommune.dk", "bo@kommune.dk"]')
+
+
+_ONE_ADDRESS = re.compile(r"[^\s@,;<>()\[\]\\\"]+@[^\s@,;<>()\[\]\\\"]+\.[^\s@,;<>()\[\]\\\".]+")
+
+
+def is_one_address(value: str) -> bool:
+    """True for exactly one bare address (local@domain.tld): no display name, no second
+    address after a comma, no white space or line break (which would end up in a header)."""
+    return _ONE_ADDRESS.fullmatch(value) is not None
 
 
 def is_loopback(host: str) -> bool:
@@ -767,4 +777,10 @@ reply_tokens = false                  # plus-address tokens in Reply-To (if the 
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
 breaker_mails = 200                   # more mails to applicants than this within ...
 breaker_minutes = 10                  # ... these minutes pause them until `outbox resume`
+
+# Who is mailed when something needs a person (the README's "Alerts"); without it, only the
+# ERROR log lines with event=... tell.
+# [operator]
+# addresses = ["it-drift@kommune.dk"] # alert mails go here (Danish): what happened, what to do
+# alert_hours = 6                     # at most one alert mail per kind of incident this often
 """

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from sqlmodel import Session, SQLModel, select
 
-from mailbot.alerts import ALERT_REF
 from mailbot.app import Bot
 from mailbot.blobs import BlobStore
 from mailbot.cases.opening import open_case, send_receipt
@@ -37,7 +36,7 @@ from mailbot.delivery.mail import queue_mail
 from mailbot.delivery.outbox import Sender
 from mailbot.intake.classify import ENCRYPTED_REF
 from mailbot.intake.parse import Inbound, parse
-from mailbot.intake.threads import agenda_ref
+from mailbot.intake.threads import ALERT_REF, agenda_ref
 from mailbot.models import Case, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import DecisionReading

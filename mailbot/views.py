@@ -16,21 +16,36 @@ if TYPE_CHECKING:
 
     from mailbot.app import Bot
     from mailbot.council.meetings import Meeting
-    from mailbot.models import Case, RawMessage
+    from mailbot.models import Case, Outbox, RawMessage
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+    """Columns padded to their widest line; a cell with line breaks (a wrapped text) takes as
+    many lines, the other cells of its row blank below their first line."""
+    cells = [[cell.split("\n") for cell in row] for row in rows]
+    widths = [max(len(h), *(len(part) for row in cells for part in row[i])) if rows else len(h)
               for i, h in enumerate(headers)]
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    def line(parts: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(parts, widths, strict=True)).rstrip()
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    lines = [line(headers), line(["-" * w for w in widths])]
+    for row in cells:
+        for k in range(max(len(cell) for cell in row)):
+            lines.append(line([cell[k] if k < len(cell) else "" for cell in row]))
+    return "\n".join(lines)
 
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _wrap(text: str, width: int) -> str:
+    """All of `text` on one or more lines of at most `width` characters (white space and line
+    breaks in it become single spaces; a word longer than a line is split). Nothing is cut."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False))
 
 
 def cases_table(cases: list[Case]) -> str:
@@ -158,28 +173,169 @@ def _one_line(text: str, width: int) -> str:
     return _short(" ".join(text.split()), width)
 
 
-def messages_table(rows: list[RawMessage]) -> str:
+REASON_WIDTH = 60  # a long reason or error is wrapped at this width, never cut
+SUBJECT_WIDTH = 40
+
+
+def message_sender(row: RawMessage) -> str:
+    """The sender as the listing shows it: the From address, or why there is none."""
+    if row.sender:
+        return row.sender
+    if not row.raw_sha256:  # recorded without its body: too large, FETCH failing, start_from
+        return "(not downloaded)"
+    return "(not read yet)" if row.state == "received" else "(not parsed)"
+
+
+def messages_table(rows: list[RawMessage], total: int | None = None) -> str:
+    """`mailbot messages`: one row per mail, the subject and the whole reason wrapped.
+    `total`: how many match in all, when more than `rows` do (a line says so)."""
     if not rows:
         return "no messages"
-    return _table(
-        ["id", "uid", "state", "kind", "from", "reason"],
-        [[str(r.id), str(r.uid), r.state, r.kind, r.sender, _short(r.reason, 70)] for r in rows],
+    table = _table(
+        ["id", "uid", "state", "kind", "from", "subject", "reason"],
+        [[str(r.id), str(r.uid), r.state, r.kind, message_sender(r),
+          _wrap(r.subject, SUBJECT_WIDTH), _wrap(_reason(r), REASON_WIDTH)] for r in rows],
     )
+    if total is not None and total > len(rows):
+        table += f"\n\nnewest {len(rows)} of {total} shown; `--limit {total}` shows all"
+    return table
 
 
-def outbox_table(session: Session, limit: int) -> str:
+def _reason(row: RawMessage) -> str:
+    """The outcome's reason, and what the mailbox did wrong with the mail, if anything."""
+    if not row.imap_anomaly:
+        return row.reason
+    return f"{row.reason} (mailbox: {row.imap_anomaly})" if row.reason else row.imap_anomaly
+
+
+def messages_data(session: Session, rows: list[RawMessage], tz: tzinfo = COPENHAGEN
+                  ) -> list[dict[str, Any]]:
+    """`mailbot messages --json`: one object per mail; `sender` and `subject` are null when
+    the mail was never read (`parsed` false: a poison mail, one not downloaded)."""
+    refs = _case_refs(session, {r.case_id for r in rows})
+    return [{"id": r.id, "folder": r.folder, "uid": r.uid, "message_id": r.message_id,
+             "state": r.state, "kind": r.kind, "sender": r.sender or None,
+             "subject": r.subject if r.sender else None, "parsed": bool(r.sender),
+             "downloaded": bool(r.raw_sha256), "reason": r.reason, "attempts": r.attempts,
+             "case_ref": refs.get(r.case_id), "imap_anomaly": r.imap_anomaly,
+             "fetched_at": _local(r.fetched_at, tz).isoformat()} for r in rows]
+
+
+def _case_refs(session: Session, ids: set[int | None]) -> dict[int | None, str]:
     from sqlmodel import col, select
 
-    from mailbot.models import Outbox
+    from mailbot.models import Case
 
-    rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    found = session.exec(select(Case.id, Case.ref).where(col(Case.id).in_(wanted))).all()
+    return {case_id: ref for case_id, ref in found}
+
+
+def outbox_problem(row: Outbox) -> str:
+    """The row's last error, and each recipient the server did not take with its reply
+    (`every recipient refused: a@x.dk: 550 5.1.1 no such user`)."""
+    refused = [f"{recipient}: {reply}" for recipient, reply in row.results.items()
+               if not str(reply).startswith("2")]
+    extra = "; ".join(r for r in refused if r not in row.last_error)
+    if row.last_error and extra:
+        return f"{row.last_error}: {extra}"
+    return row.last_error or extra
+
+
+def outbox_table(rows: list[Outbox], note: str = "") -> str:
+    """`mailbot outbox`: recipients one per line, the whole last error wrapped."""
     if not rows:
-        return "outbox is empty"
-    return _table(
+        return "outbox is empty" + (f"\n\n{note}" if note else "")
+    table = _table(
         ["id", "kind", "state", "tries", "to", "subject", "last error"],
-        [[str(r.id), r.kind, r.state, str(r.attempts), ", ".join(r.recipients),
-          _short(r.subject, 40), _short(r.last_error, 40)] for r in rows],
+        [[str(r.id), r.kind, r.state, str(r.attempts), "\n".join(r.recipients),
+          _short(r.subject, SUBJECT_WIDTH), _wrap(outbox_problem(r), REASON_WIDTH)]
+         for r in rows],
     )
+    return table + (f"\n\n{note}" if note else "")
+
+
+def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
+                ) -> list[dict[str, Any]]:
+    """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz`."""
+    refs = _case_refs(session, {r.case_id for r in rows})
+    return [{"id": r.id, "kind": r.kind, "state": r.state, "delivery": r.delivery,
+             "attempts": r.attempts, "recipients": r.recipients, "subject": r.subject,
+             "message_id": r.message_id, "case_ref": refs.get(r.case_id),
+             "created_at": _local(r.created_at, tz).isoformat(),
+             "next_attempt_at": _local(r.next_attempt_at, tz).isoformat()
+             if r.state == "pending" else None,
+             "sent_at": _local(r.sent_at, tz).isoformat() if r.sent_at else None,
+             "last_error": r.last_error, "results": r.results} for r in rows]
+
+
+def outbox_row_data(session: Session, row: Outbox, tz: tzinfo = COPENHAGEN) -> dict[str, Any]:
+    """`mailbot outbox show ID --json`: outbox_data of the row, its text part and the file
+    names of its attachments."""
+    text, attachments = mail_text(row.raw)
+    return {**outbox_data(session, [row], tz)[0], "text": text, "attachments": attachments}
+
+
+def mail_text(raw: bytes) -> tuple[str, list[str]]:
+    """The text/plain body of a mail the bot composed, and its attachments' file names."""
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    mail = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    body = mail.get_body(preferencelist=("plain",))
+    text = ""
+    if isinstance(body, EmailMessage):
+        try:
+            text = body.get_content()
+        except (LookupError, ValueError):  # an unknown charset: the bytes as they are
+            payload = body.get_payload(decode=True)
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    names = [part.get_filename() or part.get_content_type()
+             for part in mail.iter_attachments()]
+    return text, names
+
+
+_HAND = {
+    "uncertain": "The SMTP connection broke after the mail's last line went out: the server may "
+                 "have it. mailbot never sends it again by itself. Ask the recipient or look for "
+                 "the Message-ID in the SMTP server's log; if it did not arrive, send the text "
+                 "below by hand.",
+    "failed": "Not delivered, and not tried again. Correct the cause (the reply above); send "
+              "the text below by hand if it is still needed.",
+}
+
+
+def outbox_row_text(row: Outbox, data: dict[str, Any], tz: tzinfo = COPENHAGEN) -> str:
+    """`mailbot outbox show ID`: the row's facts, each recipient's result, and the text the
+    recipient reads, so the operator can send it by hand."""
+    def when(value: datetime | None) -> str:
+        return f"{_local(value, tz):%Y-%m-%d %H:%M:%S %Z}" if value else "-"
+
+    problem = _wrap(outbox_problem(row), 78).splitlines() or ["-"]
+    lines = [f"outbox {row.id}: {row.kind} ({row.delivery.replace('_', ' ')})",
+             f"state:      {row.state}",
+             f"to:         {', '.join(row.recipients)}",
+             f"subject:    {row.subject}",
+             f"case:       {data['case_ref'] or '-'}",
+             f"attempts:   {row.attempts}",
+             f"created:    {when(row.created_at)}",
+             f"sent:       {when(row.sent_at)}"]
+    if row.state == "pending":
+        lines.append(f"next try:   {when(row.next_attempt_at)}")
+    lines.append(f"Message-ID: {row.message_id}")
+    lines.append(f"last error: {problem[0]}")
+    lines += [f"            {part}" for part in problem[1:]]
+    lines.append("results:" if row.results else "results:    (none yet)")
+    width = max((len(r) for r in row.results), default=0)
+    lines += [f"  {recipient:{width}}  {' '.join(str(reply).split())}"
+              for recipient, reply in row.results.items()]
+    lines.append(f"attachments: {', '.join(data['attachments']) or '(none)'}")
+    if row.state in _HAND:
+        lines += ["", *_wrap(_HAND[row.state], 90).splitlines()]
+    lines += ["", "--- text part " + "-" * 40, data["text"].rstrip("\n"), "-" * 54]
+    return "\n".join(lines)
 
 
 def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:

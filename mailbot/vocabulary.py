@@ -153,6 +153,7 @@ class Incident(StrEnum):
     POISON_MAIL = "poison_mail"  # a mail quarantined after it failed or killed the process
     IMAP_LOGIN_FAILING = "imap_login_failing"
     OUTBOX_FAILURES = "outbox_failures"  # a mail failed for good or became uncertain
+    SMTP_FAILING = "smtp_failing"  # the SMTP server away for long, or refusing login / TLS
     CIRCUIT_BREAKER_OPEN = "circuit_breaker_open"
     UIDVALIDITY_CHANGED = "uidvalidity_changed"
     STORAGE_TROUBLE = "storage_trouble"  # the database or the disk refuses to store mail

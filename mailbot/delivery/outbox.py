@@ -11,6 +11,7 @@ import random
 import re
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -136,6 +137,9 @@ async def send_direct(s: SmtpSettings, tokens: TokenSource | None, envelope_from
             smtp.close()
 
 
+SMTP_OUTAGE_ALERT = timedelta(minutes=15)  # shorter outages (a server restart) alert nobody
+
+
 def backoff(attempts: int) -> timedelta:
     """Exponential with full jitter, capped (SCENARIOS O3)."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -162,8 +166,13 @@ class Sender:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._down_logged = False
+        self._down_since: datetime | None = None  # the current SMTP outage began
+        self._outage_alerted = False
+        self._outage_detail = ""
         self.stopping = threading.Event()
         self.on_incident: IncidentHook | None = None
+        # raises an alert in a transaction of its own (mailbot.alerts.Alerts.raise_alert)
+        self.on_outage: Callable[[Incident, str], None] | None = None
 
     def report_to(self, hook: IncidentHook) -> None:
         """Tell `hook` about mail that failed for good or became uncertain, and about the
@@ -189,6 +198,9 @@ class Sender:
             asyncio.run(self._send_all(ids, now, report))
             if report.retry:
                 break  # the server is refusing or away: the rest waits for the next flush
+        if self._outage_detail and self.on_outage is not None:
+            detail, self._outage_detail = self._outage_detail, ""
+            self.on_outage(Incident.SMTP_FAILING, detail)
         return report
 
     # -- leasing ----------------------------------------------------------------------------
@@ -259,13 +271,13 @@ class Sender:
             # that is down; the log line says what to fix
             smtp.close()
             reason = self._explained(err)
-            self._log_down(reason)
+            self._log_down(reason, now)
             for row_id in ids:
                 row = self._start(row_id, now)
                 if row is not None:
                     self._retry(row, now, f"SMTP server unavailable: {reason}", report)
             return
-        self._down_logged = False
+        self._up_again()
         try:
             for row_id in ids:
                 if self.stopping.is_set():
@@ -441,17 +453,36 @@ class Sender:
                 report.retry += 1
             session.add(current)
 
-    def _log_down(self, err: Exception) -> None:
-        # Log once per outage, not once per row and flush (Mailman's "log once").
+    def _log_down(self, err: Exception, now: datetime) -> None:
+        """Log once per outage, not once per row and flush (Mailman's "log once"); alert the
+        operator (`smtp_failing`) at once when the server refuses the login or the token
+        (someone must act), else when the outage has lasted SMTP_OUTAGE_ALERT (a restart of
+        the mail server is no incident)."""
+        self._down_since = self._down_since or now
+        refused = isinstance(err, ConfigError)
+        if not self._outage_alerted and self.on_outage is not None and (
+                refused or now - self._down_since >= SMTP_OUTAGE_ALERT):
+            self._outage_alerted = True
+            # raised by flush once the event loop is done (an alert may send directly)
+            self._outage_detail = (
+                f"SMTP {self.settings.host}:{self.settings.port} "
+                f"{'refuses the login' if refused else 'unavailable'} since "
+                f"{self._down_since:%Y-%m-%d %H:%M} UTC: {err}; mail waits in the outbox")
         if self._down_logged:
             return
         self._down_logged = True
-        if isinstance(err, ConfigError):  # a refused login or token: the operator must act
+        if refused:  # a refused login or token: the operator must act
             log.error("SMTP login to %s:%s impossible; mail waits in the outbox: %s",
                       self.settings.host, self.settings.port, err)
             return
         log.warning("SMTP server %s:%s unavailable (%s); mail waits in the outbox",
                     self.settings.host, self.settings.port, err)
+
+    def _up_again(self) -> None:
+        if self._outage_alerted:
+            log.warning("event=smtp_recovered SMTP %s:%s works again; the outbox is sent",
+                        self.settings.host, self.settings.port)
+        self._down_logged, self._down_since, self._outage_alerted = False, None, False
 
 
 def _told(row: Outbox) -> str:

@@ -124,6 +124,9 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
         # and no case or receipt for a forged sender either (RFC 7489 section 3.1, RFC 8601
         # section 5: only our own server's header is read)
         return Quarantine(f"dmarc=fail for {failed_domain}")
+    if thread.via == "alert":  # the operator's answer (or her autoresponder's) to an alert
+        return StrayReply(None, "", "a reply to an alert mail to the operator: recorded, "
+                          "never answered")
     if mail.smime == "encrypted":
         return EncryptedMail(thread.case_ref, "encrypted S/MIME that only the recipient's "
                              "private key opens: the sender is asked to send it unencrypted")
@@ -141,6 +144,11 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
         return _on_thread(mail, thread, settings, rules, case)
     if looks_like_reply(mail) and not answers_encrypted_notice(mail, settings.bot.domain):
         return StrayReply(None, "", "a reply on a thread that names no case")
+    if mail.from_address in {a.lower() for a in settings.operator.addresses}:
+        # a ticket system or helpdesk behind the operator's address answers alerts with
+        # subjects and threads of its own: never a brief, never answered (no loop)
+        return StrayReply(None, "", "mail from the operator's address (operator.addresses) "
+                          "that names no case: recorded, never answered")
     if not mail.from_address:
         return Quarantine("no single, well-formed From address: cannot tell who applies")
     return NewBrief("a new brief: a case is opened and the applicant gets one receipt")

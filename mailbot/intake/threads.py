@@ -95,7 +95,7 @@ def read_token(addresses: tuple[str, ...], bot_address: str, secret: bytes) -> O
 @dataclass(frozen=True)
 class ThreadMatch:
     case_ref: str | None
-    via: str  # message-id | subject | none
+    via: str  # token | message-id | agenda | alert | subject | none
     review: int = 0  # the review our signed id names (0: none)
     tampered: bool = False  # an id of ours in shape whose signature is wrong
     agenda: str = ""  # AGD-2026-1207: a reply to the agenda of that meeting
@@ -147,6 +147,8 @@ def _own_thread(mail: Inbound, domain: str, secret: bytes, bot_address: str) -> 
             continue
         if own.valid and own.ref.startswith("AGD-"):
             return ThreadMatch(None, "agenda", 0, False, own.ref)
+        if own.valid and own.ref == ALERT_REF:
+            return ThreadMatch(None, "alert")
         if own.valid:
             return ThreadMatch(own.ref, "message-id", own.review)
         tampered = True
@@ -162,6 +164,9 @@ REPLY_PREFIXES = ("re:", "sv:", "aw:", "antw:")
 def looks_like_reply(mail: Inbound) -> bool:
     """A reply to some earlier mail (not one of ours): not a new brief."""
     return bool(mail.in_reply_to) and mail.subject.lower().startswith(REPLY_PREFIXES)
+
+
+ALERT_REF = "ALERT"  # the "case" an operator alert's signed Message-ID names (mailbot.alerts)
 
 
 def agenda_ref(meeting: date) -> str:

@@ -4,15 +4,16 @@ incident, rate-limited, never answered, never looping, and an ERROR line for eve
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot.models import Alert, RawMessage
+from mailbot.models import Alert, Outbox, RawMessage
 from mailbot.vocabulary import Incident
 from tests.conftest import World
+from tests.e2e.records import case_count, rows
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +108,53 @@ def test_a_failed_alert_raises_no_alert_about_itself(world: World) -> None:
     world.cli("run", "--once")
     assert result.stderr.count("event=outbox_failures") == 1  # the receipt, not the alert
     assert world.received_by(operator) == []
+
+
+def test_mail_from_the_operator_that_names_no_case_opens_nothing(world: World) -> None:
+    """A ticket system behind the operator's address answers an alert with a subject of its
+    own, and In-Reply-To only: no case, no receipt, no loop."""
+    operator = with_operator(world, limits={"breaker_mails": 1, "breaker_minutes": 10})
+    for number in range(3):
+        world.deliver(world.brief(subject=f"Forslag {number}", attachments=()))
+    assert world.cli("run", "--once").returncode == 0
+    [alert] = world.received_by(operator)
+    world.deliver(world.brief(sender=f"Helpdesk <{operator}>", attachments=(),
+                              subject="Sag 4711 oprettet", body="Vi har oprettet sag 4711.\n",
+                              headers={"In-Reply-To": str(alert["Message-ID"]).strip()}))
+    world.deliver(world.brief(sender=f"Helpdesk <{operator}>", attachments=(),
+                              subject="Ugentlig statistik", body="Hvem: ingen\n"))
+    cases_before = case_count(world)
+    assert world.cli("run", "--once").returncode == 0
+    assert case_count(world) == cases_before
+    assert len(world.received_by(operator)) == 1
+    assert [r.state for r in rows(world)[-2:]] == ["ignored", "ignored"]
+
+
+def test_an_smtp_outage_of_a_quarter_of_an_hour_is_one_alert_and_one_recovery(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    operator = with_operator(world)
+    world.smtp.stop()
+    world.deliver(world.brief(attachments=()))
+    bot = world.run_once()
+    now = bot.clock.now()
+    assert "event=smtp_failing" not in caplog.text  # a short outage is no incident
+    for minutes in (16, 17, 30):
+        bring_forward(world, now + timedelta(minutes=minutes))
+        bot.sender.flush(now + timedelta(minutes=minutes))
+    assert caplog.text.count("event=smtp_failing") == 1
+    world.smtp.start()
+    bring_forward(world, now + timedelta(minutes=31))
+    bot.sender.flush(now + timedelta(minutes=31))
+    assert "event=smtp_recovered" in caplog.text
+    [alert] = world.received_by(operator)
+    assert "SMTP" in text_of(alert) and "unavailable since" in text_of(alert)
+    assert len(world.received_by(world.applicant)) == 1
+
+
+def bring_forward(world: World, when: datetime) -> None:
+    """Make every waiting outbox row due at `when` (the retry backoff would wait longer)."""
+    with Session(world.bot().engine) as session:
+        for row in session.exec(select(Outbox).where(Outbox.state == "pending")):
+            row.next_attempt_at = when
+            session.add(row)
+        session.commit()

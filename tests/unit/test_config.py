@@ -67,3 +67,38 @@ def test_authserv_id_and_idle_renew_seconds(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={"MAILBOT_IMAP__IDLE_RENEW_SECONDS": "1800"})
     assert "MAILBOT_IMAP__IDLE_RENEW_SECONDS" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [
+    '"drift@kommune.dk, vagt@kommune.dk"',  # two addresses in one entry: only one got mail
+    '"drift@kommune.dk\\nBcc: x@evil.example"',  # a line break would end up in a header
+    '"Drift <drift@kommune.dk>"',
+    '"drift"',
+])
+def test_an_address_list_entry_is_exactly_one_address(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, STARTER_CONFIG + f"\n[operator]\naddresses = [{value}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "[operator.addresses]" in message and "one full address per list entry" in message
+    assert len(message.strip().splitlines()) == 1  # one line, the line break shown escaped
+
+
+def test_operator_addresses_from_the_environment_are_split_at_commas(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), environ={
+        "MAILBOT_OPERATOR__ADDRESSES": "drift@kommune.dk, vagt@kommune.dk"})
+    assert settings.operator.addresses == ["drift@kommune.dk", "vagt@kommune.dk"]
+
+
+def test_starter_config_explains_operator_and_it_loads_uncommented(tmp_path: Path) -> None:
+    """`mailbot init` shows where alerts go: a commented [operator] section that loads as
+    written once the comment signs are taken away; commented, nobody is mailed."""
+    section = STARTER_CONFIG[STARTER_CONFIG.index("# [operator]"):]
+    assert [line.split("#")[1].split("=")[0].strip() for line in section.splitlines()[1:]] \
+        == ["addresses", "alert_hours"]
+    assert all(" # " in line for line in section.splitlines()[1:])  # each explained
+    assert load_settings(write(tmp_path), environ={}).operator.addresses == []
+    uncommented = STARTER_CONFIG.replace("# [operator]", "[operator]").replace(
+        "# addresses =", "addresses =").replace("# alert_hours =", "alert_hours =")
+    operator = load_settings(write(tmp_path, uncommented), environ={}).operator
+    assert operator.addresses == ["it-drift@kommune.dk"] and operator.alert_hours == 6
