@@ -685,9 +685,13 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     from mailbot import views
     from mailbot.app import rules_folder
     from mailbot.intake.inspection import inspect_details, settings_without_config
+    from mailbot.redact import configure_logging
     from mailbot.rules import load_rules
 
     _use(config, now)
+    # the libraries' remarks on odd parts ("Email content 'pdf' not handled", pypdf's
+    # "EOF marker not found") are not the reading: the reading says what matters
+    configure_logging("ERROR")
 
     raw = _read_mail_file(file)
     settings = _settings() if OPTIONS.config.exists() else settings_without_config()
