@@ -53,6 +53,10 @@ class Prose:
     amount_weight: int
     english_words: frozenset[str]
     danish_words: frozenset[str]
+    # a clause about what the old or current system costs is not the new project's cost,
+    # unless it names the new price too
+    old_cost: tuple[re.Pattern[str], ...] = ()
+    new_cost: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ class Labels:
 @dataclass(frozen=True)
 class Rules:
     questions: tuple[Question, ...]
-    empty_answers: frozenset[str]
+    empty_answers: tuple[re.Pattern[str], ...]  # a clause that says the answer is not known
     end_markers: tuple[str, ...]
     english_labels: frozenset[str]
     paragraph_stops: tuple[re.Pattern[str], ...]
@@ -195,6 +199,7 @@ class Rules:
     labels: Labels
     prose: Prose
     document_statements: DocumentStatements
+    closing_lines: tuple[re.Pattern[str], ...] = ()  # an offer to call, a phone line, "/Name"
 
     def kind(self, kind_id: str) -> DocumentKind | None:
         return next((k for k in self.kinds if k.id == kind_id), None)
@@ -479,9 +484,12 @@ def load_rules(folder: Path) -> Rules:
         raise documents.fail("roles", f"must name exactly {', '.join(ROLES)}")
     return Rules(
         questions=_questions(brief),
-        empty_answers=frozenset(
-            a.strip().lower()
-            for a in brief.strings(brief.data.get("empty_answers"), "empty_answers", True)),
+        empty_answers=brief.regexes(
+            brief.strings(brief.data.get("empty_answers"), "empty_answers", True),
+            "empty_answers"),
+        closing_lines=brief.regexes(
+            brief.strings(brief.data.get("closing_lines", []), "closing_lines", True),
+            "closing_lines"),
         english_labels=frozenset(
             label.lower() for label in brief.strings(brief.data.get("english_labels", []),
                                                       "english_labels", True)),
@@ -539,7 +547,11 @@ def _prose(reader: _Reader) -> Prose:
     return Prose(cues=cues, min_score=number("min_score"), min_answers=number("min_answers"),
                  max_clauses=max(1, number("max_clauses")), date_weight=number("date_weight"),
                  year_weight=number("year_weight"), amount_weight=number("amount_weight"),
-                 english_words=words("english_words"), danish_words=words("danish_words"))
+                 english_words=words("english_words"), danish_words=words("danish_words"),
+                 old_cost=reader.regexes(reader.strings(raw.get("old_cost", []),
+                                                        "prose.old_cost", True), "prose.old_cost"),
+                 new_cost=reader.regexes(reader.strings(raw.get("new_cost", []),
+                                                        "prose.new_cost", True), "prose.new_cost"))
 
 
 def _document_statements(reader: _Reader) -> DocumentStatements:

@@ -18,7 +18,14 @@ from mailbot.reading.danish import (
 )
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text
-from mailbot.reading.prose import looks_english, read_prose, score, sentences
+from mailbot.reading.prose import (
+    clauses,
+    looks_english,
+    read_prose,
+    score,
+    sentences,
+    unknown,
+)
 from mailbot.rules import QUESTION_IDS, Rules
 
 _BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
@@ -91,6 +98,9 @@ def _label_ids(found: str, rules: Rules) -> list[str]:
 
 
 _GLOSS = re.compile(r"^\s*\([^()]{0,120}\)\s*[:?.\-–]*\s*")
+# a line that is only a gloss in parentheses: right after a label with no answer yet, it is
+# the label's own wording (the web form copied into Outlook puts it below the question word)
+_GLOSS_LINE = re.compile(r"^\([^()]{1,120}\)\s*[:?.]?$")
 
 
 def _strip_hint(rest: str, qids: list[str], rules: Rules, sep: str = "") -> str:
@@ -100,7 +110,7 @@ def _strip_hint(rest: str, qids: list[str], rules: Rules, sep: str = "") -> str:
     lowered = rest.lower()
     for qid in qids:
         for hint in rules.question(qid).hints:
-            if lowered.startswith(hint):
+            if lowered.startswith(hint) and not rest[len(hint):len(hint) + 1].isalpha():
                 return rest[len(hint):].lstrip(" ?:.-–").strip()
     if sep in "-–" and sep and rest.rstrip().endswith(("?", ":")) and len(rest) <= 80:
         # "Hvor meget - pris, og hvem betaler?" on its own line: a wording of the form's
@@ -242,8 +252,11 @@ class _Collector:
             self.skipping = False
             self._open(ids, rest)
             return
+        if self.current is not None and not any(self.current) and _GLOSS_LINE.match(line):
+            return  # the form's gloss below its label ("Hvem" / "(kontaktperson og brugere)")
         lowered = line.lower()
-        if any(lowered.startswith(marker) for marker in self.rules.end_markers):
+        if any(lowered.startswith(marker) for marker in self.rules.end_markers) \
+                or any(p.search(line) for p in self.rules.closing_lines):
             self._close()
             self.ended = True
             return
@@ -302,8 +315,10 @@ class _Collector:
     def result(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for qid in QUESTION_IDS:
-            value = _without_statements(_paragraphs(self.answers.get(qid, [])), self.rules)
-            empty = not value or value.lower().strip(" .!") in self.rules.empty_answers
+            value = _without_closing(
+                _without_statements(_paragraphs(self.answers.get(qid, [])), self.rules),
+                self.rules)
+            empty = not value or says_unknown(value, self.rules)
             out[qid] = None if empty else value
         return out
 
@@ -355,6 +370,28 @@ def _without_statements(answer: str, rules: Rules) -> str:
                 or parts
         kept.append(" ".join(parts))
     return "\n\n".join(p for p in kept if p)
+
+
+def says_unknown(answer: str, rules: Rules) -> bool:
+    """Every clause of the answer says it is not known yet ("Det ved vi ikke endnu.",
+    "Prisen kender vi ikke endnu.", "TBD", "følger"): the question is not answered. An answer
+    that also gives something ("Ved ikke, men senest 2027") is an answer."""
+    parts = [c for paragraph in answer.split("\n\n") for sentence in sentences(paragraph)
+             for c in clauses(sentence)] or [answer]
+    return all(unknown(part, rules) for part in parts)
+
+
+def _without_closing(answer: str, rules: Rules) -> str:
+    """The answer without the closing sentences at its end ("120.000 kr. Ring endelig, hvis
+    der er spørgsmål – 22 33 44 55.")."""
+    if not answer or not rules.closing_lines:
+        return answer
+    paragraphs = answer.split("\n\n")
+    parts = sentences(paragraphs[-1])
+    while len(parts) > 1 and any(p.search(parts[-1]) for p in rules.closing_lines):
+        parts.pop()
+    paragraphs[-1] = " ".join(parts)
+    return "\n\n".join(paragraphs)
 
 
 def read_answers(text: str, rules: Rules) -> dict[str, str | None]:

@@ -21,12 +21,24 @@ _ABBREVIATIONS = frozenset({
 })
 _BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(«]?[A-ZÆØÅ])")
 _LAST_WORD = re.compile(r"([\w.]+)\.$")
+# "HR." or "NR." in capitals is a unit's name at the end of a sentence, not "hr." (Mr) or "nr."
+_ACRONYM = re.compile(r"[A-ZÆØÅ]{2,}")
 # Clauses: a sentence that answers two questions usually joins them with "og", "men", a
 # semicolon or a dash ("Kontaktperson er Mette Holm, og løsningen bruges i Vej og Park").
 _CLAUSE_BREAK = re.compile(
     r";\s+|,\s+(?=(?:og|men|mens|samt|så|fordi|da|idet|and|but|while|whereas|so|because|since)\s)"
-    r"|\s+[–—-]\s+", re.I)
+    r"|\s+[–—-]\s+"
+    # "… skal bruges i Center for Sundhed og Omsorg og være i drift senest …": a second verb
+    # joined by "og" starts a statement of its own
+    r"|\s+(?=(?:og|samt|and) (?:(?:skal|må|bør|must|will|should|shall) )?"
+    r"(?:være|blive|gå i drift|komme i drift|tages i brug|be (?:in use|"
+    r"running|live|ready|up and running)|go live)\b)"
+    # "… et nyt system til byggesager, som skal bruges af vores 9 sagsbehandlere i …": who
+    # uses it, and where, is a statement of its own
+    r"|,\s+(?=(?:som|der|which|that) (?:skal |vil |will )?(?:bruges|anvendes|benyttes|be used) "
+    r"(?:af|by)\b)", re.I)
 MIN_CLAUSE_WORDS = 3
+VOID = "-"  # the owner of a clause that answers no question
 PROSE_CHARS = 8000  # the prose reader reads this much of the unlabelled text
 
 
@@ -36,6 +48,9 @@ class Clause:
     paragraph: int
     sentence: int  # index of its sentence in the whole text
     scores: dict[str, int] = field(default_factory=dict)
+    # the clause answers no question: it says the answer is not known yet ("Prisen kender vi
+    # ikke endnu") or gives the old system's price; the clauses that merely continue it go too
+    void: bool = False
 
     def best(self) -> int:
         return max(self.scores.values(), default=0)
@@ -48,7 +63,8 @@ def sentences(paragraph: str) -> list[str]:
     for match in _BREAK.finditer(paragraph):
         before = paragraph[start:match.start()]
         word = _LAST_WORD.search(before[-24:])  # the word before the full stop, cheaply
-        if word and word.group(1).lower() in _ABBREVIATIONS:
+        if word and word.group(1).lower() in _ABBREVIATIONS \
+                and not _ACRONYM.fullmatch(word.group(1)):
             continue
         out.append(before.strip())
         start = match.end()
@@ -93,6 +109,20 @@ def score(text: str, rules: Rules) -> dict[str, int]:
     return scores
 
 
+def unknown(text: str, rules: Rules) -> bool:
+    """The clause says its answer is not known yet (rules/brief.yaml `empty_answers`)."""
+    text = " ".join(text.split())
+    return any(p.search(text) for p in rules.empty_answers)
+
+
+def old_cost(text: str, rules: Rules) -> bool:
+    """The clause gives what the old or current system costs, not the new price
+    (rules/brief.yaml `prose.old_cost`, `prose.new_cost`)."""
+    prose = rules.prose
+    return any(p.search(text) for p in prose.old_cost) \
+        and not any(p.search(text) for p in prose.new_cost)
+
+
 def split(paragraphs: list[str], rules: Rules,
           keep: Callable[[str], bool] | None = None) -> list[Clause]:
     """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
@@ -104,6 +134,10 @@ def split(paragraphs: list[str], rules: Rules,
             for text in clauses(sentence):
                 if keep is not None and not keep(text):
                     continue
+                if unknown(text, rules) or old_cost(text, rules):
+                    out.append(Clause(text, p_index, number,
+                                      dict.fromkeys(QUESTION_IDS, 0), void=True))
+                    continue
                 out.append(Clause(text, p_index, number, score(text, rules)))
             number += 1
     return out
@@ -112,7 +146,7 @@ def split(paragraphs: list[str], rules: Rules,
 def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, list[int]]:
     """Which clauses answer which question (indices into `found`, in text order)."""
     minimum = rules.prose.min_score
-    owner: dict[int, str] = {}
+    owner: dict[int, str] = {i: VOID for i, clause in enumerate(found) if clause.void}
     # 1. each question takes its single best clause; the clearest pairs (high score, far
     # ahead of the clause's other questions) choose first
     pairs = []
@@ -145,6 +179,7 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     for i in range(len(found) - 2, -1, -1):
         if i not in owner and i + 1 in owner and found[i + 1].sentence == found[i].sentence:
             owner[i] = owner[i + 1]
+    _keep_sentences_whole(owner, found, minimum)
     chosen: dict[str, list[int]] = {qid: [] for qid in wanted}
     for i, qid in sorted(owner.items()):
         if qid in chosen:
@@ -155,12 +190,20 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     for qid in wanted:
         sentences_of_q = {found[i].sentence for i in chosen[qid]}
         has_own = bool(chosen[qid])
+        # a clause that speaks to this question as clearly as to its owner, and at least as
+        # clearly as the question's own clauses, serves it too ("…, som skal bruges af vores 9
+        # sagsbehandlere i Byggeri og Miljø": who and where) - unless it only continues a
+        # sentence of its owner's ("Jeg er kontaktperson, og brugerne er … i Kontrolcentret")
+        own_best = max((found[j].scores[qid] for j in chosen[qid]), default=0)
         for i, clause in enumerate(found):
             if i not in owner or owner[i] == qid or i in chosen[qid] \
                     or clause.scores[qid] < minimum:
                 continue
             if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]) \
-                    or clause.sentence in sentences_of_q:
+                    or clause.sentence in sentences_of_q \
+                    or (clause.scores[qid] >= max(minimum + 2, clause.scores[owner[i]], own_best)
+                        and not (i and found[i - 1].sentence == clause.sentence
+                                 and owner.get(i - 1) == owner[i])):
                 chosen[qid].append(i)
         if not chosen[qid]:
             best_i = max(range(len(found)), key=lambda j: found[j].scores[qid], default=None)
@@ -169,6 +212,25 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
         chosen[qid] = _whole_sentences(
             _strongest(sorted(chosen[qid]), found, qid, rules.prose.max_clauses), found)
     return chosen
+
+
+def _keep_sentences_whole(owner: dict[int, str], found: list[Clause], minimum: int) -> None:
+    """A clause that continues a sentence ("…, og borgerne venter op til tre uger på svar")
+    goes with the clause before it, unless it clearly speaks to a question of its own and that
+    question has no clause elsewhere: the second half of the why sentence is not the who."""
+    for i, clause in enumerate(found):
+        for j in (i - 1, i + 1):
+            own, mate = owner.get(i), owner.get(j)
+            if own is None or mate is None or own == mate or VOID in (own, mate) \
+                    or found[j].sentence != clause.sentence:
+                continue
+            elsewhere = any(q == own and found[k].sentence != clause.sentence
+                            for k, q in owner.items())
+            weak = clause.scores[own] < minimum + 2
+            continues = j == i - 1  # the clause after another one of its sentence
+            if elsewhere and ((weak and continues) or clause.scores[mate] >= minimum):
+                owner[i] = mate
+                break
 
 
 def _whole_sentences(indices: list[int], found: list[Clause]) -> list[int]:

@@ -21,9 +21,9 @@ from mailbot.intake.parse import parse
 from mailbot.models import Case
 from mailbot.reading.brief import declarations, read_answers, read_brief, statement_about_documents
 from mailbot.reading.danish import ascii_spellings
-from mailbot.reading.prose import clauses, sentences
+from mailbot.reading.prose import clauses, read_prose, sentences
 from mailbot.resources import shipped
-from mailbot.rules import Rules, load_rules
+from mailbot.rules import QUESTION_IDS, Rules, load_rules
 
 PROSE_DA = """Hej
 
@@ -205,3 +205,78 @@ def test_a_labelled_answer_in_a_reply_corrects_what_was_understood_from_prose(
     labelled = read_answers("Hvor: Borgerservice\n", rules)
     assert fill_answers(case, labelled) == []  # her own correction stays
     assert case.answers["where"] == "Vej og Park, Teknik og Miljø"
+
+
+# -- issue 11 trial: unknown answers, the old price, closing lines, glosses below labels -------
+@pytest.mark.parametrize("answer", [
+    "Det ved vi ikke endnu.", "Prisen kender vi ikke endnu.", "TBD", "følger", "-",
+    "Tidsplanen er ikke fastlagt endnu.", "Det skal afklares med leverandøren.",
+    "Afklares senere.", "Prisen er endnu ikke kendt.", "Not decided yet.",
+    "We don't know the price yet.", "The timeline has not been decided.",
+    "Prisen kender vi ikke endnu, og vi har heller ikke lagt en tidsplan.",
+])
+def test_an_answer_that_says_it_is_not_known_is_missing(answer: str, rules: Rules) -> None:
+    text = f"Hvem: Karen Smed\nHvad: Et nyt system.\nHvornår: {answer}\n\nMvh Karen\n"
+    assert read_answers(text, rules)["when"] is None
+
+
+@pytest.mark.parametrize("answer", [
+    "Det ved vi ikke præcist, men senest 1. juni 2027.", "Uge 10 2027.",
+    "Vi følger kommunens tidsplan for udrulning: 1. maj 2027.",
+    "I dag ved vi ikke, hvem der har gennemført kurset.",
+])
+def test_an_answer_that_also_gives_something_is_kept(answer: str, rules: Rules) -> None:
+    text = f"Hvem: Karen Smed\nHvad: Et nyt system.\nHvornår: {answer}\n\nMvh Karen\n"
+    assert read_answers(text, rules)["when"] == answer
+
+
+@pytest.mark.parametrize("closing", [
+    "Ring endelig, hvis der er spørgsmål – 22 33 44 55.", "Tlf. 22 33 44 55", "22 33 44 55",
+    "/Birgit", "Tak på forhånd", "Feel free to call me on +45 22 33 44 55.",
+    "Du er velkommen til at ringe.",
+])
+def test_a_closing_line_ends_the_answer(closing: str, rules: Rules) -> None:
+    text = f"Hvem: Karen Smed\nHvor meget: 120.000 kr., som betales af Miljø.\n{closing}\n"
+    assert read_answers(text, rules)["cost"] == "120.000 kr., som betales af Miljø."
+    same_line = f"Hvem: Karen Smed\nHvor meget: 120.000 kr. {closing}\n"
+    if closing[0].isalpha():
+        assert read_answers(same_line, rules)["cost"] == "120.000 kr."
+
+
+def test_a_gloss_line_below_a_label_belongs_to_the_label(rules: Rules) -> None:
+    for gap in ("\n", "\n\n"):
+        text = gap.join(["Hvem", "(kontaktperson og brugere)", "Karen Smed.", "",
+                         "Hvornår", "(tidsplan)", "1. maj 2027.", ""])
+        answers = read_answers(text, rules)
+        assert answers["who"] == "Karen Smed." and answers["when"] == "1. maj 2027."
+    # a parenthesis after the answer has begun is the applicant's own
+    text = "Hvem\nKaren Smed.\n(teamleder)\n"
+    assert "(teamleder)" in (read_answers(text, rules)["who"] or "")
+
+
+def test_an_acronym_ends_a_sentence_but_hr_dot_name_does_not() -> None:
+    assert sentences("I'm writing on behalf of HR. The contact person is Sarah.") == [
+        "I'm writing on behalf of HR.", "The contact person is Sarah."]
+    assert len(sentences("Kontakt hr. Jensen om det.")) == 1
+
+
+def test_og_vaere_and_a_users_clause_are_clauses_of_their_own() -> None:
+    assert clauses("Systemet skal bruges i Center for Sundhed og Omsorg og være i drift senest "
+                   "1. januar 2027.") == ["Systemet skal bruges i Center for Sundhed og Omsorg",
+                                          "og være i drift senest 1. januar 2027."]
+    assert len(clauses("Vi overvejer et nyt system til byggesager, som skal bruges af vores 9 "
+                       "sagsbehandlere i Byggeri og Miljø.")) == 2
+
+
+@pytest.mark.parametrize("text,cost", [
+    ("Det gamle system kostede 50.000 kr. om året.", False),
+    ("Det nuværende system koster os 40.000 kr. om året.", False),
+    ("Today we pay DKK 40,000 a year for the old system.", False),
+    ("Det nye system koster 80.000 kr. om året.", True),
+])
+def test_the_old_systems_price_is_not_the_cost(text: str, cost: bool, rules: Rules) -> None:
+    prose = (f"Jeg er kontaktperson, og brugerne er 8 medarbejdere i Ældreplejen. Vi skal have et "
+             f"nyt system til nødkald. {text}\n\nSystemet skal være i drift senest 1. januar 2027.")
+    found = read_prose([p for p in prose.split("\n\n")], set(QUESTION_IDS), rules)
+    assert ("cost" in found) is cost
+    assert not any(text in answer for qid, answer in found.items() if qid != "cost")
