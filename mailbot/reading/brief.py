@@ -525,9 +525,16 @@ def declarations(text: str, present: set[str], rules: Rules,
         for pattern in kind.not_applicable:
             match = pattern.search(text)
             if match:
-                declared[kind_id] = _sentence_around(text, match.start(), match.end())
+                sentence = _sentence_around(text, match.start(), match.end())
+                if _NOT_YET.search(sentence):
+                    break  # "we have no contract or DPA yet": missing, not unneeded
+                declared[kind_id] = sentence
                 break
     return declared
+
+
+# a document there is none of "yet" is still to come, so it stays on the missing list
+_NOT_YET = re.compile(r"\b(endnu|yet|stadig|still|foreløbig|so far|for now)\b", re.IGNORECASE)
 
 
 def _strategic(text: str, amounts: list[Amount], rules: Rules) -> tuple[bool, str]:

@@ -257,3 +257,22 @@ def test_verb_first_prose_in_html(rules: Rules) -> None:
     found = read_decisions(text, rules)
     assert found.decisions == {"ITP-2026-0073": "approved", "ITP-2026-0074": "rejected",
                                "ITP-2026-0075": "postponed"}
+
+
+# Idioms the council's secretary writes instead of the verbs (second trial, unseen mail)
+IDIOMS = [
+    ("ITP-2026-0162 fik afslag, fordi driftsaftalen mangler.", {"ITP-2026-0162": "rejected"}),
+    ("- ITP-2026-0192: Fik grønt lys.", {"ITP-2026-0192": "approved"}),
+    ("ITP-2026-0193 har fået grønt lys af rådet.", {"ITP-2026-0193": "approved"}),
+    ("ITP-2026-0171 and ITP-2026-0172 were put off until the business cases are ready.",
+     {"ITP-2026-0171": "postponed", "ITP-2026-0172": "postponed"}),
+    ("The council gave ITP-2026-0173 the green light.", {"ITP-2026-0173": "approved"}),
+    ("Rådet gav ITP-2026-0174 afslag.", {"ITP-2026-0174": "rejected"}),
+]
+
+
+def test_idioms_decide(rules: Rules) -> None:
+    for text, expected in IDIOMS:
+        found = read_decisions(text, rules)
+        assert found.decisions == expected, text
+        assert found.unmapped == [], text

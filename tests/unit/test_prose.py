@@ -280,3 +280,34 @@ def test_the_old_systems_price_is_not_the_cost(text: str, cost: bool, rules: Rul
     found = read_prose([p for p in prose.split("\n\n")], set(QUESTION_IDS), rules)
     assert ("cost" in found) is cost
     assert not any(text in answer for qid, answer in found.items() if qid != "cost")
+
+
+@pytest.mark.parametrize(("body", "missing"), [
+    ("Hvem: Jonas Vestergaard, Borgerservice\nHvad: Nyt kø-system\nHvor: Borgerservice\n"
+     "Hvornår: Det afhænger af udbuddet, så det kan vi ikke sige endnu.\n"
+     "Hvorfor: Lange køer\nHvor meget: 80.000 kr.\n", {"when"}),
+    ("Who: Priya Nair, Library\nWhat: A new booking module\nWhere: The libraries\n"
+     "When: TBD\nWhy: Manual bookings\nHow much: To be confirmed after the tender.\n",
+     {"when", "cost"}),
+    ("Hvem: Jonas, Vej og Park\nHvad: App til vejskilte\nHvor: Vej og Park\n"
+     "Hvornår: 1. maj 2027\nHvorfor: Papir\nHvor meget: Det afhænger af tilbuddene.\n",
+     {"cost"}),
+])
+def test_answers_that_cannot_say_yet_are_missing(rules: Rules, body: str,
+                                                  missing: set[str]) -> None:
+    reading = read_brief(parse(_mail(body)), rules, date(2026, 11, 27))
+    assert missing <= set(reading.missing)
+    assert not ({"who", "what", "where", "when", "why", "cost"} - missing) & set(reading.missing)
+
+
+@pytest.mark.parametrize("sentence", [
+    "We have no contract or DPA yet.",
+    "Vi har ingen kontrakt eller databehandleraftale endnu.",
+    "There is no contract so far.",
+])
+def test_a_document_there_is_none_of_yet_stays_missing(rules: Rules, sentence: str) -> None:
+    body = ("Hvem: Jonas, Vej og Park\nHvad: App\nHvor: Vej og Park\nHvornår: 1. maj 2027\n"
+            f"Hvorfor: Papir\nHvor meget: 80.000 kr.\n\n{sentence}\n")
+    reading = read_brief(parse(_mail(body)), rules, date(2026, 11, 27))
+    assert "contract_draft" in reading.missing
+    assert "contract_draft" not in reading.not_applicable

@@ -105,3 +105,14 @@ def test_an_html_reply_below_a_blockquote_is_read(rules: Rules) -> None:
     reading = read_verdict(text, rules)
     assert (reading.verdict, reading.comment) == (
         "changes_requested", "Kontrakten mangler en exit-klausul.")
+
+
+@pytest.mark.parametrize(("text", "verdict"), [
+    ("Jeg har ingen indvendinger. Løsningen kører som SaaS i EU.", "approved"),
+    ("No objections from security.", "approved"),
+    ("I cannot support this: the supplier has no ISAE 3000 report.", "rejected"),
+    ("Vi kan ikke støtte projektet, før logningen ligger i EU.", "rejected"),
+    ("Arkitekturen kan jeg ikke bakke op om.", "unclear"),  # word order we do not guess at
+])
+def test_more_ways_to_say_yes_and_no(rules: Rules, text: str, verdict: str) -> None:
+    assert read_verdict(text + QUOTE, rules).verdict == verdict
