@@ -78,11 +78,14 @@ def _label_pattern(rules: Rules) -> re.Pattern[str]:
     labels = sorted(_spellings(rules), key=len, reverse=True)
     alternatives = "|".join(re.escape(label) for label in labels)
     # The web form's gloss comes in parentheses ("Hvem (kontaktperson og brugere)"); the
-    # answer may follow after a separator, right after the gloss, or on the next lines.
+    # answer may follow after a separator, right after the gloss, or on the next lines. A
+    # form may also ask the whole question on a line of its own ("3. Hvor i organisationen
+    # skal den bruges?"): the question is the label, the answer follows below it.
     return re.compile(
         rf"^\s*{_BULLET}\s*\**\s*(?P<labels>(?:{alternatives})(?:\s*/\s*(?:{alternatives}))*)"
         rf"\s*\??\**\s*(?:\((?P<gloss>[^()]{{0,120}})\)\s*\??\**\s*)?"
-        rf"(?:(?P<sep>[-–:?|])\s*|(?<=\?)|(?<=\*)|(?<=\))|$)(?P<rest>.*)$",
+        rf"(?:(?P<sep>[-–:?|])\s*|(?<=\?)|(?<=\*)|(?<=\))|$"
+        rf"|(?P<question>\s+[^?.!\n]{{1,90}}\?\**\s*$))(?P<rest>.*)$",
         re.IGNORECASE,
     )
 

@@ -311,3 +311,25 @@ def test_a_document_there_is_none_of_yet_stays_missing(rules: Rules, sentence: s
     reading = read_brief(parse(_mail(body)), rules, date(2026, 11, 27))
     assert "contract_draft" in reading.missing
     assert "contract_draft" not in reading.not_applicable
+
+
+@pytest.mark.parametrize("questions", [
+    ("1. Hvem er kontaktperson, og hvem skal bruge løsningen?", "2. Hvad ønsker I at anskaffe?",
+     "3. Hvor i organisationen skal den bruges?", "4. Hvornår skal den være i drift?",
+     "5. Hvorfor er der behov for den?", "6. Hvor meget koster den, og hvem betaler?"),
+    ("Who is the contact person?", "What do you want to buy?", "Where will it be used?",
+     "When must it be in operation?", "Why is it needed?", "How much does it cost?"),
+])
+def test_a_form_that_asks_whole_questions_on_their_own_lines(
+        rules: Rules, questions: tuple[str, ...]) -> None:
+    answers = ("Jonas Vestergaard, pædagogisk leder", "En forældre-app",
+               "Dagtilbud, Børn og Skole", "1. januar 2027", "Den gamle app udfases",
+               "120.000 kr. årligt")
+    body = "Kære råd\n\n" + "".join(f"{q}\n\n{a}.\n\n" for q, a in zip(questions, answers,
+                                                                       strict=True))
+    reading = read_brief(parse(_mail(body + "Venlig hilsen\nJonas\n")), rules,
+                         date(2026, 11, 27))
+    assert not reading.from_prose
+    for qid, answer in zip(("who", "what", "where", "when", "why", "cost"), answers,
+                           strict=True):
+        assert (reading.answers[qid] or "").rstrip(".") == answer, qid
