@@ -333,3 +333,13 @@ def test_a_form_that_asks_whole_questions_on_their_own_lines(
     for qid, answer in zip(("who", "what", "where", "when", "why", "cost"), answers,
                            strict=True):
         assert (reading.answers[qid] or "").rstrip(".") == answer, qid
+
+
+def test_an_english_writer_who_introduces_herself_is_the_contact(rules: Rules) -> None:
+    body = ("Hi,\n\nI'm Sara Lindqvist, team lead in HR, and I'm the contact for this request. "
+            "The users will be the 9 HR partners.\n\nWe would like to buy a new onboarding "
+            "module for the HR system, because new staff today get their papers by hand.\n\n"
+            "It should be up and running by 1 March 2027. The licence costs DKK 40,000 a "
+            "year, paid by HR.\n\nBest regards\nSara\n")
+    reading = read_brief(parse(_mail(body)), rules, date(2026, 11, 27))
+    assert "Sara Lindqvist" in (reading.answers["who"] or "")
