@@ -6,6 +6,7 @@ import base64
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -116,20 +117,33 @@ def find_thread(mail: Inbound, domain: str, secret: bytes,
 def returned_thread(returned: Returned, domain: str, secret: bytes) -> ThreadMatch:
     """The case of the message a bounce returns: our signed Message-ID in it first, then the
     case tag in its decoded Subject (RFC 3464 / RFC 6522 returned content)."""
-    tampered = False
-    for message_id in returned.message_ids:
-        own = read_own_id(message_id, domain, secret)
-        if own is None:
-            continue
-        if own.valid and own.ref.startswith("AGD-"):
-            return ThreadMatch(None, "returned-message-id", 0, False, own.ref)
-        if own.valid:
-            return ThreadMatch(own.ref, "returned-message-id", own.review)
-        tampered = True
+    found, tampered = _by_own_ids(returned.message_ids, domain, secret, "returned-message-id")
+    if found is not None:
+        return found
     ref = ref_in_subject(returned.subject)
     if ref:
         return ThreadMatch(ref, "returned-subject", 0, tampered)
     return ThreadMatch(None, "none", 0, tampered)
+
+
+def _by_own_ids(message_ids: Iterable[str], domain: str, secret: bytes, via: str
+                ) -> tuple[ThreadMatch | None, bool]:
+    """The first of `message_ids` that is a valid id of ours, as a match (an agenda, an
+    operator alert or a case), and whether an id of ours with a wrong signature was seen."""
+    tampered = False
+    for message_id in message_ids:
+        own = read_own_id(message_id, domain, secret)
+        if own is None:
+            continue
+        if not own.valid:
+            tampered = True
+        elif own.ref.startswith("AGD-"):
+            return ThreadMatch(None, "agenda", 0, False, own.ref), tampered
+        elif own.ref == ALERT_REF:
+            return ThreadMatch(None, "alert"), tampered
+        else:
+            return ThreadMatch(own.ref, via, own.review), tampered
+    return None, tampered
 
 
 def _own_thread(mail: Inbound, domain: str, secret: bytes, bot_address: str) -> ThreadMatch:
@@ -141,17 +155,11 @@ def _own_thread(mail: Inbound, domain: str, secret: bytes, bot_address: str) -> 
         if token is not None and token.valid:
             return ThreadMatch(token.ref, "token", token.review)
         tampered = token is not None
-    for message_id in reversed(mail.in_reply_to):  # In-Reply-To is last: the nearest parent
-        own = read_own_id(message_id, domain, secret)
-        if own is None:
-            continue
-        if own.valid and own.ref.startswith("AGD-"):
-            return ThreadMatch(None, "agenda", 0, False, own.ref)
-        if own.valid and own.ref == ALERT_REF:
-            return ThreadMatch(None, "alert")
-        if own.valid:
-            return ThreadMatch(own.ref, "message-id", own.review)
-        tampered = True
+    # In-Reply-To is last: the nearest parent
+    found, tampered_id = _by_own_ids(reversed(mail.in_reply_to), domain, secret, "message-id")
+    if found is not None:
+        return found
+    tampered = tampered or tampered_id
     ref = ref_in_subject(mail.subject)
     if ref:
         return ThreadMatch(ref, "subject", 0, tampered)
