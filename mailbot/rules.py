@@ -57,6 +57,9 @@ class Prose:
     # unless it names the new price too
     old_cost: tuple[re.Pattern[str], ...] = ()
     new_cost: tuple[re.Pattern[str], ...] = ()
+    # a writer who introduces herself as the supplier's (or a consultant's) person is not the
+    # municipality's contact person, and her company is not where the system is used
+    supplier_self: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -551,7 +554,10 @@ def _prose(reader: _Reader) -> Prose:
                  old_cost=reader.regexes(reader.strings(raw.get("old_cost", []),
                                                         "prose.old_cost", True), "prose.old_cost"),
                  new_cost=reader.regexes(reader.strings(raw.get("new_cost", []),
-                                                        "prose.new_cost", True), "prose.new_cost"))
+                                                        "prose.new_cost", True), "prose.new_cost"),
+                 supplier_self=reader.regexes(
+                     reader.strings(raw.get("supplier_self", []), "prose.supplier_self", True),
+                     "prose.supplier_self"))
 
 
 def _document_statements(reader: _Reader) -> DocumentStatements:

@@ -49,7 +49,8 @@ class Clause:
     sentence: int  # index of its sentence in the whole text
     scores: dict[str, int] = field(default_factory=dict)
     # the clause answers no question: it says the answer is not known yet ("Prisen kender vi
-    # ikke endnu") or gives the old system's price; the clauses that merely continue it go too
+    # ikke endnu"), gives the old system's price, or introduces a supplier's writer; the
+    # clauses that merely continue it go too
     void: bool = False
 
     def best(self) -> int:
@@ -123,6 +124,13 @@ def old_cost(text: str, rules: Rules) -> bool:
         and not any(p.search(text) for p in prose.new_cost)
 
 
+def supplier_self(text: str, rules: Rules) -> bool:
+    """The writer introduces herself as a supplier's or a consultant's person ("My name is Tom
+    Brennan and I am the account manager at Fjordline Library Systems"): rules/brief.yaml
+    `prose.supplier_self`."""
+    return any(p.search(text) for p in rules.prose.supplier_self)
+
+
 def split(paragraphs: list[str], rules: Rules,
           keep: Callable[[str], bool] | None = None) -> list[Clause]:
     """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
@@ -134,7 +142,7 @@ def split(paragraphs: list[str], rules: Rules,
             for text in clauses(sentence):
                 if keep is not None and not keep(text):
                     continue
-                if unknown(text, rules) or old_cost(text, rules):
+                if unknown(text, rules) or old_cost(text, rules) or supplier_self(text, rules):
                     out.append(Clause(text, p_index, number,
                                       dict.fromkeys(QUESTION_IDS, 0), void=True))
                     continue
