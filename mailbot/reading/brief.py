@@ -21,6 +21,7 @@ from mailbot.reading.extract import extract_text
 from mailbot.reading.prose import (
     clauses,
     looks_english,
+    old_cost,
     read_prose,
     score,
     sentences,
@@ -321,7 +322,7 @@ class _Collector:
             value = _without_closing(
                 _without_statements(_paragraphs(self.answers.get(qid, [])), self.rules),
                 self.rules)
-            empty = not value or says_unknown(value, self.rules)
+            empty = not value or says_unknown(value, self.rules, qid)
             out[qid] = None if empty else value
         return out
 
@@ -375,13 +376,15 @@ def _without_statements(answer: str, rules: Rules) -> str:
     return "\n\n".join(p for p in kept if p)
 
 
-def says_unknown(answer: str, rules: Rules) -> bool:
+def says_unknown(answer: str, rules: Rules, qid: str = "") -> bool:
     """Every clause of the answer says it is not known yet ("Det ved vi ikke endnu.",
-    "Prisen kender vi ikke endnu.", "TBD", "følger"): the question is not answered. An answer
-    that also gives something ("Ved ikke, men senest 2027") is an answer."""
+    "Prisen kender vi ikke endnu.", "TBD", "følger") or, under `cost`, gives only what the old
+    system cost ("Det gamle system kostede 50.000 kr. om året."): the question is not
+    answered. An answer that also gives something ("Ved ikke, men senest 2027") is an answer."""
     parts = [c for paragraph in answer.split("\n\n") for sentence in sentences(paragraph)
              for c in clauses(sentence)] or [answer]
-    return all(unknown(part, rules) for part in parts)
+    return all(unknown(part, rules) or (qid == "cost" and old_cost(part, rules))
+               for part in parts)
 
 
 def _without_closing(answer: str, rules: Rules) -> str:
