@@ -171,6 +171,8 @@ class AgendaWords:
     tie_reason: str  # "… {digital} og {it}"
     lowercase_first_words: frozenset[str]
     users: tuple[re.Pattern[str], ...]
+    unit_max_words: int = 6
+    not_a_unit: frozenset[str] = frozenset()
 
 
 LABEL_KEYS: dict[str, tuple[str, ...]] = {
@@ -411,6 +413,13 @@ def _pattern_groups(reader: _Reader, entry: str) -> tuple[tuple[re.Pattern[str],
         for i, group in enumerate(value))
 
 
+def _whole(reader: _Reader, value: Any, entry: str) -> int:
+    """A whole number of at least 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise reader.fail(entry, "must be a whole number of at least 1")
+    return value
+
+
 def _positive(reader: _Reader, entry: str, default: int | None = None) -> int:
     value = reader.data.get(entry, default)
     if not isinstance(value, int) or value < 1:
@@ -542,6 +551,10 @@ def _agenda_words(reader: _Reader) -> AgendaWords:
             resume.get("lowercase_first_words", []), "resume.lowercase_first_words", True)),
         users=reader.regexes(reader.strings(resume.get("users", []), "resume.users", True),
                              "resume.users"),
+        unit_max_words=_whole(reader, resume.get("unit_max_words", 6),
+                              "resume.unit_max_words"),
+        not_a_unit=frozenset(w.lower() for w in reader.strings(
+            resume.get("not_a_unit", []), "resume.not_a_unit", True)),
     )
 
 

@@ -15,13 +15,8 @@ from mailbot.cases.documents import as_attachments, latest_documents
 from mailbot.cases.lookup import find_case
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.project_type import choose
-from mailbot.council.agenda import (
-    following_meeting,
-    next_agenda_version,
-    queue,
-    review_lines,
-    send_agenda,
-)
+from mailbot.council.agenda import following_meeting, next_agenda_version, queue, send_agenda
+from mailbot.council.agenda_item import review_lines
 from mailbot.council.meetings import CouncilCalendar, Meeting, danish_date
 from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.intake.parse import Inbound
