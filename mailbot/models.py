@@ -100,6 +100,11 @@ class Case(SQLModel, table=True):
                                            sa_column=Column(JSON, nullable=False))
     strategic: bool = False
     strategic_reason: str = ""
+    # "digitaliseringsprojekt" | "it-projekt" | None (not settled); the reason (the cue and
+    # the applicant's words, or the secretary's line); who set it: "proposed" | "secretary"
+    project_type: str | None = None
+    project_type_reason: str = ""
+    project_type_source: str = ""
     sbsys_number: str | None = None
     system_owner: str | None = None
     # normalised `when` ({start, end, precision, text}) and `cost` ({amounts, payer})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mailbot.errors import ConfigError
-from mailbot.vocabulary import Decision, Role, Verdict
+from mailbot.vocabulary import Decision, ProjectType, Role, Verdict
 
 QUESTION_IDS = ("who", "what", "where", "when", "why", "cost")
 DOCUMENT_KINDS = (
@@ -148,15 +148,45 @@ class DecisionWords:
     applicant_withdraw: tuple[str, ...]
     informational: tuple[re.Pattern[str], ...] = ()  # "til orientering": not decided
     clause_breaks: tuple[str, ...] = ()  # ", mens": a new clause with its own decision
+    # the secretary's "ITP-…: it-projekt": project type -> the words that name it
+    project_types: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    # "ikke et it-projekt": a type named right after these is not chosen
+    project_type_negations: tuple[re.Pattern[str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TypeCue:
+    """One cue for a project type (rules/agenda.yaml): a brief that matches `pattern`
+    scores `weight` for that type; `cue` is the reason in the secretary's words."""
+
+    weight: int
+    pattern: re.Pattern[str]
+    cue: str
+
+
+@dataclass(frozen=True)
+class AgendaWords:
+    """rules/agenda.yaml: the project type proposal and the words the Resumé needs."""
+
+    project_types: dict[str, tuple[TypeCue, ...]]  # ProjectType value -> its cues
+    negations: tuple[re.Pattern[str], ...]
+    reason: str  # "{cue}: „{words}“"
+    tie_reason: str  # "… {digital} og {it}"
+    lowercase_first_words: frozenset[str]
+    users: tuple[re.Pattern[str], ...]
+    unit_max_words: int = 6
+    not_a_unit: frozenset[str] = frozenset()
 
 
 LABEL_KEYS: dict[str, tuple[str, ...]] = {
     "review_states": ("waiting", *(v.value for v in Verdict)),
     "decisions": tuple(d.value for d in Decision),
     "readiness": ("missing", "no_reviews", "review"),
-    "files": ("agenda_docx", "documents_zip"),
+    "files": ("agenda_docx", "agenda_item_docx", "documents_zip"),
     "cost": ("one_off", "yearly", "monthly", "total_over_period", "excl", "incl", "currency",
              "payer"),
+    "project_types": tuple(t.value for t in ProjectType),
+    "agenda": ("not_given",),
 }
 
 
@@ -168,6 +198,7 @@ LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("cost", "payer"): frozenset({"payer"}),
     ("files", "agenda_docx"): frozenset({"meeting"}),
     ("files", "documents_zip"): frozenset({"meeting"}),
+    ("files", "agenda_item_docx"): frozenset({"meeting", "number", "ref"}),
 }
 
 
@@ -202,6 +233,7 @@ class Rules:
     labels: Labels
     prose: Prose
     document_statements: DocumentStatements
+    agenda: AgendaWords
     closing_lines: tuple[re.Pattern[str], ...] = ()  # an offer to call, a phone line, "/Name"
 
     def kind(self, kind_id: str) -> DocumentKind | None:
@@ -384,6 +416,13 @@ def _pattern_groups(reader: _Reader, entry: str) -> tuple[tuple[re.Pattern[str],
         for i, group in enumerate(value))
 
 
+def _whole(reader: _Reader, value: Any, entry: str) -> int:
+    """A whole number of at least 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise reader.fail(entry, "must be a whole number of at least 1")
+    return value
+
+
 def _positive(reader: _Reader, entry: str, default: int | None = None) -> int:
     value = reader.data.get(entry, default)
     if not isinstance(value, int) or value < 1:
@@ -469,6 +508,56 @@ def _decision_words(reader: _Reader) -> DecisionWords:
             "informational"),
         clause_breaks=tuple(w.lower() for w in reader.strings(
             d.get("clause_breaks", []), "clause_breaks", True)),
+        project_types=_per_project_type(reader, "project_types", lambda items, entry:
+                                        reader.regexes(reader.strings(items, entry), entry)),
+        project_type_negations=reader.regexes(
+            reader.strings(d.get("project_type_negations", []), "project_type_negations",
+                           True), "project_type_negations"),
+    )
+
+
+def _per_project_type(reader: _Reader, entry: str, read: Any) -> dict[str, Any]:
+    """A mapping with exactly one entry per ProjectType, each read by `read(value, entry)`."""
+    raw = reader.mapping(reader.data.get(entry), entry)
+    expected = [t.value for t in ProjectType]
+    if set(raw) != set(expected):
+        raise reader.fail(entry, f"must name exactly {', '.join(expected)}")
+    return {kind: read(raw[kind], f"{entry}.{kind}") for kind in expected}
+
+
+def _agenda_words(reader: _Reader) -> AgendaWords:
+    d = reader.data
+
+    def cues(items: Any, entry: str) -> tuple[TypeCue, ...]:
+        if not isinstance(items, list) or not items:
+            raise reader.fail(entry, "must be a list of [weight, pattern, cue]")
+        found = []
+        for i, item in enumerate(items):
+            where = f"{entry}[{i}]"
+            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], int)
+                    or item[0] < 1 or not isinstance(item[1], str)
+                    or not isinstance(item[2], str) or not item[2].strip()):
+                raise reader.fail(where, "must be [weight, pattern, cue] with a whole weight "
+                                  ">= 1", 'e.g. [3, "\\bselvbetjening\\w*", "selvbetjening"]')
+            found.append(TypeCue(item[0], reader.regex(item[1], where), item[2]))
+        return tuple(found)
+
+    resume = reader.mapping(d.get("resume"), "resume")
+    return AgendaWords(
+        project_types=_per_project_type(reader, "project_types", cues),
+        negations=reader.regexes(reader.strings(d.get("negations", []), "negations", True),
+                                 "negations"),
+        reason=_formatted(reader, d.get("reason"), "reason", frozenset({"cue", "words"})),
+        tie_reason=_formatted(reader, d.get("tie_reason"), "tie_reason",
+                              frozenset({"digital", "it"})),
+        lowercase_first_words=frozenset(w.lower() for w in reader.strings(
+            resume.get("lowercase_first_words", []), "resume.lowercase_first_words", True)),
+        users=reader.regexes(reader.strings(resume.get("users", []), "resume.users", True),
+                             "resume.users"),
+        unit_max_words=_whole(reader, resume.get("unit_max_words", 6),
+                              "resume.unit_max_words"),
+        not_a_unit=frozenset(w.lower() for w in reader.strings(
+            resume.get("not_a_unit", []), "resume.not_a_unit", True)),
     )
 
 
@@ -513,6 +602,7 @@ def load_rules(folder: Path) -> Rules:
         labels=_labels(_Reader(folder / "labels.yaml")),
         prose=_prose(brief),
         document_statements=_document_statements(brief),
+        agenda=_agenda_words(_Reader(folder / "agenda.yaml")),
     )
 
 
@@ -605,8 +695,12 @@ def _labels(reader: _Reader) -> Labels:
 
 def _label(reader: _Reader, group: str, key: str, value: Any, entry: str) -> str:
     """The label's text, its {placeholders} checked against LABEL_PLACEHOLDERS."""
+    return _formatted(reader, value, entry, LABEL_PLACEHOLDERS.get((group, key), frozenset()))
+
+
+def _formatted(reader: _Reader, value: Any, entry: str, allowed: frozenset[str]) -> str:
+    """A non-empty text for str.format whose {placeholders} are all in `allowed`."""
     text = reader.string(value, entry)
-    allowed = LABEL_PLACEHOLDERS.get((group, key), frozenset())
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     except ValueError as err:

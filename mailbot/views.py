@@ -93,6 +93,9 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "not_applicable": case.not_applicable,
         "strategic": case.strategic,
         "strategic_reason": case.strategic_reason,
+        "project_type": case.project_type,
+        "project_type_source": case.project_type_source or None,
+        "project_type_reason": case.project_type_reason,
         "sbsys_number": case.sbsys_number,
         "system_owner": case.system_owner,
         "when": case.when,
@@ -150,9 +153,23 @@ def _case_facts(data: dict[str, Any]) -> list[str]:
     decision = data["decision"] or "-"
     if data["decision"] and data["decision_text"]:
         decision += f": {_one_line(data['decision_text'], 100)}"
-    return [f"strategic: {strategic}", f"SBSYS:     {data['sbsys_number'] or '-'}",
+    kind = project_type_text(data["project_type"], data["project_type_source"],
+                             data["project_type_reason"])
+    return [f"strategic: {strategic}", f"type:      {kind}",
+            f"SBSYS:     {data['sbsys_number'] or '-'}",
             f"owner:     {data['system_owner'] or '-'}", f"meeting:   {data['meeting'] or '-'}",
             f"decision:  {decision}"]
+
+
+def project_type_text(kind: str | None, source: str | None, reason: str) -> str:
+    """`digitaliseringsprojekt (proposed: selvbetjening: „…“)`, `it-projekt (secretary: …)`,
+    `- (proposed: not settled; …)`, or `-` for a case opened before proposals existed."""
+    if not source:
+        return "-"
+    said = f": {_one_line(reason, 120)}" if reason else ""
+    if kind:
+        return f"{kind} ({source}{said})"
+    return f"- ({source}: not settled{'; ' + _one_line(reason, 120) if reason else ''})"
 
 
 def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:
@@ -351,6 +368,8 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
                         else ""))
     for ref, decision in (result.get("decisions") or {}).items():
         lines.append(f"decision:  {ref}: {decision}")
+    for ref, kind in (details.get("project_types") or {}).items():
+        lines.append(f"type:      {ref}: {kind}")
     for line in details.get("unmapped") or []:
         lines.append(f"unmapped:  {line}")
     if result.get("kind") != "brief":
@@ -381,6 +400,8 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
     lines.append(f"missing:   {', '.join(result['missing']) or 'nothing'}")
     lines.append(f"strategic: {result['strategic']}"
                  + (f" ({details['strategic_reason']})" if details["strategic_reason"] else ""))
+    lines.append("type:      " + project_type_text(details["project_type"], "proposed",
+                                                   details["project_type_reason"]))
     lines.append(f"SBSYS:     {details['sbsys_number'] or '-'}")
     lines.append(f"owner:     {details['system_owner'] or '-'}")
     return "\n".join(lines)

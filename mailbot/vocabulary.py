@@ -100,6 +100,22 @@ class Decision(StrEnum):
     WITHDRAWN = "withdrawn"  # by the applicant, not the council
 
 
+class ProjectType(StrEnum):
+    """The municipality's two kinds of project (its page on the IT-Projektråd): new
+    technology that changes how the municipality works, what it delivers or how; or new
+    versions, updates, hardware and systems without such a change."""
+
+    DIGITALISATION = "digitaliseringsprojekt"
+    IT = "it-projekt"
+
+
+class ProjectTypeSource(StrEnum):
+    """Who set `Case.project_type`: the bot's proposal from the brief, or the secretary."""
+
+    PROPOSED = "proposed"
+    SECRETARY = "secretary"
+
+
 class Role(StrEnum):
     """Reviewer roles; their addresses are `[reviewers]` in the config."""
 

@@ -13,6 +13,7 @@ from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import latest_documents, store_documents
 from mailbot.cases.opening import completeness
+from mailbot.cases.project_type import propose_again
 from mailbot.intake.parse import Inbound
 from mailbot.models import Case, RawMessage
 from mailbot.reading.brief import declarations, read_answers
@@ -34,6 +35,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
     assert case.id is not None and raw.id is not None
     own = own_text(mail.text or mail.html_text, bot.rules)
     filled = fill_answers(case, read_answers(own, bot.rules))
+    if filled:
+        propose_again(case, bot.rules)
     rows = store_documents(session, bot.blobs, case.id, raw.id,
                            [(a, reading) for a in mail.documents
                             for reading in classify(a, bot.rules)], now)

@@ -10,6 +10,7 @@ from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import store_documents
 from mailbot.cases.mail import mail_about_case
+from mailbot.cases.project_type import set_proposal
 from mailbot.cases.summary import (
     ReceiptContext,
     ReceiptDocument,
@@ -23,6 +24,7 @@ from mailbot.intake.parse import Inbound, clean_header_text
 from mailbot.intake.threads import format_ref
 from mailbot.models import Case, CaseCounter, Outbox, RawMessage
 from mailbot.reading.brief import BriefReading
+from mailbot.reading.project_type import ProjectTypeProposal
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import CaseStatus, CostDict, Purpose, check_transition
 
@@ -87,6 +89,7 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
         when=dict(reading.when.as_dict()) if reading.when else None,
         cost=dict(cost),
     )
+    set_proposal(case, ProjectTypeProposal(reading.project_type, reading.project_type_reason))
     session.add(case)
     session.flush()
     assert case.id is not None and raw.id is not None

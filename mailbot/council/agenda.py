@@ -17,9 +17,10 @@ from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import latest_documents
 from mailbot.cases.mail import mail_about_case
-from mailbot.cases.summary import CaseSummary, case_summary, missing_labels
+from mailbot.cases.summary import missing_labels
 from mailbot.clock import as_utc
-from mailbot.council.agenda_docx import agenda_docx
+from mailbot.council.agenda_docx import agenda_docx, item_docx
+from mailbot.council.agenda_item import AgendaItem, agenda_item
 from mailbot.council.meetings import CouncilCalendar, Meeting, meeting_texts
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.db import transaction
@@ -31,6 +32,10 @@ from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, Verdict, chec
 
 log = logging.getLogger(__name__)
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# Each item also goes as a Word file of its own (to paste into SBSYS's agenda item) when the
+# agenda has at most this many items; a week of hundreds (SCENARIOS X5) would make the mail
+# tens of megabytes, and the combined Word file holds every item anyway.
+MAX_ITEM_FILES = 30
 
 
 # -- readiness ----------------------------------------------------------------------------------
@@ -189,23 +194,6 @@ def waiting_cases(session: Session, bot: Bot, meeting: Meeting) -> list[tuple[Ca
             if as_utc(c.created_at) <= meeting.deadline]
 
 
-class AgendaReview(TypedDict):
-    role_name: str
-    verdict: str  # the state in Danish words (rules/labels.yaml)
-    comment: str
-    reviewer: str  # who answered, or who was asked
-
-
-class AgendaItem(TypedDict):
-    number: int
-    case: CaseSummary
-    where: str
-    when_normalised: str
-    cost_normalised: str
-    reviews: list[AgendaReview]
-    documents: list[str]  # "file.pdf (v2)"
-
-
 class WaitingCase(TypedDict):
     ref: str
     title: str
@@ -225,22 +213,17 @@ class AgendaContext(TypedDict):
     items: list[AgendaItem]
     waiting: list[WaitingCase]
     bot_name: str
+    item_files: bool  # one Word file per item is attached (at most MAX_ITEM_FILES items)
+    item_files_max: int
 
 
 def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
                    ) -> AgendaContext:
-    """The meeting, `items` (each case with its reviews, documents and normalised
-    `when`/`cost`, in agenda order) and `waiting` (cases aimed at it but not ready)."""
-    items = []
-    for number, case in enumerate(agenda_cases(session, meeting.day), start=1):
-        assert case.id is not None
-        items.append(AgendaItem(
-            number=number, case=case_summary(bot.rules, case),
-            where=case.answers.get("where") or "—",
-            when_normalised=_when_text(case), cost_normalised=cost_text(bot, case),
-            reviews=review_lines(session, bot, case),
-            documents=[f"{d.filename} (v{d.version})"
-                       for d in latest_documents(session, case.id)]))
+    """The meeting, `items` (each case as an agenda item in the municipal form, see
+    mailbot.council.agenda_item, in agenda order) and `waiting` (cases aimed at it but not
+    ready)."""
+    items = [agenda_item(session, bot, case, number)
+             for number, case in enumerate(agenda_cases(session, meeting.day), start=1)]
     texts = meeting_texts(meeting)
     return AgendaContext(
         meeting=texts["meeting"], meeting_iso=meeting.day.isoformat(), starts=texts["starts"],
@@ -248,46 +231,15 @@ def agenda_context(session: Session, bot: Bot, meeting: Meeting, version: int
         version=version, items=items,
         waiting=[WaitingCase(ref=c.ref, title=c.title, reasons=r.reasons)
                  for c, r in waiting_cases(session, bot, meeting)],
-        bot_name=bot.settings.bot.name)
-
-
-def review_lines(session: Session, bot: Bot, case: Case) -> list[AgendaReview]:
-    """Each current review: role, state (Danish), comment and who answered (or was asked)."""
-    assert case.id is not None
-    return [AgendaReview(role_name=bot.rules.role_names[r.role],
-                       verdict=review_state_label(bot, r), comment=r.comment,
-                       reviewer=r.answered_by or ", ".join(r.recipients))
-            for r in current_reviews(session, case.id)]
-
-
-def _when_text(case: Case) -> str:
-    when = case.when or {}
-    if not when:
-        return ""
-    span = when["start"] if when["start"] == when["end"] else f"{when['start']} – {when['end']}"
-    return f"{span} ({when['precision']})"
-
-
-def cost_text(bot: Bot, case: Case) -> str:
-    """The normalised cost in the words of rules/labels.yaml `cost`:
-    `150.000 kr. årligt, ekskl. moms; betales af Borgerservice`."""
-    words = bot.rules.labels
-    cost = case.cost or {}
-    parts = []
-    for amount in cost.get("amounts", []):
-        kroner = f"{amount['dkk']:,}".replace(",", ".")
-        recurrence = words.get("cost", amount["recurrence"]).format(years=amount.get("years"))
-        vat = words.get("cost", amount["vat"]) if amount["vat"] in ("excl", "incl") else ""
-        parts.append(f"{kroner} {words.get('cost', 'currency')} {recurrence}{vat}")
-    if cost.get("payer"):
-        parts.append(words.get("cost", "payer").format(payer=cost["payer"]))
-    return "; ".join(parts)
+        bot_name=bot.settings.bot.name, item_files=len(items) <= MAX_ITEM_FILES,
+        item_files_max=MAX_ITEM_FILES)
 
 
 def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
                 version: int) -> Agenda | None:
-    """Queue the agenda mail (text, HTML, the DOCX and the documents as one ZIP) to
-    `council.secretary` and add its unique (meeting, version) row; None when the agenda is
+    """Queue the agenda mail (text, HTML, the DOCX of the whole agenda, one DOCX per item
+    and the documents as one ZIP) to `council.secretary` and add its unique (meeting,
+    version) row; None when the agenda is
     empty and `council.empty_agenda = "skip"` (the row is still written), or when no
     secretary is configured (no row: a warning)."""
     if not bot.settings.council.secretary:
@@ -310,6 +262,11 @@ def send_agenda(session: Session, bot: Bot, meeting: Meeting, now: datetime,
     day = meeting.day.isoformat()
     attachments: list[Attachment] = [(files.get("files", "agenda_docx").format(meeting=day),
                                       agenda_docx(bot.renderer, context), DOCX_TYPE)]
+    if context["item_files"]:
+        attachments += [(files.get("files", "agenda_item_docx").format(
+                            meeting=day, number=item["number"], ref=item["case"]["ref"]),
+                         item_docx(bot.renderer, context, item), DOCX_TYPE)
+                        for item in context["items"]]
     bundle = _documents_zip(session, bot, meeting.day)
     if bundle is not None:
         attachments.append((files.get("files", "documents_zip").format(meeting=day), bundle,

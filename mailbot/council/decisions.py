@@ -1,6 +1,7 @@
 """The council's decisions from the secretary's reply to the agenda mail, what they cause
 (the applicant told, a postponed case moved, a strategic case sent on to the board, late
-additions), and the applicant's own "udsæt" / "træk tilbage"."""
+additions, her choice of project type), and the applicant's own "udsæt" / "træk
+tilbage"."""
 
 from __future__ import annotations
 
@@ -13,13 +14,9 @@ from mailbot.audit import record
 from mailbot.cases.documents import as_attachments, latest_documents
 from mailbot.cases.lookup import find_case
 from mailbot.cases.mail import mail_about_case
-from mailbot.council.agenda import (
-    following_meeting,
-    next_agenda_version,
-    queue,
-    review_lines,
-    send_agenda,
-)
+from mailbot.cases.project_type import choose
+from mailbot.council.agenda import following_meeting, next_agenda_version, queue, send_agenda
+from mailbot.council.agenda_item import review_lines
 from mailbot.council.meetings import CouncilCalendar, Meeting, danish_date
 from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.intake.parse import Inbound
@@ -32,7 +29,8 @@ from mailbot.vocabulary import CaseStatus, Decision, Delivery, Purpose, check_tr
 def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound,
                     found: DecisionReading, now: datetime) -> None:
     """The secretary's reply to an agenda mail: record each decision, tell the applicants,
-    move postponed cases, forward strategic ones, list back what could not be mapped."""
+    move postponed cases, forward strategic ones, record her project types, list back what
+    could not be mapped (an unknown ref among them)."""
     meeting_day = meeting_of(agenda_token)
     unmapped = list(found.unmapped)
     for ref, decision in found.decisions.items():
@@ -41,6 +39,13 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
             unmapped.append(f"{ref}: ingen sådan sag")
             continue
         decide(session, bot, case, Decision(decision), found.texts[ref], meeting_day, now)
+    for ref, kind in found.project_types.items():
+        case = find_case(session, ref)
+        if case is None:
+            if ref not in found.decisions:  # else listed back above already
+                unmapped.append(f"{ref}: ingen sådan sag")
+            continue
+        choose(session, case, kind, found.project_type_texts[ref], now)
     for ref in found.informed:  # "til orientering": recorded on the case, nothing decided
         case = find_case(session, ref)
         if case is not None:

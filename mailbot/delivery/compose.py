@@ -109,6 +109,18 @@ class Renderer:
             language = "da"
         return self._render(f"{language}/{template}", context)
 
+    def macros(self, language: str, template: str) -> Any:
+        """The macros of `<language>/<template>` (Danish as fallback) as Python callables,
+        each returning its text unescaped: for text that several formats share (the HTML
+        template escapes it like any other value). Raises ConfigError when it is missing."""
+        if language != "da" and not self._exists(f"{language}/{template}"):
+            language = "da"
+        try:
+            return self.env.get_template(f"{language}/{template}").module
+        except TemplateNotFound as err:
+            raise ConfigError("templates", str(err), "template not found",
+                              "restore it from the shipped templates/ folder") from err
+
     def _language(self, language: str, name: str) -> str:
         if language != "da" and not self._exists(f"{language}/{name}.txt.j2"):
             return "da"  # mail to staff (reviewers, the secretary) exists in Danish only

@@ -77,11 +77,13 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
                 {"reason": disposition.reason})
     if isinstance(disposition, AgendaReply | StrayReply):
         found = read_decisions(mail.text or mail.html_text, rules)
-        if found.decisions or found.unmapped or found.additions or found.informed:
+        if (found.decisions or found.unmapped or found.additions or found.informed
+                or found.project_types):
             return ({"kind": "reply", "case_ref": None, "verdict": None,
                      "decisions": found.decisions},
                     {"unmapped": found.unmapped, "additions": found.additions,
-                     "for_information": found.informed})
+                     "for_information": found.informed,
+                     "project_types": found.project_types})
     if not isinstance(disposition, NewBrief | Quarantine):
         verdict = read_verdict(mail.text or mail.html_text, rules)
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
@@ -113,6 +115,8 @@ def _brief(mail: Inbound, rules: Rules, today: date | None
         "document_notes": {d.filename: d.note for d in reading.documents},
         "declarations": reading.not_applicable,
         "strategic_reason": reading.strategic_reason,
+        "project_type": reading.project_type,
+        "project_type_reason": reading.project_type_reason,
         "sbsys_number": reading.sbsys_number,
         "system_owner": reading.system_owner,
         "when": reading.when.as_dict() if reading.when else None,

@@ -18,6 +18,7 @@ from mailbot.reading.danish import (
 )
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.reading.extract import extract_text
+from mailbot.reading.project_type import propose_project_type
 from mailbot.reading.prose import (
     clauses,
     looks_english,
@@ -56,6 +57,10 @@ class BriefReading:
     # were understood and asks the applicant to correct them
     from_prose: tuple[str, ...] = ()
     statements: tuple[DocumentStatement, ...] = ()  # what the mail says about documents
+    # the bot's proposal "digitaliseringsprojekt" / "it-projekt" (None: not settled), with
+    # its reason (mailbot.reading.project_type)
+    project_type: str | None = None
+    project_type_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -590,6 +595,7 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
     missing = tuple(qid for qid in QUESTION_IDS if answers[qid] is None) + tuple(
         kind for kind in rules.required if kind not in present and kind not in declared
     )
+    proposal = propose_project_type({**answers, "subject": mail.subject}, rules.agenda)
     return BriefReading(
         answers=answers, documents=documents, missing=missing, not_applicable=declared,
         strategic=strategic, strategic_reason=reason,
@@ -600,4 +606,5 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
         answers_from=best.source,
         english=written_in_english(mail.text or mail.html_text, rules, list(best.body_labels)),
         from_prose=best.from_prose, statements=statements,
+        project_type=proposal.kind, project_type_reason=proposal.reason,
     )

@@ -21,6 +21,11 @@ group's decision comes from its trailing text, else from its own words before, e
 heading line ending in ":" above a list of references, else from an aside; nothing else is
 guessed. A case named in a decision that cannot be read, or given two different decisions, is
 listed back to the secretary — never dropped.
+
+The same words may name the case's project type, her correction of the bot's proposal
+("ITP-2026-0042: it-projekt", "ITP-2026-0042 er et digitaliseringsprojekt", "Godkendt som
+digitaliseringsprojekt"; rules/decisions.yaml `project_types`). A line that names a type
+and no decision is read (the type), not listed back.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class DecisionReading:
     unmapped: list[str]  # lines naming a case without a decision the bot can map
     additions: list[str]  # refs the secretary asks to add ("tilføj ITP-...")
     informed: list[str] = field(default_factory=list)  # refs mentioned "til orientering"
+    # ref -> "digitaliseringsprojekt" | "it-projekt": her correction of the bot's proposal
+    project_types: dict[str, str] = field(default_factory=dict)
+    project_type_texts: dict[str, str] = field(default_factory=dict)  # ref -> her words
 
 
 @dataclass
@@ -77,9 +85,11 @@ def read_decisions(text: str, rules: Rules) -> DecisionReading:
     additions: list[str] = []
     informed: list[str] = []
     conflicts: set[str] = set()
+    types = _TypeChoices()
     for group in groups:
         prefix_words = group.prefix.lower().split()
         shown = " ".join((group.prefix + own[group.start:group.end] + group.trailing).split())
+        typed = types.read(group, shown, _heading(own, group.line_start), rules, unmapped)
         if any(word.strip(":,.") in rules.decision_words.add_to_agenda
                for word in prefix_words):
             additions.extend(r for r in group.refs if r not in additions)
@@ -107,8 +117,8 @@ def read_decisions(text: str, rules: Rules) -> DecisionReading:
             if any(_informational(a, rules) for a in trailing_asides + prefix_asides):
                 informed.extend(r for r in group.refs if r not in informed)  # "A (til orientering)"
                 continue
-            if all(r in decisions or r in conflicts for r in group.refs):
-                continue  # mentioned again after its decision ("ITP-… skal dog …")
+            if typed or all(r in decisions or r in conflicts for r in group.refs):
+                continue  # her project type only, or mentioned again after its decision
             if shown not in unmapped:
                 unmapped.append(shown)
             continue
@@ -127,7 +137,56 @@ def read_decisions(text: str, rules: Rules) -> DecisionReading:
                     if line not in unmapped:
                         unmapped.append(line)
                 del decisions[ref]
-    return DecisionReading(decisions, texts, unmapped, additions, informed)
+    return DecisionReading(decisions, texts, unmapped, additions, informed,
+                           types.kinds, types.texts)
+
+
+@dataclass
+class _TypeChoices:
+    """The secretary's project types, ref by ref; a case given two different types goes
+    back to her with both lines, as two decisions do."""
+
+    kinds: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    conflicts: set[str] = field(default_factory=set)
+
+    def read(self, group: _Group, shown: str, heading: str, rules: Rules,
+             unmapped: list[str]) -> bool:
+        """Record the type the group's own words (or the heading above it) name for its
+        refs; True when they name one."""
+        kind = _project_type(group.prefix + " " + group.trailing, rules)
+        if kind is None and heading:
+            kind, shown = _project_type(heading, rules), f"{heading} {shown}"
+        if kind is None:
+            return False
+        for ref in group.refs:
+            earlier = self.kinds.get(ref)
+            if ref in self.conflicts or earlier == kind:
+                continue
+            if earlier is not None:
+                self.conflicts.add(ref)
+                for line in (self.texts.pop(ref), shown):
+                    if line not in unmapped:
+                        unmapped.append(line)
+                del self.kinds[ref]
+                continue
+            self.kinds[ref], self.texts[ref] = kind, shown
+        return True
+
+
+def _project_type(words: str, rules: Rules) -> str | None:
+    """The one project type `words` name ("it-projekt", "er et digitaliseringsprojekt"),
+    not counting a negated mention ("ikke et it-projekt"); None for none or both."""
+    named = set()
+    for kind, patterns in rules.decision_words.project_types.items():
+        for pattern in patterns:
+            if any(not _negated(words[:m.start()], rules) for m in pattern.finditer(words)):
+                named.add(kind)
+    return named.pop() if len(named) == 1 else None
+
+
+def _negated(before: str, rules: Rules) -> bool:
+    return any(p.search(before) for p in rules.decision_words.project_type_negations)
 
 
 def _groups(own: str, rules: Rules) -> list[_Group]:

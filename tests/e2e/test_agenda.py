@@ -118,13 +118,57 @@ def test_agenda_has_a_docx_with_every_item_and_escapes_html(world: World) -> Non
     assert "<script>" not in html
     # the title as written, escaped and not evaluated ("{{ 7*7 }}" must not become 49)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ 7*7 }}" in html
-    [word] = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")]
-    document = docx.Document(io.BytesIO(word.get_content()))
-    text = "\n".join(p.text for p in document.paragraphs)
+    words = {str(p.get_filename()): docx.Document(io.BytesIO(p.get_content()))
+             for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")}
+    text = "\n".join(p.text for p in words["Dagsorden 2027-03-08.docx"].paragraphs)
     assert "ITP-2027-0001" in text and "<script>" in text  # literal text in Word, not markup
     assert "Sager, der ikke er klar" in text and "ITP-2027-0002" in text
+    item = "\n".join(p.text for p in words["Dagsordenspunkt 1 - ITP-2027-0001.docx"].paragraphs)
+    assert "<script>alert(1)</script> {{ 7*7 }}" in item
     zips = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".zip")]
     assert len(zips) == 1
+
+
+def test_agenda_item_in_the_municipal_form_and_the_secretarys_project_type(
+        world: World) -> None:
+    """The item as the municipality's other councils write it, in the mail, in the whole
+    agenda's Word file and in a Word file of its own; the bot's proposal on it, and the
+    secretary's correction in her reply recorded."""
+    ready_case(world, at(10, 0))
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    text = body_of(agenda)
+    for heading in ("RESUMÉ", "SAGSFREMSTILLING", "ØKONOMI", "INDSTILLING", "BESLUTNING"):
+        assert f"   {heading}\n" in text.replace("\r\n", "\n")
+    assert "Forslag: it-projekt – nyt system eller tilkøb: „Et nyt system til booking af " \
+           "mødelokaler“" in text
+    assert "IT-Projektrådet godkender projektet." in text
+    words = {str(p.get_filename()): docx.Document(io.BytesIO(p.get_content()))
+             for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")}
+    assert list(words) == ["Dagsorden 2027-03-08.docx",
+                           "Dagsordenspunkt 1 - ITP-2027-0001.docx"]
+    item = words["Dagsordenspunkt 1 - ITP-2027-0001.docx"]
+    assert [(p.style.name, p.text) for p in item.paragraphs
+            if p.style.name.startswith("Heading")] == [
+        ("Heading 1", "1. ITP-2027-0001 Booking"), ("Heading 2", "Resumé"),
+        ("Heading 2", "Sagsfremstilling"), ("Heading 2", "Økonomi"),
+        ("Heading 2", "Indstilling"), ("Heading 2", "Beslutning")]
+    resume = item.paragraphs[[p.text for p in item.paragraphs].index("Resumé") + 1].text
+    assert resume == ("Borgerservice ansøger om et nyt system til booking af mødelokaler. "
+                      "Brugerne er 12 medarbejdere. Begrundelsen er: Dobbeltbookinger i dag. "
+                      "Projektet er planlagt til 1. marts 2027 og koster 50.000 kr. som "
+                      "engangsudgift, som betales af Borgerservice.")
+
+    world.deliver(_decision_reply(world, agenda, world.secretary,
+                                  "ITP-2027-0001: Godkendt. Digitaliseringsprojekt."))
+    world.run_once(at(10, 0, DEADLINE.replace(day=8)))
+    decided = case(world)
+    assert decided.decision == "approved"
+    assert (decided.project_type, decided.project_type_source) == ("digitaliseringsprojekt",
+                                                                   "secretary")
+    shown = world.cli("case", "ITP-2027-0001").stdout
+    assert "type:      digitaliseringsprojekt (secretary: ITP-2027-0001: Godkendt. " \
+           "Digitaliseringsprojekt.)" in shown
 
 
 def _decision_reply(world: World, agenda: EmailMessage, sender: str, text: str,
@@ -304,7 +348,7 @@ def test_five_hundred_cases_on_one_agenda_are_all_listed(world: World) -> None:
     assert all(f"{ref} {title}" in text for ref, title in zip(refs, titles, strict=True))
     assert max(len(line) for line in text.splitlines()) < 300
     [word] = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".docx")]
-    document = docx.Document(io.BytesIO(word.get_content()))
+    document = docx.Document(io.BytesIO(word.get_content()))  # the whole agenda only (X5)
     paragraphs = "\n".join(p.text for p in document.paragraphs)
     assert all(ref in paragraphs for ref in refs)
     size = len(agenda.as_bytes())
