@@ -95,6 +95,8 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "strategic_reason": case.strategic_reason,
         "sbsys_number": case.sbsys_number,
         "system_owner": case.system_owner,
+        "system_owner_source": case.system_owner_source,
+        "system_owner_note": case.system_owner_note,
         "when": case.when,
         "cost": case.cost,
         "reviews": [
@@ -151,8 +153,16 @@ def _case_facts(data: dict[str, Any]) -> list[str]:
     if data["decision"] and data["decision_text"]:
         decision += f": {_one_line(data['decision_text'], 100)}"
     return [f"strategic: {strategic}", f"SBSYS:     {data['sbsys_number'] or '-'}",
-            f"owner:     {data['system_owner'] or '-'}", f"meeting:   {data['meeting'] or '-'}",
+            f"owner:     {_owner(data)}", f"meeting:   {data['meeting'] or '-'}",
             f"decision:  {decision}"]
+
+
+def _owner(data: dict[str, Any]) -> str:
+    """"Søren Ravn (kitos: fundet i KITOS: RuteNet, rolle Systemejer)", "- (not looked up
+    yet)", "- (not_found: ikke fundet i KITOS …)"."""
+    source = data["system_owner_source"] or "not looked up yet"
+    note = f": {data['system_owner_note']}" if data["system_owner_note"] else ""
+    return f"{data['system_owner'] or '-'} ({source}{note})"
 
 
 def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:
