@@ -236,7 +236,8 @@ class KitosClient:
             raise KitosError(KitosProblem.TIMEOUT,
                              f"KITOS did not answer {method} {path} within "
                              f"{self.settings.timeout_seconds:g} s") from err
-        except httpx.HTTPError as err:  # connection refused, DNS, TLS, a dropped connection
+        # connection refused, DNS, TLS, a dropped connection; InvalidURL is not an HTTPError
+        except (httpx.HTTPError, httpx.InvalidURL) as err:
             raise KitosError(KitosProblem.UNREACHABLE,
                              f"KITOS at {self.settings.base_url} could not be reached "
                              f"({type(err).__name__}: {_one_line(str(err))})") from err
