@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mailbot.config import Settings
     from mailbot.delivery.compose import Renderer
     from mailbot.delivery.outbox import Sender
+    from mailbot.kitos import KitosClient
     from mailbot.rules import Rules
 
 
@@ -46,6 +47,14 @@ class Bot:
         from mailbot.alerts import Alerts
 
         return Alerts(self)
+
+    @cached_property
+    def kitos(self) -> KitosClient:
+        """The KITOS client (`[kitos]`), built on first use: its token lives as long as the
+        process, until KITOS's `expires`."""
+        from mailbot.kitos import KitosClient
+
+        return KitosClient(self.settings.kitos)
 
     @property
     def address(self) -> str:

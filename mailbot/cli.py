@@ -192,11 +192,13 @@ def _install_signal_handlers(service: Service) -> None:
 # -- check / init / migrate -----------------------------------------------------------------
 @app.command()
 def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """Validate config, rules and templates; log in to IMAP and SMTP; migrate the database."""
+    """Validate config, rules and templates; log in to IMAP, SMTP (and KITOS); migrate the
+    database."""
     from mailbot.app import rules_folder
     from mailbot.db import where
     from mailbot.delivery.smtpcheck import check_smtp, probe_plus_addressing
     from mailbot.intake.mailbox import Mailbox
+    from mailbot.kitos import check_kitos
     from mailbot.rules import load_rules
 
     _use(config, now)
@@ -228,6 +230,8 @@ def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
         if settings.reviews.reply_tokens:
             probe_plus_addressing(settings, tokens=bot.tokens)
             steps.append(("reply tokens", "plus-addressed mail reaches the mailbox"))
+        if settings.kitos.enabled:
+            steps.append(("kitos", check_kitos(settings)))
     finally:  # what passed, also when a later step fails (main prints that error)
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")

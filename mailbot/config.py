@@ -40,6 +40,11 @@ MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 
 
+def _number_as_text(value: object) -> object:
+    """`organization_cvr = 12345678` written as a TOML number is the CVR number as well."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -217,6 +222,23 @@ class OperatorSettings(_Section):
     alert_hours: float = Field(default=6, gt=0)
 
 
+class KitosSettings(_Section):
+    """The municipality's KITOS (REST API v2): where the bot looks up the system owner of a
+    system named in a brief (mailbot.kitos, mailbot.council.owner). Off by default."""
+
+    enabled: bool = False
+    base_url: str = "https://kitos.dk"
+    # a KITOS user of type "API-bruger" (only those get a token from /api/authorize/GetToken)
+    email: str = ""
+    password: SecretStr = SecretStr("")  # keep it in MAILBOT_KITOS__PASSWORD
+    # the municipality's CVR number, 8 digits
+    organization_cvr: Annotated[str, BeforeValidator(_number_as_text)] = ""
+    # the role of a system usage that names its owner; option names vary per organisation
+    owner_role: str = "Systemejer"
+    timeout_seconds: float = Field(default=30, gt=0)
+    cache_hours: float = Field(default=24, ge=0)  # one lookup per system name per this
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
@@ -227,6 +249,7 @@ class Settings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    kitos: KitosSettings = Field(default_factory=KitosSettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -366,6 +389,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_addresses(settings, origins)
     _check_transport(settings, origins)
     _check_auth(settings, origins)
+    _check_kitos(settings.kitos, origins)
     return settings
 
 
@@ -647,6 +671,33 @@ def _check_token_url(url: str, origins: _Origins) -> None:
                             "loopback address)")
 
 
+def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
+    """With `enabled`, the keys a login needs are there and base_url is https (the password
+    goes in the first request; plain http only on a loopback address)."""
+    if not kitos.enabled:
+        return
+    parts = urlsplit(kitos.base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise origins.error("kitos.base_url", f"{kitos.base_url!r} is not an http(s) URL",
+                            "write KITOS's address, e.g. https://kitos.dk")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise origins.error("kitos.base_url", f"{kitos.base_url!r} is not https",
+                            "use https: the KITOS password is sent to it (plain http only on a "
+                            "loopback address)")
+    if "@" not in kitos.email:
+        raise origins.error("kitos.email", "is not the e-mail address of a KITOS user",
+                            "write the address the API user logs in to KITOS with")
+    if not kitos.password.get_secret_value():
+        raise origins.error("kitos.password", "field required",
+                            "set MAILBOT_KITOS__PASSWORD to the API user's KITOS password")
+    if not re.fullmatch(r"\d{8}", kitos.organization_cvr):
+        raise origins.error("kitos.organization_cvr",
+                            f"{kitos.organization_cvr!r} is not a CVR number",
+                            "write the municipality's CVR number, 8 digits, e.g. \"12345678\"")
+    if not kitos.owner_role.strip():
+        raise origins.error("kitos.owner_role", "is empty",
+                            'write the name of the system owner role in KITOS ("Systemejer")')
+
 
 def _check_calendar(settings: Settings, origins: _Origins) -> None:
     from datetime import date
@@ -777,6 +828,18 @@ reply_tokens = false                  # plus-address tokens in Reply-To (if the 
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
 breaker_mails = 200                   # more mails to applicants than this within ...
 breaker_minutes = 10                  # ... these minutes pause them until `outbox resume`
+
+# KITOS: the bot proposes the registered "Systemejer" of a system named in a brief (README
+# "The system owner"). Needs a KITOS user of type API user; keep its password in the
+# environment: MAILBOT_KITOS__PASSWORD=...
+# [kitos]
+# enabled = false                     # true: look the system owner up in KITOS
+# base_url = "https://kitos.dk"
+# email = "api-itp@kommune.dk"        # the KITOS API user
+# organization_cvr = "12345678"       # the municipality's CVR number
+# owner_role = "Systemejer"           # the role (of a system usage) that names its owner
+# timeout_seconds = 30                # per request to KITOS
+# cache_hours = 24                    # a system name is looked up at most once this often
 
 # Who is mailed when something needs a person (the README's "Alerts"); without it, only the
 # ERROR log lines with event=... tell.

@@ -107,6 +107,11 @@ class Case(SQLModel, table=True):
     project_type_source: str = ""
     sbsys_number: str | None = None
     system_owner: str | None = None
+    # mailbot.vocabulary.OwnerSource, and the words the agenda shows beside the owner
+    # ("fundet i KITOS: RuteNet, rolle Systemejer", "systemejer ikke slået op (KITOS svarede 403)")
+    system_owner_source: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    system_owner_note: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    system_owner_checked_at: datetime | None = None  # the last KITOS lookup, found or not
     # normalised `when` ({start, end, precision, text}) and `cost` ({amounts, payer})
     when: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     cost: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -244,6 +249,17 @@ class CircuitBreaker(SQLModel, table=True):
     opened_at: datetime | None = None  # None: closed
     reason: str = ""
     resumed_at: datetime | None = None  # mail sent before this does not count again
+
+
+class KitosLookup(SQLModel, table=True):
+    """What KITOS said about one normalised system name (mailbot.council.owner), kept for
+    `kitos.cache_hours`, so a day's cases about one system ask KITOS once."""
+
+    __tablename__ = "kitos_lookup"
+    name: str = Field(primary_key=True)  # normalised: "økonomisystem"
+    looked_up_at: datetime
+    system: str = ""  # the global system name of the usage found; "" none
+    owner: str = ""  # its owners, "Name (email)" joined by ", "; "" none
 
 
 class Alert(SQLModel, table=True):

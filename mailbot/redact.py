@@ -42,3 +42,6 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("imapclient").setLevel(logging.WARNING)
     # msal's debug lines describe token requests; nothing an operator needs, nothing to leak
     logging.getLogger("msal").setLevel(logging.WARNING)
+    # httpx logs every request to KITOS at INFO; mailbot.kitos logs what an operator needs
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -120,6 +120,19 @@ class Period:
 
 
 @dataclass(frozen=True)
+class SystemCues:
+    """signals.yaml `systems`: how a brief names its system (mailbot.reading.systems)."""
+
+    new_negative: tuple[re.Pattern[str], ...]
+    new_positive: tuple[re.Pattern[str], ...]
+    name_words: tuple[re.Pattern[str], ...]
+    endings: tuple[str, ...]  # longest first
+    min_stem: int
+    not_names: frozenset[str]  # casefolded
+    max_names: int
+
+
+@dataclass(frozen=True)
 class Signals:
     strategic_negative: tuple[re.Pattern[str], ...]
     strategic_positive: tuple[re.Pattern[str], ...]
@@ -130,6 +143,7 @@ class Signals:
     system_owner_labels: tuple[str, ...]
     payer_phrases: tuple[str, ...]
     when_periods: tuple[Period, ...]
+    systems: SystemCues
 
 
 @dataclass(frozen=True)
@@ -187,6 +201,10 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
              "payer"),
     "project_types": tuple(t.value for t in ProjectType),
     "agenda": ("not_given",),
+    "system_owner": ("brief", "applicant", "kitos", "kitos_no_owner", "not_found", "no_names",
+                     "new_system", "kitos_error", "kitos_disabled"),
+    "kitos_reasons": ("refused", "login", "timeout", "unreachable", "bad_answer",
+                      "no_organization"),
 }
 
 
@@ -199,6 +217,13 @@ LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("files", "agenda_docx"): frozenset({"meeting"}),
     ("files", "documents_zip"): frozenset({"meeting"}),
     ("files", "agenda_item_docx"): frozenset({"meeting", "number", "ref"}),
+    ("system_owner", "kitos"): frozenset({"system", "role"}),
+    ("system_owner", "kitos_no_owner"): frozenset({"system", "role"}),
+    ("system_owner", "not_found"): frozenset({"names"}),
+    ("system_owner", "kitos_error"): frozenset({"reason"}),
+    ("kitos_reasons", "refused"): frozenset({"status"}),
+    ("kitos_reasons", "timeout"): frozenset({"seconds"}),
+    ("kitos_reasons", "no_organization"): frozenset({"cvr"}),
 }
 
 
@@ -466,6 +491,27 @@ def _signals(reader: _Reader) -> Signals:
         system_owner_labels=reader.strings(d.get("system_owner_labels"), "system_owner_labels"),
         payer_phrases=reader.strings(d.get("payer_phrases"), "payer_phrases"),
         when_periods=tuple(periods),
+        systems=_system_cues(reader),
+    )
+
+
+def _system_cues(reader: _Reader) -> SystemCues:
+    raw = reader.mapping(reader.data.get("systems"), "systems")
+    new = reader.mapping(raw.get("new_system"), "systems.new_system")
+
+    def patterns(value: Any, entry: str) -> tuple[re.Pattern[str], ...]:
+        return reader.regexes(reader.strings(value, entry, True), entry)
+
+    endings = reader.strings(raw.get("endings", []), "systems.endings", True)
+    return SystemCues(
+        new_negative=patterns(new.get("negative", []), "systems.new_system.negative"),
+        new_positive=patterns(new.get("positive"), "systems.new_system.positive"),
+        name_words=patterns(raw.get("name_words", []), "systems.name_words"),
+        endings=tuple(sorted((e.lower() for e in endings), key=len, reverse=True)),
+        min_stem=_positive(reader, "systems.min_stem", raw.get("min_stem", 4)),
+        not_names=frozenset(w.casefold() for w in reader.strings(
+            raw.get("not_names", []), "systems.not_names", True)),
+        max_names=_positive(reader, "systems.max_names", raw.get("max_names", 6)),
     )
 
 

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot.app import Bot
 from mailbot.council.agenda import queue_ready_cases, send_due_agendas
+from mailbot.council.owner import look_up_owners
 from mailbot.council.reminders import relay_guidance, remind
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
@@ -86,6 +87,7 @@ class Service:
                     break
         finally:
             mailbox.close()
+        self.look_up_owners()
         self.run_jobs()
         self.flush_outbox()
 
@@ -111,6 +113,13 @@ class Service:
             log.info("jobs: %s guidance mails, %s reminders, %s cases queued, %s agendas",
                      relayed, reminded, queued, agendas)
 
+    def look_up_owners(self) -> None:
+        """The system owners of new cases (mailbot.council.owner): its own job, because it
+        may wait on KITOS, and mail must never wait for that."""
+        found = look_up_owners(self.bot, self.bot.clock.now())
+        if found:
+            log.info("jobs: %s system owner lookups", found)
+
     def flush_outbox(self) -> None:
         with self.flush_lock:
             report = self.bot.sender.flush(self.bot.clock.now())
@@ -124,6 +133,8 @@ class Service:
                                id="outbox", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._jobs_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
                                id="jobs", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._owners_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
+                               id="owners", max_instances=1, coalesce=True)
         self.scheduler.start()
         watcher = threading.Thread(target=self._watch, name="imap-watcher", daemon=True)
         watcher.start()
@@ -147,6 +158,13 @@ class Service:
             # database or disk trouble is one incident (self.storage), not a traceback a run
             if not self.storage.failed(err, "the reminder/guidance job", quiet=True):
                 log.exception("reminder/guidance job failed")
+
+    def _owners_job(self) -> None:
+        try:
+            self.look_up_owners()
+        except Exception as err:  # a failing job must not kill the scheduler
+            if not self.storage.failed(err, "the system owner job", quiet=True):
+                log.exception("system owner job failed")
 
     def _outbox_job(self) -> None:
         try:

@@ -98,6 +98,8 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "project_type_reason": case.project_type_reason,
         "sbsys_number": case.sbsys_number,
         "system_owner": case.system_owner,
+        "system_owner_source": case.system_owner_source,
+        "system_owner_note": case.system_owner_note,
         "when": case.when,
         "cost": case.cost,
         "reviews": [
@@ -157,7 +159,7 @@ def _case_facts(data: dict[str, Any]) -> list[str]:
                              data["project_type_reason"])
     return [f"strategic: {strategic}", f"type:      {kind}",
             f"SBSYS:     {data['sbsys_number'] or '-'}",
-            f"owner:     {data['system_owner'] or '-'}", f"meeting:   {data['meeting'] or '-'}",
+            f"owner:     {_owner(data)}", f"meeting:   {data['meeting'] or '-'}",
             f"decision:  {decision}"]
 
 
@@ -170,6 +172,14 @@ def project_type_text(kind: str | None, source: str | None, reason: str) -> str:
     if kind:
         return f"{kind} ({source}{said})"
     return f"- ({source}: not settled{'; ' + _one_line(reason, 120) if reason else ''})"
+
+
+def _owner(data: dict[str, Any]) -> str:
+    """"Søren Ravn (kitos: fundet i KITOS: RuteNet, rolle Systemejer)", "- (not looked up
+    yet)", "- (not_found: ikke fundet i KITOS …)"."""
+    source = data["system_owner_source"] or "not looked up yet"
+    note = f": {data['system_owner_note']}" if data["system_owner_note"] else ""
+    return f"{data['system_owner'] or '-'} ({source}{note})"
 
 
 def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:

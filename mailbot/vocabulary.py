@@ -52,6 +52,20 @@ def check_transition(current: str, new: CaseStatus) -> CaseStatus:
     return new
 
 
+class OwnerSource(StrEnum):
+    """Where a case's system owner came from (`Case.system_owner_source`; mailbot.council.owner).
+    """
+
+    NOT_LOOKED_UP = ""  # the owner job has not been at the case yet
+    BRIEF = "brief"  # a labelled "Systemejer: ..." in the brief
+    APPLICANT = "applicant"  # a labelled "Systemejer: ..." in a later mail of the applicant
+    KITOS = "kitos"  # the holder of `kitos.owner_role` on the system's usage in KITOS
+    NEW_SYSTEM = "new_system"  # the brief says the system is new: KITOS is not asked
+    NOT_FOUND = "not_found"  # no usage of the system in KITOS, or one without an owner
+    KITOS_ERROR = "kitos_error"  # KITOS could not be asked (tried again later)
+    KITOS_DISABLED = "kitos_disabled"  # `[kitos] enabled = false`
+
+
 class LedgerState(StrEnum):
     """A fetched mail in the ledger (`raw_message.state`)."""
 

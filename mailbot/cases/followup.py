@@ -12,15 +12,15 @@ from sqlmodel import Session
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import latest_documents, store_documents
-from mailbot.cases.opening import completeness
+from mailbot.cases.opening import completeness, owner_note, set_system_owner
 from mailbot.cases.project_type import propose_again
 from mailbot.intake.parse import Inbound
 from mailbot.models import Case, RawMessage
-from mailbot.reading.brief import declarations, read_answers
+from mailbot.reading.brief import declarations, read_answers, system_owner
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import own_text
 from mailbot.rules import QUESTION_IDS, Rules
-from mailbot.vocabulary import CaseStatus, check_transition
+from mailbot.vocabulary import CaseStatus, OwnerSource, check_transition
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
     filled = fill_answers(case, read_answers(own, bot.rules))
     if filled:
         propose_again(case, bot.rules)
+    owner = system_owner(own, bot.rules)
+    if owner == case.system_owner:
+        owner = None  # the applicant repeats what the case has
+    if owner:  # the applicant's own word wins over a guess from KITOS
+        set_system_owner(case, owner, OwnerSource.APPLICANT,
+                         owner_note(bot.rules, OwnerSource.APPLICANT))
     rows = store_documents(session, bot.blobs, case.id, raw.id,
                            [(a, reading) for a in mail.documents
                             for reading in classify(a, bot.rules)], now)
@@ -50,7 +56,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
     added = [f"{d.filename} ({d.kind} v{d.version})" for d in rows]
     record(session, case.id, raw.id, now, "applicant_update",
            f"answers: {', '.join(filled) or 'none'}; documents: {', '.join(added) or 'none'}; "
-           f"missing: {', '.join(case.missing) or 'nothing'}")
+           f"missing: {', '.join(case.missing) or 'nothing'}"
+           + (f"; system owner: {owner}" if owner else ""))
     return FollowupResult(filled, added)
 
 

@@ -26,7 +26,8 @@ from mailbot.models import Case, CaseCounter, Outbox, RawMessage
 from mailbot.reading.brief import BriefReading
 from mailbot.reading.project_type import ProjectTypeProposal
 from mailbot.redact import redact_cpr
-from mailbot.vocabulary import CaseStatus, CostDict, Purpose, check_transition
+from mailbot.rules import Rules
+from mailbot.vocabulary import CaseStatus, CostDict, OwnerSource, Purpose, check_transition
 
 TITLE_PREFIXES = ("projektforslag:", "forslag:", "nyt it-projekt:", "new it project:",
                   "ansøgning:", "vs:", "fw:", "fwd:")
@@ -85,11 +86,13 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
         strategic=reading.strategic,
         strategic_reason=reading.strategic_reason,
         sbsys_number=reading.sbsys_number,
-        system_owner=reading.system_owner,
         when=dict(reading.when.as_dict()) if reading.when else None,
         cost=dict(cost),
     )
     set_proposal(case, ProjectTypeProposal(reading.project_type, reading.project_type_reason))
+    if reading.system_owner:
+        set_system_owner(case, reading.system_owner, OwnerSource.BRIEF,
+                         owner_note(bot.rules, OwnerSource.BRIEF))
     session.add(case)
     session.flush()
     assert case.id is not None and raw.id is not None
@@ -101,6 +104,19 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
            + (f"; read from prose: {', '.join(reading.from_prose)}" if reading.from_prose else ""),
            source_key=f"case_opened:{raw.id}")
     return case
+
+
+def set_system_owner(case: Case, owner: str | None, source: OwnerSource, note: str) -> None:
+    """The case's system owner (None: nobody yet), where it came from and the words the
+    agenda shows beside it (mailbot.council.owner decides the rest)."""
+    case.system_owner = owner
+    case.system_owner_source = source
+    case.system_owner_note = note
+
+
+def owner_note(rules: Rules, key: str, **values: str) -> str:
+    """The note of rules/labels.yaml `system_owner` `key`, its placeholders filled."""
+    return rules.labels.get("system_owner", key).format(**values)
 
 
 def receipts_sent_recently(session: Session, address: str, now: datetime) -> int:

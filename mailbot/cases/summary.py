@@ -25,6 +25,8 @@ class CaseSummary(TypedDict):
     answers: list[AnswerLine]
     sbsys_number: str
     system_owner: str
+    # where the owner came from, or why there is none ("systemejer ikke slået op (…)")
+    system_owner_note: str
     strategic: bool
     strategic_reason: str
     missing: list[str]
@@ -153,6 +155,7 @@ def case_summary(rules: Rules, case: Case) -> CaseSummary:
         answers=[AnswerLine(label=answer_label(rules, q), text=case.answers.get(q) or "—")
                  for q in QUESTION_IDS],
         sbsys_number=case.sbsys_number or "", system_owner=case.system_owner or "",
+        system_owner_note=case.system_owner_note,
         strategic=case.strategic, strategic_reason=case.strategic_reason,
         missing=missing_labels(rules, case.missing),
     )

@@ -150,9 +150,12 @@ def _lines(text: object) -> list[str]:
 
 
 def system_owner_text(bot: Bot, case: Case) -> str:
-    """Who owns the system, as the agenda shows it: the name, or "ikke oplyst" (rules/
-    labels.yaml `agenda.not_given`). The one place the agenda's owner line comes from."""
-    return case.system_owner or bot.rules.labels.get("agenda", "not_given")
+    """The agenda's system owner line: the owner, or `ikke oplyst` (rules/labels.yaml
+    `agenda.not_given`), followed by where it came from or why it is not known
+    (`case.system_owner_note`: "fundet i KITOS: RuteNet, rolle Systemejer", "systemejer ikke
+    slået op (KITOS svarede 403)")."""
+    owner = case.system_owner or bot.rules.labels.get("agenda", "not_given")
+    return f"{owner} – {case.system_owner_note}" if case.system_owner_note else owner
 
 
 def project_type_line(bot: Bot, case: Case) -> ProjectTypeLine:

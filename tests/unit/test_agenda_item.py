@@ -179,7 +179,8 @@ def test_an_item_file_is_the_municipal_form_in_word_styles(council: Council) -> 
     assert "Forslag: digitaliseringsprojekt – afløser papir eller regneark: „I dag bookes " \
            "lokaler i et regneark, og det giver dobbeltbookinger“" in facts
     assert "Strategisk: nej" in facts
-    assert "Systemejer: Søren Ravn" in facts and "SBSYS-sagsnummer: 27.00.00-G01-1-24" in facts
+    assert "Systemejer: Søren Ravn – oplyst i ansøgningen" in facts
+    assert "SBSYS-sagsnummer: 27.00.00-G01-1-24" in facts
     assert "Teknisk beskrivelse: Teknisk beskrivelse.pdf (v1)" in facts
     assert section(item, "Økonomi") == [
         "Engangsudgift: 80.000 kr.", "Årlig udgift: 12.000 kr.",
