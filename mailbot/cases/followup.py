@@ -15,7 +15,7 @@ from mailbot.cases.documents import latest_documents, store_documents
 from mailbot.cases.opening import completeness
 from mailbot.intake.parse import Inbound
 from mailbot.models import Case, RawMessage
-from mailbot.reading.brief import declarations, read_answers
+from mailbot.reading.brief import declarations, read_answers, system_owner
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import own_text
 from mailbot.rules import QUESTION_IDS, Rules
@@ -39,6 +39,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
                             for reading in classify(a, bot.rules)], now)
     present = {d.kind for d in latest_documents(session, case.id)}
     case.not_applicable = {**case.not_applicable, **declarations(own, present, bot.rules)}
+    # final approval needs a system owner (two phases): the list asks her to name one
+    case.system_owner = case.system_owner or system_owner(own, bot.rules)
     case.missing = missing_items(bot.rules, case, present)
     if case.status in (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE):
         case.status = check_transition(case.status, completeness(case.missing))

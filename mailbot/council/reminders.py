@@ -23,7 +23,7 @@ from mailbot.council.phases import (
     final_missing_lines,
     two_phases,
 )
-from mailbot.council.reviews import review_state_label
+from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.council.status import send_status
 from mailbot.models import Case, Guidance, Review
 from mailbot.vocabulary import CaseStatus, Purpose, ReviewState
@@ -70,8 +70,9 @@ def _relay(session: Session, bot: Bot, case_id: int, items: list[Guidance],
 def _phase_note(session: Session, bot: Bot, case: Case, items: list[Guidance],
                 now: datetime) -> dict[str, Any]:
     """What the relay says about the two phases: `complete` when it carries the answer that
-    completed the guidance (with how to klarmelde, unless `klarmeldt` already, and what
-    final approval still needs: `final`, MeetingTexts of the next deadline), `blocked` when
+    completed the guidance (with every role's `answers`, how to klarmelde unless `klarmeldt`
+    already, and what final approval still needs: `final`, MeetingTexts of the next
+    deadline), `blocked` when
     the klarmeldt case waits for a rejected review to be resolved (not when its agenda went
     out already)."""
     language = case.language
@@ -80,10 +81,14 @@ def _phase_note(session: Session, bot: Bot, case: Case, items: list[Guidance],
     blocked = bool(check and check.rejected and case.klarmeldt_at is not None and not (
         case.meeting_date is not None and agenda_sent(session, case.meeting_date)))
     texts = meeting_texts(CouncilCalendar(bot.settings.council).next_meeting(now))
+    assert case.id is not None
     return {"phases": bot.settings.council.phases,
             "complete": check is not None and any(i.completes_guidance for i in items),
             "klarmeldt": case.klarmeldt_at is not None, "blocked": blocked,
-            "final": final_missing_lines(bot.rules, missing, language), **texts}
+            "final": final_missing_lines(bot.rules, missing, language),
+            "answers": [{"role_name": bot.rules.role_name(r.role, language),
+                         "state": review_state_label(bot, r, language)}
+                        for r in current_reviews(session, case.id)], **texts}
 
 
 def remind(session: Session, bot: Bot, now: datetime) -> int:

@@ -561,7 +561,9 @@ def _strategic(text: str, amounts: list[Amount], rules: Rules) -> tuple[bool, st
     return False, ""
 
 
-def _system_owner(text: str, rules: Rules) -> str | None:
+def system_owner(text: str, rules: Rules) -> str | None:
+    """The name after a `system_owner_labels` label (rules/signals.yaml): "Systemejer: Jens
+    Jensen, Borgerservice" -> "Jens Jensen"; None when the text names none."""
     labels = "|".join(re.escape(label) for label in rules.signals.system_owner_labels)
     match = re.search(rf"\b(?:{labels})\b\s*(?:er|is|:|-|–)\s*(?P<who>[^\n.;,]+)", text, re.I)
     return match.group("who").strip() if match else None
@@ -591,7 +593,7 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
         answers=answers, documents=documents, missing=missing, not_applicable=declared,
         strategic=strategic, strategic_reason=reason,
         sbsys_number=sbsys.group(0) if sbsys else None,
-        system_owner=_system_owner(text, rules),
+        system_owner=system_owner(text, rules),
         when=normalise_when(answers["when"], today, rules.signals),
         amounts=tuple(amounts), payer=payer(answers["cost"], rules.signals),
         answers_from=best.source,

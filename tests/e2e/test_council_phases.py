@@ -231,3 +231,23 @@ def test_one_phase_puts_the_case_on_the_agenda_by_itself_as_before(world: World)
     world.run_once(at(25, 12))
     assert "Tak, vi har opdateret sag" in body_of(to_applicant(world)[-1])
     assert "klarmelding" not in events(world)
+
+
+def test_a_system_owner_named_in_a_follow_up_completes_the_list(world: World) -> None:
+    two_phases(world)
+    world.deliver(world.brief())  # names no system owner
+    world.run_once(THURSDAY)
+    for role in ROLES:
+        world.deliver(reply(world, request_for(world, role), world.reviewer(role), "Godkendt."))
+    world.run_once(at(25, 11, 10))  # the guidance mail goes out
+    write_on_thread(world, "Klarmelding.\n", (*FINAL_DOCUMENTS, "Projektbeskrivelse.docx"))
+    world.run_once(at(26, 10))
+    [answer] = to_applicant(world)[2:]
+    assert "- Systemejer: hvem ejer systemet" in body_of(answer)
+    assert "Projektbeskrivelse" not in body_of(answer)
+    write_on_thread(world, "Systemejer: Jens Jensen, Borgerservice\n")
+    world.run_once(at(26, 11))
+    [meeting] = to_applicant(world)[3:]
+    assert "møde 8. marts 2027" in " ".join(body_of(meeting).split())
+    case = the_case(world)
+    assert case.system_owner == "Jens Jensen" and case.status == "queued"
