@@ -42,7 +42,7 @@ from mailbot.delivery.outbox import Sender
 from mailbot.intake.classify import ENCRYPTED_REF
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.threads import ALERT_REF, agenda_ref
-from mailbot.models import Case, Outbox, RawMessage, Review
+from mailbot.models import Agenda, Case, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import DecisionReading
 from mailbot.reading.replies import Verdict as VerdictReading
@@ -177,8 +177,8 @@ def _two_phases(session: Session, bot: Bot, language: str, uid: int) -> None:
     guided.system_owner = "Åse Ærø"
     guided.not_applicable = {kind: "Øvelse." for kind in bot.rules.required_final}
     meeting = CouncilCalendar(bot.settings.council).upcoming(now)
-    if not agenda_sent(session, meeting.day):
-        send_agenda(session, bot, meeting, now, next_agenda_version(session, meeting.day))
+    if not agenda_sent(session, meeting.day):  # as if its agenda had gone out (no mail)
+        session.add(Agenda(meeting_date=meeting.day, version=1, message_id="", created_at=now))
     answer_followup(session, bot, guided, True, now)
 
 

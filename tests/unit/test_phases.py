@@ -247,3 +247,30 @@ def test_one_phase_reminds_as_before(bot: Bot) -> None:
             2027, 3, 4, 10, 0, tzinfo=COPENHAGEN)
         case.applicant_reminded_at = THURSDAY
         assert applicant_reminder_due(session, single, case) is None
+
+
+@pytest.mark.parametrize(("file", "old", "new", "problem"), [
+    ("documents.yaml", "  project_description: any\n", "  project_description: later\n",
+     "[required_final.project_description] must be final or any"),
+    ("documents.yaml", "  business_case: any\n", "  budget: any\n",
+     "[required_final.budget] is not defined under kinds"),
+    ("decisions.yaml", "applicant_klarmelding:", "klarmelding_phrases:",
+     "[applicant_klarmelding] must be a list of strings"),
+    ("labels.yaml", "    system_owner: Systemejer\n", "    systemejer: Systemejer\n",
+     "[items.da] unknown key 'systemejer'"),
+])
+def test_the_phase_rules_are_checked_at_load(tmp_path: Path, file: str, old: str, new: str,
+                                             problem: str) -> None:
+    from mailbot.errors import ConfigError
+    from mailbot.resources import shipped
+    from mailbot.rules import load_rules
+
+    for source in shipped("rules").glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text("utf-8"), "utf-8")
+    path = tmp_path / file
+    text = path.read_text("utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_rules(tmp_path)
+    assert file in str(err.value) and problem in str(err.value)
