@@ -137,7 +137,8 @@ def guidance_complete(session: Session, case: Case) -> bool:
 def give_guidance(session: Session, bot: Bot, now: datetime) -> int:
     """Two phases: every open case whose guidance became complete is marked so
     (`guidance_given_at`, phase `final`; status `guided` unless the applicant already
-    klarmeldte it), and the next guidance relay tells the applicant how to klarmelde.
+    klarmeldte it), and the next guidance relay tells the applicant how to klarmelde (not
+    when the case is on an agenda already).
     A job (also for cases from before the upgrade); returns the number of cases marked."""
     if not two_phases(bot):
         return 0
@@ -163,7 +164,8 @@ def _mark_guided(session: Session, case: Case, now: datetime) -> None:
     session.add(case)
     record(session, case.id, None, now, "guidance_given",
            "; ".join(f"{r.role}: {r.verdict}" for r in current))
-    _relay_completion(session, case.id, current, now)
+    if case.status != CaseStatus.QUEUED:  # one on an agenda has been told its meeting
+        _relay_completion(session, case.id, current, now)
 
 
 def _relay_completion(session: Session, case_id: int, current: list[Review],

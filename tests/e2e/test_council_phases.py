@@ -251,3 +251,26 @@ def test_a_system_owner_named_in_a_follow_up_completes_the_list(world: World) ->
     assert "møde 8. marts 2027" in " ".join(body_of(meeting).split())
     case = the_case(world)
     assert case.system_owner == "Jens Jensen" and case.status == "queued"
+
+
+def test_a_case_queued_with_one_phase_keeps_its_place_after_switching_to_two(
+        world: World) -> None:
+    """The upgrade: a case on an agenda under `phases = 1` stays there under `phases = 2`,
+    without a klarmelding and without a guidance mail about klarmelding."""
+    world.write_config(council={"phases": 1})
+    world.deliver(world.brief(body=BRIEF_BODY))
+    world.run_once(THURSDAY)
+    for role in ROLES:
+        world.deliver(reply(world, request_for(world, role), world.reviewer(role), "Godkendt."))
+    world.run_once(at(25, 11))
+    assert the_case(world).status == "queued"
+    before = len(to_applicant(world))
+    two_phases(world)
+    world.run_once(at(25, 12))
+    world.run_once(at(1, 12, 5))
+    case = the_case(world)
+    assert case.status == "queued" and case.meeting_date.isoformat() == "2027-03-08"  # type: ignore[union-attr]
+    assert case.guidance_given_at is not None  # marked, silently
+    assert len(to_applicant(world)) == before
+    [agenda] = agendas(world)
+    assert "ITP-2027-0001 Ny mødebooking" in body_of(agenda)
