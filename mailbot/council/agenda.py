@@ -116,8 +116,8 @@ def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
 
 
 def _unqueue(session: Session, bot: Bot, case: Case, now: datetime) -> None:
-    """Off its agenda: back to `complete`, or with two phases to `klarmeldt` (a case queued
-    before the upgrade without a klarmelding goes back to `complete`)."""
+    """Off its agenda, with the reasons in its timeline: back to `klarmeldt` with two phases,
+    else (one phase, or a case queued before an upgrade to two phases) to `complete`."""
     reasons = readiness(session, bot, case).reasons
     was = case.meeting_date
     case.meeting_date, case.ready_at = None, None
