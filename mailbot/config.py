@@ -184,6 +184,10 @@ class CouncilSettings(_Section):
     extra_meetings: list[str] = Field(default_factory=list)  # "YYYY-MM-DD"
     empty_agenda: Literal["send", "skip"] = "send"
     agenda_zip_max_mb: float = Field(default=10, ge=0)
+    # the council's page: 2 = guidance on the drafts, then the applicant's klarmelding with
+    # the final documents and the project description for final approval; 1 = a case goes on
+    # the agenda by itself when nothing is missing and every review is approved
+    phases: int = Field(default=2, ge=1, le=2)
 
 
 class ReviewerSettings(_Section):
@@ -810,6 +814,8 @@ no_meeting_periods = ["2027-07-05..2027-08-08", "2026-12-21..2027-01-03"]
 extra_meetings = []                   # ["2027-06-30"]
 empty_agenda = "send"                 # "send" a short "no items" mail, or "skip"
 agenda_zip_max_mb = 10                # the documents go along as one ZIP below this size
+phases = 2                            # 2: guidance, then klarmelding for final approval;
+                                      # 1: on the agenda once every review is approved
 
 [reviewers]
 it_operations = ["it-drift@kommune.dk"]

@@ -150,23 +150,49 @@ def _answer(imap: Pymap, request: EmailMessage, sender: str, text: str, tag: str
     imap.deliver(BOT_ADDRESS, answer.as_bytes())
 
 
+# the chatbot case's final documents (two phases): with the klarmelding, then the rest
+KLARMELDING = ("Hej\n\nHermed klarmelder jeg sagen. Kontrakten og databehandleraftalen er "
+               "forhandlet færdig; de endelige udgaver er vedhæftet.",
+               ("Kontrakt endelig - chatbot.pdf", "Databehandleraftale endelig - chatbot.pdf"))
+COMPLETION = ("Hej\n\nHer er projektbeskrivelsen.\n\nSystemejer: Dorthe Ølgaard, "
+              "Kommunikation", ("Projektbeskrivelse chatbot.pdf",))
+
+
 def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink,
                    imap: Pymap, echo: Callable[[str], None]) -> None:
-    """All reviewers approve the chatbot case; at the deadline the secretary gets the agenda;
-    she replies with the decision; the applicant is told."""
+    """The council's two phases on the chatbot case: every reviewer gives guidance on the
+    drafts and the applicant is told how to klarmelde; her klarmelding with the final
+    contract and DPA gets ONE list of what is missing; the project description and the
+    system owner put the case on the agenda; at the deadline the secretary gets the agenda,
+    she replies with the decision, the applicant is told."""
     settings = load_settings(config, environ={})
     chatbot = [message_from_bytes(d.raw, policy=policy.default) for d in sink.history
                if "-0004] Anmodning om vurdering" in
                str(message_from_bytes(d.raw, policy=policy.default)["Subject"])]
+    now = datetime.now(UTC)
+    ref = f"ITP-{now.astimezone(COPENHAGEN).year}-0004"  # the fourth brief of the demo
+    echo(f"\n== The council, phase 1: every reviewer gives guidance on {ref} ==")
     for role, addresses in reviewers.items():
         request = next(m for m in chatbot if addresses[0] in str(m["To"]))
         _answer(imap, request, addresses[0], "Godkendt.", f"approve-{role}")
+        echo(f"{addresses[0]} answers: Godkendt.")
+    sink.received.clear()
     Service(build_bot(settings, Clock())).run_once()
-    now = datetime.now(UTC)
-    ref = f"ITP-{now.astimezone(COPENHAGEN).year}-0004"  # the fourth brief of the demo
-    next_meeting = CouncilCalendar(settings.council).next_meeting(now)
+    # the guidance relay waits guidance_batch_minutes for more answers
+    Service(build_bot(settings, Clock(now + timedelta(minutes=10)))).run_once()
+    applicant = _show_to_applicant(sink, "Guidance", echo)
+    receipt = next(_parse(d.raw) for d in sink.history if applicant in d.recipients)
+    for step, (text, attached) in enumerate((KLARMELDING, COMPLETION), start=1):
+        echo(f"\n== The council, phase 2: {applicant} writes on the thread "
+             f"({', '.join(attached)}) ==\n{text}")
+        _applicant_mail(imap, receipt, applicant, text, attached, f"klarmelding-{step}")
+        sink.received.clear()
+        Service(build_bot(settings, Clock(now + timedelta(minutes=10 + step)))).run_once()
+        _show_to_applicant(sink, "Answer", echo)
+    # the meeting whose deadline the last mail made
+    next_meeting = CouncilCalendar(settings.council).next_meeting(now + timedelta(minutes=12))
     deadline, meeting = next_meeting.deadline, next_meeting.day
-    echo(f"\n== The council: all reviewers approved {ref}; next agenda deadline "
+    echo(f"\n== The council: {ref} is klarmeldt and complete; next agenda deadline "
          f"{deadline:%Y-%m-%d %H:%M}, meeting {meeting} ==")
     sink.received.clear()
     Service(build_bot(settings, Clock(deadline + timedelta(minutes=5)))).run_once()
@@ -184,6 +210,32 @@ def _council_round(reviewers: dict[str, list[str]], config: Path, sink: SmtpSink
         # the week also brought reminders to late reviewers; show the decisions
         if "Beslutning:" in _plain(delivered.raw):
             _show(delivered.raw, f"Decision to {delivered.recipients[0]}", echo)
+
+
+def _show_to_applicant(sink: SmtpSink, heading: str, echo: Callable[[str], None]) -> str:
+    """Show what the chatbot case's applicant got in the last run; returns her address."""
+    for delivered in sink.received:
+        if "-0004]" in str(_parse(delivered.raw)["Subject"]) and \
+                "Anmodning om vurdering" not in str(_parse(delivered.raw)["Subject"]):
+            _show(delivered.raw, f"{heading} to {delivered.recipients[0]}", echo)
+            return delivered.recipients[0]
+    raise AssertionError("the chatbot case's applicant got no mail")  # a demo that lies
+
+
+def _applicant_mail(imap: Pymap, receipt: EmailMessage, sender: str, text: str,
+                    files: tuple[str, ...], tag: str) -> None:
+    """The applicant's reply on her receipt's thread, with (tiny PDF) attachments."""
+    answer = EmailMessage()
+    answer["From"] = sender
+    answer["To"] = BOT_ADDRESS
+    answer["Subject"] = f"SV: {receipt['Subject']}"
+    answer["Message-ID"] = f"<demo-{tag}@kommune.test>"
+    answer["In-Reply-To"] = str(receipt["Message-ID"]).strip()
+    answer.set_content(f"{text}\n\nMed venlig hilsen\n{sender}")
+    for name in files:
+        answer.add_attachment(f"%PDF-1.4 {name}\n".encode(), maintype="application",
+                              subtype="pdf", filename=name)
+    imap.deliver(BOT_ADDRESS, answer.as_bytes())
 
 
 def _report(engine: Engine, sink: SmtpSink, imap: Pymap,

@@ -122,6 +122,12 @@ class Case(SQLModel, table=True):
     decision: str | None = None  # approved | rejected | postponed | forwarded | withdrawn
     decision_text: str = ""
     decided_at: datetime | None = None
+    # the council's two phases (`[council] phases = 2`): "guidance" until every role has
+    # answered (guidance_given_at) or the applicant declared the case ready (klarmeldt_at),
+    # then "final"; documents received from then on are final versions
+    phase: str = "guidance"
+    guidance_given_at: datetime | None = None
+    klarmeldt_at: datetime | None = None
 
 
 class CaseDocument(SQLModel, table=True):
@@ -215,6 +221,9 @@ class Guidance(SQLModel, table=True):
     review_id: int = Field(foreign_key="review.id")
     created_at: datetime
     relayed_at: datetime | None = Field(default=None, index=True)
+    # the verdict that completed the guidance (two phases): its relay says so and how to
+    # klarmelde
+    completes_guidance: bool = False
 
 
 class Agenda(SQLModel, table=True):

@@ -24,6 +24,7 @@ from mailbot.cases.opening import open_case, send_receipt
 from mailbot.clock import COPENHAGEN
 from mailbot.council.attention import tell_secretary
 from mailbot.council.decisions import apply_decisions, move_on_request
+from mailbot.council.klarmelding import answer_followup
 from mailbot.council.reviews import apply_verdict, identity_problem, route
 from mailbot.council.status import send_status
 from mailbot.db import transaction
@@ -278,7 +279,8 @@ def _case_mail(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
 def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMessage,
               disposition: CaseMail, now: datetime) -> None:
     """The applicant asks for the checklist, postpones, withdraws, or adds to the case (new
-    answers and documents are routed to the reviewers and the checklist goes back)."""
+    answers and documents are routed to the reviewers and the checklist goes back; with two
+    phases a klarmelding, or any mail on a klarmeldt case, gets the klarmelding answer)."""
     if disposition.action == "status":
         send_status(session, bot, case, Purpose.STATUS, now)
     elif disposition.action in ("postpone", "withdraw"):
@@ -286,7 +288,8 @@ def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMes
     else:
         apply_followup(session, bot, case, mail, row, now)
         route(session, bot, case, now)
-        send_status(session, bot, case, Purpose.UPDATE, now)
+        if not answer_followup(session, bot, case, disposition.action == "klarmelding", now):
+            send_status(session, bot, case, Purpose.UPDATE, now)
 
 
 def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_id: int,

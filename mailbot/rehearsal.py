@@ -6,7 +6,9 @@ deadline). So `check` plays the whole process once, in Danish and in English, on
 SQLite database in a temporary folder: a brief with gaps, the receipt, review requests, the
 applicant's status, the answer to an encrypted mail, an unclear verdict asked back and then
 handed to the secretary, guidance, reminders, the meeting notice, the agenda with its Word
-file, a decision with the board bundle, a withdrawal and decision lines listed back. Every
+file, a decision with the board bundle, a withdrawal and decision lines listed back; all of
+it with one phase and with two, and with two a klarmelding that misses something, the
+guidance completed and a klarmelding that goes on the agenda. Every
 mail goes through the real sending path and ends in the throwaway outbox; nothing is sent
 and nothing touches the real database.
 """
@@ -14,6 +16,7 @@ and nothing touches the real database.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -25,9 +28,11 @@ from mailbot.app import Bot
 from mailbot.blobs import BlobStore
 from mailbot.cases.opening import open_case, send_receipt
 from mailbot.config import Settings
-from mailbot.council.agenda import next_agenda_version, queue, send_agenda
+from mailbot.council.agenda import agenda_sent, next_agenda_version, queue, send_agenda
 from mailbot.council.decisions import apply_decisions, decide, move_on_request
+from mailbot.council.klarmelding import answer_followup
 from mailbot.council.meetings import CouncilCalendar
+from mailbot.council.phases import give_guidance
 from mailbot.council.reminders import relay_guidance, remind
 from mailbot.council.reviews import apply_verdict, route
 from mailbot.council.status import send_status
@@ -37,7 +42,7 @@ from mailbot.delivery.outbox import Sender
 from mailbot.intake.classify import ENCRYPTED_REF
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.threads import ALERT_REF, agenda_ref
-from mailbot.models import Case, Outbox, RawMessage, Review
+from mailbot.models import Agenda, Case, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import DecisionReading
 from mailbot.reading.replies import Verdict as VerdictReading
@@ -63,8 +68,12 @@ def rehearse(bot: Bot) -> int:
         stage = _stage_bot(bot, Path(folder))
         try:
             with Session(stage.engine) as session:
-                for number, language in enumerate(BRIEFS, start=1):
-                    _play(session, stage, language, number)
+                # both `[council] phases`, whatever the config says: each has wording of its own
+                plays = [(phases, language) for phases in (1, 2) for language in BRIEFS]
+                for number, (phases, language) in enumerate(plays, start=1):
+                    _play(session, _with_phases(stage, phases), language, number)
+                for number, language in enumerate(BRIEFS, start=len(plays) + 1):
+                    _two_phases(session, _with_phases(stage, 2), language, number * 10)
                 _alerts(session, stage)
                 _encrypted(session, stage)
                 count = len(session.exec(select(Outbox)).all())
@@ -94,6 +103,11 @@ def _stage_bot(bot: Bot, folder: Path) -> Bot:
                secret=b"rehearsal")
 
 
+def _with_phases(bot: Bot, phases: int) -> Bot:
+    council = bot.settings.council.model_copy(update={"phases": phases})
+    return replace(bot, settings=bot.settings.model_copy(update={"council": council}))
+
+
 def _brief(language: str, address: str) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = APPLICANT
@@ -106,7 +120,8 @@ def _brief(language: str, address: str) -> bytes:
     return msg.as_bytes()
 
 
-def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
+def _open(session: Session, bot: Bot, language: str, uid: int) -> tuple[Case, Inbound]:
+    """A case from the sample brief, with its receipt."""
     now = bot.clock.now()
     mail = parse(_brief(language, bot.settings.bot.address))
     raw = RawMessage(folder="rehearsal", uidvalidity=1, uid=uid, msgid_hash=language,
@@ -117,11 +132,54 @@ def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
     case = open_case(session, bot, mail, raw, reading, now)
     case.language = language  # both languages' applicant templates, whatever was read
     send_receipt(session, bot, case, mail, reading, now)
+    return case, mail
+
+
+def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
+    now = bot.clock.now()
+    case, mail = _open(session, bot, language, uid)
     route(session, bot, case, now)
     for purpose in (Purpose.STATUS, Purpose.UPDATE, Purpose.REMINDER):
         send_status(session, bot, case, purpose, now)
     _reviews(session, bot, case, mail, now)
     _council(session, bot, case, mail, now)
+
+
+def _two_phases(session: Session, bot: Bot, language: str, uid: int) -> None:
+    """With two phases: a klarmelding that still misses something (answers, documents, the
+    system owner, a rejected review, one still to answer), the checklist then, the guidance
+    relay that completes the guidance; a second case guided, then klarmeldt complete after
+    the nearest meeting's agenda went out (the meeting mail names the meeting it missed)."""
+    now = bot.clock.now()
+    case, mail = _open(session, bot, language, uid)
+    route(session, bot, case, now)
+    reviews = list(session.exec(select(Review).where(Review.case_id == case.id)).all())
+    rejected = VerdictReading("rejected", "Kan ikke anbefales: ingen logning.", "Kan ikke")
+    apply_verdict(session, bot, case, reviews[0], rejected, mail, now)
+    answer_followup(session, bot, case, True, now)
+    send_status(session, bot, case, Purpose.STATUS, now)
+    approved = VerdictReading("approved", "Godkendt.", "Godkendt")
+    for review in reviews[1:]:
+        apply_verdict(session, bot, case, review, approved, mail, now)
+    case.missing = []
+    give_guidance(session, bot, now)
+    relay_guidance(session, bot, now + timedelta(days=1))
+
+    guided, _ = _open(session, bot, language, uid + 1)
+    route(session, bot, guided, now)
+    for review in session.exec(select(Review).where(Review.case_id == guided.id)).all():
+        apply_verdict(session, bot, guided, review, approved, mail, now)
+    guided.missing = []
+    give_guidance(session, bot, now)
+    relay_guidance(session, bot, now + timedelta(days=1))
+    send_status(session, bot, guided, Purpose.STATUS, now)
+    guided.answers = {**guided.answers, "cost": "10.000 kr."}
+    guided.system_owner = "Åse Ærø"
+    guided.not_applicable = {kind: "Øvelse." for kind in bot.rules.required_final}
+    meeting = CouncilCalendar(bot.settings.council).upcoming(now)
+    if not agenda_sent(session, meeting.day):  # as if its agenda had gone out (no mail)
+        session.add(Agenda(meeting_date=meeting.day, version=1, message_id="", created_at=now))
+    answer_followup(session, bot, guided, True, now)
 
 
 def _alerts(session: Session, bot: Bot) -> None:

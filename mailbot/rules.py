@@ -86,6 +86,9 @@ class DocumentKind:
     # headings of its structure
     terms: tuple[re.Pattern[str], ...] = ()
     structure: tuple[re.Pattern[str], ...] = ()
+    # the name of the version final approval needs ("Endelig kontrakt"); "" = `title`
+    final_title: str = ""
+    final_title_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,10 @@ class DecisionWords:
     project_types: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     # "ikke et it-projekt": a type named right after these is not chosen
     project_type_negations: tuple[re.Pattern[str], ...] = ()
+    # the applicant declares the case ready for final approval (two phases): one pattern
+    # per phrase, whole words, ASCII spellings of æ/ø/å included
+    applicant_klarmelding: tuple[re.Pattern[str], ...] = ()
+    klarmelding_negations: tuple[str, ...] = ()  # "ikke klar til godkendelse" is none
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,8 @@ class AgendaWords:
 LABEL_KEYS: dict[str, tuple[str, ...]] = {
     "review_states": ("waiting", *(v.value for v in Verdict)),
     "decisions": tuple(d.value for d in Decision),
-    "readiness": ("missing", "no_reviews", "review"),
+    "readiness": ("missing", "no_reviews", "review", "not_klarmeldt"),
+    "items": ("system_owner",),
     "files": ("agenda_docx", "agenda_item_docx", "documents_zip"),
     "cost": ("one_off", "yearly", "monthly", "total_over_period", "excl", "incl", "currency",
              "payer"),
@@ -252,6 +260,8 @@ class Rules:
     decision_words: DecisionWords
     kinds: tuple[DocumentKind, ...]
     required: tuple[str, ...]
+    # two phases: kind -> "final" (a version from the final phase) or "any" (any version)
+    required_final: dict[str, str]
     role_names: dict[str, str]
     role_names_en: dict[str, str]
     screening: Screening
@@ -264,10 +274,14 @@ class Rules:
     def kind(self, kind_id: str) -> DocumentKind | None:
         return next((k for k in self.kinds if k.id == kind_id), None)
 
-    def title(self, kind_id: str, language: str = "da") -> str:
+    def title(self, kind_id: str, language: str = "da", final: bool = False) -> str:
+        """The kind's name in `language`; `final`: the name of the version final approval
+        needs ("Endelig kontrakt"), where documents.yaml gives one."""
         kind = self.kind(kind_id)
         if kind is None:
             return "Other attachment" if language == "en" else "Andet bilag"
+        if final and kind.final_title:
+            return kind.final_title_en if language == "en" else kind.final_title
         return kind.title_en if language == "en" else kind.title
 
     def reviewers_of(self, kind_id: str) -> tuple[str, ...]:
@@ -386,8 +400,25 @@ def _kinds(reader: _Reader) -> tuple[DocumentKind, ...]:
             structure=reader.regexes(
                 reader.strings(entry.get("structure", []), f"{entry_name}.structure", True),
                 f"{entry_name}.structure", re.IGNORECASE | re.MULTILINE),
+            final_title=str(entry.get("final_title") or ""),
+            final_title_en=str(entry.get("final_title_en") or entry.get("final_title") or ""),
         ))
     return tuple(out)
+
+
+FINAL_MODES = ("final", "any")
+
+
+def _required_final(reader: _Reader, known: set[str]) -> dict[str, str]:
+    """documents.yaml `required_final`: kind -> "final" | "any", every kind defined."""
+    raw = reader.mapping(reader.data.get("required_final"), "required_final")
+    for kind_id, mode in raw.items():
+        if kind_id not in known:
+            raise reader.fail(f"required_final.{kind_id}", "is not defined under kinds")
+        if mode not in FINAL_MODES:
+            raise reader.fail(f"required_final.{kind_id}", f"must be {' or '.join(FINAL_MODES)}",
+                              "final: a version from the final phase; any: any version")
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 def _screening(reader: _Reader) -> Screening:
@@ -559,6 +590,11 @@ def _decision_words(reader: _Reader) -> DecisionWords:
         project_type_negations=reader.regexes(
             reader.strings(d.get("project_type_negations", []), "project_type_negations",
                            True), "project_type_negations"),
+        applicant_klarmelding=tuple(
+            _phrase(reader, phrase, f"applicant_klarmelding[{i}]")
+            for i, phrase in enumerate(reader.strings(d.get("applicant_klarmelding"),
+                                                      "applicant_klarmelding"))),
+        klarmelding_negations=words("klarmelding_negations"),
     )
 
 
@@ -607,6 +643,16 @@ def _agenda_words(reader: _Reader) -> AgendaWords:
     )
 
 
+def _phrase(reader: _Reader, phrase: str, entry: str) -> re.Pattern[str]:
+    """A phrase as whole words, any run of white space between them, æ/ø/å also in their
+    ASCII spellings ("klar til IT-Projektraadet")."""
+    from mailbot.reading.danish import ascii_spellings  # danish reads Signals from here
+
+    spellings = sorted(ascii_spellings(phrase.strip()), key=len, reverse=True)
+    body = "|".join(r"\s+".join(re.escape(w) for w in s.split()) for s in spellings)
+    return reader.regex(rf"(?<!\w)(?:{body})(?!\w)", entry)
+
+
 def load_rules(folder: Path) -> Rules:
     brief = _Reader(folder / "brief.yaml")
     documents = _Reader(folder / "documents.yaml")
@@ -641,6 +687,7 @@ def load_rules(folder: Path) -> Rules:
             m.lower() for m in brief.strings(brief.data.get("end_markers"), "end_markers", True)),
         kinds=kinds,
         required=required,
+        required_final=_required_final(documents, known),
         role_names={k: documents.string(v, f"roles.{k}") for k, v in roles.items()},
         role_names_en={k: documents.string(v, f"roles_en.{k}") for k, v in documents.mapping(
             documents.data.get("roles_en", roles), "roles_en").items()},

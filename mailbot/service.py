@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from mailbot.app import Bot
 from mailbot.council.agenda import queue_ready_cases, send_due_agendas
 from mailbot.council.owner import look_up_owners
+from mailbot.council.phases import give_guidance
 from mailbot.council.reminders import relay_guidance, remind
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
@@ -102,9 +103,11 @@ class Service:
         return Mailbox(self.bot.settings.imap, self.bot.settings.source, self.bot.tokens)
 
     def run_jobs(self) -> None:
-        """Reminders and the batched guidance relay: whatever is due at the bot's `now`."""
+        """Guidance given (two phases), the batched guidance relay, reminders, cases queued
+        and agendas: whatever is due at the bot's `now`."""
         now = self.bot.clock.now()
         with transaction(self.bot.engine) as session:
+            give_guidance(session, self.bot, now)  # before the relay: it says so
             relayed = relay_guidance(session, self.bot, now)
             reminded = remind(session, self.bot, now)
             queued = queue_ready_cases(session, self.bot, now)

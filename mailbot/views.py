@@ -114,7 +114,15 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "meeting": case.meeting_date.isoformat() if case.meeting_date else None,
         "decision": case.decision,
         "decision_text": case.decision_text,
+        # the council's two phases (`[council] phases = 2`)
+        "phase": case.phase,
+        "guidance_given_at": _local_iso(case.guidance_given_at, tz),
+        "klarmeldt_at": _local_iso(case.klarmeldt_at, tz),
     }
+
+
+def _local_iso(moment: datetime | None, tz: tzinfo) -> str | None:
+    return _local(moment, tz).isoformat() if moment is not None else None
 
 
 def case_text(session: Session, case: Case, data: dict[str, Any],
@@ -130,7 +138,7 @@ def case_text(session: Session, case: Case, data: dict[str, Any],
     lines = [f"{case.ref}  {case.title}", f"status:    {case.status}",
              f"applicant: {case.applicant_name} <{case.applicant_address}>",
              f"created:   {_local(case.created_at, tz):%Y-%m-%d %H:%M:%S %Z}",
-             *_case_facts(data), "", "answers:"]
+             *_case_facts(data), _phase_line(case, tz), "", "answers:"]
     for qid, answer in data["answers"].items():
         lines.append(f"  {qid:6} {_short((answer or '(missing)').replace(chr(10), ' '), 90)}")
     lines.append("documents:")
@@ -180,6 +188,15 @@ def _owner(data: dict[str, Any]) -> str:
     source = data["system_owner_source"] or "not looked up yet"
     note = f": {data['system_owner_note']}" if data["system_owner_note"] else ""
     return f"{data['system_owner'] or '-'} ({source}{note})"
+
+
+def _phase_line(case: Case, tz: tzinfo) -> str:
+    """`phase:     final (guidance given 2027-02-26 10:00 CET, klarmeldt 2027-03-01 11:00
+    CET)`."""
+    moments = [f"{label} {_local(moment, tz):%Y-%m-%d %H:%M %Z}"
+               for moment, label in ((case.guidance_given_at, "guidance given"),
+                                     (case.klarmeldt_at, "klarmeldt")) if moment is not None]
+    return f"phase:     {case.phase}" + (f" ({', '.join(moments)})" if moments else "")
 
 
 def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:

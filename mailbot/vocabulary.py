@@ -19,25 +19,46 @@ class CaseStatus(StrEnum):
     RECEIVED = "received"  # the model's default before a brief is read
     INCOMPLETE = "incomplete"  # an answer or a required document is missing
     COMPLETE = "complete"  # nothing missing; reviews may still be open
+    # `[council] phases = 2` only (the council's page: guidance first, then klarmelding):
+    GUIDED = "guided"  # "vejledning givet": every role answered, nothing missing for guidance
+    KLARMELDT = "klarmeldt"  # declared ready, but something is missing for final approval
     QUEUED = "queued"  # ready, on the agenda of `Case.meeting_date`
     DECIDED = "decided"  # the council decided (approved, rejected, forwarded)
     WITHDRAWN = "withdrawn"  # the applicant withdrew it
 
 
-OPEN_STATUSES = (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE, CaseStatus.QUEUED)
+OPEN_STATUSES = (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE, CaseStatus.GUIDED,
+                 CaseStatus.KLARMELDT, CaseStatus.QUEUED)
 
 # The only case status changes there are (from -> allowed to). A decided or withdrawn case
-# never reopens by itself.
+# never reopens by itself. With two phases a queued case whose final version a reviewer
+# rejects before its agenda went out goes back to klarmeldt (with one phase: to complete).
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     CaseStatus.RECEIVED: frozenset({CaseStatus.INCOMPLETE, CaseStatus.COMPLETE}),
-    CaseStatus.INCOMPLETE: frozenset({CaseStatus.COMPLETE, CaseStatus.QUEUED,
-                                      CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
-    CaseStatus.COMPLETE: frozenset({CaseStatus.INCOMPLETE, CaseStatus.QUEUED,
+    CaseStatus.INCOMPLETE: frozenset({CaseStatus.COMPLETE, CaseStatus.KLARMELDT,
+                                      CaseStatus.QUEUED, CaseStatus.DECIDED,
+                                      CaseStatus.WITHDRAWN}),
+    CaseStatus.COMPLETE: frozenset({CaseStatus.INCOMPLETE, CaseStatus.GUIDED,
+                                    CaseStatus.KLARMELDT, CaseStatus.QUEUED,
                                     CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
-    CaseStatus.QUEUED: frozenset({CaseStatus.COMPLETE, CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
+    CaseStatus.GUIDED: frozenset({CaseStatus.KLARMELDT, CaseStatus.QUEUED, CaseStatus.DECIDED,
+                                  CaseStatus.WITHDRAWN}),
+    CaseStatus.KLARMELDT: frozenset({CaseStatus.QUEUED, CaseStatus.DECIDED,
+                                     CaseStatus.WITHDRAWN}),
+    CaseStatus.QUEUED: frozenset({CaseStatus.COMPLETE, CaseStatus.KLARMELDT,
+                                  CaseStatus.DECIDED, CaseStatus.WITHDRAWN}),
     CaseStatus.DECIDED: frozenset(),
     CaseStatus.WITHDRAWN: frozenset(),
 }
+
+
+class Phase(StrEnum):
+    """The council's two phases (`Case.phase`, used with `[council] phases = 2`): reviews of
+    the drafts are guidance; from guidance given or the klarmelding on, documents are final
+    versions for final approval."""
+
+    GUIDANCE = "guidance"
+    FINAL = "final"
 
 
 class InvalidTransition(ValueError):
@@ -153,6 +174,9 @@ class Purpose(StrEnum):
     RECEIPT = "receipt"  # the ONE answer to a new brief
     STATUS = "status"  # answer to "status?"
     UPDATE = "update"  # answer to the applicant's follow-up (new answers or documents)
+    # answer to a klarmelding (or a later mail on a klarmeldt case) that still misses
+    # something for final approval: ONE list of it (two phases)
+    KLARMELDING = "klarmelding"
     ASK_BACK = "askback"  # answer to an unclear verdict
     UNMAPPED = "unmapped"  # answer to the secretary: decision lines that could not be read
     REVIEW = "review"
@@ -172,8 +196,9 @@ class Purpose(StrEnum):
         return AutoSubmitted.REPLIED if self in _DIRECT_ANSWERS else AutoSubmitted.GENERATED
 
 
-_DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE, Purpose.ASK_BACK,
-                             Purpose.UNMAPPED, Purpose.ENCRYPTED})
+_DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE,
+                             Purpose.KLARMELDING, Purpose.ASK_BACK, Purpose.UNMAPPED,
+                             Purpose.ENCRYPTED})
 
 
 class Incident(StrEnum):

@@ -48,6 +48,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
                             for reading in classify(a, bot.rules)], now)
     present = {d.kind for d in latest_documents(session, case.id)}
     case.not_applicable = {**case.not_applicable, **declarations(own, present, bot.rules)}
+    # final approval needs a system owner (two phases): the list asks her to name one
+    case.system_owner = case.system_owner or system_owner(own, bot.rules)
     case.missing = missing_items(bot.rules, case, present)
     if case.status in (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE):
         case.status = check_transition(case.status, completeness(case.missing))

@@ -164,4 +164,11 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptConte
         missing_answers=missing_answers(rules, reading.missing, language),
         missing_documents=missing_documents(rules, reading.missing, language),
         understood=understood_answers(rules, reading.answers, reading.from_prose, language),
+        phases=bot.settings.council.phases,
+        final_versions=[rules.title(kind, language, final=True)
+                        for kind, mode in rules.required_final.items()
+                        if mode == "final" and kind not in case.not_applicable],
+        final_later=[rules.title(kind, language) for kind in rules.required_final
+                     if kind not in rules.required and kind not in case.not_applicable
+                     and kind not in {d.kind for d in reading.documents}],
     )

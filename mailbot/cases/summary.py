@@ -84,6 +84,11 @@ class ReceiptContext(TypedDict):
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
     understood: list[UnderstoodAnswer]
+    # `[council] phases`; with 2 the receipt says what the klarmelding will need: the final
+    # versions of some documents, and documents final approval needs besides the guidance's
+    phases: int
+    final_versions: list[str]  # "Endelig kontrakt"
+    final_later: list[str]  # "Projektbeskrivelse"
 
 
 def answer_label(rules: Rules, question_id: str, language: str = "da") -> str:

@@ -22,6 +22,7 @@ from mailbot.clock import as_utc
 from mailbot.council.agenda_docx import agenda_docx, item_docx
 from mailbot.council.agenda_item import AgendaItem, agenda_item
 from mailbot.council.meetings import CouncilCalendar, Meeting, meeting_texts
+from mailbot.council.phases import final_check, final_labels, two_phases
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.db import transaction
 from mailbot.delivery.mail import Attachment, queue_mail
@@ -46,8 +47,12 @@ class Readiness:
 
 
 def readiness(session: Session, bot: Bot, case: Case) -> Readiness:
-    """Ready = nothing missing and every current review approved; else the reasons why not."""
+    """Ready = nothing missing and every current review approved; else the reasons why not.
+    With two phases (`[council] phases = 2`): klarmeldt, nothing missing for final approval
+    and no current review rejected (one still waiting does not hold the case back)."""
     assert case.id is not None
+    if two_phases(bot):
+        return _final_readiness(session, bot, case)
     words = bot.rules.labels
     reasons = []
     if case.missing:
@@ -63,12 +68,36 @@ def readiness(session: Session, bot: Bot, case: Case) -> Readiness:
     return Readiness(not reasons, reasons)
 
 
+def _final_readiness(session: Session, bot: Bot, case: Case) -> Readiness:
+    words = bot.rules.labels
+    check = final_check(session, bot, case)
+    reasons = [] if case.klarmeldt_at is not None else [words.get("readiness", "not_klarmeldt")]
+    if check.missing:
+        items = ", ".join(final_labels(bot.rules, check.missing))
+        reasons.append(words.get("readiness", "missing").format(items=items))
+    reasons += [words.get("readiness", "review").format(
+        role=bot.rules.role_names[r.role], state=review_state_label(bot, r))
+        for r in check.rejected]
+    return Readiness(not reasons, reasons)
+
+
+def _leaves_agenda(session: Session, bot: Bot, case: Case) -> bool:
+    """A queued case that no longer belongs on its agenda. With two phases only a rejected
+    current review takes it off: what final approval needs cannot go missing again, and a
+    case queued before an upgrade to two phases keeps its place without a klarmelding."""
+    if two_phases(bot):
+        return bool(final_check(session, bot, case).rejected)
+    return not readiness(session, bot, case).ready
+
+
 def _ready_at(session: Session, case: Case) -> datetime:
-    """When the last condition was met: the later of the last approval and the last update."""
+    """When the last condition was met: the latest of the last approval, the last update
+    and the klarmelding."""
     assert case.id is not None
-    return max([as_utc(case.updated_at)] + [as_utc(r.answered_at)
-                                             for r in current_reviews(session, case.id)
-                                             if r.answered_at is not None])
+    return max([as_utc(case.updated_at)] + [as_utc(m) for m in (case.klarmeldt_at,)
+                                             if m is not None]
+               + [as_utc(r.answered_at) for r in current_reviews(session, case.id)
+                  if r.answered_at is not None])
 
 
 def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
@@ -79,19 +108,30 @@ def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
     queued = 0
     for case in session.exec(select(Case).where(col(Case.decision).is_(None),
                                                 col(Case.status).in_(OPEN_STATUSES))).all():
-        ready = readiness(session, bot, case).ready
         if case.meeting_date is not None:
-            if not ready and not agenda_sent(session, case.meeting_date):
-                case.meeting_date, case.ready_at = None, None
-                case.status = check_transition(case.status, CaseStatus.COMPLETE)
-                session.add(case)
-                record(session, case.id, None, now, "unqueued", "no longer ready")
+            if _leaves_agenda(session, bot, case) and not agenda_sent(session,
+                                                                      case.meeting_date):
+                _unqueue(session, bot, case, now)
             continue
-        if ready:
+        if readiness(session, bot, case).ready:
             case.ready_at = _ready_at(session, case)
             queue(session, bot, case, first_open_meeting(session, calendar, case.ready_at), now)
             queued += 1
     return queued
+
+
+def _unqueue(session: Session, bot: Bot, case: Case, now: datetime) -> None:
+    """Off its agenda, with the reasons in its timeline: back to `klarmeldt` with two phases,
+    else (one phase, or a case queued before an upgrade to two phases) to `complete`."""
+    reasons = readiness(session, bot, case).reasons
+    was = case.meeting_date
+    case.meeting_date, case.ready_at = None, None
+    case.status = check_transition(case.status, CaseStatus.KLARMELDT
+                                   if two_phases(bot) and case.klarmeldt_at is not None
+                                   else CaseStatus.COMPLETE)
+    session.add(case)
+    record(session, case.id, None, now, "unqueued",
+           f"off the agenda of {was}: no longer ready ({'; '.join(reasons)})")
 
 
 def first_open_meeting(session: Session, calendar: CouncilCalendar,
@@ -115,8 +155,11 @@ def following_meeting(session: Session, bot: Bot, after: date) -> Meeting:
 
 
 def queue(session: Session, bot: Bot, case: Case, meeting: Meeting, now: datetime,
-          moved: bool = False) -> None:
-    """Put the case on `meeting`'s agenda and tell the applicant the date."""
+          moved: bool = False, klarmelding: bool = False) -> None:
+    """Put the case on `meeting`'s agenda and tell the applicant the date. With two phases
+    the mail also names the nearer meeting it missed (its deadline passed or its agenda went
+    out) and the reviewers who have not answered yet; `klarmelding`: it answers her
+    klarmelding."""
     case.meeting_date = meeting.day
     case.status = check_transition(case.status, CaseStatus.QUEUED)
     session.add(case)
@@ -124,7 +167,41 @@ def queue(session: Session, bot: Bot, case: Case, meeting: Meeting, now: datetim
            f"meeting {meeting.day.isoformat()} (deadline {meeting.deadline:%Y-%m-%d %H:%M})")
     mail_about_case(session, bot, case, template="applicant_meeting", purpose=Purpose.MEETING,
                     to=[case.applicant_address], now=now, language=case.language,
-                    context={**meeting_texts(meeting), "moved": moved})
+                    context={**meeting_texts(meeting), "moved": moved,
+                             **_final_note(session, bot, case, meeting, now, moved,
+                                           klarmelding)})
+
+
+class FinalNote(TypedDict):
+    """What `applicant_meeting` says besides the date: `phases`; with two phases whether
+    it answers a `klarmelding`, the nearer meeting it `missed` ("" for none; in Danish and
+    English with its deadline) and the reviewers still `waiting` to answer."""
+
+    phases: int
+    klarmelding: bool
+    missed: str
+    missed_en: str
+    missed_deadline: str
+    missed_deadline_en: str
+    waiting: list[str]
+
+
+def _final_note(session: Session, bot: Bot, case: Case, meeting: Meeting, now: datetime,
+                moved: bool, klarmelding: bool) -> FinalNote:
+    assert case.id is not None
+    note = FinalNote(phases=bot.settings.council.phases, klarmelding=klarmelding, missed="",
+                     missed_en="", missed_deadline="", missed_deadline_en="", waiting=[])
+    if not two_phases(bot):
+        return note
+    nearest = CouncilCalendar(bot.settings.council).upcoming(now)
+    if not moved and nearest.day < meeting.day:
+        texts = meeting_texts(nearest)
+        note["missed"], note["missed_en"] = texts["meeting"], texts["meeting_en"]
+        note["missed_deadline"], note["missed_deadline_en"] = (texts["deadline"],
+                                                               texts["deadline_en"])
+    note["waiting"] = [bot.rules.role_name(r.role, case.language)
+                       for r in current_reviews(session, case.id) if r.verdict is None]
+    return note
 
 
 def next_agenda_version(session: Session, meeting_day: date) -> int:

@@ -111,6 +111,14 @@ class CouncilCalendar:
                 return meeting
         raise ValueError("no council meeting within 400 days: check [council] no_meeting_periods")
 
+    def upcoming(self, now: datetime) -> Meeting:
+        """The first meeting that has not started at `now`, whatever its deadline."""
+        day = now.astimezone(self.zone).date()
+        for meeting in self.meetings(day, day + timedelta(days=400)):
+            if meeting.starts > now:
+                return meeting
+        raise ValueError("no council meeting within 400 days: check [council] no_meeting_periods")
+
     def meeting_on(self, day: date) -> Meeting | None:
         return next(iter(self.meetings(day, day)), None)
 

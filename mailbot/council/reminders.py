@@ -5,19 +5,28 @@ applicant whose case still misses something."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.mail import mail_about_case
 from mailbot.clock import as_utc
+from mailbot.council.agenda import agenda_sent
 from mailbot.council.attention import tell_secretary
-from mailbot.council.meetings import add_working_days
-from mailbot.council.reviews import review_state_label
+from mailbot.council.meetings import CouncilCalendar, add_working_days, meeting_texts
+from mailbot.council.phases import (
+    applicant_reminder_due,
+    final_check,
+    final_missing,
+    final_missing_lines,
+    two_phases,
+)
+from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.council.status import send_status
 from mailbot.models import Case, Guidance, Review
-from mailbot.vocabulary import Purpose, ReviewState
+from mailbot.vocabulary import CaseStatus, Purpose, ReviewState
 
 
 def relay_guidance(session: Session, bot: Bot, now: datetime) -> int:
@@ -53,8 +62,33 @@ def _relay(session: Session, bot: Bot, case_id: int, items: list[Guidance],
         session.add(item)
     mail_about_case(session, bot, case, template="applicant_guidance", purpose=Purpose.GUIDANCE,
                     to=[case.applicant_address], now=now, language=case.language,
-                    context={"comments": comments})
+                    context={"comments": comments,
+                             **_phase_note(session, bot, case, items, now)})
     record(session, case.id, None, now, "guidance_relayed", f"{len(comments)} comment(s)")
+
+
+def _phase_note(session: Session, bot: Bot, case: Case, items: list[Guidance],
+                now: datetime) -> dict[str, Any]:
+    """What the relay says about the two phases: `complete` when it carries the answer that
+    completed the guidance (with every role's `answers`, how to klarmelde unless `klarmeldt`
+    already, and what final approval still needs: `final`, MeetingTexts of the next
+    deadline), `blocked` when
+    the klarmeldt case waits for a rejected review to be resolved (not when its agenda went
+    out already)."""
+    language = case.language
+    check = final_check(session, bot, case) if two_phases(bot) else None
+    missing = check.missing if check else []
+    blocked = bool(check and check.rejected and case.klarmeldt_at is not None and not (
+        case.meeting_date is not None and agenda_sent(session, case.meeting_date)))
+    texts = meeting_texts(CouncilCalendar(bot.settings.council).next_meeting(now))
+    assert case.id is not None
+    return {"phases": bot.settings.council.phases,
+            "complete": check is not None and any(i.completes_guidance for i in items),
+            "klarmeldt": case.klarmeldt_at is not None, "blocked": blocked,
+            "final": final_missing_lines(bot.rules, missing, language),
+            "answers": [{"role_name": bot.rules.role_name(r.role, language),
+                         "state": review_state_label(bot, r, language)}
+                        for r in current_reviews(session, case.id)], **texts}
 
 
 def remind(session: Session, bot: Bot, now: datetime) -> int:
@@ -98,15 +132,20 @@ def _remind_reviewer(session: Session, bot: Bot, review: Review, now: datetime) 
 
 
 def _remind_applicants(session: Session, bot: Bot, now: datetime) -> int:
-    days = bot.settings.reviews.applicant_reminder_working_days
+    """The ONE reminder (per phase) to an applicant whose case still misses something, when
+    mailbot.council.phases.applicant_reminder_due says it is due."""
     count = 0
-    for case in session.exec(select(Case).where(col(Case.applicant_reminded_at).is_(None))):
-        if not case.missing or now < add_working_days(as_utc(case.created_at), days):
+    for case in session.exec(select(Case).where(or_(
+            col(Case.applicant_reminded_at).is_(None), Case.status == CaseStatus.KLARMELDT))):
+        due = applicant_reminder_due(session, bot, case)
+        if due is None or now < due:
             continue
         case.applicant_reminded_at = now
         session.add(case)
         send_status(session, bot, case, Purpose.REMINDER, now)
+        missing = (final_missing(session, bot.rules, case) if case.klarmeldt_at is not None
+                   and two_phases(bot) else case.missing)
         record(session, case.id, None, now, "applicant_reminded",
-               f"missing: {', '.join(case.missing)}")
+               f"missing: {', '.join(missing)}")
         count += 1
     return count

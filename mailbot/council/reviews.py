@@ -143,7 +143,10 @@ def apply_verdict(session: Session, bot: Bot, case: Case, review: Review,
     session.add(review)
     record(session, case.id, None, now, "verdict",
            f"{review.role} ({mail.from_address}): {verdict.verdict} ({verdict.phrase!r})")
-    if review.comment:
+    # with two phases a bare "Afvist" is relayed too: it keeps the case off the agenda, and
+    # the applicant must hear why her case waits
+    if review.comment or (verdict.verdict == Verdict.REJECTED
+                          and bot.settings.council.phases == 2):
         assert review.id is not None and case.id is not None
         session.add(Guidance(case_id=case.id, review_id=review.id, created_at=now))
 

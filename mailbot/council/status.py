@@ -3,8 +3,9 @@ next agenda deadline from the council's calendar."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlmodel import Session
 
@@ -23,10 +24,17 @@ from mailbot.cases.summary import (
     missing_documents,
 )
 from mailbot.council.meetings import CouncilCalendar, MeetingTexts, meeting_texts
+from mailbot.council.phases import (
+    FinalMissing,
+    final_missing,
+    final_missing_lines,
+    stage,
+    two_phases,
+)
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.delivery.mail import may_answer
 from mailbot.models import Case
-from mailbot.vocabulary import AutoSubmitted, Purpose
+from mailbot.vocabulary import AutoSubmitted, Phase, Purpose
 
 
 class ReviewLine(TypedDict):
@@ -39,27 +47,39 @@ class StatusContext(MeetingTexts):
     checklist and the next meeting (MeetingTexts)."""
 
     purpose: str
+    phases: int  # `[council] phases`
+    stage: str  # two phases: guidance | guided | klarmeldt (mailbot.council.phases.stage)
     documents: list[DocumentLine]
     declared: list[DeclaredLine]
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
+    missing_owner: bool  # two phases, final: the system owner is missing
     reviews: list[ReviewLine]
 
 
 def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
                    now: datetime) -> StatusContext:
     """What the status template sees besides `case`: `purpose` (status | update | reminder),
-    `documents`, `declared`, `missing_answers`, `missing_documents`, `reviews` (role and
-    state in the applicant's language) and the next meeting's `meeting`/`deadline` texts."""
+    `phases` and `stage`, `documents`, `declared`, what is missing (for guidance; with two
+    phases in the final phase: for final approval), `reviews` (role and state in the
+    applicant's language) and the next meeting's `meeting`/`deadline` texts."""
     assert case.id is not None
     language = case.language
     texts = meeting_texts(CouncilCalendar(bot.settings.council).next_meeting(now))
+    current = stage(case) if two_phases(bot) else ""
+    if current in ("", Phase.GUIDANCE):
+        missing = FinalMissing(answers=missing_answers(bot.rules, case.missing, language),
+                               documents=missing_documents(bot.rules, case.missing, language),
+                               system_owner=False)
+    else:
+        missing = final_missing_lines(bot.rules, final_missing(session, bot.rules, case),
+                                      language)
     return StatusContext(
-        purpose=purpose.value,
+        purpose=purpose.value, phases=bot.settings.council.phases, stage=current,
         documents=document_lines(bot.rules, latest_documents(session, case.id), language),
         declared=declared_lines(bot.rules, case.not_applicable, language),
-        missing_answers=missing_answers(bot.rules, case.missing, language),
-        missing_documents=missing_documents(bot.rules, case.missing, language),
+        missing_answers=missing["answers"], missing_documents=missing["documents"],
+        missing_owner=missing["system_owner"],
         reviews=[ReviewLine(role_name=bot.rules.role_name(r.role, language),
                             state=review_state_label(bot, r, language))
                  for r in current_reviews(session, case.id)],
@@ -71,14 +91,22 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
 def send_status(session: Session, bot: Bot, case: Case, purpose: Purpose,
                 now: datetime) -> None:
     """The checklist to the applicant: an answer to "status" or to a follow-up, or the
-    bot's own reminder. An answer beyond `limits.answers_per_case_per_day` is withheld and
-    recorded (a loop with an autoresponder, SCENARIOS L6)."""
+    bot's own reminder."""
+    answer_applicant(session, bot, case, template="applicant_status", purpose=purpose,
+                     context=status_context(session, bot, case, purpose, now), now=now)
+
+
+def answer_applicant(session: Session, bot: Bot, case: Case, *, template: str,
+                     purpose: Purpose, context: Mapping[str, Any], now: datetime) -> None:
+    """One mail to the applicant in her language, on the brief's thread. A direct answer
+    beyond `limits.answers_per_case_per_day` is withheld and recorded (a loop with an
+    autoresponder, SCENARIOS L6)."""
     if purpose.auto_submitted == AutoSubmitted.REPLIED and not may_answer(
             session, bot, case.applicant_address, case.id, now):
         record(session, case.id, None, now, "answer_withheld",
                f"{purpose} to {case.applicant_address}: "
                f"{bot.settings.limits.answers_per_case_per_day} answers within 24 hours")
         return
-    mail_about_case(session, bot, case, template="applicant_status", purpose=purpose,
+    mail_about_case(session, bot, case, template=template, purpose=purpose,
                     to=[case.applicant_address], now=now, language=case.language,
-                    context=status_context(session, bot, case, purpose, now))
+                    context=context)

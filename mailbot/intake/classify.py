@@ -19,13 +19,13 @@ from mailbot.intake.authresults import dmarc_failure
 from mailbot.intake.parse import Inbound
 from mailbot.intake.screen import ScreenResult
 from mailbot.intake.threads import CASE_REF, ThreadMatch, looks_like_reply
-from mailbot.reading.decisions import applicant_command
+from mailbot.reading.decisions import applicant_command, declares_ready
 from mailbot.reading.replies import asks_for_status
 from mailbot.rules import Rules
 from mailbot.vocabulary import Purpose
 
 SenderRole = Literal["applicant", "reviewer", "colleague", "outsider", "unverified"]
-FollowupAction = Literal["status", "postpone", "withdraw", "update"]
+FollowupAction = Literal["status", "postpone", "withdraw", "klarmelding", "update"]
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,9 @@ def sender_role(sender: str, case: CaseFacts, settings: Settings) -> SenderRole:
 
 def followup_action(mail: Inbound, rules: Rules) -> FollowupAction:
     """"status" alone asks for the checklist; "udsæt" / "træk tilbage" move the case;
-    anything else is an update (new answers, documents, declarations)."""
+    "klarmelding" declares it ready for final approval (an update too: its documents and
+    answers are taken in first); anything else is an update (new answers, documents,
+    declarations)."""
     text = mail.text or mail.html_text
     if asks_for_status(mail.subject, text, rules) and not mail.documents:
         return "status"
@@ -218,4 +220,6 @@ def followup_action(mail: Inbound, rules: Rules) -> FollowupAction:
         return "postpone"
     if command == "withdraw":
         return "withdraw"
+    if declares_ready(mail.subject, text, rules):
+        return "klarmelding"
     return "update"

@@ -318,3 +318,28 @@ def applicant_command(text: str, rules: Rules) -> str | None:
     if first in rules.decision_words.applicant_postpone:
         return "postpone"
     return None
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def declares_ready(subject: str, text: str, rules: Rules) -> bool:
+    """The applicant's klarmelding (two phases): a phrase of `applicant_klarmelding`
+    (rules/decisions.yaml) in her own words (the quote cut) or in the subject, in a sentence
+    that is no question and has none of `klarmelding_negations` before the phrase, so "Er
+    sagen klar til godkendelse?" and "Vi er ikke klar til godkendelse endnu" are none."""
+    words = rules.decision_words
+    for sentence in _SENTENCE.findall(f"{own_text(text, rules)}\n{subject}"):
+        if sentence.rstrip().endswith("?"):
+            continue
+        for pattern in words.applicant_klarmelding:
+            match = pattern.search(sentence)
+            if match and not _klarmelding_negated(sentence[:match.start()],
+                                                              words.klarmelding_negations):
+                return True
+    return False
+
+
+def _klarmelding_negated(before: str, negations: tuple[str, ...]) -> bool:
+    lowered = before.lower()
+    return any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", lowered) for n in negations)
