@@ -128,7 +128,16 @@ def test_guidance_then_klarmelding_then_the_missing_list_then_the_agenda(world: 
     world.run_once(at(1, 12, 5))
     [agenda] = agendas(world)
     assert "8. marts 2027" in str(agenda["Subject"])
-    assert "ITP-2027-0001 Ny mødebooking" in body_of(agenda)
+    text = body_of(agenda)
+    assert "ITP-2027-0001 Ny mødebooking" in text
+    # the item in the municipal form names the final versions as final, the drafts' guidance
+    # apart from the current verdicts
+    for heading in ("RESUMÉ", "SAGSFREMSTILLING", "ØKONOMI", "INDSTILLING", "BESLUTNING"):
+        assert heading in text
+    assert "Endelig kontrakt: " in text and "Endelig databehandleraftale: " in text
+    assert "Udkast til kontrakt: " not in text and "Vejledning (tidligere versioner)" in text
+    assert {"Dagsorden 2027-03-08.docx", "Dagsordenspunkt 1 - ITP-2027-0001.docx"} \
+        <= set(attachments_of(agenda))
 
     shown = json.loads(world.cli("case", "ITP-2027-0001", "--json").stdout)
     assert shown["phase"] == "final" and shown["status"] == "queued"
