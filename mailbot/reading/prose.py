@@ -27,7 +27,8 @@ _ACRONYM = re.compile(r"[A-ZÆØÅ]{2,}")
 # semicolon or a dash ("Kontaktperson er Mette Holm, og løsningen bruges i Vej og Park").
 _CLAUSE_BREAK = re.compile(
     r";\s+|,\s+(?=(?:og|men|mens|samt|så|fordi|da|idet|and|but|while|whereas|so|because|since)\s)"
-    r"|\s+[–—-]\s+"
+    # (not before a name: "Jeg er kontaktperson – Henrik Lauritzen, teamleder i …" names her)
+    r"|\s+[–—-]\s+(?!(?-i:[A-ZÆØÅ][\wæøå]+ [A-ZÆØÅ][\wæøå]+))"
     # "… skal bruges i Center for Sundhed og Omsorg og være i drift senest …": a second verb
     # joined by "og" starts a statement of its own
     r"|\s+(?=(?:og|samt|and) (?:(?:skal|må|bør|must|will|should|shall) )?"
@@ -36,7 +37,11 @@ _CLAUSE_BREAK = re.compile(
     # "… et nyt system til byggesager, som skal bruges af vores 9 sagsbehandlere i …": who
     # uses it, and where, is a statement of its own
     r"|,\s+(?=(?:som|der|which|that) (?:skal |vil |will )?(?:bruges|anvendes|benyttes|be used) "
-    r"(?:af|by)\b)", re.I)
+    r"(?:af|by)\b)"
+    # "Jeg er driftsleder i Vej og Park og skriver om en app til …": who writes, and what she
+    # writes about, are two statements
+    r"|\s+(?=(?:og|and) (?:(?:jeg|vi|I|we) )?(?:skriver|søger|ansøger|ønsker|vil gerne|beder|"
+    r"am writing|write|would like|apply)\b)", re.I)
 MIN_CLAUSE_WORDS = 3
 VOID = "-"  # the owner of a clause that answers no question
 PROSE_CHARS = 8000  # the prose reader reads this much of the unlabelled text
@@ -52,6 +57,9 @@ class Clause:
     # ikke endnu"), gives the old system's price, or introduces a supplier's writer; the
     # clauses that merely continue it go too
     void: bool = False
+    # a dated clause about another event than go-live (a demo, a workshop, a contract that
+    # expires): its date counts for no question, and it continues no answer
+    aside: bool = False
 
     def best(self) -> int:
         return max(self.scores.values(), default=0)
@@ -94,13 +102,13 @@ def clauses(sentence: str) -> list[str]:
     return merged
 
 
-def score(text: str, rules: Rules) -> dict[str, int]:
-    """The clause's score for each question: its cues, a date for `when`, an amount for
-    `cost`."""
+def score(text: str, rules: Rules, dates: bool = True) -> dict[str, int]:
+    """The clause's score for each question: its cues, a date for `when` (unless `dates` is
+    false), an amount for `cost`."""
     prose = rules.prose
     scores = {qid: sum(cue.weight for cue in prose.cues.get(qid, ()) if cue.pattern.search(text))
               for qid in QUESTION_IDS}
-    precisions = date_precisions(text, rules.signals)
+    precisions = date_precisions(text, rules.signals) if dates else set()
     if precisions - {"year"}:
         scores["when"] += prose.date_weight
     elif precisions:
@@ -131,10 +139,37 @@ def supplier_self(text: str, rules: Rules) -> bool:
     return any(p.search(text) for p in rules.prose.supplier_self)
 
 
+def _matches(text: str, patterns: tuple[re.Pattern[str], ...]) -> bool:
+    return any(p.search(text) for p in patterns)
+
+
 def split(paragraphs: list[str], rules: Rules,
           keep: Callable[[str], bool] | None = None) -> list[Clause]:
     """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
-    about the documents is not an answer)."""
+    about the documents is not an answer). A writer who only helps another unit send the brief
+    (`prose.helper`) answers nothing about herself; a dated clause about another event than
+    go-live (`prose.other_events`) is an aside when some clause has a go-live cue
+    (`prose.go_live`)."""
+    found = _split(paragraphs, rules, keep)
+    prose = rules.prose
+    helping = any(_matches(c.text, prose.helper) for c in found)
+    going_live = any(_matches(c.text, prose.go_live) for c in found if not c.void)
+    for clause in found:
+        if clause.void:
+            continue
+        if helping and _matches(clause.text, prose.helper + prose.self_intro):
+            clause.void = True
+            clause.scores = dict.fromkeys(QUESTION_IDS, 0)
+        elif going_live and _matches(clause.text, prose.other_events) \
+                and not _matches(clause.text, prose.go_live) \
+                and date_precisions(clause.text, rules.signals):
+            clause.aside = True
+            clause.scores = score(clause.text, rules, dates=False)
+    return found
+
+
+def _split(paragraphs: list[str], rules: Rules,
+           keep: Callable[[str], bool] | None = None) -> list[Clause]:
     out: list[Clause] = []
     number = 0
     for p_index, paragraph in enumerate(paragraphs):
@@ -168,6 +203,7 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
         if qid not in taken and i not in owner:
             owner[i] = qid
             taken.add(qid)
+    firsts = {i for i, qid in owner.items() if qid != VOID}  # each question's best clause
     # 2. every other clause that clearly speaks to a question goes to its best question
     for i, clause in enumerate(found):
         if i in owner or clause.best() < minimum:
@@ -179,15 +215,16 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     # 3. a clause without cues continues the one before it in the same paragraph ("…, og det
     # tager lang tid"); one that opens a sentence goes with the rest of its sentence
     for i, clause in enumerate(found):
-        if i in owner or not i:
+        if i in owner or not i or clause.aside:
             continue
         before = found[i - 1]
         if before.paragraph == clause.paragraph and i - 1 in owner:
             owner[i] = owner[i - 1]
     for i in range(len(found) - 2, -1, -1):
-        if i not in owner and i + 1 in owner and found[i + 1].sentence == found[i].sentence:
+        if i not in owner and i + 1 in owner and found[i + 1].sentence == found[i].sentence \
+                and not found[i].aside:
             owner[i] = owner[i + 1]
-    _keep_sentences_whole(owner, found, minimum)
+    _keep_sentences_whole(owner, found, minimum, firsts)
     chosen: dict[str, list[int]] = {qid: [] for qid in wanted}
     for i, qid in sorted(owner.items()):
         if qid in chosen:
@@ -222,11 +259,16 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     return chosen
 
 
-def _keep_sentences_whole(owner: dict[int, str], found: list[Clause], minimum: int) -> None:
+def _keep_sentences_whole(owner: dict[int, str], found: list[Clause], minimum: int,
+                          firsts: set[int]) -> None:
     """A clause that continues a sentence ("…, og borgerne venter op til tre uger på svar")
     goes with the clause before it, unless it clearly speaks to a question of its own and that
-    question has no clause elsewhere: the second half of the why sentence is not the who."""
+    question has no clause elsewhere: the second half of the why sentence is not the who. A
+    clause that is its question's best (`firsts`: "…og skriver om en app til registrering af
+    skader") stays its question's."""
     for i, clause in enumerate(found):
+        if i in firsts:
+            continue
         for j in (i - 1, i + 1):
             own, mate = owner.get(i), owner.get(j)
             if own is None or mate is None or own == mate or VOID in (own, mate) \
@@ -287,12 +329,20 @@ def _within(paragraphs: list[str], limit: int) -> list[str]:
 
 
 def read_prose(paragraphs: list[str], wanted: set[str], rules: Rules,
-               keep: Callable[[str], bool] | None = None) -> dict[str, str]:
-    """The answers to the `wanted` questions that the paragraphs give (question -> text)."""
+               keep: Callable[[str], bool] | None = None,
+               min_statements: int = 1) -> dict[str, str]:
+    """The answers to the `wanted` questions that the paragraphs give (question -> text);
+    none at all when they come from fewer than `min_statements` different clauses that speak
+    to a question themselves (a clause that only continues another does not count)."""
     found = split(_within(paragraphs, PROSE_CHARS), rules, keep)
     if not found or not wanted:
         return {}
     chosen = assign(found, wanted, rules)
+    minimum = rules.prose.min_score
+    statements = {i for indices in chosen.values() for i in indices
+                  if found[i].best() >= minimum}
+    if len(statements) < min_statements:
+        return {}
     return {qid: render(indices, found) for qid, indices in chosen.items() if indices}
 
 
