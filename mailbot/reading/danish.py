@@ -134,7 +134,9 @@ def _candidates(text: str, today: date, signals: Signals) -> list[tuple[int, Whe
         first, last_month = thirds[m.group("part").lower()]
         start, end = _month_range(year, first, last_month)
         add(m, start, end, "third")
-    for m in re.finditer(rf"(?<!\d\.\s)(?<!\d\.)\b(?P<month>{_MONTH})\s+{_YEAR}", text, re.I):
+    # (not the month of a whole date: "1. marts 2027", "1 March 2027")
+    for m in re.finditer(rf"(?<!\d\.\s)(?<!\d\.)(?<!\d\s)\b(?P<month>{_MONTH})\s+{_YEAR}", text,
+                         re.I):
         month = MONTHS[m.group("month").lower()]
         start, end = _month_range(int(m.group("year")), month, month)
         add(m, start, end, "month")

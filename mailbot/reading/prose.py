@@ -58,7 +58,8 @@ class Clause:
     # clauses that merely continue it go too
     void: bool = False
     # a dated clause about another event than go-live (a demo, a workshop, a contract that
-    # expires): its date counts for no question, and it continues no answer
+    # expires): its date counts for no question, it continues no answer, and it answers a
+    # question only as that question's best clause
     aside: bool = False
 
     def best(self) -> int:
@@ -199,14 +200,21 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
                 others = max((v for q, v in clause.scores.items() if q != qid), default=0)
                 pairs.append((value, value - others, -i, qid, i))
     taken: set[str] = set()
-    for _, _, _, qid, i in sorted(pairs, reverse=True):
+    strongest = {qid: max((c.scores[qid] for c in found), default=0) for qid in QUESTION_IDS}
+    for value, margin, _, qid, i in sorted(pairs, reverse=True):
+        if margin <= 0 and value < strongest[qid]:
+            # a clause that speaks as much to another question is not this one's best when a
+            # stronger clause exists (which may then serve both, step 4)
+            continue
         if qid not in taken and i not in owner:
             owner[i] = qid
             taken.add(qid)
     firsts = {i for i, qid in owner.items() if qid != VOID}  # each question's best clause
-    # 2. every other clause that clearly speaks to a question goes to its best question
+    # 2. every other clause that clearly speaks to a question goes to its best question (an
+    # aside only where it is the question's best clause: "Leverandøren præsenterede modulet
+    # på et møde den 12. januar" is not part of what the module is)
     for i, clause in enumerate(found):
-        if i in owner or clause.best() < minimum:
+        if i in owner or clause.best() < minimum or clause.aside:
             continue
         best = clause.best()
         tied = [q for q in QUESTION_IDS if clause.scores[q] == best]
@@ -240,11 +248,17 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
         # sagsbehandlere i Byggeri og Miljø": who and where) - unless it only continues a
         # sentence of its owner's ("Jeg er kontaktperson, og brugerne er … i Kontrolcentret")
         own_best = max((found[j].scores[qid] for j in chosen[qid]), default=0)
+        # a question without a clause of its own shares its strongest: "The Parking team in
+        # Roads and Parks would like a new parking permit system" is the what, not "…, and the
+        # system will be used by the 5 parking officers"
+        top = max((c.scores[qid] for j, c in enumerate(found) if owner.get(j, VOID) != VOID),
+                  default=0)
         for i, clause in enumerate(found):
             if i not in owner or owner[i] == qid or i in chosen[qid] \
                     or clause.scores[qid] < minimum:
                 continue
-            if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]) \
+            if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]
+                    and clause.scores[qid] == top) \
                     or clause.sentence in sentences_of_q \
                     or (clause.scores[qid] >= max(minimum + 2, clause.scores[owner[i]], own_best)
                         and not (i and found[i - 1].sentence == clause.sentence
