@@ -149,19 +149,22 @@ def split(paragraphs: list[str], rules: Rules,
     """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
     about the documents is not an answer). A writer who only helps another unit send the brief
     (`prose.helper`) answers nothing about herself; a dated clause about another event than
-    go-live (`prose.other_events`) is an aside when some clause has a go-live cue
-    (`prose.go_live`)."""
+    go-live (`prose.other_events`) is an aside when another clause names the go-live with a
+    date (`prose.go_live`)."""
     found = _split(paragraphs, rules, keep)
     prose = rules.prose
     helping = any(_matches(c.text, prose.helper) for c in found)
-    going_live = any(_matches(c.text, prose.go_live) for c in found if not c.void)
+    # the clauses that name a go-live with its date ("Den nye løsning skal gå i drift 1. maj
+    # 2027"); one without a date ("…, så vi skal i drift inden da") may mean the date of another
+    going_live = {id(c) for c in found if not c.void and _matches(c.text, prose.go_live)
+                  and date_precisions(c.text, rules.signals)}
     for clause in found:
         if clause.void:
             continue
         if helping and _matches(clause.text, prose.helper + prose.self_intro):
             clause.void = True
             clause.scores = dict.fromkeys(QUESTION_IDS, 0)
-        elif going_live and _matches(clause.text, prose.other_events) \
+        elif going_live - {id(clause)} and _matches(clause.text, prose.other_events) \
                 and not _matches(clause.text, prose.go_live) \
                 and date_precisions(clause.text, rules.signals):
             clause.aside = True
@@ -178,7 +181,8 @@ def _split(paragraphs: list[str], rules: Rules,
             for text in clauses(sentence):
                 if keep is not None and not keep(text):
                     continue
-                if unknown(text, rules) or old_cost(text, rules) or supplier_self(text, rules):
+                if unknown(text, rules) or (old_cost(text, rules) and parse_amounts(text)) \
+                        or supplier_self(text, rules):
                     out.append(Clause(text, p_index, number,
                                       dict.fromkeys(QUESTION_IDS, 0), void=True))
                     continue
@@ -242,22 +246,21 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
     # owner, or when it finishes a sentence the question already has a clause of
     for qid in wanted:
         sentences_of_q = {found[i].sentence for i in chosen[qid]}
-        has_own = bool(chosen[qid])
         # a clause that speaks to this question as clearly as to its owner, and at least as
         # clearly as the question's own clauses, serves it too ("…, som skal bruges af vores 9
         # sagsbehandlere i Byggeri og Miljø": who and where) - unless it only continues a
         # sentence of its owner's ("Jeg er kontaktperson, og brugerne er … i Kontrolcentret")
         own_best = max((found[j].scores[qid] for j in chosen[qid]), default=0)
-        # a question without a clause of its own shares its strongest: "The Parking team in
-        # Roads and Parks would like a new parking permit system" is the what, not "…, and the
-        # system will be used by the 5 parking officers"
+        # a question whose own clauses are weaker shares its strongest clause: "The Parking
+        # team in Roads and Parks would like a new parking permit system" is the what, not
+        # "…, and the system will be used by the 5 parking officers"
         top = max((c.scores[qid] for j, c in enumerate(found) if owner.get(j, VOID) != VOID),
                   default=0)
         for i, clause in enumerate(found):
             if i not in owner or owner[i] == qid or i in chosen[qid] \
                     or clause.scores[qid] < minimum:
                 continue
-            if (not has_own and clause.scores[qid] >= clause.scores[owner[i]]
+            if (clause.scores[qid] > own_best and clause.scores[qid] >= clause.scores[owner[i]]
                     and clause.scores[qid] == top) \
                     or clause.sentence in sentences_of_q \
                     or (clause.scores[qid] >= max(minimum + 2, clause.scores[owner[i]], own_best)
