@@ -105,10 +105,13 @@ def clauses(sentence: str) -> list[str]:
 
 def score(text: str, rules: Rules, dates: bool = True) -> dict[str, int]:
     """The clause's score for each question: its cues, a date for `when` (unless `dates` is
-    false), an amount for `cost`."""
+    false), an amount for `cost`. The unit in a clause about who pays (`prose.payer`) scores
+    at most `min_score` for `where`."""
     prose = rules.prose
     scores = {qid: sum(cue.weight for cue in prose.cues.get(qid, ()) if cue.pattern.search(text))
               for qid in QUESTION_IDS}
+    if _matches(text, prose.payer):
+        scores["where"] = min(scores["where"], prose.min_score)
     precisions = date_precisions(text, rules.signals) if dates else set()
     if precisions - {"year"}:
         scores["when"] += prose.date_weight
@@ -260,12 +263,15 @@ def assign(found: list[Clause], wanted: set[str], rules: Rules) -> dict[str, lis
             if i not in owner or owner[i] == qid or i in chosen[qid] \
                     or clause.scores[qid] < minimum:
                 continue
+            # "…, og Jobcentret betaler den selv" finishes the cost sentence: the unit there
+            # pays, and where has a clause of its own
+            continues_owner = bool(i) and found[i - 1].sentence == clause.sentence \
+                and owner.get(i - 1) == owner[i]
             if (clause.scores[qid] > own_best and clause.scores[qid] >= clause.scores[owner[i]]
-                    and clause.scores[qid] == top) \
+                    and clause.scores[qid] == top and not (own_best and continues_owner)) \
                     or clause.sentence in sentences_of_q \
                     or (clause.scores[qid] >= max(minimum + 2, clause.scores[owner[i]], own_best)
-                        and not (i and found[i - 1].sentence == clause.sentence
-                                 and owner.get(i - 1) == owner[i])):
+                        and not continues_owner):
                 chosen[qid].append(i)
         if not chosen[qid]:
             best_i = max(range(len(found)), key=lambda j: found[j].scores[qid], default=None)
