@@ -159,20 +159,24 @@ def split(paragraphs: list[str], rules: Rules,
     helping = any(_matches(c.text, prose.helper) for c in found)
     # the clauses that name a go-live with its date ("Den nye løsning skal gå i drift 1. maj
     # 2027"); one without a date ("…, så vi skal i drift inden da") may mean the date of another
-    going_live = {id(c) for c in found if not c.void and _matches(c.text, prose.go_live)
-                  and date_precisions(c.text, rules.signals)}
-    for clause in found:
+    going_live = {i for i, c in enumerate(found) if not c.void
+                  and _matches(c.text, prose.go_live) and _dated(c.text, rules)}
+    for i, clause in enumerate(found):
         if clause.void:
             continue
         if helping and _matches(clause.text, prose.helper + prose.self_intro):
             clause.void = True
             clause.scores = dict.fromkeys(QUESTION_IDS, 0)
-        elif going_live - {id(clause)} and _matches(clause.text, prose.other_events) \
-                and not _matches(clause.text, prose.go_live) \
-                and date_precisions(clause.text, rules.signals):
+        elif going_live - {i} and _matches(clause.text, prose.other_events) \
+                and not _matches(clause.text, prose.go_live) and _dated(clause.text, rules):
             clause.aside = True
             clause.scores = score(clause.text, rules, dates=False)
     return found
+
+
+def _dated(text: str, rules: Rules) -> bool:
+    """The text names a day, week, month, quarter or season (a bare year is not a date)."""
+    return bool(date_precisions(text, rules.signals) - {"year"})
 
 
 def _split(paragraphs: list[str], rules: Rules,
