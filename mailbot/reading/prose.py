@@ -61,6 +61,7 @@ class Clause:
     # expires): its date counts for no question, it continues no answer, and it answers a
     # question only as that question's best clause
     aside: bool = False
+    question: bool = False  # its sentence ends with a question mark
 
     def best(self) -> int:
         return max(self.scores.values(), default=0)
@@ -193,7 +194,8 @@ def _split(paragraphs: list[str], rules: Rules,
                     out.append(Clause(text, p_index, number,
                                       dict.fromkeys(QUESTION_IDS, 0), void=True))
                     continue
-                out.append(Clause(text, p_index, number, score(text, rules)))
+                out.append(Clause(text, p_index, number, score(text, rules),
+                                  question=sentence.rstrip().endswith("?")))
             number += 1
     return out
 
@@ -366,8 +368,10 @@ def read_prose(paragraphs: list[str], wanted: set[str], rules: Rules,
         return {}
     chosen = assign(found, wanted, rules)
     minimum = rules.prose.min_score
+    # a question ("Kan vi komme på mødet den 12. maj med vores nye app til Borgerservice?")
+    # asks rather than tells: it is no statement of a brief
     statements = {i for indices in chosen.values() for i in indices
-                  if found[i].best() >= minimum}
+                  if found[i].best() >= minimum and not found[i].question}
     if len(statements) < min_statements:
         return {}
     return {qid: render(indices, found) for qid, indices in chosen.items() if indices}

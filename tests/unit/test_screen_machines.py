@@ -375,6 +375,14 @@ HELPDESK_RECEIPTS: dict[str, tuple[str, str, bool]] = {
         "Hello,\n\nThank you for contacting Fjordline Support. We have created ticket #884120 "
         "for your request and will get back to you within one business day.\n\n"
         "Fjordline Support\n", False),
+    "da-henvendelse-er-modtaget": (
+        "SV: [ITP-2026-0154] Spørgsmål til leverandøren",
+        "Din henvendelse er modtaget og har fået sagsnummer 2026-3312. Vi svarer inden for tre "
+        "hverdage.\n\nKundeservice\n", False),
+    "en-your-request-has-been-logged": (
+        "[#77120] RE: [ITP-2026-0155] Questions from the council",
+        "Your request has been logged with reference #77120. An agent will contact you "
+        "shortly.\n", False),
     "en-request-received-case-number-html": (
         "RE: [ITP-2026-0153] Questions from the council",
         "Thanks for your request. We have logged a case for you; your case number is "
