@@ -60,6 +60,22 @@ class Prose:
     # a writer who introduces herself as the supplier's (or a consultant's) person is not the
     # municipality's contact person, and her company is not where the system is used
     supplier_self: tuple[re.Pattern[str], ...] = ()
+    # a writer who says she only helps another unit send the brief ("Jeg hjælper Jobcentret med
+    # at sende denne ansøgning"): that clause, and her own introduction (`self_intro`), answer
+    # no question
+    helper: tuple[re.Pattern[str], ...] = ()
+    # a clause that says who pays names the payer, not (unless nothing else does) the unit
+    payer: tuple[re.Pattern[str], ...] = ()
+    self_intro: tuple[re.Pattern[str], ...] = ()
+    # a dated sentence about something else than go-live (a demo, a workshop, a meeting, a past
+    # event, a contract that expires) is not the `when` answer when another sentence has a
+    # go-live cue
+    go_live: tuple[re.Pattern[str], ...] = ()
+    other_events: tuple[re.Pattern[str], ...] = ()
+    # without any label, the answers must come from at least this many clauses that speak to a
+    # question themselves: one sentence that touches three questions ("can I attend the
+    # meeting on 13 April about the parking app for Vej og Park?") is not a brief
+    min_statements: int = 1
 
 
 @dataclass(frozen=True)
@@ -730,17 +746,20 @@ def _prose(reader: _Reader) -> Prose:
     def words(key: str) -> frozenset[str]:
         return frozenset(w.lower() for w in reader.strings(raw.get(key), f"prose.{key}"))
 
+    def patterns(key: str) -> tuple[re.Pattern[str], ...]:
+        return reader.regexes(reader.strings(raw.get(key, []), f"prose.{key}", True),
+                              f"prose.{key}")
+
     return Prose(cues=cues, min_score=number("min_score"), min_answers=number("min_answers"),
                  max_clauses=max(1, number("max_clauses")), date_weight=number("date_weight"),
                  year_weight=number("year_weight"), amount_weight=number("amount_weight"),
                  english_words=words("english_words"), danish_words=words("danish_words"),
-                 old_cost=reader.regexes(reader.strings(raw.get("old_cost", []),
-                                                        "prose.old_cost", True), "prose.old_cost"),
-                 new_cost=reader.regexes(reader.strings(raw.get("new_cost", []),
-                                                        "prose.new_cost", True), "prose.new_cost"),
-                 supplier_self=reader.regexes(
-                     reader.strings(raw.get("supplier_self", []), "prose.supplier_self", True),
-                     "prose.supplier_self"))
+                 old_cost=patterns("old_cost"), new_cost=patterns("new_cost"),
+                 supplier_self=patterns("supplier_self"), helper=patterns("helper"),
+                 payer=patterns("payer"),
+                 self_intro=patterns("self_intro"), go_live=patterns("go_live"),
+                 other_events=patterns("other_events"),
+                 min_statements=number("min_statements") if "min_statements" in raw else 1)
 
 
 def _document_statements(reader: _Reader) -> DocumentStatements:

@@ -182,7 +182,10 @@ def html_to_text(markup: str) -> str:
     markup = re.sub(r"(?i)<br\s*/?>", "\n", markup)
     markup = re.sub(r"(?i)<blockquote\b[^>]*>", f"\n{_QUOTE_IN}", markup)
     markup = re.sub(r"(?i)</blockquote\s*>", f"{_QUOTE_OUT}\n", markup)
-    markup = re.sub(r"(?i)</(p|div|tr|li|h[1-6]|table)\s*>", "\n", markup)
+    # a paragraph ends a paragraph: Outlook writes each one as <p class=MsoNormal>, often
+    # without an empty spacer paragraph between them ("Hej" must not run into the answer)
+    markup = re.sub(r"(?i)</p\s*>", "\n\n", markup)
+    markup = re.sub(r"(?i)</(div|tr|li|h[1-6]|table)\s*>", "\n", markup)
     markup = re.sub(r"(?i)<(td|th)\b[^>]*>", "\x1f", markup)
     markup = re.sub(r"(?i)<li\b[^>]*>", "\n• ", markup)
     markup = re.sub(r"(?s)<[^>]+>", "", markup)

@@ -18,9 +18,13 @@ What counts as a machine, and why (the rules themselves are in rules/screening.y
   short mail, that says a machine wrote it ("Dette er en automatisk genereret mail", "Svar
   venligst ikke på denne mail", "This is an automated message", an out-of-office text, another
   system's receipt with a case number). Phrases inside quotation marks are quotes, not the
-  mail's statement about itself. And the subject and body never overrule the mail itself:
-  a mail that reads as a brief (the brief reader finds at least `brief_min_answers` answers,
-  labelled or in prose) is a person's mail whatever phrase it contains.
+  mail's statement about itself. One of them alone never overrules the mail itself: a mail
+  that reads as a brief (the brief reader finds at least `brief_min_answers` answers,
+  labelled or in prose) is a person's mail whatever phrase it contains. Two together do: an
+  autoresponder's subject AND an automatic body ("Automatic reply: …" over "I am on parental
+  leave … will not be reading my email"), or an autoresponder's marker in front of one of our
+  case references ("Automatic reply: [ITP-2026-0140] …": it answers our own mail), is a
+  machine however many answers its out-of-office text seems to give.
 - `X-Auto-Response-Suppress` alone is NOT a machine marker: it asks others not to answer, and
   Outlook sets it on mail that people write (RFC 3834 section 5 does not list it).
 """
@@ -31,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 from mailbot.intake.parse import Inbound
+from mailbot.intake.threads import ref_in_subject
 from mailbot.reading.brief import read_brief
 from mailbot.rules import Rules, Screening
 
@@ -55,13 +60,22 @@ class ScreenResult:
 
 def screen(mail: Inbound, rules: Rules, bot_address: str) -> ScreenResult:
     """First match wins, in the order own mail, bounce, auto-reply, bulk, loop (headers
-    first), then automatic content (sender, subject, body) unless the mail reads as a brief."""
+    first), then automatic content (sender, subject, body): subject and body together, or
+    the autoresponder's marker in front of a case reference, decide; one of them alone only
+    when the mail does not read as a brief."""
     screening = rules.screening
     for check in (_own, _bounce, _auto_reply, _bulk, _loop, _machine_sender):
         result = check(mail, screening, bot_address.lower())
         if result is not None:
             return result
-    content = _automatic_subject(mail, screening) or _automatic_body(mail, screening)
+    by_subject = _automatic_subject(mail, screening)
+    by_body = _automatic_body(mail, screening)
+    if by_subject is not None and by_body is not None:
+        return ScreenResult("auto_reply", f"{by_subject.reason}, and {by_body.reason}")
+    if by_subject is not None and _wraps_a_case_subject(mail.subject, screening):
+        return ScreenResult("auto_reply", f"{by_subject.reason}, in front of a case's subject "
+                                          f"({ref_in_subject(mail.subject)})")
+    content = by_subject or by_body
     if content is not None:
         answers = _brief_answers(mail, rules)
         if answers >= screening.brief_min_answers:
@@ -144,6 +158,19 @@ def _automatic_subject(mail: Inbound, rules: Screening) -> ScreenResult | None:
         if found:
             return ScreenResult("auto_reply", f"subject says it is automatic: {found.group(0)!r}")
     return None
+
+
+def _wraps_a_case_subject(subject: str, rules: Screening) -> bool:
+    """The autoresponder's marker stands in front of a case reference ("Automatic reply:
+    [ITP-2026-0140] Vi har modtaget …"): the original subject was one of our mails, so this
+    answers our mail automatically. (An applicant's reply to our receipt puts the reference
+    first: "SV: [ITP-2026-0140] Automatisk svar: robot til journalisering".)"""
+    rest = _SUBJECT_LEAD.sub("", subject, count=1)
+    lowered = rest.lower()
+    for marker in (m.rstrip(" :") for m in rules.auto_reply_subject_prefixes):
+        if lowered.startswith(marker) and _marker_ends(rest, len(marker)):
+            return ref_in_subject(rest[len(marker):]) is not None
+    return False
 
 
 def _marker_ends(subject: str, end: int) -> bool:

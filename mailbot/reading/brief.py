@@ -448,12 +448,14 @@ class _Answers:
 def _with_prose(collector: _Collector, source: str, rules: Rules) -> _Answers:
     """The labelled answers, and for each question that no label names, what the prose around
     them says. Without any label at all, a mail counts as a prose brief only when it answers
-    at least `prose.min_answers` questions: one sentence wanting "et nyt system" is not a
-    brief, and nothing is credited."""
+    at least `prose.min_answers` questions from at least `prose.min_statements` clauses: one
+    sentence wanting "et nyt system" is not a brief, nor is a thank-you whose one sentence
+    names a week, a unit and users; nothing is credited."""
     answers = collector.result()
     unlabelled = {qid for qid in QUESTION_IDS if qid not in collector.answers}
     keep = lambda text: statement_about_documents(text, rules) is None  # noqa: E731
-    found = read_prose(collector.free_paragraphs(), unlabelled, rules, keep)
+    found = read_prose(collector.free_paragraphs(), unlabelled, rules, keep,
+                       1 if collector.answers else rules.prose.min_statements)
     if not collector.answers and len(found) < rules.prose.min_answers:
         found = {}
     for qid, text in found.items():

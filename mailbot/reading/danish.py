@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from mailbot.rules import Signals
@@ -41,13 +41,55 @@ def _month_range(year: int, first: int, last: int) -> tuple[date, date]:
     return date(year, first, 1), date(year, last, calendar.monthrange(year, last)[1])
 
 
+def _default_year(text: str, today: date) -> tuple[int, bool]:
+    """The year of the expressions that name none ("uge 12", "i foråret"), and whether the
+    text gives it: a year it names, or "næste år" / "next year" (today's year + 1), or "i år" /
+    "this year"."""
+    year = _first_year(text)
+    if year:
+        return year, True
+    if _NEXT_YEAR.search(text):
+        return today.year + 1, True
+    if _THIS_YEAR.search(text):
+        return today.year, True
+    return today.year, False
+
+
+_NEXT_YEAR = re.compile(r"\b(næste år|til næste år|det kommende år|next year|the coming year)\b",
+                        re.I)
+_THIS_YEAR = re.compile(r"\b(i år|this year|later this year|senere i år)\b", re.I)
+
+
+def _a_year_later(when: When) -> When:
+    """The same week, day, month or period one year later."""
+    if when.precision == "week":
+        week = when.start.isocalendar().week
+        try:
+            monday = date.fromisocalendar(when.start.year + 1, week, 1)
+        except ValueError:
+            return when
+        return replace(when, start=monday, end=monday + timedelta(days=6))
+    return replace(when, start=_next_year(when.start), end=_next_year(when.end))
+
+
+def _next_year(day: date) -> date:
+    last = calendar.monthrange(day.year + 1, day.month)[1]
+    return date(day.year + 1, day.month, min(day.day, last))
+
+
 def _candidates(text: str, today: date, signals: Signals) -> list[tuple[int, When]]:
-    """(position, When) for every date expression in the text."""
+    """(position, When) for every date expression in the text. An expression without a year,
+    in a text that gives none, is the next one from `today` ("i foråret" written in November
+    is next spring)."""
     found: list[tuple[int, When]] = []
-    default_year = _first_year(text) or today.year
+    default_year, year_given = _default_year(text, today)
 
     def add(match: re.Match[str], start: date, end: date, precision: str) -> None:
-        found.append((match.start(), When(start, end, precision, match.group(0).strip())))
+        when = When(start, end, precision, match.group(0).strip())
+        if not year_given and not re.search(r"\b20\d{2}\b", match.group(0)) \
+                and when.end < today:
+            when = _a_year_later(when)
+        found.append((match.start(), when))
 
     for m in re.finditer(rf"\b(?P<day>[0-3]?\d)\.?\s*(?P<month>{_MONTH})\.?(?:\s+{_YEAR})?",
                          text, re.I):
@@ -92,7 +134,9 @@ def _candidates(text: str, today: date, signals: Signals) -> list[tuple[int, Whe
         first, last_month = thirds[m.group("part").lower()]
         start, end = _month_range(year, first, last_month)
         add(m, start, end, "third")
-    for m in re.finditer(rf"(?<!\d\.\s)(?<!\d\.)\b(?P<month>{_MONTH})\s+{_YEAR}", text, re.I):
+    # (not the month of a whole date: "1. marts 2027", "1 March 2027")
+    for m in re.finditer(rf"(?<!\d\.\s)(?<!\d\.)(?<!\d\s)\b(?P<month>{_MONTH})\s+{_YEAR}", text,
+                         re.I):
         month = MONTHS[m.group("month").lower()]
         start, end = _month_range(int(m.group("year")), month, month)
         add(m, start, end, "month")

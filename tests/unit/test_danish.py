@@ -37,6 +37,32 @@ def test_when_is_normalised(rules: Rules, text: str, start: str, end: str,
                                                                                precision)
 
 
+@pytest.mark.parametrize(("text", "start", "end", "precision"), [
+    # a relative year: "næste år" written in 2026 is 2027, not this year's week 12
+    ("Vi vil gerne starte op i uge 12 næste år, når vintertjenesten er slut.",
+     "2027-03-22", "2027-03-28", "week"),
+    ("We plan to go live in week 10 next year.", "2027-03-08", "2027-03-14", "week"),
+    ("I drift i år, senest 15. december.", "2026-12-15", "2026-12-15", "day"),
+    # after the summer holidays is August-September of the year named, not the whole year
+    ("Efter sommerferien 2026, inden vintersæsonen.", "2026-08-01", "2026-09-30", "season"),
+    ("Fra skolestart efter sommerferien 2027.", "2027-08-01", "2027-09-30", "season"),
+    ("Go live after the summer holidays 2027.", "2027-08-01", "2027-09-30", "season"),
+    # without any year, a season or a date already past is the next one (written 27 Nov 2026)
+    ("I drift i foråret.", "2027-03-01", "2027-05-31", "season"),
+    ("In use in the spring.", "2027-03-01", "2027-05-31", "season"),
+    ("I drift efter sommerferien.", "2027-08-01", "2027-09-30", "season"),
+    ("Klar senest 1. maj.", "2027-05-01", "2027-05-01", "day"),
+    ("Senest uge 3.", "2027-01-18", "2027-01-24", "week"),
+    ("I drift 15. december.", "2026-12-15", "2026-12-15", "day"),
+])
+def test_when_takes_the_year_the_writer_means(rules: Rules, text: str, start: str, end: str,
+                                              precision: str) -> None:
+    when = normalise_when(text, TODAY, rules.signals)
+    assert when is not None
+    assert (when.start.isoformat(), when.end.isoformat(), when.precision) == (start, end,
+                                                                               precision)
+
+
 def test_when_without_a_date_is_none(rules: Rules) -> None:
     assert normalise_when("så hurtigt som muligt", TODAY, rules.signals) is None
 

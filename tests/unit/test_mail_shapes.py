@@ -90,7 +90,7 @@ def test_html_labelled_latin1_with_windows_1252_bytes(label: bytes) -> None:
     html = ("<html><body><p>\x96 Hvem: Søren Ærø</p><p>\x93Citat\x94 \x85 slut</p>"
             "</body></html>").encode("latin-1")
     mail = parse(mail_bytes(basic_headers(), b"text/html; charset=" + label, html))
-    assert mail.text.replace("\r\n", "\n") == "– Hvem: Søren Ærø\n“Citat” … slut"
+    assert mail.text.replace("\r\n", "\n") == "– Hvem: Søren Ærø\n\n“Citat” … slut"
     assert not C1_OR_REPLACEMENT.search(mail.text)
 
 

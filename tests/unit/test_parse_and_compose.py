@@ -10,7 +10,7 @@ import pytest
 from mailbot.blobs import BlobStore
 from mailbot.delivery.compose import build_message, tagged_subject
 from mailbot.errors import PermanentError
-from mailbot.intake.parse import content_sha256, msgid_hash, parse, strict_address
+from mailbot.intake.parse import content_sha256, html_to_text, msgid_hash, parse, strict_address
 from mailbot.intake.threads import find_thread, is_own_message_id, read_own_id, signed_message_id
 from mailbot.vocabulary import AutoSubmitted
 from tests.conftest import shared_path
@@ -61,6 +61,15 @@ def test_inline_logo_is_not_a_document() -> None:
     assert "image001.png" not in [a.filename for a in mail.documents]
     assert len(mail.documents) == 4
     assert "Hvem" in mail.text  # HTML-only body reduced to text
+
+
+def test_each_outlook_paragraph_is_a_paragraph_of_its_own() -> None:
+    """Outlook writes every paragraph as <p class=MsoNormal>, often with no empty spacer
+    paragraph between them: the greeting must not run into the first answer."""
+    markup = ('<p class=MsoNormal>Hej<o:p></o:p></p><p class=MsoNormal>Vi vil gerne have en app.'
+              '<o:p></o:p></p><p class=MsoNormal>&nbsp;<o:p></o:p></p>'
+              '<p class=MsoNormal>Venlig hilsen<br>Anna</p>')
+    assert html_to_text(markup) == "Hej\n\nVi vil gerne have en app.\n\nVenlig hilsen\nAnna"
 
 
 def test_subject_tag_is_sanitised_and_not_stacked() -> None:

@@ -16,7 +16,7 @@ from mailbot.intake.classify import MachineMail, NewBrief, classify
 from mailbot.intake.inspection import inspect_mail, settings_without_config
 from mailbot.intake.parse import parse
 from mailbot.intake.screen import screen
-from mailbot.intake.threads import find_thread
+from mailbot.intake.threads import find_thread, ref_in_subject
 from mailbot.rules import Rules
 from tests.conftest import shared_path
 from tests.mails import COMPLETE_BODY, brief
@@ -329,3 +329,91 @@ MACHINES: dict[str, tuple[str, str, bool]] = {
 def test_autoresponders_own_forms_stay_machines(rules: Rules, name: str) -> None:
     mail = parse(_raw(*MACHINES[name]))
     assert screen(mail, rules, BOT).category == "auto_reply"
+
+
+# -- issue 11, trial 11c: two signals together outweigh what an out-of-office text seems to say --
+# An out-of-office text names a colleague, a date and the project ("I am on parental leave until
+# 1 August 2026 … contact Rasmus Friis about the course registration platform"), which the brief
+# reader may take for three answers. An autoresponder's subject together with an automatic body,
+# or the autoresponder's marker in front of our own case reference, is a machine all the same.
+# Another system's receipt ("Tak for din henvendelse … sagsnummer #48213") is a machine too.
+OUT_OF_OFFICE_ON_A_CASE: dict[str, tuple[str, str, bool]] = {
+    "en-parental-leave-names-colleague-and-date": (
+        "Automatic reply: [ITP-2026-0140] Vi har modtaget jeres projektforslag",
+        "Thank you for your message.\n\nI am on parental leave until 3 August 2026 and will not "
+        "be reading my email. For anything about the booking platform for the libraries, "
+        "please contact my colleague Ida Marker, team lead in Borgerservice, at "
+        "ida.marker@kommune.test.\n\nBest regards,\nPeter\n", False),
+    "da-barselsorlov-html": (
+        "Automatisk svar: [ITP-2026-0141] Anmodning om vurdering: Vagtplan",
+        "Tak for din mail.\n\nJeg er på barselsorlov frem til 1. juni 2027 og læser ikke mails. "
+        "Spørgsmål om det nye vagtplanmodul til Hjemmeplejen kan rettes til min kollega, "
+        "teamleder Jonna Kvist, som er kontaktperson i min fravær.\n\nMvh Signe\n", True),
+    # the marker in front of our reference decides even when the body says nothing automatic
+    "da-marker-before-ref-plain-body": (
+        "Fraværsbesked: [ITP-2026-0142] Vi har modtaget jeres projektforslag",
+        "Hej\n\nJeg er væk resten af måneden. Om appen til Vej og Park: kontakt Ole Berg, "
+        "der er projektleder, senest 1. maj 2027.\n\nKim\n", False),
+    "en-holiday-sick-leave": (
+        "Out of Office: [ITP-2026-0143] Request for review: InterpretApp",
+        "I am on sick leave until 12 April and will not be checking email. Questions about "
+        "the interpreter app for Jobcenter go to Sara Holm, who is the contact person.\n", False),
+}
+
+HELPDESK_RECEIPTS: dict[str, tuple[str, str, bool]] = {
+    "da-tak-for-henvendelsen-oprettet-sag": (
+        "[Sag #51877] SV: [ITP-2026-0150] Kommentarer fra IT-Projektrådet",
+        "Hej\n\nTak for din henvendelse til Nordsoft Support. Vi har oprettet en sag med "
+        "sagsnummer #51877 og vender tilbage inden for to hverdage.\n\nBevar sagsnummeret i "
+        "emnefeltet, hvis du svarer.\n\nNordsoft Support\n", False),
+    "da-registreret-html": (
+        "SV: [ITP-2026-0151] Spørgsmål til databehandleraftalen",
+        "Kære kunde\n\nVi har registreret din henvendelse under sagsnummer 2026-3311. En "
+        "medarbejder kontakter dig hurtigst muligt.\n\nMed venlig hilsen\nKundeservice\n", True),
+    "en-thank-you-for-contacting-ticket": (
+        "[Ticket#884120] RE: [ITP-2026-0152] Questions from the council",
+        "Hello,\n\nThank you for contacting Fjordline Support. We have created ticket #884120 "
+        "for your request and will get back to you within one business day.\n\n"
+        "Fjordline Support\n", False),
+    "da-henvendelse-er-modtaget": (
+        "SV: [ITP-2026-0154] Spørgsmål til leverandøren",
+        "Din henvendelse er modtaget og har fået sagsnummer 2026-3312. Vi svarer inden for tre "
+        "hverdage.\n\nKundeservice\n", False),
+    "en-your-request-has-been-logged": (
+        "[#77120] RE: [ITP-2026-0155] Questions from the council",
+        "Your request has been logged with reference #77120. An agent will contact you "
+        "shortly.\n", False),
+    "en-request-received-case-number-html": (
+        "RE: [ITP-2026-0153] Questions from the council",
+        "Thanks for your request. We have logged a case for you; your case number is "
+        "CS-100234.\n\nThe service team\n", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_OF_OFFICE_ON_A_CASE) + sorted(HELPDESK_RECEIPTS))
+def test_out_of_office_on_a_case_and_helpdesk_receipts_are_machines(rules: Rules,
+                                                                    name: str) -> None:
+    subject, body, as_html = {**OUT_OF_OFFICE_ON_A_CASE, **HELPDESK_RECEIPTS}[name]
+    raw = _raw(subject, body, as_html)
+    screened = screen(parse(raw), rules, BOT)
+    assert screened.category == "auto_reply", screened.reason
+    reading = inspect_mail(raw, rules, settings_without_config(BOT))
+    assert reading["kind"] == "auto_reply" and reading["case_ref"] == ref_in_subject(subject)
+
+
+@pytest.mark.parametrize(("subject", "body"), [
+    # an applicant's reply to our receipt: our reference first, her own subject after it
+    ("SV: [ITP-2026-0144] Automatisk svar: robot til journalisering",
+     "Hej\n\nHer er det, der manglede.\n\n" + LABELLED_DA),
+    # a person thanks for a mail and gives a case number: no receipt sentence
+    ("SV: [ITP-2026-0145] Anmodning om vurdering",
+     "Tak for din mail. Sagsnummeret i SBSYS er 27.00.00-G01-1-24, og jeg har godkendt "
+     "databehandleraftalen.\n\nJonas\n"),
+    ("RE: [ITP-2026-0146] Request for review",
+     "Thanks for your email. I have read the DPA and approve it; our reference is "
+     "case #4471 in the legal team's system.\n\nAnna\n"),
+])
+def test_people_who_answer_with_a_case_number_or_our_subject_stay_people(
+        rules: Rules, subject: str, body: str) -> None:
+    screened = screen(parse(brief(subject=subject, body=body, attachments=())), rules, BOT)
+    assert screened.category == "human", screened.reason

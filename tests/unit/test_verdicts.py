@@ -116,3 +116,36 @@ def test_an_html_reply_below_a_blockquote_is_read(rules: Rules) -> None:
 ])
 def test_more_ways_to_say_yes_and_no(rules: Rules, text: str, verdict: str) -> None:
     assert read_verdict(text + QUOTE, rules).verdict == verdict
+
+
+@pytest.mark.parametrize(("text", "verdict"), [
+    # the infinitive after a modal verb, and other ways to turn a project down
+    ("Jeg må desværre afvise den. Data opbevares uden for EU.", "rejected"),
+    ("Jeg er nødt til at afvise projektet, da leverandøren ikke vil underskrive.", "rejected"),
+    ("Jeg indstiller til afslag.", "rejected"),
+    ("Vi må desværre sige nej til den her løsning.", "rejected"),
+    ("I have to reject this one: the hosting is in the US.", "rejected"),
+    ("I must decline; the supplier refuses our DPA.", "rejected"),
+    # what must change before the reviewer signs off
+    ("Two points must be fixed before I can sign off:\n1. Notice period.\n2. Exit clause.",
+     "changes_requested"),
+    ("The DPA needs to be updated with the current sub-processors.", "changes_requested"),
+    ("Please ask the applicant to send a revised draft.", "changes_requested"),
+    ("I cannot approve it in this form.", "changes_requested"),
+    ("Afsnit 4 om logning skal præciseres, før jeg kan anbefale det.", "changes_requested"),
+    ("Send gerne et opdateret udkast med exit-klausulen.", "changes_requested"),
+])
+def test_refusals_and_requested_changes_in_other_words(rules: Rules, text: str,
+                                                      verdict: str) -> None:
+    assert read_verdict(text + QUOTE, rules).verdict == verdict
+
+
+def test_an_english_reviewer_answering_between_the_quoted_lines_asks_for_changes(
+        rules: Rules) -> None:
+    text = ("On Mon, 16 Mar 2026 at 11:20, IT-Projektrådet <it@kommune.dk> wrote:\n"
+            "> Please review the contract draft.\n>\n"
+            "I have read it. Two points must be fixed before I can sign off.\n\n"
+            "> How to answer: \"Approved\", \"No comments\" or \"Cannot recommend\".\n\n"
+            "Please ask the applicant to send a revised draft.\n\n> Kind regards\n\n"
+            "Anna\nContract manager\n")
+    assert read_verdict(text, rules).verdict == "changes_requested"
