@@ -64,6 +64,8 @@ class Prose:
     # at sende denne ansøgning"): that clause, and her own introduction (`self_intro`), answer
     # no question
     helper: tuple[re.Pattern[str], ...] = ()
+    # a supplier's pitch: no answer is read from the prose of a mail that has one
+    pitch: tuple[re.Pattern[str], ...] = ()
     # a clause that says who pays names the payer, not (unless nothing else does) the unit
     payer: tuple[re.Pattern[str], ...] = ()
     self_intro: tuple[re.Pattern[str], ...] = ()
@@ -756,6 +758,7 @@ def _prose(reader: _Reader) -> Prose:
                  english_words=words("english_words"), danish_words=words("danish_words"),
                  old_cost=patterns("old_cost"), new_cost=patterns("new_cost"),
                  supplier_self=patterns("supplier_self"), helper=patterns("helper"),
+                 pitch=patterns("pitch"),
                  payer=patterns("payer"),
                  self_intro=patterns("self_intro"), go_live=patterns("go_live"),
                  other_events=patterns("other_events"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
@@ -59,6 +60,19 @@ def title_from_subject(subject: str) -> str:
     return title
 
 
+# Outlook in a Danish directory writes "Friis, Hanne" or "Friis, Hanne Marie": the surname
+# first, after it a comma and the given names (letters, hyphens and spaces only)
+_SURNAME_FIRST = re.compile(r"^\s*([^\W\d_][\w'’-]*(?: [^\W\d_][\w'’-]*)?),\s*"
+                            r"([^\W\d_][\w'’-]*(?: [^\W\d_][\w'’-]*){0,2})\s*$")
+
+
+def natural_name(display_name: str) -> str:
+    """The name as a letter greets her: "Friis, Hanne" -> "Hanne Friis" (the surname-first
+    form of Outlook address books); any other display name as it is."""
+    match = _SURNAME_FIRST.match(display_name)
+    return f"{match.group(2)} {match.group(1)}" if match else display_name
+
+
 def completeness(missing: list[str]) -> CaseStatus:
     return CaseStatus.INCOMPLETE if missing else CaseStatus.COMPLETE
 
@@ -71,7 +85,7 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
     case = Case(
         ref=next_ref(session, now.year),
         applicant_address=mail.from_address,
-        applicant_name=mail.from_name,
+        applicant_name=natural_name(mail.from_name),
         title=title_from_subject(mail.subject),
         subject=redact_cpr(mail.subject),
         status=check_transition(CaseStatus.RECEIVED, completeness(list(reading.missing))),

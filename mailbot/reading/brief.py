@@ -11,6 +11,7 @@ from mailbot.reading.danish import (
     Amount,
     When,
     ascii_spellings,
+    date_precisions,
     normalise_when,
     parse_amounts,
     payer,
@@ -381,15 +382,31 @@ def _without_statements(answer: str, rules: Rules) -> str:
     return "\n\n".join(p for p in kept if p)
 
 
+# "Det ved vi ikke endnu, vi har bedt om en plan", "… endnu – vi har bedt om tilbud": the
+# words before a dash, a semicolon or a comma that opens a new statement ("vi har", "men")
+# may say on their own that the answer is unknown; "ved vi ikke, hvem der …" goes on
+_PIECE = re.compile(r"\s*;\s+|\s+[–—-]\s+|,\s+(?=(?:vi|jeg|de|men|og|we|i|they|but|and)\s)",
+                    re.I)
+
+
 def says_unknown(answer: str, rules: Rules, qid: str = "") -> bool:
     """Every clause of the answer says it is not known yet ("Det ved vi ikke endnu.",
     "Prisen kender vi ikke endnu.", "TBD", "følger") or, under `cost`, gives only what the old
     system cost ("Det gamle system kostede 50.000 kr. om året."): the question is not
-    answered. An answer that also gives something ("Ved ikke, men senest 2027") is an answer."""
+    answered. An answer that also gives something ("Ved ikke, men senest 2027") is an answer.
+    Under `cost` and `when`, what is measurable decides: "Prisen kender vi ikke endnu – vi har
+    bedt om tilbud" says it is unknown and gives no amount, so it is no answer, whatever words
+    explain the wait."""
     parts = [c for paragraph in answer.split("\n\n") for sentence in sentences(paragraph)
              for c in clauses(sentence)] or [answer]
-    return all(unknown(part, rules) or (qid == "cost" and old_cost(part, rules))
-               for part in parts)
+    if all(unknown(part, rules) or (qid == "cost" and old_cost(part, rules)) for part in parts):
+        return True
+    pieces = [p for part in parts for p in _PIECE.split(part) if p.strip()]
+    if qid not in ("cost", "when") or not any(unknown(piece, rules) for piece in pieces):
+        return False
+    if qid == "cost":
+        return not any(parse_amounts(part) for part in parts if not old_cost(part, rules))
+    return not any(date_precisions(part, rules.signals) for part in parts)
 
 
 def _without_closing(answer: str, rules: Rules) -> str:

@@ -148,6 +148,12 @@ def _matches(text: str, patterns: tuple[re.Pattern[str], ...]) -> bool:
     return any(p.search(text) for p in patterns)
 
 
+def pitch(text: str, rules: Rules) -> bool:
+    """The clause is a supplier's pitch to the council ("vi vil gerne præsentere vores nye
+    modul for jer", "et uforpligtende møde"): rules/brief.yaml `prose.pitch`."""
+    return any(p.search(text) for p in rules.prose.pitch)
+
+
 def split(paragraphs: list[str], rules: Rules,
           keep: Callable[[str], bool] | None = None) -> list[Clause]:
     """Every clause of the paragraphs, scored; `keep(text)` false drops a clause (a sentence
@@ -190,7 +196,7 @@ def _split(paragraphs: list[str], rules: Rules,
                 if keep is not None and not keep(text):
                     continue
                 if unknown(text, rules) or (old_cost(text, rules) and parse_amounts(text)) \
-                        or supplier_self(text, rules):
+                        or supplier_self(text, rules) or sentence.rstrip().endswith("?"):
                     out.append(Clause(text, p_index, number,
                                       dict.fromkeys(QUESTION_IDS, 0), void=True))
                     continue
@@ -342,7 +348,8 @@ def render(indices: list[int], found: list[Clause]) -> str:
             out.append(" ")
         out.append(clause.text)
         paragraph = clause.paragraph
-    return "".join(out).strip()
+    # an answer cut at a clause break does not end in its comma ("… til de 120 medarbejdere,")
+    return "".join(out).strip().rstrip(",;").rstrip()
 
 
 def _within(paragraphs: list[str], limit: int) -> list[str]:
@@ -362,9 +369,10 @@ def read_prose(paragraphs: list[str], wanted: set[str], rules: Rules,
                min_statements: int = 1) -> dict[str, str]:
     """The answers to the `wanted` questions that the paragraphs give (question -> text);
     none at all when they come from fewer than `min_statements` different clauses that speak
-    to a question themselves (a clause that only continues another does not count)."""
+    to a question themselves (a clause that only continues another does not count), and none
+    from a supplier's pitch (rules/brief.yaml `prose.pitch`)."""
     found = split(_within(paragraphs, PROSE_CHARS), rules, keep)
-    if not found or not wanted:
+    if not found or not wanted or any(pitch(c.text, rules) for c in found):
         return {}
     chosen = assign(found, wanted, rules)
     minimum = rules.prose.min_score
