@@ -191,6 +191,9 @@ class DecisionWords:
     # per phrase, whole words, ASCII spellings of æ/ø/å included
     applicant_klarmelding: tuple[re.Pattern[str], ...] = ()
     klarmelding_negations: tuple[str, ...] = ()  # "ikke klar til godkendelse" is none
+    # "Klarmelding følger i næste uge", "Jeg klarmelder, når DBA er underskrevet": a
+    # klarmelding announced for later, anywhere in the sentence, is none yet
+    klarmelding_later: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -613,6 +616,7 @@ def _decision_words(reader: _Reader) -> DecisionWords:
             for i, phrase in enumerate(reader.strings(d.get("applicant_klarmelding"),
                                                       "applicant_klarmelding"))),
         klarmelding_negations=words("klarmelding_negations"),
+        klarmelding_later=words("klarmelding_later"),
     )
 
 

@@ -26,7 +26,7 @@ from mailbot.council.phases import (
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.council.status import send_status
 from mailbot.models import Case, Guidance, Review
-from mailbot.vocabulary import CaseStatus, Purpose, ReviewState
+from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, ReviewState
 
 
 def relay_guidance(session: Session, bot: Bot, now: datetime) -> int:
@@ -96,7 +96,10 @@ def remind(session: Session, bot: Bot, now: datetime) -> int:
     `max_reminders` reminders, then the secretary is told once); applicants with missing
     items after `applicant_reminder_working_days` (once). Returns the mails queued."""
     count = 0
-    for review in session.exec(select(Review).where(Review.state == ReviewState.REQUESTED)):
+    # a decided or withdrawn case needs no more answers: its reviewers are not reminded
+    open_cases = select(Case.id).where(col(Case.status).in_(OPEN_STATUSES))
+    for review in session.exec(select(Review).where(Review.state == ReviewState.REQUESTED,
+                                                    col(Review.case_id).in_(open_cases))):
         count += _remind_reviewer(session, bot, review, now)
     return count + _remind_applicants(session, bot, now)
 

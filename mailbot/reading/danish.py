@@ -261,11 +261,17 @@ def parse_amounts(text: str | None) -> list[Amount]:
         after = text[m.end():m.end() + 60].lower()
         recurrence, years = "one_off", None
         over = re.match(r"[^.;]*?\b(?:over|for|til|i)\s+(\d+)\s+år", after)
-        if re.match(r"\s*(?:i\s+\w+\s+)?(årligt|om året|pr\.? år|per år|årlig|a year|per year|"
-                    r"annually|yearly)", after):
+        if re.match(r"\s*(?:i\s+\w+\s+)?(årligt|om året|(pr\.?|per|i) år(et)?\b|årlig|"
+                    r"/\s*år\b|a year|per year|per annum|annually|yearly)", after):
             recurrence = "yearly"
-        elif re.match(r"\s*(månedligt|om måneden|pr\.? md|per month|monthly)", after):
+        elif re.match(r"\s*(månedligt|om måneden|(pr\.?|per|i) (måned(en)?|md\.?)(?!\w)|"
+                      r"/\s*(md|mdr|måned)\b|a month|per month|monthly)", after):
             recurrence = "monthly"
+        elif re.match(r"\s*((pr\.?|per|i) kvartal(et)?|kvartalsvis|a quarter|per quarter|"
+                      r"quarterly)", after):
+            # a quarter's price is a year's price divided by four: counted as four months'
+            # worth would be wrong, so it is given as yearly (four times the amount)
+            value, recurrence = value * 4, "yearly"
         elif over:
             recurrence, years = "total_over_period", int(over.group(1))
         vat = "unknown"

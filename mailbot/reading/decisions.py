@@ -326,8 +326,9 @@ _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 def declares_ready(subject: str, text: str, rules: Rules) -> bool:
     """The applicant's klarmelding (two phases): a phrase of `applicant_klarmelding`
     (rules/decisions.yaml) in her own words (the quote cut) or in the subject, in a sentence
-    that is no question and has none of `klarmelding_negations` before the phrase, so "Er
-    sagen klar til godkendelse?" and "Vi er ikke klar til godkendelse endnu" are none."""
+    that is no question, has none of `klarmelding_negations` before the phrase and none of
+    `klarmelding_later` anywhere, so "Er sagen klar til godkendelse?", "Vi er ikke klar til
+    godkendelse endnu" and "Klarmelding følger i næste uge" are none."""
     words = rules.decision_words
     for sentence in _SENTENCE.findall(f"{own_text(text, rules)}\n{subject}"):
         if sentence.rstrip().endswith("?"):
@@ -335,7 +336,8 @@ def declares_ready(subject: str, text: str, rules: Rules) -> bool:
         for pattern in words.applicant_klarmelding:
             match = pattern.search(sentence)
             if match and not _klarmelding_negated(sentence[:match.start()],
-                                                              words.klarmelding_negations):
+                                                  words.klarmelding_negations) \
+                    and not _klarmelding_negated(sentence, words.klarmelding_later):
                 return True
     return False
 

@@ -77,6 +77,15 @@ def test_when_without_a_date_is_none(rules: Rules) -> None:
     ("kr. 2,4 mio. over 4 år", [(2_400_000, "total_over_period", "unknown")]),
     ("DKK 150,000 one-off", [(150_000, "one_off", "unknown")]),
     ("ca. 1.200 timer om året og 5 %", []),
+    # every way a monthly or yearly price is written is recurring, never one-off
+    ("150.000 kr. i etablering og 4.000 kr. pr. måned",
+     [(150_000, "one_off", "unknown"), (4_000, "monthly", "unknown")]),
+    ("4.000 kr. per måned", [(4_000, "monthly", "unknown")]),
+    ("500 kr./md.", [(500, "monthly", "unknown")]),
+    ("DKK 3,000 a month", [(3_000, "monthly", "unknown")]),
+    ("45.000 kr. pr. år", [(45_000, "yearly", "unknown")]),
+    ("12.000 kr./år", [(12_000, "yearly", "unknown")]),
+    ("10.000 kr. pr. kvartal", [(40_000, "yearly", "unknown")]),
 ])
 def test_amounts_in_dkk(text: str, expected: list[tuple[int, str, str]]) -> None:
     assert [(a.dkk, a.recurrence, a.vat) for a in parse_amounts(text)] == expected

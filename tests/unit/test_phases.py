@@ -24,6 +24,7 @@ from mailbot.council.phases import (
     give_guidance,
     stage,
 )
+from mailbot.council.reminders import remind
 from mailbot.council.reviews import apply_verdict, route
 from mailbot.db import migrate
 from mailbot.intake.inspection import settings_without_config
@@ -81,6 +82,12 @@ def test_the_applicants_ways_of_declaring_ready(text: str, rules: Rules) -> None
     "Hvordan laver jeg en klarmelding?",
     "Jeg sender klarmeldingen, når kontrakten er underskrevet.",
     "We are not ready for approval yet.",
+    # a klarmelding announced for later is none yet
+    "Klarmelding følger i næste uge.",
+    "Vi vender tilbage med en klarmelding, når kontrakten er underskrevet.",
+    "Jeg klarmelder sagen, når DBA er underskrevet.",
+    "Vi er langt fra klar til godkendelse.",
+    "We will be ready for approval once the DPA is signed.",
     "Her er den nye version af kontrakten.\n\n> Sådan klarmelder du: svar med ordet "
     "\"klarmelding\"\n> og de endelige dokumenter.",
 ])
@@ -239,6 +246,19 @@ def test_a_guided_case_is_not_reminded_until_it_is_klarmeldt(bot: Bot) -> None:
             2027, 3, 8, 11, 0, tzinfo=COPENHAGEN)
         case.applicant_reminded_at = datetime(2027, 3, 8, 11, 0, tzinfo=COPENHAGEN)
         assert applicant_reminder_due(session, bot, case) is None  # once per phase
+
+
+def test_reviewers_of_a_decided_case_are_not_reminded(bot: Bot) -> None:
+    """A reviewer who has not answered is reminded while the case is open; once the council
+    has decided (or the applicant withdrew), nobody waits for the answer any more."""
+    with Session(bot.engine) as session:
+        case, _ = opened(session, bot)
+        later = THURSDAY + timedelta(days=14)
+        requested = len(session.exec(select(Review)).all())
+        assert requested >= 4 and remind(session, bot, later) >= requested
+        case.status, case.decision = CaseStatus.DECIDED, "approved"
+        session.add(case)
+        assert remind(session, bot, later + timedelta(days=14)) == 0
 
 
 def test_one_phase_reminds_as_before(bot: Bot) -> None:
