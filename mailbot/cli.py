@@ -684,6 +684,11 @@ def _deliver_now(bot: Bot, agenda_row: Agenda | None) -> str:
 
 @app.command("inspect")
 def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    details: Annotated[bool, typer.Option(
+                        "--details", help="With --json: add the reading's details (where each "
+                        "answer came from, from_prose, document notes, the normalised date and "
+                        "amounts, project type, system owner, what the daemon would do)")
+                    ] = False,
                     config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Read one .eml as the bot would (no database, no network)."""
     from mailbot import views
@@ -702,15 +707,15 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     rules = load_rules(rules_folder(settings))
     today = Clock(OPTIONS.now).now().astimezone(COPENHAGEN).date()
     try:
-        result, details = inspect_details(raw, rules, settings, today)
+        result, extra = inspect_details(raw, rules, settings, today)
     except PermanentError as err:  # what the bot does with it too: quarantine, with the reason
         result = {"kind": None, "case_ref": None}
-        details = {"error": str(err), "disposition": "Quarantine",
-                   "action": f"quarantined: {err}"}
+        extra = {"error": str(err), "disposition": "Quarantine",
+                 "action": f"quarantined: {err}"}
     if as_json:
-        _echo_json(result)
+        _echo_json({**result, "details": extra} if details else result)
     else:
-        typer.echo(views.inspect_text(result, details))
+        typer.echo(views.inspect_text(result, extra))
 
 
 # what a file starts with when it is certainly not a mail

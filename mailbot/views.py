@@ -416,9 +416,9 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
                      f" (moms: {amount['vat']}; {amount['text']})")
     if details["payer"]:
         lines.append(f"  -> paid by: {details['payer']}")
-    for doc in result.get("documents") or []:
-        note = details["document_notes"].get(doc["filename"], "")
-        lines.append(f"document:  {doc['filename']}  [{doc['kind']}]  {note}")
+    for filename, kind in (result.get("documents") or {}).items():
+        note = details["document_notes"].get(filename, "")
+        lines.append(f"document:  {filename}  [{kind}]  {note}")
     for statement in details.get("document_statements") or ():
         kinds = ", ".join(statement["kinds"]) or "documents"
         lines.append(f"said:      {kinds}: {statement['state']} ({statement['text']})")

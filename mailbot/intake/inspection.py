@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,7 @@ from mailbot.intake.screen import screen
 from mailbot.intake.threads import ThreadMatch, find_thread
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
+from mailbot.reading.documents import DocumentReading
 from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
 
@@ -92,6 +94,19 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
     return _brief(mail, rules, today)
 
 
+def _by_filename(documents: Sequence[DocumentReading]) -> dict[str, str]:
+    """file name -> kind, the shape of ../shared/samples/README.md; a second attachment with
+    the same name is listed as "name (2)" rather than lost."""
+    out: dict[str, str] = {}
+    for document in documents:
+        name, number = document.filename, 1
+        while name in out:
+            number += 1
+            name = f"{document.filename} ({number})"
+        out[name] = document.kind
+    return out
+
+
 def _brief(mail: Inbound, rules: Rules, today: date | None
            ) -> tuple[dict[str, Any], dict[str, Any]]:
     reading = read_brief(mail, rules, today)
@@ -99,7 +114,7 @@ def _brief(mail: Inbound, rules: Rules, today: date | None
         "kind": "brief",
         "case_ref": None,
         "answers": reading.answers,
-        "documents": [{"filename": d.filename, "kind": d.kind} for d in reading.documents],
+        "documents": _by_filename(reading.documents),
         "not_applicable": sorted(reading.not_applicable),
         "missing": list(reading.missing),
         "strategic": reading.strategic,

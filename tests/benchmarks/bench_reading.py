@@ -95,7 +95,7 @@ def score_expected(score: Score, name: str, expected: dict[str, Any], shape: dic
     score.missing_exact += exact
     if not exact:
         score.wrong.append(f"{name}: missing {shape['missing']} != {expected['missing']}")
-    documents = {d["filename"]: d["kind"] for d in shape["documents"]}
+    documents = shape["documents"]
     score.documents_expected += 1
     score.documents_right += documents == expected["documents"]
 

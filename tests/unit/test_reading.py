@@ -46,7 +46,7 @@ def problems(expected: dict[str, Any], shape: dict[str, Any], details: dict[str,
                   if _norm(p) not in _norm(answer)]
     for qid, phrases in expected.get("forbidden", {}).items():
         found += [f"{qid} leaks {p!r}" for p in phrases if _norm(p) in _norm(shape["answers"][qid])]
-    documents = {d["filename"]: d["kind"] for d in shape["documents"]}
+    documents = shape["documents"]
     if documents != expected["documents"]:
         found.append(f"documents {documents} != {expected['documents']}")
     if sorted(shape["missing"]) != sorted(expected["missing"]):
@@ -119,6 +119,6 @@ def test_checker_notices_a_wrong_reading() -> None:
     """The comparison itself must be able to fail."""
     expected = {"kind": "brief", "case_ref": None, "answers": {"who": ["Anna"]},
                 "forbidden": {"who": ["Bo"]}, "documents": {}, "missing": []}
-    shape = {"kind": "brief", "case_ref": None, "answers": {"who": "Bo"}, "documents": [],
+    shape = {"kind": "brief", "case_ref": None, "answers": {"who": "Bo"}, "documents": {},
              "missing": ["cost"], "not_applicable": [], "strategic": False}
     assert len(problems(expected, shape, {"strategic_reason": ""})) == 3
