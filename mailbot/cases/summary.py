@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypedDict
 
+from mailbot.delivery.compose import enumeration
 from mailbot.models import Case, CaseDocument
 from mailbot.rules import QUESTION_IDS, Rules
 
@@ -126,10 +127,10 @@ def understood_answers(rules: Rules, answers: dict[str, str | None], from_prose:
 def missing_documents(rules: Rules, missing: Iterable[str], language: str
                       ) -> list[MissingDocument]:
     """Each missing required document with the roles that review it."""
-    joiner = " and " if language == "en" else " og "
+    last = "and" if language == "en" else "og"
     return [MissingDocument(title=rules.title(item, language),
-                            reviewers=joiner.join(rules.role_name(r, language)
-                                                  for r in kind.reviewers))
+                            reviewers=enumeration((rules.role_name(r, language)
+                                                     for r in kind.reviewers), last))
             for item in missing for kind in (rules.kind(item),) if kind is not None]
 
 

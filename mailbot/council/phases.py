@@ -25,6 +25,7 @@ from mailbot.clock import as_utc
 from mailbot.council.meetings import add_working_days
 from mailbot.council.owner import owner_missing
 from mailbot.council.reviews import current_reviews
+from mailbot.delivery.compose import enumeration
 from mailbot.models import Case, Guidance, Review
 from mailbot.rules import QUESTION_IDS, Rules
 from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Phase, Verdict, check_transition
@@ -116,10 +117,11 @@ class FinalMissing(TypedDict):
 def final_missing_lines(rules: Rules, items: list[str], language: str) -> FinalMissing:
     """final_missing for a mail: each question in plain words with an example, each
     document by the name of the version needed (with who reviews it), the system owner."""
-    joiner = " and " if language == "en" else " og "
+    last = "and" if language == "en" else "og"
     documents = [MissingDocument(
         title=rules.title(item, language, final=rules.required_final[item] == "final"),
-        reviewers=joiner.join(rules.role_name(r, language) for r in rules.reviewers_of(item)))
+        reviewers=enumeration((rules.role_name(r, language)
+                               for r in rules.reviewers_of(item)), last))
         for item in items if item in rules.required_final]
     return FinalMissing(answers=missing_answers(rules, items, language), documents=documents,
                         system_owner=SYSTEM_OWNER in items)

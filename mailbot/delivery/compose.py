@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -66,6 +66,15 @@ def oneline(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def enumeration(items: Iterable[object], last: str = "og") -> str:
+    """A list as a sentence writes it: "a, b og c" (`last` "and" in English); one item alone,
+    two joined by `last` (Retskrivningsordbogen, section 56: no comma before "og")."""
+    words = [str(item) for item in items]
+    if len(words) < 3:
+        return f" {last} ".join(words)
+    return f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
 class Renderer:
     """Templates by audience and purpose: `<language>/<name>.subject.j2`, `.txt.j2` and
     `.html.j2`, per language, with Danish as the fallback."""
@@ -79,6 +88,7 @@ class Renderer:
         )
         self.env.filters["genitive"] = genitive
         self.env.filters["oneline"] = oneline
+        self.env.filters["enumeration"] = enumeration
 
     def _exists(self, name: str) -> bool:
         try:
