@@ -109,15 +109,39 @@ def queue_ready_cases(session: Session, bot: Bot, now: datetime) -> int:
     for case in session.exec(select(Case).where(col(Case.decision).is_(None),
                                                 col(Case.status).in_(OPEN_STATUSES))).all():
         if case.meeting_date is not None:
-            if _leaves_agenda(session, bot, case) and not agenda_sent(session,
-                                                                      case.meeting_date):
+            if agenda_sent(session, case.meeting_date):
+                continue
+            if _leaves_agenda(session, bot, case):
                 _unqueue(session, bot, case, now)
+            elif _meeting_passed(calendar, case.meeting_date, now):
+                _missed(session, bot, calendar, case, now)
             continue
         if readiness(session, bot, case).ready:
             case.ready_at = _ready_at(session, case)
             queue(session, bot, case, first_open_meeting(session, calendar, case.ready_at), now)
             queued += 1
     return queued
+
+
+def _meeting_passed(calendar: CouncilCalendar, day: date, now: datetime) -> bool:
+    """The meeting on `day` has started (or, moved out of the calendar, its day is over)."""
+    meeting = calendar.meeting_on(day)
+    if meeting is None:
+        return day < now.astimezone(calendar.zone).date()
+    return meeting.starts <= now
+
+
+def _missed(session: Session, bot: Bot, calendar: CouncilCalendar, case: Case,
+            now: datetime) -> None:
+    """The case waited for a meeting whose agenda never went out (the daemon was down from
+    its deadline until after it began): it goes on the first agenda still open, and the
+    applicant is told the new date, so no case is stranded on a meeting that is past."""
+    assert case.meeting_date is not None
+    log.warning("[%s] the agenda for %s was never sent; moved to the next meeting",
+                case.ref, case.meeting_date)
+    record(session, case.id, None, now, "agenda_missed",
+           f"the agenda for {case.meeting_date} was never sent (the daemon was down)")
+    queue(session, bot, case, first_open_meeting(session, calendar, now), now, moved=True)
 
 
 def _unqueue(session: Session, bot: Bot, case: Case, now: datetime) -> None:

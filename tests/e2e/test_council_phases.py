@@ -283,3 +283,27 @@ def test_a_case_queued_with_one_phase_keeps_its_place_after_switching_to_two(
     assert len(to_applicant(world)) == before
     [agenda] = agendas(world)
     assert "ITP-2027-0001 Ny mødebooking" in body_of(agenda)
+
+
+def test_a_case_whose_agenda_never_went_out_moves_to_the_next_meeting(world: World) -> None:
+    """The daemon is down from the deadline (1 March 12:00) until after the meeting began
+    (8 March 09:00): that agenda is never sent (too late to be of use), so the case must not
+    stay queued for a meeting that is past. It goes on the next open agenda, and the
+    applicant is told the new date."""
+    world.write_config(council={"phases": 1})
+    world.deliver(world.brief(body=BRIEF_BODY))
+    world.run_once(THURSDAY)
+    for role in ROLES:
+        world.deliver(reply(world, request_for(world, role), world.reviewer(role), "Godkendt."))
+    world.run_once(at(25, 11))
+    assert the_case(world).meeting_date.isoformat() == "2027-03-08"  # type: ignore[union-attr]
+    world.run_once(at(8, 10))  # back after the meeting began: its agenda is not sent now
+    assert agendas(world) == []
+    case = the_case(world)
+    assert case.status == "queued" and case.meeting_date.isoformat() == "2027-03-15"  # type: ignore[union-attr]
+    assert "agenda_missed" in events(world)
+    moved = " ".join(body_of(to_applicant(world)[-1]).split())
+    assert "15. marts 2027" in moved
+    world.run_once(at(8, 12, 5))  # the next deadline (Monday 8 March 12:00) sends it
+    [agenda] = agendas(world)
+    assert "15. marts 2027" in str(agenda["Subject"]) and "ITP-2027-0001" in body_of(agenda)
