@@ -261,19 +261,26 @@ def _case_mail(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
         _review_reply(session, bot, mail, case, disposition.review, now)
     elif disposition.tampered:
         tell_secretary(session, bot, case, "a reply carries a damaged or forged id of ours; "
-                       "nothing was applied", now, mail)
+                       "nothing was applied", now, _said(bot, "tampered"), mail)
     elif disposition.sender == "applicant":
         _followup(session, bot, case, mail, row, disposition, now)
     elif disposition.sender == "reviewer":
         tell_secretary(session, bot, case, f"{mail.from_address} (a reviewer) wrote on the "
-                       "thread without replying to our request; no verdict applied", now, mail)
+                       "thread without replying to our request; no verdict applied", now,
+                       _said(bot, "reviewer_on_thread", sender=mail.from_address), mail)
     elif disposition.sender == "colleague":
         record(session, case.id, row.id, now, "information",
                f"{mail.from_address} wrote on the thread")
     else:
+        sender = mail.from_address or "ukendt afsender"
         tell_secretary(session, bot, case, "mail on the thread from outside the municipality "
-                       f"({mail.from_address or 'unknown sender'})", now, mail)
+                       f"({sender})", now, _said(bot, "outside", sender=sender), mail)
     log.info("[%s] UID %s %s handled as a reply", case.ref, row.uid, row.message_id)
+
+
+def _said(bot: Bot, key: str, **fields: str) -> str:
+    """The secretary's Danish words for why she must look (rules/labels.yaml `attention`)."""
+    return bot.rules.labels.get("attention", key).format(**fields)
 
 
 def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMessage,
@@ -297,11 +304,13 @@ def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_
     review = session.get(Review, review_id)
     if review is None:
         tell_secretary(session, bot, case, "a reply names a review that does not exist", now,
-                       mail)
+                       _said(bot, "no_review"), mail)
         return
     problem = identity_problem(bot, review, case, mail)
     if problem:
-        tell_secretary(session, bot, case, f"verdict not applied: {problem}", now, mail)
+        tell_secretary(session, bot, case, f"verdict not applied: {problem}", now,
+                       _said(bot, "verdict_not_applied", sender=mail.from_address or "?",
+                             role=bot.rules.role_names[review.role]), mail)
         return
     apply_verdict(session, bot, case, review,
                   read_verdict(mail.text or mail.html_text, bot.rules), mail, now)

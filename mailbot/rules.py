@@ -234,6 +234,8 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
                      "new_system", "kitos_error", "kitos_disabled"),
     "kitos_reasons": ("refused", "login", "timeout", "unreachable", "bad_answer",
                       "no_organization"),
+    "attention": ("tampered", "reviewer_on_thread", "outside", "no_review",
+                  "verdict_not_applied", "not_answered", "unclear_twice"),
 }
 
 
@@ -253,6 +255,11 @@ LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("kitos_reasons", "refused"): frozenset({"status"}),
     ("kitos_reasons", "timeout"): frozenset({"seconds"}),
     ("kitos_reasons", "no_organization"): frozenset({"cvr"}),
+    ("attention", "reviewer_on_thread"): frozenset({"sender"}),
+    ("attention", "outside"): frozenset({"sender"}),
+    ("attention", "verdict_not_applied"): frozenset({"sender", "role"}),
+    ("attention", "not_answered"): frozenset({"role", "recipients", "count"}),
+    ("attention", "unclear_twice"): frozenset({"role"}),
 }
 
 

@@ -19,8 +19,9 @@ EXCERPT_CHARS = 1500
 
 
 def tell_secretary(session: Session, bot: Bot, case: Case, reason: str, now: datetime,
-                   mail: Inbound | None = None) -> None:
-    """Record `reason` on the case and mail it to `council.secretary` with the mail that
+                   said: str, mail: Inbound | None = None) -> None:
+    """Record `reason` (English, for the timeline) on the case and mail `said` (the same in
+    Danish, from rules/labels.yaml `attention`) to `council.secretary` with the mail that
     caused it, if any (sender, subject, the first 1,500 characters). The sender of that mail
     is never told. With no secretary configured, only the event and a warning remain."""
     record(session, case.id, None, now, "secretary_attention", reason)
@@ -29,7 +30,7 @@ def tell_secretary(session: Session, bot: Bot, case: Case, reason: str, now: dat
         log.warning("[%s] needs the secretary's attention but council.secretary is empty: %s",
                     case.ref, reason)
         return
-    context = {"reason": reason, "sender": "", "mail_subject": "", "excerpt": ""}
+    context = {"reason": said, "sender": "", "mail_subject": "", "excerpt": ""}
     if mail is not None:
         context.update(sender=mail.from_address or "(ukendt afsender)",
                        mail_subject=mail.subject, excerpt=mail.text[:EXCERPT_CHARS])

@@ -128,9 +128,12 @@ def _remind_reviewer(session: Session, bot: Bot, review: Review, now: datetime) 
         return 0
     review.secretary_told_at = now
     session.add(review)
-    tell_secretary(session, bot, case,
-                   f"{bot.rules.role_names[review.role]} ({', '.join(review.recipients)}) has "
-                   f"not answered after {review.reminders_sent} reminders", now)
+    role, recipients = bot.rules.role_names[review.role], ", ".join(review.recipients)
+    tell_secretary(session, bot, case, f"{review.role} ({recipients}) has not answered after "
+                   f"{review.reminders_sent} reminders", now,
+                   bot.rules.labels.get("attention", "not_answered").format(
+                       role=role[:1].upper() + role[1:], recipients=recipients,
+                       count=str(review.reminders_sent)))
     return 1
 
 

@@ -174,5 +174,7 @@ def _unclear(session: Session, bot: Bot, case: Case, review: Review,
         return
     review.comment = verdict.comment
     session.add(review)
+    role = bot.rules.role_names[review.role]
     tell_secretary(session, bot, case, f"{review.role} answered twice without a clear verdict",
-                   now, mail)
+                   now, bot.rules.labels.get("attention", "unclear_twice").format(
+                       role=role[:1].upper() + role[1:]), mail)

@@ -187,7 +187,7 @@ def test_valid_token_from_another_sender_is_not_applied(world: World) -> None:
     request = request_for(world, "contract_manager")
     world.deliver(reply(world, request, "kollega@kommune.test", "Godkendt."))
     world.run_once(FRIDAY.replace(hour=11))
-    _not_applied(world, "contract_manager", "not from the reviewer it was sent to")
+    _not_applied(world, "contract_manager", "og ikke fra den, anmodningen blev sendt til")
     assert world.smtp.to("kollega@kommune.test") == []  # the sender learns nothing
 
 
@@ -198,7 +198,7 @@ def test_forged_from_without_our_id_is_not_applied(world: World) -> None:
                          attachments=())
     world.deliver(forged)
     world.run_once(FRIDAY.replace(hour=11))
-    _not_applied(world, "security_coordinator", "without replying to our request")
+    _not_applied(world, "security_coordinator", "uden at svare på vores anmodning")
 
 
 def test_tampered_token_is_not_applied(world: World) -> None:
@@ -211,7 +211,7 @@ def test_tampered_token_is_not_applied(world: World) -> None:
     raw = raw.replace(message_id.encode(), tampered.encode())
     world.deliver(raw)
     world.run_once(FRIDAY.replace(hour=11))
-    _not_applied(world, "it_architect", "damaged or forged id")
+    _not_applied(world, "it_architect", "beskadiget eller forfalsket id")
 
 
 def test_reply_to_a_request_forwarded_to_a_colleague_is_not_applied(world: World) -> None:
@@ -339,7 +339,7 @@ def test_tampered_reply_token_is_not_applied(world: World) -> None:
     msg.set_content("Godkendt.")
     world.imap.deliver(forged, msg.as_bytes())
     world.run_once(FRIDAY.replace(hour=11))
-    _not_applied(world, "it_architect", "damaged or forged id")
+    _not_applied(world, "it_architect", "beskadiget eller forfalsket id")
 
 
 def test_check_probes_plus_addressing(world: World) -> None:
