@@ -4,8 +4,10 @@ place that turns ids (`who`, `contract_draft`) into the words of rules/*.yaml.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TypedDict
 
+from mailbot.clock import as_utc
 from mailbot.delivery.compose import enumeration
 from mailbot.models import Case, CaseDocument
 from mailbot.rules import QUESTION_IDS, Rules
@@ -140,10 +142,22 @@ def missing_labels(rules: Rules, missing: Iterable[str], language: str = "da") -
             else rules.title(item, language) for item in missing]
 
 
-def document_lines(rules: Rules, documents: Iterable[CaseDocument], language: str
-                   ) -> list[DocumentLine]:
-    return [DocumentLine(filename=d.filename, title=rules.title(d.kind, language),
-                         version=d.version) for d in documents]
+def final_phase_start(case: Case) -> datetime | None:
+    """When the final phase began: the guidance given or the klarmelding, whichever came
+    first (UTC); None while the case is in the guidance phase."""
+    moments = [as_utc(m) for m in (case.guidance_given_at, case.klarmeldt_at) if m is not None]
+    return min(moments, default=None)
+
+
+def document_lines(rules: Rules, documents: Iterable[CaseDocument], language: str,
+                   case: Case | None = None) -> list[DocumentLine]:
+    """Each document with its kind's title; with `case`, a document that came in the final
+    phase is named as the final version ("Endelig kontrakt", documents.yaml `final_title`)."""
+    start = final_phase_start(case) if case is not None else None
+    return [DocumentLine(filename=d.filename, version=d.version,
+                         title=rules.title(d.kind, language, final=start is not None
+                                           and as_utc(d.received_at) >= start))
+            for d in documents]
 
 
 def declared_lines(rules: Rules, declared: dict[str, str], language: str

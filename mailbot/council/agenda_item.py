@@ -18,12 +18,10 @@ from sqlmodel import Session
 
 from mailbot.app import Bot
 from mailbot.cases.documents import latest_documents
-from mailbot.cases.summary import CaseSummary, case_summary
-from mailbot.clock import as_utc
+from mailbot.cases.summary import CaseSummary, case_summary, document_lines
 from mailbot.council.meetings import DANISH_MONTHS, danish_date
-from mailbot.council.phases import final_phase_start
 from mailbot.council.reviews import current_reviews, review_state_label, reviews_of
-from mailbot.models import Case, CaseDocument, Review
+from mailbot.models import Case, Review
 from mailbot.rules import AgendaWords
 from mailbot.vocabulary import ReviewState
 
@@ -126,15 +124,9 @@ def agenda_item(session: Session, bot: Bot, case: Case, number: int) -> AgendaIt
         reviews=review_lines(session, bot, case),
         guidance=[_review_line(bot, r) for r in reviews_of(session, case.id)
                   if r.state == ReviewState.SUPERSEDED and r.verdict is not None],
-        documents=[f"{bot.rules.title(d.kind, final=_final(case, d))}: {d.filename} "
-                   f"(v{d.version})" for d in latest_documents(session, case.id)])
-
-
-def _final(case: Case, document: CaseDocument) -> bool:
-    """The document came in the final phase (mailbot.council.phases.final_phase_start): the
-    agenda names it "Endelig kontrakt", not "Udkast til kontrakt"."""
-    start = final_phase_start(case)
-    return start is not None and as_utc(document.received_at) >= start
+        documents=[f"{line['title']}: {line['filename']} (v{line['version']})"
+                   for line in document_lines(bot.rules, latest_documents(session, case.id),
+                                              "da", case)])
 
 
 def item_texts(bot: Bot, case: Case, summary: CaseSummary) -> ItemTexts:

@@ -20,7 +20,13 @@ from sqlmodel import Session, col, select
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import latest_documents
-from mailbot.cases.summary import MissingAnswer, MissingDocument, answer_label, missing_answers
+from mailbot.cases.summary import (
+    MissingAnswer,
+    MissingDocument,
+    answer_label,
+    final_phase_start,
+    missing_answers,
+)
 from mailbot.clock import as_utc
 from mailbot.council.meetings import add_working_days
 from mailbot.council.owner import owner_missing
@@ -48,13 +54,6 @@ def stage(case: Case) -> str:
 
 
 # -- what final approval needs ------------------------------------------------------------------
-def final_phase_start(case: Case) -> datetime | None:
-    """When the final phase began: the guidance given or the klarmelding, whichever came
-    first (UTC); None while the case is in the guidance phase."""
-    moments = [as_utc(m) for m in (case.guidance_given_at, case.klarmeldt_at) if m is not None]
-    return min(moments, default=None)
-
-
 def final_missing(session: Session, rules: Rules, case: Case) -> list[str]:
     """What final approval still needs, in this order: unanswered questions (`who` …), the
     documents of documents.yaml `required_final` neither present nor declared not applicable

@@ -105,7 +105,7 @@ def _request_context(bot: Bot, case: Case, role: str, documents: list[CaseDocume
                 for kind, text in case.not_applicable.items()
                 if kind not in kinds and role in bot.rules.reviewers_of(kind)]
     return {"role_name": bot.rules.role_names[role],
-            "documents": document_lines(bot.rules, documents, "da"),
+            "documents": document_lines(bot.rules, documents, "da", case),
             "declared": declared, "new_version": superseded}
 
 

@@ -76,7 +76,8 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
                                       language)
     return StatusContext(
         purpose=purpose.value, phases=bot.settings.council.phases, stage=current,
-        documents=document_lines(bot.rules, latest_documents(session, case.id), language),
+        documents=document_lines(bot.rules, latest_documents(session, case.id), language,
+                                 case),
         declared=declared_lines(bot.rules, case.not_applicable, language),
         missing_answers=missing["answers"], missing_documents=missing["documents"],
         missing_owner=missing["system_owner"],

@@ -111,7 +111,9 @@ def test_guidance_then_klarmelding_then_the_missing_list_then_the_agenda(world: 
     assert case.status == "klarmeldt" and case.meeting_date is None
     assert "klarmelding" in events(world)
     # the final versions went to their reviewers as new versions
-    assert "ny version" in body_of(request_for(world, "contract_manager"))
+    final_request = body_of(request_for(world, "contract_manager"))
+    assert "ny version" in final_request and "Endelig kontrakt" in final_request
+    assert "Udkast til kontrakt" not in final_request
     assert "ny version" in body_of(request_for(world, "security_coordinator"))
 
     # a second mail with the project description, before the deadline, no phrase needed
