@@ -21,7 +21,7 @@ from mailbot.audit import record
 from mailbot.cases.followup import apply_followup
 from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import open_case, send_receipt
-from mailbot.clock import COPENHAGEN
+from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.council.attention import tell_secretary
 from mailbot.council.decisions import apply_decisions, move_on_request
 from mailbot.council.klarmelding import answer_followup
@@ -295,7 +295,8 @@ def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMes
     else:
         apply_followup(session, bot, case, mail, row, now)
         route(session, bot, case, now)
-        if not answer_followup(session, bot, case, disposition.action == "klarmelding", now):
+        if not answer_followup(session, bot, case, disposition.action == "klarmelding", now,
+                               as_utc(row.internaldate) if row.internaldate else None):
             send_status(session, bot, case, Purpose.UPDATE, now)
 
 

@@ -9,7 +9,7 @@ and new versions routed to their reviewers (mailbot.pipeline)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -29,34 +29,52 @@ _BEFORE_THE_AGENDA = (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE, CaseStatus.GUI
 
 
 def answer_followup(session: Session, bot: Bot, case: Case, klarmelding: bool,
-                    now: datetime) -> bool:
+                    now: datetime, arrived: datetime | None = None) -> bool:
     """The applicant's mail on the thread, with two phases: a klarmelding (`klarmelding`:
     the mail says so, rules/decisions.yaml `applicant_klarmelding`), or any mail on a case
     she klarmeldte before that is not on an agenda yet, gets the klarmelding answer here.
     Returns False when it is not such a mail (one phase, no klarmelding, a case already on
-    an agenda or decided): the caller sends the usual checklist."""
+    an agenda or decided): the caller sends the usual checklist. `arrived` (default `now`) is
+    when the mail reached the mailbox (IMAP INTERNALDATE): the deadline is met by the mail's
+    arrival, not by when a busy or restarted daemon got to it (the council's page: items
+    "senest" by the deadline)."""
+    arrived = _arrival(now, arrived)
     if not two_phases(bot) or case.status not in _BEFORE_THE_AGENDA:
         return False
     if klarmelding and case.klarmeldt_at is None:
-        case.klarmeldt_at, case.phase = now, Phase.FINAL
+        case.klarmeldt_at, case.phase = arrived, Phase.FINAL
         session.add(case)
         record(session, case.id, None, now, "klarmelding", "the applicant declared the case "
                "ready for final approval")
     if case.klarmeldt_at is None:
         return False
-    _answer(session, bot, case, klarmelding, now)
+    _answer(session, bot, case, klarmelding, now, arrived)
     return True
 
 
-def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: datetime) -> None:
+# An arrival further back than this is not trusted for the deadline (a mailbox restored from a
+# backup, a clock that is wrong): the mail then counts from when it was read.
+ARRIVAL_TRUSTED = timedelta(days=7)
+
+
+def _arrival(now: datetime, arrived: datetime | None) -> datetime:
+    """When the mail counts as received for the deadline: its arrival, when that lies at most
+    ARRIVAL_TRUSTED before `now`; else `now`."""
+    if arrived is None or arrived > now or now - arrived > ARRIVAL_TRUSTED:
+        return now
+    return arrived
+
+
+def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: datetime,
+            arrived: datetime) -> None:
     """On the agenda of the first open meeting when nothing is missing and no current review
     is rejected (the applicant gets the meeting mail); else the case is `klarmeldt` and she
     gets ONE list of what is missing, the rejections and the reviewers still to answer."""
     check = final_check(session, bot, case)
     if check.complete:
-        case.ready_at = now
+        case.ready_at = arrived
         calendar = CouncilCalendar(bot.settings.council)
-        queue(session, bot, case, first_open_meeting(session, calendar, now), now,
+        queue(session, bot, case, first_open_meeting(session, calendar, arrived), now,
               klarmelding=klarmelding)
         return
     case.status = check_transition(case.status, CaseStatus.KLARMELDT)
@@ -65,7 +83,7 @@ def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: date
            f"missing: {', '.join(check.missing) or 'nothing'}; rejected: "
            f"{', '.join(r.role for r in check.rejected) or 'none'}")
     language = case.language
-    meeting = first_open_meeting(session, CouncilCalendar(bot.settings.council), now)
+    meeting = first_open_meeting(session, CouncilCalendar(bot.settings.council), arrived)
     answer_applicant(session, bot, case, template="applicant_klarmelding",
                      purpose=Purpose.KLARMELDING, now=now, context={
                          "klarmelding": klarmelding,

@@ -309,3 +309,4 @@ def test_a_case_whose_agenda_never_went_out_moves_to_the_next_meeting(world: Wor
     world.run_once(at(8, 12, 5))  # the next deadline (Monday 8 March 12:00) sends it
     [agenda] = agendas(world)
     assert "15. marts 2027" in str(agenda["Subject"]) and "ITP-2027-0001" in body_of(agenda)
+

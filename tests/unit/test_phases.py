@@ -17,6 +17,7 @@ from mailbot.cases.documents import store_documents
 from mailbot.cases.opening import open_case
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.config import Settings
+from mailbot.council.klarmelding import answer_followup
 from mailbot.council.phases import (
     applicant_reminder_due,
     final_labels,
@@ -190,6 +191,30 @@ def test_a_contract_sent_after_the_guidance_is_final(bot: Bot) -> None:
                      THURSDAY + timedelta(days=5))
         assert "contract_draft" not in final_missing(session, bot.rules, case)
         assert "dpa_draft" in final_missing(session, bot.rules, case)
+
+
+@pytest.mark.parametrize(("arrived", "meeting"), [
+    # reached the mailbox at 11:58, read at 12:03: the deadline was met
+    (datetime(2027, 3, 1, 11, 58, tzinfo=COPENHAGEN), "2027-03-08"),
+    # no arrival known, or one that cannot be (after the reading, or weeks before): read time
+    (None, "2027-03-15"),
+    (datetime(2027, 3, 1, 12, 30, tzinfo=COPENHAGEN), "2027-03-15"),
+    (datetime(2027, 2, 1, 11, 0, tzinfo=COPENHAGEN), "2027-03-15"),
+])
+def test_the_deadline_is_met_by_the_mails_arrival(bot: Bot, arrived: datetime | None,
+                                                  meeting: str) -> None:
+    read = datetime(2027, 3, 1, 12, 3, tzinfo=COPENHAGEN)
+    with Session(bot.engine) as session:
+        case, mail = opened(session, bot)
+        answer_all(session, bot, case, mail, THURSDAY + timedelta(hours=1))
+        give_guidance(session, bot, THURSDAY + timedelta(hours=2))
+        for name, kind in (("Kontrakt endelig.pdf", "contract_draft"),
+                           ("DBA endelig.pdf", "dpa_draft"),
+                           ("Projektbeskrivelse.pdf", "project_description")):
+            add_document(session, bot, case, name, kind, THURSDAY + timedelta(days=3))
+        case.system_owner = "Jens Jensen, Borgerservice"
+        assert answer_followup(session, bot, case, True, read, arrived)
+        assert case.meeting_date is not None and case.meeting_date.isoformat() == meeting
 
 
 def test_guidance_is_complete_when_every_role_answered_whatever_the_verdict(bot: Bot) -> None:
