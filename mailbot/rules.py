@@ -165,6 +165,7 @@ class Signals:
     payer_phrases: tuple[str, ...]
     when_periods: tuple[Period, ...]
     systems: SystemCues
+    field_labels: tuple[str, ...] = ()  # a line "SBSYS: …" is a field, not an answer
 
 
 @dataclass(frozen=True)
@@ -548,6 +549,7 @@ def _signals(reader: _Reader) -> Signals:
                            "sbsys_pattern", 0),
         sbsys_template=reader.string(d.get("sbsys_template"), "sbsys_template"),
         system_owner_labels=reader.strings(d.get("system_owner_labels"), "system_owner_labels"),
+        field_labels=reader.strings(d.get("field_labels", []), "field_labels", True),
         payer_phrases=reader.strings(d.get("payer_phrases"), "payer_phrases"),
         when_periods=tuple(periods),
         systems=_system_cues(reader),

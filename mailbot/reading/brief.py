@@ -265,6 +265,9 @@ class _Collector:
         if self.current is not None and not any(self.current) and _GLOSS_LINE.match(line):
             return  # the form's gloss below its label ("Hvem" / "(kontaktperson og brugere)")
         lowered = line.lower()
+        if self._field_line(lowered):
+            self._close()  # "SBSYS: …", "Systemejer: …" are read on their own, not as answers
+            return
         if any(lowered.startswith(marker) for marker in self.rules.end_markers) \
                 or any(p.search(line) for p in self.rules.closing_lines):
             self._close()
@@ -291,6 +294,14 @@ class _Collector:
             self.current.append(line)
         elif not self.ended:
             self.free.append(line)
+
+    def _field_line(self, lowered: str) -> bool:
+        """The line gives a field of its own (rules/signals.yaml `field_labels` and
+        `system_owner_labels`, then a colon): it ends the answer above it."""
+        signals = self.rules.signals
+        return any(lowered.startswith(label.lower()) and lowered[len(label):].lstrip()
+                   .startswith(":") for label in (*signals.field_labels,
+                                                  *signals.system_owner_labels))
 
     def _about_another_question(self, lines: list[str], index: int) -> bool:
         """The paragraph starting here clearly answers a question that no label in the mail
