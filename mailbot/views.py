@@ -116,9 +116,17 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "decision_text": case.decision_text,
         # the council's two phases (`[council] phases = 2`)
         "phase": case.phase,
+        "stage": _stage(case),
         "guidance_given_at": _local_iso(case.guidance_given_at, tz),
         "klarmeldt_at": _local_iso(case.klarmeldt_at, tz),
     }
+
+
+def _stage(case: Case) -> str:
+    """`guidance`, `guided` (guidance given, not klarmeldt yet) or `klarmeldt`."""
+    from mailbot.council.phases import stage
+
+    return stage(case)
 
 
 def _local_iso(moment: datetime | None, tz: tzinfo) -> str | None:
@@ -191,12 +199,15 @@ def _owner(data: dict[str, Any]) -> str:
 
 
 def _phase_line(case: Case, tz: tzinfo) -> str:
-    """`phase:     final (guidance given 2027-02-26 10:00 CET, klarmeldt 2027-03-01 11:00
-    CET)`."""
+    """`phase:     final, klarmeldt (guidance given 2027-02-26 10:00 CET, klarmeldt
+    2027-03-01 11:00 CET)`; the stage says whether a final-phase case is only guided or
+    klarmeldt (mailbot.council.phases.stage)."""
     moments = [f"{label} {_local(moment, tz):%Y-%m-%d %H:%M %Z}"
                for moment, label in ((case.guidance_given_at, "guidance given"),
                                      (case.klarmeldt_at, "klarmeldt")) if moment is not None]
-    return f"phase:     {case.phase}" + (f" ({', '.join(moments)})" if moments else "")
+    now = _stage(case)
+    shown = case.phase if now == case.phase else f"{case.phase}, {now}"
+    return f"phase:     {shown}" + (f" ({', '.join(moments)})" if moments else "")
 
 
 def _reviews_text(reviews: list[dict[str, Any]]) -> list[str]:

@@ -142,12 +142,13 @@ def test_guidance_then_klarmelding_then_the_missing_list_then_the_agenda(world: 
         <= set(attachments_of(agenda))
 
     shown = json.loads(world.cli("case", "ITP-2027-0001", "--json").stdout)
-    assert shown["phase"] == "final" and shown["status"] == "queued"
+    assert shown["phase"] == "final" and shown["stage"] == "klarmeldt"
+    assert shown["status"] == "queued"
     assert shown["klarmeldt_at"].startswith("2027-02-26T10:00")
     assert shown["guidance_given_at"].startswith("2027-02-25T11:00")
     text_view = world.cli("case", "ITP-2027-0001").stdout
-    assert "phase:     final (guidance given 2027-02-25 11:00 CET, klarmeldt 2027-02-26" \
-        in text_view
+    assert "phase:     final, klarmeldt (guidance given 2027-02-25 11:00 CET, " \
+           "klarmeldt 2027-02-26" in text_view
 
 
 def test_a_klarmelding_at_1201_on_the_deadline_goes_to_the_following_meeting(
