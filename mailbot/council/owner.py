@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, or_, select
 
 from mailbot.audit import record
@@ -61,7 +62,7 @@ class Pending:
     ref: str
     title: str
     answers: dict[str, str | None]
-    source: str  # "" or kitos_error: stored only if the case still says so
+    source: str  # "", kitos_error or kitos_disabled: stored only if the case still says so
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,19 @@ class Finding:
     note: str
 
 
-def pending_cases(session: Session, now: datetime) -> list[Pending]:
-    """Open cases not looked up yet, and those KITOS failed for RETRY_AFTER ago or more."""
+def pending_cases(session: Session, now: datetime, kitos_enabled: bool = False
+                  ) -> list[Pending]:
+    """Open cases not looked up yet, those KITOS failed for RETRY_AFTER ago or more, and,
+    once `kitos_enabled`, those marked `kitos_disabled` before KITOS was set up."""
     retry = now - RETRY_AFTER
-    cases = session.exec(select(Case).where(
-        col(Case.status).in_(OPEN_STATUSES),
-        or_(Case.system_owner_source == OwnerSource.NOT_LOOKED_UP,
-            (col(Case.system_owner_source) == OwnerSource.KITOS_ERROR)
-            & (col(Case.system_owner_checked_at) <= retry)),
-    ).order_by(col(Case.id))).all()
+    source = col(Case.system_owner_source)
+    again: list[ColumnElement[bool]] = [
+        source == OwnerSource.NOT_LOOKED_UP,
+        (source == OwnerSource.KITOS_ERROR) & (col(Case.system_owner_checked_at) <= retry)]
+    if kitos_enabled:
+        again.append(source == OwnerSource.KITOS_DISABLED)
+    cases = session.exec(select(Case).where(col(Case.status).in_(OPEN_STATUSES), or_(*again))
+                         .order_by(col(Case.id))).all()
     return [Pending(c.id, c.ref, c.title, dict(c.answers), c.system_owner_source)
             for c in cases if c.id is not None]
 
@@ -89,7 +94,7 @@ def look_up_owners(bot: Bot, now: datetime) -> int:
     number of cases given one. KITOS's failures are findings, never raised; the database's
     are raised."""
     with Session(bot.engine) as session:
-        pending = pending_cases(session, now)
+        pending = pending_cases(session, now, bot.settings.kitos.enabled)
     lookup = _Lookup(bot, now)
     stored = 0
     for item in pending:

@@ -285,6 +285,19 @@ def test_without_kitos_the_applicant_is_asked(tmp_path: Path) -> None:
     assert not owner_missing(case(bot, named))
 
 
+def test_cases_seen_before_kitos_was_set_up_are_looked_up_once_it_is(
+        kitos: Kitos, tmp_path: Path) -> None:
+    before = make_bot(tmp_path)  # [kitos] enabled = false
+    case_id = add_case(before, "Et tilkøb til RuteNet, så chaufførerne ser ruterne.",
+                       title="Udvidelse af RuteNet")
+    look_up_owners(before, NOW)
+    assert case(before, case_id).system_owner_source == OwnerSource.KITOS_DISABLED
+    after = make_bot(tmp_path, kitos_toml(kitos.url))  # the operator sets KITOS up
+    assert look_up_owners(after, NOW) == 1
+    found = case(after, case_id)
+    assert found.system_owner_source == OwnerSource.KITOS and not owner_missing(found)
+
+
 @pytest.mark.parametrize(("fail", "note"), [
     ((403, "application/json", '{"msg":"Du har ikke rettigheder til at bruge denne funktion"}'),
      "systemejer ikke slået op (KITOS svarede 403)"),
