@@ -156,7 +156,7 @@ def test_reply_to_naming_a_council_member_grants_nothing(world: World) -> None:
     world.deliver(reply(world, request, outsider, "Godkendt.",
                         headers={"Reply-To": coordinator}))
     world.run_once(FRIDAY.replace(hour=11))
-    _not_applied(world, "security_coordinator", f"came from {outsider}")
+    _not_applied(world, "security_coordinator", f"kom fra {outsider} og ikke fra den")
     assert len(requests_to(world, coordinator)) == 1  # nothing more went to the coordinator
 
     world.deliver(world.brief(sender=f"Ude <{outsider}>", subject="Projektforslag: Udefra",
