@@ -27,6 +27,7 @@ from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.db import transaction
 from mailbot.delivery.mail import Attachment, queue_mail
 from mailbot.faults import crash_point
+from mailbot.intake.parse import display_name
 from mailbot.intake.threads import agenda_ref
 from mailbot.models import Agenda, Case, CaseDocument, Installation
 from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, Verdict, check_transition
@@ -387,7 +388,9 @@ def _documents_zip(session: Session, bot: Bot, meeting_day: date) -> bytes | Non
     files: list[tuple[str, CaseDocument]] = []
     for case in agenda_cases(session, meeting_day):
         assert case.id is not None
-        files += [(f"{case.ref}/{d.filename}", d) for d in latest_documents(session, case.id)]
+        # the name again, for rows stored before names were made safe (no zip-slip member)
+        files += [(f"{case.ref}/{display_name(d.filename) or d.kind}", d)
+                  for d in latest_documents(session, case.id)]
     if not files or sum(d.size for _, d in files) > limit:
         return None  # the agenda lists the documents instead
     buffer = io.BytesIO()

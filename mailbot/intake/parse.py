@@ -215,7 +215,7 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
         disposition = (part.get_content_disposition() or "").lower()
         if part.is_multipart() and disposition != "attachment":
             continue
-        name = _part_filename(part)
+        name = display_name(_part_filename(part))
         if not name and not part.is_multipart() and disposition != "attachment" \
                 and part.get_content_type() in ("text/plain", "text/html"):
             continue  # body text (read by mail-parser)
@@ -227,11 +227,12 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
             files, problem = unpack_tnef(payload)
             if not problem:
                 for file in files:
-                    if not file.filename:
+                    shown = display_name(file.filename)
+                    if not shown:
                         nameless += 1
                     out.append(Attachment(
-                        file.filename or placeholder_name(nameless, "", file.payload),
-                        _type_of(file.filename), file.payload, False))
+                        shown or placeholder_name(nameless, "", file.payload),
+                        _type_of(shown), file.payload, False))
                 continue
         if not name:
             nameless += 1
@@ -301,6 +302,28 @@ _EXTENSIONS = {
 _OFFICE_MEMBERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"),
                    ("ppt/presentation.xml", "pptx"))
 PLACEHOLDER_STEM = "vedhæftet"
+
+
+MAX_NAME_CHARS = 120
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def display_name(name: str) -> str:
+    """An attachment's name as mailbot shows and writes it (SCENARIOS F1, F2): the last path
+    component only (no "/" or "\\", so no "../../etc/cron.d/x" in a review mail or as a ZIP
+    member: zip-slip), without control characters, NUL or bidirectional overrides (a
+    "fdp.exe" shown as "exe.pdf"), without leading dots, at most MAX_NAME_CHARS characters
+    with its extension kept; "" when nothing is left (the caller names it like a nameless
+    part). The raw mail keeps the original bytes."""
+    name = _UNSAFE_IN_NAME.sub("", name)
+    name = re.split(r"[/\\]", name)[-1]
+    name = " ".join(name.split()).lstrip(". ")
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 10:
+        return name[:MAX_NAME_CHARS].rstrip()
+    return f"{stem[:MAX_NAME_CHARS - len(ext) - 1].rstrip()}.{ext}"
 
 
 def placeholder_name(number: int, content_type: str, payload: bytes) -> str:

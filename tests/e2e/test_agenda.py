@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import zipfile
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -357,3 +358,28 @@ def test_five_hundred_cases_on_one_agenda_are_all_listed(world: World) -> None:
     with Session(world.bot().engine) as session:
         [row] = session.exec(select(Agenda).where(Agenda.meeting_date == meeting)).all()
     assert row.case_refs == refs
+
+
+def test_a_path_in_an_attachments_name_never_reaches_a_mail_or_a_zip(world: World) -> None:
+    """SCENARIOS F1/F2 (zip-slip): a file named "../../../../etc/cron.d/Teknisk
+    beskrivelse.pdf" is shown and forwarded as "Teknisk beskrivelse.pdf", and the agenda's
+    ZIP, which the secretary extracts, has no member that climbs out of its folder."""
+    hostile = "../../../../etc/cron.d/Teknisk beskrivelse.pdf"
+    world.deliver(world.brief(attachments=(hostile, "Udkast til kontrakt.docx",
+                                           "Databehandleraftale.pdf", "Business case.docx")))
+    world.run_once(THURSDAY)
+    request = request_for(world, "it_operations")
+    assert [str(p.get_filename()) for p in request.iter_attachments()] == [
+        "Teknisk beskrivelse.pdf"]
+    assert "cron.d" not in body_of(request) and "../" not in body_of(request)
+    for role in ROLES:
+        world.deliver(reply(world, request_for(world, role), world.reviewer(role),
+                            "Godkendt."))
+    world.run_once(at(10, 0))
+    world.run_once(at(12, 5))
+    [agenda] = agendas_received(world)
+    [bundle] = [p for p in agenda.iter_attachments() if str(p.get_filename()).endswith(".zip")]
+    with zipfile.ZipFile(io.BytesIO(bundle.get_content())) as archive:
+        members = archive.namelist()
+    assert "ITP-2027-0001/Teknisk beskrivelse.pdf" in members
+    assert not any(".." in m or m.startswith("/") or "\\" in m for m in members)

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from mailbot.intake.parse import Attachment
+from mailbot.intake.parse import MAX_NAME_CHARS, Attachment, parse
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.rules import Rules
 from tests.docs import pdf
@@ -158,3 +158,40 @@ def test_docx_whose_xml_expands_to_20_mb_is_not_opened(rules: Rules) -> None:
     assert len(buffer.getvalue()) < 200_000
     [reading] = read("Bilag 3.docx", buffer.getvalue(), rules)
     assert reading.kind == "other" and "possible bomb, not read" in reading.note
+
+
+def _mail_with_filename(disposition: str) -> bytes:
+    """A mail whose one attachment has the Content-Disposition header written as given."""
+    return (b"From: Mette Holm <mette@kommune.test>\r\nTo: itp@kommune.test\r\n"
+            b"Subject: Forslag\r\nMessage-ID: <f1@kommune.test>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\nHej\r\n--b\r\n"
+            b"Content-Type: application/pdf\r\nContent-Disposition: " + disposition.encode()
+            + b"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n")
+
+
+@pytest.mark.parametrize(("disposition", "shown"), [
+    ('attachment; filename="../../../../etc/cron.d/x.pdf"', "x.pdf"),
+    ('attachment; filename="/etc/passwd"', "passwd"),
+    ('attachment; filename="C:\\\\Windows\\\\x.dll"', "x.dll"),
+    ("attachment; filename*=UTF-8''..%2F..%2Fx.pdf", "x.pdf"),
+    ('attachment; filename="a\x01b.pdf"', "a b.pdf"),
+    # a right-to-left override shows "fdp.exe" as "exe.pdf": it becomes a visible space
+    ('attachment; filename*=UTF-8\'\'fdp%E2%80%AEexe.pdf', "fdp exe.pdf"),
+    # nothing left of the name: named like a part without one
+    ('attachment; filename="../.."', "vedhæftet-1.pdf"),
+])
+def test_an_attachments_name_is_shown_without_its_path_or_hidden_characters(
+        disposition: str, shown: str) -> None:
+    """SCENARIOS F1: the name every mail, the agenda and its ZIP use (the raw mail keeps the
+    original bytes)."""
+    [attachment] = parse(_mail_with_filename(disposition)).documents
+    assert attachment.filename == shown
+
+
+def test_a_300_character_name_is_cut_to_120_with_its_extension_kept() -> None:
+    name = "Teknisk beskrivelse " + "x" * 280 + ".pdf"
+    [attachment] = parse(_mail_with_filename(f'attachment; filename="{name}"')).documents
+    assert len(attachment.filename) == MAX_NAME_CHARS
+    assert attachment.filename.startswith("Teknisk beskrivelse xx")
+    assert attachment.filename.endswith(".pdf")
