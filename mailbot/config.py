@@ -665,14 +665,20 @@ def _check_generic(oauth2: OAuth2Settings, origins: _Origins) -> None:
 def _check_token_url(url: str, origins: _Origins) -> None:
     """https, except on a loopback address (a local test or proxy): the client secret goes
     in this request."""
+    _check_secret_url(url, "oauth2.token_url", "write the token endpoint's full URL, "
+                      "https://.../token", "the client secret", origins)
+
+
+def _check_secret_url(url: str, key: str, example: str, secret: str,
+                      origins: _Origins) -> None:
+    """`url` is http(s) with a host, and https unless the host is a loopback address: `secret`
+    is sent to it. Raises ConfigError naming `key`."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise origins.error("oauth2.token_url", f"{url!r} is not an http(s) URL",
-                            "write the token endpoint's full URL, https://.../token")
+        raise origins.error(key, f"{url!r} is not an http(s) URL", example)
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise origins.error("oauth2.token_url", f"{url!r} is not https",
-                            "use https: the client secret is sent to it (plain http only on a "
-                            "loopback address)")
+        raise origins.error(key, f"{url!r} is not https", f"use https: {secret} is sent to it "
+                            "(plain http only on a loopback address)")
 
 
 def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
@@ -680,14 +686,9 @@ def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
     goes in the first request; plain http only on a loopback address)."""
     if not kitos.enabled:
         return
-    parts = urlsplit(kitos.base_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise origins.error("kitos.base_url", f"{kitos.base_url!r} is not an http(s) URL",
-                            "write KITOS's address, e.g. https://kitos.dk")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise origins.error("kitos.base_url", f"{kitos.base_url!r} is not https",
-                            "use https: the KITOS password is sent to it (plain http only on a "
-                            "loopback address)")
+    _check_secret_url(kitos.base_url, "kitos.base_url",
+                      "write KITOS's address, e.g. https://kitos.dk", "the KITOS password",
+                      origins)
     if "@" not in kitos.email:
         raise origins.error("kitos.email", "is not the e-mail address of a KITOS user",
                             "write the address the API user logs in to KITOS with")

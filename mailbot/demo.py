@@ -140,14 +140,8 @@ def _show(raw: bytes, heading: str, echo: Callable[[str], None]) -> None:
 
 
 def _answer(imap: Pymap, request: EmailMessage, sender: str, text: str, tag: str) -> None:
-    answer = EmailMessage()
-    answer["From"] = sender
-    answer["To"] = BOT_ADDRESS
-    answer["Subject"] = f"SV: {request['Subject']}"
-    answer["Message-ID"] = f"<demo-{tag}@kommune.test>"
-    answer["In-Reply-To"] = str(request["Message-ID"]).strip()
-    answer.set_content(f"{text}\n\nMed venlig hilsen\n{sender}")
-    imap.deliver(BOT_ADDRESS, answer.as_bytes())
+    """A reviewer's or the secretary's reply to one of the bot's mails."""
+    _applicant_mail(imap, request, sender, text, (), tag)
 
 
 # the chatbot case's final documents (two phases): with the klarmelding, then the rest
@@ -224,7 +218,8 @@ def _show_to_applicant(sink: SmtpSink, heading: str, echo: Callable[[str], None]
 
 def _applicant_mail(imap: Pymap, receipt: EmailMessage, sender: str, text: str,
                     files: tuple[str, ...], tag: str) -> None:
-    """The applicant's reply on her receipt's thread, with (tiny PDF) attachments."""
+    """A reply on the thread of one of the bot's mails (the applicant's on her receipt), with
+    (tiny PDF) attachments."""
     answer = EmailMessage()
     answer["From"] = sender
     answer["To"] = BOT_ADDRESS
