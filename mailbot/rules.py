@@ -237,6 +237,7 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
                       "no_organization"),
     "attention": ("tampered", "reviewer_on_thread", "outside", "no_review",
                   "verdict_not_applied", "not_answered", "unclear_twice"),
+    "privacy": ("other_person", "anonymised", "erased"),
 }
 
 
