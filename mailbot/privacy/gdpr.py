@@ -529,7 +529,8 @@ class _Scrub:
 
 def _erase_outbox(session: Session, address: str, scrub: _Scrub, result: Erasure) -> None:
     """Mail to the address: the address replaced, unsent mail to nobody else given up. Any
-    sent mail whose stored copy names the address loses that copy."""
+    sent mail whose stored copy names the address loses that copy. Rows are read one at a
+    time and let go after their change is flushed: the copies can be large."""
     for row_id, recipients, state in session.execute(
             sa_select(col(Outbox.id), col(Outbox.recipients), col(Outbox.state))).all():
         to_them = address in {normalised(r) for r in recipients}
@@ -547,8 +548,8 @@ def _erase_outbox(session: Session, address: str, scrub: _Scrub, result: Erasure
         if _names(row.raw, scrub.pattern) and purge_sent(session, row) and not to_them:
             result.count("sent_copies")
         session.add(row)
-        if not to_them:
-            session.expunge(row)
+        session.flush()
+        session.expunge(row)
 
 
 def _names(raw: bytes, address: re.Pattern[str]) -> bool:

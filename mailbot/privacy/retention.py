@@ -177,10 +177,15 @@ def run(bot: Bot, now: datetime, dry_run: bool = False) -> Report:
     copies = remove_copies(bot, now)
     report.imap_deleted, report.imap_waiting, report.imap_error = (
         copies.deleted, copies.waiting, copies.error)
-    if not found.empty or report.blobs_deleted or copies.deleted or copies.error:
-        with transaction(bot.engine) as session:
+    if found.empty and not (report.blobs_deleted or copies.deleted or copies.error):
+        return report
+    with transaction(bot.engine) as session:
+        if not found.empty or report.blobs_deleted or copies.deleted:
             record(session, None, None, now, PrivacyEvent.RETENTION_PURGE,
                    "; ".join(report.lines()))
+        if copies.error:
+            record(session, None, None, now, PrivacyEvent.RETENTION_IMAP_FAILED,
+                   f"{copies.waiting} copies wait for the next run: {copies.error}")
     return report
 
 

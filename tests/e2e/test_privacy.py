@@ -20,7 +20,9 @@ from sqlmodel import Session, select
 
 from mailbot.clock import COPENHAGEN
 from mailbot.mailworld import PASSWORD
-from mailbot.models import Case, CaseDocument, CaseEvent, RawMessage
+from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
+from mailbot.privacy.gdpr import exactly
+from mailbot.service import Service
 from tests.conftest import World
 from tests.e2e.test_reviews import ROLES
 
@@ -190,6 +192,28 @@ def test_retention_removes_a_closed_cases_mail_keeps_a_shared_blob_then_anonymis
     assert len(cases_of(world)) == 2
 
 
+def test_an_unreachable_mailbox_leaves_the_copies_for_the_next_run(world: World) -> None:
+    """The IMAP server cannot be reached: the database and blob part is done, the run exits
+    0 and says so, an event records it; the daemon's next run deletes the copies."""
+    two_cases(world)
+    processed = world.settings().imap.processed_folder
+    own = digest_of(world, OWN)
+    later = T0 + timedelta(days=91)
+
+    ran = world.cli("retention", "run", "--now", iso(later), env={"MAILBOT_IMAP__PORT": "1"})
+    assert ran.returncode == 0, ran.stderr
+    assert "IMAP failed" in ran.stdout and "Traceback" not in ran.stderr
+    assert not on_disk(world, own) and in_folder(world, processed, world.applicant) == 2
+    with Session(world.bot().engine) as session:
+        failed = session.exec(select(CaseEvent).where(
+            CaseEvent.kind == "retention_imap_failed")).all()
+    assert len(failed) == 1
+
+    Service(world.bot(later + timedelta(days=1))).run_retention()  # the daily job
+    assert in_folder(world, processed, world.applicant) == 0
+    assert in_folder(world, processed, other_applicant(world)) == 1
+
+
 # -- G5 access export ------------------------------------------------------------------------
 def test_export_holds_the_applicants_mail_and_cases_and_nobody_elses_address(
         world: World) -> None:
@@ -235,6 +259,14 @@ def test_erase_then_export_holds_nothing_of_the_address(world: World) -> None:
     assert not on_disk(world, own) and on_disk(world, shared)  # Anna's case: F7
     assert case(world, "ITP-2027-0002").applicant_address == other_applicant(world)
     assert in_folder(world, processed, other_applicant(world)) == 1
+
+    named = exactly(world.applicant)  # whole: the reviewers' addresses here contain it
+    with Session(world.bot().engine) as session:
+        stored = [row.raw.decode("latin-1") for row in session.exec(select(Outbox)).all()]
+        stored += [e.detail for e in session.exec(select(CaseEvent)).all()]
+        stored += [str(r.recipients) + r.answered_by for r in session.exec(select(Review)).all()]
+        stored += [c.model_dump_json() for c in session.exec(select(Case)).all()]
+    assert [text for text in stored if named.search(text)] == []
 
     members = export(world, world.applicant, T0 + timedelta(days=3))
     assert list(members) == ["indeks.txt"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailbot.config import RetentionSettings, load_settings
 from mailbot.db import make_engine
@@ -147,3 +147,58 @@ def test_other_people_are_hidden_in_an_exported_mails_headers() -> None:
     assert "From: Mette Holm <mette@kommune.dk>" in head
     assert "Message-ID: <abc@kommune.dk>" in head and "Subject: Til [anden person]" in head
     assert body == "Hej anna@kommune.dk\r\n"  # the person's own words stay as sent
+
+
+def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path) -> None:
+    """Kurt is a reviewer on Anna's case, its system owner, and named inside the base64 text
+    of an agenda the bot sent (no case): after the erasure no row names him, Anna's case
+    goes on, and a mail to him alone not sent yet is given up. (No mail from Kurt is held,
+    so no IMAP server is asked.)"""
+    from email.message import EmailMessage
+
+    from mailbot.app import build_bot
+    from mailbot.clock import Clock
+    from mailbot.db import migrate
+    from mailbot.models import Review
+    from mailbot.privacy.gdpr import erase
+
+    kurt = "kurt@kommune.dk"
+    bot = build_bot(load_settings(write_config(tmp_path), environ={}), Clock(CLOSED))
+    migrate(bot.engine)
+    agenda = EmailMessage()
+    agenda["To"] = "sekretaer@kommune.dk"
+    agenda.set_content(f"Systemejer: Kurt ({kurt})\n" + "æ" * 80, cte="base64")
+    assert kurt.encode() not in agenda.as_bytes()
+    with Session(bot.engine) as s:
+        s.add(Case(id=1, ref="ITP-2026-0001", applicant_address="anna@kommune.dk", title="B",
+                   status="complete", created_at=CLOSED, updated_at=CLOSED,
+                   system_owner=f"Kurt ({kurt})"))
+        s.flush()
+        s.add(Review(case_id=1, role="it_architect", recipients=[kurt, "it@kommune.dk"],
+                     answered_by=kurt, comment="Godkendt.", requested_at=CLOSED))
+        s.add(Outbox(kind="agenda", message_id="<a@bot.dk>", raw=agenda.as_bytes(),
+                     state="sent", created_at=CLOSED, next_attempt_at=CLOSED))
+        s.add(Outbox(case_id=1, kind="remind", message_id="<r@bot.dk>", raw=b"Til: Kurt",
+                     recipients=[kurt.upper()], state="pending", created_at=CLOSED,
+                     next_attempt_at=CLOSED))
+        s.commit()
+
+    dry = erase(bot, kurt, CLOSED, dry_run=True)
+    assert dry.counts["reviews"] == 1
+    with Session(bot.engine) as s:
+        assert s.exec(select(Review)).one().answered_by == kurt
+
+    done = erase(bot, kurt, CLOSED)
+    assert done.refs == []  # he is nobody's applicant: no case anonymised
+    pattern = exactly(kurt)
+    with Session(bot.engine) as s:
+        case = s.get(Case, 1)
+        review = s.exec(select(Review)).one()
+        agenda_row, remind_row = s.exec(select(Outbox).order_by(Outbox.id)).all()
+    assert case is not None and case.status == "complete"
+    assert case.applicant_address == "anna@kommune.dk"
+    assert not pattern.search(str(case.system_owner))
+    assert review.recipients == ["[slettet person]", "it@kommune.dk"]
+    assert review.answered_by == "[slettet person]" and review.comment == "Godkendt."
+    assert agenda_row.raw == b""  # the stored copy named him, in base64
+    assert remind_row.state == "failed" and not pattern.search(str(remind_row.recipients))
