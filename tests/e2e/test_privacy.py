@@ -214,6 +214,33 @@ def test_an_unreachable_mailbox_leaves_the_copies_for_the_next_run(world: World)
     assert in_folder(world, processed, other_applicant(world)) == 1
 
 
+def test_both_copies_of_a_mail_delivered_twice_go_with_its_case(world: World) -> None:
+    """The same brief delivered twice (To and Cc): the second is a duplicate on the same
+    case, not machine mail, so nothing goes after 30 days; both identical copies in
+    Processed (one per ledger row) go with the case's raw mail."""
+    mettes = world.brief(subject="Projektforslag: Mettes portal", attachments=(SHARED,))
+    world.deliver(mettes)
+    world.deliver(mettes)
+    world.run_once(T0)
+    processed = world.settings().imap.processed_folder
+    assert in_folder(world, processed, world.applicant) == 2
+    with Session(world.bot().engine) as session:
+        states = sorted((r.state, r.case_id) for r in session.exec(select(RawMessage)).all())
+    assert states == [("duplicate", 1), ("processed", 1)]
+    with Session(world.bot().engine) as session:
+        withdrawn = session.exec(select(Case)).one()
+        withdrawn.status, withdrawn.decided_at = "withdrawn", T0
+        session.add(withdrawn)
+        session.commit()
+
+    world.cli("retention", "run", "--now", iso(T0 + timedelta(days=31)))
+    assert in_folder(world, processed, world.applicant) == 2
+    ran = world.cli("retention", "run", "--now", iso(T0 + timedelta(days=91)))
+    assert ran.returncode == 0, ran.stderr
+    assert "case_mail 2" in ran.stdout and "machine_mail 0" in ran.stdout
+    assert in_folder(world, processed, world.applicant) == 0
+
+
 # -- G5 access export ------------------------------------------------------------------------
 def test_export_holds_the_applicants_mail_and_cases_and_nobody_elses_address(
         world: World) -> None:
