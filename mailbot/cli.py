@@ -800,8 +800,9 @@ def gdpr_export(address: str, out: Annotated[Path, typer.Option(
     from mailbot.privacy.gdpr import export
 
     _use(config, now)
+    address = _address(address)
     bot = _bot()
-    result = export(bot, _address(address), bot.clock.now())
+    result = export(bot, address, bot.clock.now())
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".export-")
     with os.fdopen(fd, "wb") as handle:  # mode 0600: it holds personal data
@@ -821,9 +822,10 @@ def gdpr_erase(address: str, dry_run: DryRun = False, config: ConfigAfter = None
     from mailbot.privacy.gdpr import erase
 
     _use(config, now)
+    address = _address(address)
     bot = _bot()
     with _exclusive(bot, dry_run, "stop it (systemctl stop mailbot), erase, start it again"):
-        result = erase(bot, _address(address), bot.clock.now(), dry_run=dry_run)
+        result = erase(bot, address, bot.clock.now(), dry_run=dry_run)
     for line in result.lines(dry_run):
         typer.echo(line)
 

@@ -36,7 +36,16 @@ from mailbot.audit import record
 from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.db import transaction
 from mailbot.intake.parse import _ADDRESS, display_name, split_header_block
-from mailbot.models import Alert, Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
+from mailbot.models import (
+    Alert,
+    Case,
+    CaseDocument,
+    CaseEvent,
+    KitosLookup,
+    Outbox,
+    RawMessage,
+    Review,
+)
 from mailbot.privacy.purge import (
     UNSENT,
     anonymise_case,
@@ -449,9 +458,9 @@ def erase(bot: Bot, address: str, now: datetime, dry_run: bool = False) -> Erasu
       an open one withdrawn first (nobody can be answered any more);
     - its mail is purged (ledger content, blobs unless another row needs them, SCENARIOS F7,
       the copies in Processed/Quarantine);
-    - in reviews, the outbox, events, alerts and other cases' texts the address becomes the
-      placeholder; mail to it not sent yet is given up; the stored copy of any sent mail
-      that names it is dropped;
+    - in reviews, the outbox, events, alerts, KITOS answers kept (kitos.cache_hours) and
+      other cases' texts the address becomes the placeholder; mail to it not sent yet is
+      given up; the stored copy of any sent mail that names it is dropped;
     - a reviewer's comment on someone else's case stays (it is about that project).
 
     The config is not changed: keys that name the address are reported. Dry run: the same
@@ -513,6 +522,10 @@ def _erase_rows(session: Session, bot: Bot, address: str, placeholder: str, resu
     for alert in session.exec(select(Alert).where(col(Alert.detail).ilike(f"%{address}%"))):
         alert.detail = scrub(alert.detail)
         session.add(alert)
+    for lookup in session.exec(select(KitosLookup).where(
+            col(KitosLookup.owner).ilike(f"%{address}%"))):
+        lookup.owner = scrub(lookup.owner)
+        session.add(lookup)
     session.flush()
     return hashes
 

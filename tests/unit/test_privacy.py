@@ -18,7 +18,7 @@ from mailbot.privacy.gdpr import Others, exactly
 from mailbot.privacy.purge import in_use
 from mailbot.privacy.retention import due
 from mailbot.vocabulary import PurgeKind
-from tests.unit.conftest import migrated_database, write_config
+from tests.unit.conftest import MailbotRunner, migrated_database, write_config
 
 CLOSED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -159,7 +159,7 @@ def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path)
     from mailbot.app import build_bot
     from mailbot.clock import Clock
     from mailbot.db import migrate
-    from mailbot.models import Review
+    from mailbot.models import KitosLookup, Review
     from mailbot.privacy.gdpr import erase
 
     kurt = "kurt@kommune.dk"
@@ -178,6 +178,7 @@ def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path)
                      answered_by=kurt, comment="Godkendt.", requested_at=CLOSED))
         s.add(Outbox(kind="agenda", message_id="<a@bot.dk>", raw=agenda.as_bytes(),
                      state="sent", created_at=CLOSED, next_attempt_at=CLOSED))
+        s.add(KitosLookup(name="rutenet", looked_up_at=CLOSED, owner=f"Kurt ({kurt})"))
         s.add(Outbox(case_id=1, kind="remind", message_id="<r@bot.dk>", raw=b"Til: Kurt",
                      recipients=[kurt.upper()], state="pending", created_at=CLOSED,
                      next_attempt_at=CLOSED))
@@ -195,6 +196,8 @@ def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path)
         case = s.get(Case, 1)
         review = s.exec(select(Review)).one()
         agenda_row, remind_row = s.exec(select(Outbox).order_by(Outbox.id)).all()
+        lookup = s.exec(select(KitosLookup)).one()
+    assert not pattern.search(lookup.owner)
     assert case is not None and case.status == "complete"
     assert case.applicant_address == "anna@kommune.dk"
     assert not pattern.search(str(case.system_owner))
@@ -202,3 +205,25 @@ def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path)
     assert review.answered_by == "[slettet person]" and review.comment == "Godkendt."
     assert agenda_row.raw == b""  # the stored copy named him, in base64
     assert remind_row.state == "failed" and not pattern.search(str(remind_row.recipients))
+
+
+def test_the_commands_refuse_a_bad_address_and_a_running_daemon(
+        tmp_path: Path, mailbot: MailbotRunner) -> None:
+    from mailbot.service import leader_lock
+
+    config = str(write_config(tmp_path))
+    bad = mailbot("gdpr", "export", "Mette <a@x.dk>, b@x.dk", "--out", "x.zip",
+                  "--config", config)
+    assert bad.code == 2 and "is not one e-mail address" in bad.err
+    assert not (tmp_path / "data").exists()  # refused before anything was created
+
+    empty = mailbot("retention", "run", "--config", config)
+    assert empty.code == 0 and "case_mail 0" in empty.out
+    with leader_lock(tmp_path / "data"):  # as a running daemon holds it
+        refused = mailbot("retention", "run", "--config", config)
+        erasing = mailbot("gdpr", "erase", "a@x.dk", "--config", config)
+        dry = mailbot("gdpr", "erase", "a@x.dk", "--dry-run", "--config", config)
+    assert refused.code == 2 and "another mailbot is running" in refused.err
+    assert "03:30" in refused.err and "Traceback" not in refused.err
+    assert erasing.code == 2 and "stop it" in erasing.err
+    assert dry.code == 0 and "nothing held" in dry.out
