@@ -216,14 +216,20 @@ class Others:
         return self.text(text).encode("latin-1", "replace")
 
 
-def others_for(bot: Bot, session: Session, held: Held) -> Others:
+def others_for(bot: Bot, held: Held) -> Others:
+    """Who is hidden in this person's export: every address but theirs and the bot's, and
+    the names of other applicants and of system owners on the cases found."""
     own = {cid for cid, names in held.roles.items() if "applicant" in names}
-    names = {c.applicant_name for cid, c in held.cases.items()
-             if cid not in own and len(c.applicant_name) > 2}
-    # a name is only hidden where the person is not the one it belongs to
     mine = {c.applicant_name.lower() for cid, c in held.cases.items() if cid in own}
+    names = {c.applicant_name for cid, c in held.cases.items() if cid not in own}
+    for cid, case in held.cases.items():
+        if case.system_owner and "system_owner" not in held.roles[cid]:
+            # "Søren Ravn (soren@k.dk), Bo Hansen (bo@k.dk)": the names without addresses
+            names |= {part.strip(" ()<>\"") for part in
+                      _ADDRESS.sub("", case.system_owner).split(",")}
+    # a name of two letters would hide words, not people; the person's own name stays
     return Others(keep=frozenset({held.address, bot.address}),
-                  names=tuple(sorted(n for n in names if n.lower() not in mine)),
+                  names=tuple(sorted(n for n in names if len(n) > 2 and n.lower() not in mine)),
                   placeholder=bot.rules.labels.get("privacy", "other_person"))
 
 
@@ -284,7 +290,7 @@ def export(bot: Bot, address: str, now: datetime) -> Export:
     members: dict[str, bytes] = {}
     with Session(bot.engine) as session:
         held = find(session, address)
-        others = others_for(bot, session, held)
+        others = others_for(bot, held)
         refs = {cid: case.ref for cid, case in held.cases.items()}
         mails = _mail_members(bot, held, others, refs, members, zone)
         sent = _sent_members(session, held, others, refs, members, zone)

@@ -227,3 +227,34 @@ def test_the_commands_refuse_a_bad_address_and_a_running_daemon(
     assert "03:30" in refused.err and "Traceback" not in refused.err
     assert erasing.code == 2 and "stop it" in erasing.err
     assert dry.code == 0 and "nothing held" in dry.out
+
+
+def test_an_applicants_export_hides_the_system_owner_and_keeps_their_own_name(
+        tmp_path: Path) -> None:
+    import io
+    import json
+    import zipfile
+
+    from mailbot.app import build_bot
+    from mailbot.clock import Clock
+    from mailbot.db import migrate
+    from mailbot.privacy.gdpr import export
+
+    bot = build_bot(load_settings(write_config(tmp_path), environ={}), Clock(CLOSED))
+    migrate(bot.engine)
+    with Session(bot.engine) as s:
+        s.add(Case(ref="ITP-2026-0001", applicant_address="Mette@Kommune.dk",
+                   applicant_name="Mette Holm", title="Booking til Søren Ravn",
+                   created_at=CLOSED, updated_at=CLOSED,
+                   system_owner="Søren Ravn (soren@kommune.dk), Bo Hansen (bo@kommune.dk)"))
+        s.commit()
+    result = export(bot, "mette@kommune.dk", CLOSED)
+    with zipfile.ZipFile(io.BytesIO(result.data)) as archive:
+        data = json.loads(archive.read("data.json"))
+        index = archive.read("indeks.txt").decode()
+    [case] = data["cases"]
+    assert case["applicant_name"] == "Mette Holm" and case["roles"] == ["applicant"]
+    assert case["title"] == "Booking til [anden person]"
+    assert "Søren" not in json.dumps(data, ensure_ascii=False)
+    assert "soren@" not in json.dumps(data) and "Bo Hansen" not in json.dumps(data)
+    assert "ITP-2026-0001" in index and "ansøger" in index and result.counts["cases"] == 1
