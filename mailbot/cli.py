@@ -777,11 +777,13 @@ def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
     """Remove what `[retention]` says is due now (the daemon does this daily at 03:30):
     counts per kind and case refs are printed, never content."""
     from mailbot.privacy.retention import run as run_retention
+    from mailbot.service import RETENTION_AT
 
     _use(config, now)
     bot = _bot()
-    with _exclusive(bot, dry_run, "the running daemon removes what is due every day at "
-                                  "03:30"):
+    daily = f"{RETENTION_AT[0]:02d}:{RETENTION_AT[1]:02d}"
+    with _exclusive(bot, dry_run, f"the running daemon removes what is due every day at "
+                                  f"{daily}"):
         report = run_retention(bot, bot.clock.now(), dry_run=dry_run)
     for line in report.lines():
         typer.echo(line)

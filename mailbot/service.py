@@ -131,7 +131,8 @@ class Service:
         from mailbot.privacy.retention import run
 
         report = run(self.bot, self.bot.clock.now())
-        if not report.due.empty or report.blobs_deleted or report.imap_deleted:
+        if not report.due.empty or report.blobs_deleted or report.imap_deleted \
+                or report.imap_error:
             for line in report.lines():
                 log.info("%s", line)
 
