@@ -175,6 +175,9 @@ def test_retention_removes_a_closed_cases_mail_keeps_a_shared_blob_then_anonymis
             CaseEvent.kind == "retention_purge")).all()
     assert all(r.purged_at and r.sender == "" and r.subject == "" and r.msgid_hash
                for r in ledger)
+    listed = world.cli("messages", "--json")
+    assert listed.returncode == 0 and '"sender": null' in listed.stdout
+    assert "(deleted)" in world.cli("messages").stdout
     assert events and all(world.applicant not in e.detail for e in events)
 
     world.cli("retention", "run", "--now", iso(T0 + timedelta(days=731)))
