@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 # ddmmyy-xxxx, ddmmyyxxxx and "dd mm yy xxxx"; the date part must be a real day and month,
 # so invoice numbers and phone numbers mostly pass untouched (SCENARIOS G3).
@@ -17,8 +18,27 @@ REDACTED = "XXXXXX-XXXX"
 
 
 def redact_cpr(text: str) -> str:
-    """Replace every CPR-shaped number whose date part is valid with XXXXXX-XXXX."""
+    """Replace every CPR-shaped number whose date part is valid with XXXXXX-XXXX.
+
+    The shapes are those of the CPR Office's personnummer (CPR-loven section 3: ddmmyy and a
+    four-digit serial); the modulus-11 check is not applied, since numbers issued after 2007
+    may fail it (SCENARIOS G1). Idempotent: redacting twice changes nothing."""
     return _CPR.sub(REDACTED, text)
+
+
+def redact_data(value: Any) -> Any:
+    """`value` with every string inside it redacted (redact_cpr): a str, or dicts, lists and
+    tuples of them to any depth (a JSON column such as `case.answers`); anything else (None,
+    numbers, dates) is returned as it is. Dict keys are ids of ours and are kept."""
+    if isinstance(value, str):
+        return redact_cpr(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_data(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redact_data(item) for item in value)
+    return value
 
 
 class RedactingFormatter(logging.Formatter):
