@@ -15,6 +15,15 @@ _CPR = re.compile(
     r"(?![\d-])"
 )
 REDACTED = "XXXXXX-XXXX"
+# the longest month of any year: 29 February stays possible, since the century (and so the
+# leap year) is told only by the serial number (CPR Office, "Personnummeret i CPR")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    if int(match["dd"]) > _DAYS_IN_MONTH[int(match["mm"]) - 1]:
+        return match.group(0)  # 31 April, 30 February: no such day, so not a CPR number
+    return REDACTED
 
 
 def redact_cpr(text: str) -> str:
@@ -23,7 +32,7 @@ def redact_cpr(text: str) -> str:
     The shapes are those of the CPR Office's personnummer (CPR-loven section 3: ddmmyy and a
     four-digit serial); the modulus-11 check is not applied, since numbers issued after 2007
     may fail it (SCENARIOS G1). Idempotent: redacting twice changes nothing."""
-    return _CPR.sub(REDACTED, text)
+    return _CPR.sub(_redacted, text)
 
 
 def redact_data(value: Any) -> Any:
