@@ -289,6 +289,17 @@ def test_the_cli_prints_no_cpr_even_from_an_unredacted_row(
     assert json.loads(outputs[3].out)["answers"]["who"] == f"Anna {REDACTED}"
 
 
+def test_inspect_prints_no_cpr(tmp_path: Path, mailbot: MailbotRunner) -> None:
+    eml = tmp_path / "brief.eml"
+    eml.write_bytes(brief(subject=f"Projektforslag: Booking {CPRS[0]}", body=BODY,
+                          attachments=(f"Teknisk beskrivelse {CPRS[1]}.pdf",)))
+    for args in (("inspect", str(eml)), ("inspect", str(eml), "--json", "--details")):
+        result = mailbot("--config", str(tmp_path / "none.toml"), *args)
+        assert result.code == 0, result.err
+        assert_no_cpr(result.out + result.err)
+        assert REDACTED in result.out
+
+
 def test_migration_0016_redacts_what_an_older_database_holds(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(engine, "0013")
