@@ -390,7 +390,7 @@ def cases(status: Annotated[str | None, typer.Option(
         elif status is not None and not rows:
             in_use = sorted(set(session.exec(select(Case.status)).all()))
             _show(f"no cases with status {status!r}"
-                       + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
+                  + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
         else:
             _show(views.cases_table(rows))
 
@@ -520,7 +520,7 @@ def outbox(action: Annotated[str | None, typer.Argument(
     if action == "resume":
         reason = breaker.resume(Clock(OPTIONS.now).now())
         _show(f"circuit breaker closed (it was open: {reason}); mail to applicants goes "
-                   "out again" if reason else "circuit breaker was not open; nothing to do")
+              "out again" if reason else "circuit breaker was not open; nothing to do")
         return
     with Session(engine) as session:
         _outbox_list(session, breaker, state, limit, as_json, settings)
@@ -549,8 +549,8 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
     opened = breaker.state(session)
     if opened.opened_at is not None:
         _show(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
-                   f"{opened.reason}; mail to applicants waits. After checking for a loop: "
-                   "mailbot outbox resume\n")
+              f"{opened.reason}; mail to applicants waits. After checking for a loop: "
+              "mailbot outbox resume\n")
     counted = select(func.count()).select_from(Outbox)
     if state is not None:
         counted = counted.where(Outbox.state == state)
@@ -575,7 +575,7 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
 
 
 def _outbox_show(settings: Settings, engine: Engine, row_id: str | None,
-                 as_json: bool) -> None:
+            as_json: bool) -> None:
     """`mailbot outbox show ID`: one row, its per-recipient results and its text part."""
     from sqlmodel import Session
 
