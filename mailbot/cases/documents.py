@@ -12,6 +12,7 @@ from mailbot.blobs import BlobStore
 from mailbot.intake.parse import Attachment
 from mailbot.models import CaseDocument
 from mailbot.reading.documents import DocumentReading
+from mailbot.redact import redact_cpr
 
 OTHER = "other"  # attachments of no required kind are never versioned against each other
 
@@ -50,10 +51,12 @@ def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: in
     for attachment, reading in found:
         version = 1 if reading.kind == OTHER else previous.get(reading.kind, 0) + 1
         row = CaseDocument(
-            case_id=case_id, raw_message_id=raw_id, filename=reading.filename,
+            # a name from inside a ZIP has not been through display_name: redacted here, the
+            # one place a document's name is stored (SCENARIOS G1)
+            case_id=case_id, raw_message_id=raw_id, filename=redact_cpr(reading.filename),
             kind=reading.kind, content_type=attachment.content_type, size=attachment.size,
             blob_sha256=blobs.put(attachment.payload), version=version, received_at=now,
-            note=reading.note)
+            note=redact_cpr(reading.note))
         session.add(row)
         added.append(row)
     session.flush()

@@ -19,6 +19,7 @@ from mailbot.models import Case, RawMessage
 from mailbot.reading.brief import declarations, read_answers, system_owner
 from mailbot.reading.documents import classify
 from mailbot.reading.replies import own_text
+from mailbot.redact import redact_cpr
 from mailbot.rules import QUESTION_IDS, Rules
 from mailbot.vocabulary import CaseStatus, OwnerSource, check_transition
 
@@ -33,7 +34,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
                    now: datetime) -> FollowupResult:
     """Merge the applicant's mail into the case (caller's transaction) and record it."""
     assert case.id is not None and raw.id is not None
-    own = own_text(mail.text or mail.html_text, bot.rules)
+    # answers, declarations and the owner are read from CPR-redacted text (SCENARIOS G1)
+    own = redact_cpr(own_text(mail.text or mail.html_text, bot.rules))
     filled = fill_answers(case, read_answers(own, bot.rules))
     if filled:
         propose_again(case, bot.rules)

@@ -12,6 +12,7 @@ from mailbot.audit import record
 from mailbot.cases.mail import mail_about_case
 from mailbot.intake.parse import Inbound
 from mailbot.models import Case
+from mailbot.redact import redact_cpr
 from mailbot.vocabulary import Purpose
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def tell_secretary(session: Session, bot: Bot, case: Case, reason: str, now: dat
     context = {"reason": said, "sender": "", "mail_subject": "", "excerpt": ""}
     if mail is not None:
         context.update(sender=mail.from_address or "(ukendt afsender)",
-                       mail_subject=mail.subject, excerpt=mail.text[:EXCERPT_CHARS])
+                       # redacted before the cut, which could leave half a CPR number
+                       mail_subject=mail.subject, excerpt=redact_cpr(mail.text)[:EXCERPT_CHARS])
     mail_about_case(session, bot, case, template="secretary_attention",
                     purpose=Purpose.ATTENTION, to=secretaries, now=now, context=context)

@@ -25,6 +25,7 @@ from mailbot.intake.smime import SIGNED
 from mailbot.intake.smime import unwrap as unwrap_smime
 from mailbot.intake.tnef import is_tnef
 from mailbot.intake.tnef import unpack as unpack_tnef
+from mailbot.redact import redact_cpr
 
 MAX_HEADER_BYTES = 256 * 1024
 # MIME structure caps (SCENARIOS P3): a brief with its attachments has a few dozen parts; a
@@ -313,11 +314,12 @@ def display_name(name: str) -> str:
     component only (no "/" or "\\", so no "../../etc/cron.d/x" in a review mail or as a ZIP
     member: zip-slip), without control characters, NUL or bidirectional overrides (a
     "fdp.exe" shown as "exe.pdf"), without leading dots, at most MAX_NAME_CHARS characters
-    with its extension kept; "" when nothing is left (the caller names it like a nameless
-    part). The raw mail keeps the original bytes."""
+    with its extension kept, CPR numbers as XXXXXX-XXXX (SCENARIOS G1); "" when nothing is
+    left (the caller names it like a nameless part). The raw mail keeps the original bytes."""
     name = _UNSAFE_IN_NAME.sub("", name)
     name = re.split(r"[/\\]", name)[-1]
-    name = " ".join(name.split()).lstrip(". ")
+    # redacted before the cut, which could leave half a CPR number that no longer matches
+    name = redact_cpr(" ".join(name.split()).lstrip(". "))
     if len(name) <= MAX_NAME_CHARS:
         return name
     stem, dot, ext = name.rpartition(".")

@@ -29,6 +29,7 @@ from mailbot.reading.prose import (
     sentences,
     unknown,
 )
+from mailbot.redact import redact_cpr, redact_data
 from mailbot.rules import QUESTION_IDS, Rules
 
 _BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
@@ -614,21 +615,24 @@ def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefR
     documents = tuple(reading for attachment in mail.documents
                       for reading in classify(attachment, rules))
     best = _best_answers(mail, documents, rules)
-    answers = best.answers
+    # everything below is derived from CPR-redacted text, so no answer, declaration, reason
+    # or owner the bot stores, shows or mails holds a CPR number (SCENARIOS G1)
+    answers: dict[str, str | None] = redact_data(best.answers)
+    subject = redact_cpr(mail.subject)
     # the declarations and statements are read where the answers were: the HTML, when the
     # text part is only a stub ("Se venligst HTML-udgaven")
     own = mail.html_text if best.source.startswith("html") else mail.text or mail.html_text
-    text = _body_of_interest(own)
+    text = redact_cpr(_body_of_interest(own))
     present = {d.kind for d in documents}
     statements = document_statements(text, rules)
     declared = declarations(text, present, rules, statements)
     amounts = parse_amounts(answers["cost"])
     strategic, reason = _strategic(text, amounts, rules)
-    sbsys = rules.signals.sbsys.search(mail.subject + "\n" + text)
+    sbsys = rules.signals.sbsys.search(subject + "\n" + text)
     missing = tuple(qid for qid in QUESTION_IDS if answers[qid] is None) + tuple(
         kind for kind in rules.required if kind not in present and kind not in declared
     )
-    proposal = propose_project_type({**answers, "subject": mail.subject}, rules.agenda)
+    proposal = propose_project_type({**answers, "subject": subject}, rules.agenda)
     return BriefReading(
         answers=answers, documents=documents, missing=missing, not_applicable=declared,
         strategic=strategic, strategic_reason=reason,
