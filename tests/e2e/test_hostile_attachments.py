@@ -168,3 +168,32 @@ def test_attachments_beyond_the_caps_are_listed_not_stored(world: World) -> None
     assert sorted((d.filename, d.hazard, d.blob_sha256) for d in refused) == [
         ("Databehandleraftale udkast.pdf", "too_many", ""),
         ("Udkast til kontrakt.pdf", "too_many", "")]
+
+
+def test_a_held_file_in_a_reply_is_listed_in_the_update_and_not_routed(world: World) -> None:
+    """A reply on the case's thread with an encrypted new contract: the update's list says
+    so, the contract manager gets no new request, the old version stays current."""
+    from email import message_from_bytes, policy
+
+    from tests.e2e.test_reviews import reply
+
+    world.deliver(world.brief())
+    world.run_once(FRIDAY)
+    [receipt] = world.received_by(world.applicant)
+    raw = reply(world, receipt, f"Mette Holm <{world.applicant}>",
+                "Hej\n\nHer er den nye version af kontrakten.\n\nMette")
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(encrypted_pdf("Udkast til kontrakt"), maintype="application",
+                       subtype="pdf", filename="Udkast til kontrakt v2.pdf")
+    world.deliver(msg.as_bytes())
+    world.run_once(FRIDAY.replace(hour=11))
+
+    [_, update] = world.received_by(world.applicant)
+    text = text_of(update)
+    assert ("- Udkast til kontrakt v2.pdf kan ikke læses (krypteret) – send den uden "
+            "adgangskode") in text
+    assert "Udkast til kontrakt.docx (Udkast til kontrakt, version 1)" in text
+    [request] = world.received_by(world.reviewer("contract_manager"))  # no second request
+    assert [str(p.get_filename()) for p in request.iter_attachments()] == [
+        "Udkast til kontrakt.docx"]
