@@ -72,9 +72,10 @@ def read_attachments(attachments: Iterable[Attachment], rules: Rules,
     Caps (SCENARIOS F5): counting in mail order, the first attachment beyond
     `policy.max_count`, or the one that takes the running total of decoded bytes beyond
     `policy.max_total_bytes`, and every later one, is not read at all: a held reading with
-    hazard too_many / too_large (the mail's text is still read; the caller stores nothing of
-    it). A file with macros is held when `policy.macros` is quarantine. An archive with any
-    held member is held whole, as the one reading of that member: its bytes travel together.
+    hazard too_many / too_large (the mail's text is still read; the caller records it
+    without its bytes). A file with macros is held when `policy.macros` is quarantine. An
+    archive with any held member is held whole, as the one reading of that member: its bytes
+    travel together.
     """
     out: list[DocumentReading] = []
     total = 0
@@ -111,7 +112,6 @@ def _one_source(readings: list[DocumentReading], policy: AttachmentPolicy
 
 def _hold(reading: DocumentReading, note: str) -> DocumentReading:
     return replace(reading, kind=OTHER, note=note, held=True)
-
 
 
 def kinds_from_filename(filename: str, rules: Rules) -> list[str]:

@@ -65,8 +65,8 @@ def sniff(payload: bytes) -> str:
     head = payload[:1024]
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"  # Outlook's winmail.dat ([MS-OXTNEF]); may hold "%PDF-" near its start
-    # magic numbers at offset 0 first: a ZIP that stores a PDF, or a program with "%PDF-"
-    # in its first kilobyte, is a ZIP or a program, not a PDF
+    # magic numbers and "#!" at offset 0 first: a ZIP that stores a PDF, or a program with
+    # "%PDF-" in its first kilobyte, is a ZIP or a program, not a PDF
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
@@ -77,10 +77,10 @@ def sniff(payload: bytes) -> str:
         return "elf"
     if head[:4] in _MACH_O:
         return "macho"
-    if b"%PDF-" in head:  # ISO 32000 lets the header start anywhere in the first 1,024 bytes
-        return "pdf"
     if head.startswith(b"#!"):
         return "script"  # a shell, Python, … script: the kernel runs it by this line
+    if b"%PDF-" in head:  # ISO 32000 lets the header start anywhere in the first 1,024 bytes
+        return "pdf"
     if head[:8].startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
         return "image"
     try:
@@ -134,37 +134,55 @@ def extract_text(filename: str, payload: bytes) -> Extracted:
 
 
 def container_problem(payload: bytes) -> str:
-    """Why an Office container (a ZIP of XML) must not be opened, from its directory alone
-    (declared sizes, entry count, compression ratio); "" when it may. Nothing is inflated."""
+    """Why an Office container (a ZIP of XML) must not be opened ("" when it may): not a
+    ZIP, or a dangerous shape (container_danger), or an XML part that is not well-formed."""
+    problem, _ = _container_check(payload)
+    return problem
+
+
+def container_danger(payload: bytes) -> str:
+    """Why an Office container is dangerous to open ("" when it is not): its directory
+    promises a bomb (declared sizes, entry count, compression ratio: SCENARIOS F2), or an
+    XML part declares a DTD (entities: billion laughs, external entities). A container that
+    is merely broken is not dangerous: it stays a document that cannot be read."""
+    problem, dangerous = _container_check(payload)
+    return problem if dangerous else ""
+
+
+def _container_check(payload: bytes) -> tuple[str, bool]:
+    """(why not to open it, whether that is a danger); ("", False) for a sound container.
+    Only the directory and each XML part's prolog are read; nothing is inflated whole."""
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError) as err:
-        return f"not a readable Office file: {err}"[:300]
+        return f"not a readable Office file: {err}"[:300], False
     if len(infos) > MAX_CONTAINER_ENTRIES:
-        return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})"
+        return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})", True
     total = sum(i.file_size for i in infos)
     if total > MAX_CONTAINER_TOTAL:
-        return f"Office file expands to {total} bytes (limit {MAX_CONTAINER_TOTAL}): not read"
+        return (f"Office file expands to {total} bytes (limit {MAX_CONTAINER_TOTAL}): not "
+                "read", True)
     for info in infos:
         ratio = info.file_size / max(1, info.compress_size)
         if info.filename.endswith(".xml") and (info.file_size > MAX_CONTAINER_XML
                                                or ratio > MAX_ZIP_RATIO * 5):
             return (f"Office part {info.filename} expands to {info.file_size} bytes (ratio "
-                    f"{ratio:.0f}): possible bomb, not read")
-    return _declarations_problem(payload, infos)
+                    f"{ratio:.0f}): possible bomb, not read", True)
+    return _declarations_check(payload, infos)
 
 
 _XML_PARTS = (".xml", ".rels")
 
 
-def _declarations_problem(payload: bytes, infos: list[zipfile.ZipInfo]) -> str:
-    """Why an XML part of an Office container must not reach a parser: a DTD (entity
-    declarations: billion laughs; external entities: file or network reads). No Office
-    format writes a DTD (ECMA-376 Part 2 section 8.1.3 forbids one in OOXML parts; ODF's
-    parts have none). python-docx and openpyxl parse with lxml, so each part's prolog is
-    read here with defusedxml first, up to its root element only: a DTD must come before
-    it (XML 1.0 section 2.8). "" when none has one."""
+def _declarations_check(payload: bytes, infos: list[zipfile.ZipInfo]) -> tuple[str, bool]:
+    """An XML part of an Office container that must not reach a parser: a DTD (entity
+    declarations: billion laughs; external entities: file or network reads) is a danger, a
+    part that is not well-formed XML is not. No Office application writes a DTD (the Open
+    Packaging Conventions, ECMA-376 Part 2, do not allow DTD declarations in a package's
+    XML). python-docx and openpyxl parse with lxml, so each part's prolog is read here with
+    defusedxml first (https://pypi.org/project/defusedxml/), up to its root element only: a
+    DTD must come before it (XML 1.0 section 2.8)."""
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:
         for info in infos:
             if not info.filename.lower().endswith(_XML_PARTS):
@@ -174,11 +192,12 @@ def _declarations_problem(payload: bytes, infos: list[zipfile.ZipInfo]) -> str:
                     for _ in SafeXml.iterparse(part, events=("start",), forbid_dtd=True):
                         break
             except DefusedXmlException as err:
-                return f"Office part {info.filename}: {type(err).__name__}: not read"[:300]
+                return (f"Office part {info.filename}: {type(err).__name__}: not read"[:300],
+                        True)
             except (SafeXml.ParseError, zipfile.BadZipFile, OSError, ValueError,
                     RuntimeError, NotImplementedError) as err:
-                return f"Office part {info.filename} is not readable XML: {err}"[:300]
-    return ""
+                return f"Office part {info.filename} is not readable XML: {err}"[:300], False
+    return "", False
 
 
 def hazard(filename: str, payload: bytes) -> tuple[Hazard | None, str]:
@@ -203,9 +222,9 @@ def hazard(filename: str, payload: bytes) -> tuple[Hazard | None, str]:
     if mismatch:
         return Hazard.MISMATCH, mismatch
     if actual == "zip" and ext in _OOXML_OR_ODF:
-        problem = container_problem(payload)
-        if problem:
-            return Hazard.UNREADABLE, problem
+        danger = container_danger(payload)
+        if danger:
+            return Hazard.UNREADABLE, danger
     if has_macros(actual, payload):
         return Hazard.MACRO, "contains VBA macros"
     return None, ""

@@ -197,3 +197,34 @@ def test_a_held_file_in_a_reply_is_listed_in_the_update_and_not_routed(world: Wo
     [request] = world.received_by(world.reviewer("contract_manager"))  # no second request
     assert [str(p.get_filename()) for p in request.iter_attachments()] == [
         "Udkast til kontrakt.docx"]
+
+
+def test_a_held_final_contract_comes_first_in_the_klarmelding_answer(world: World) -> None:
+    """Two phases: a klarmelding whose final contract is encrypted; the answer's one list
+    names the file and why, then the final contract as still missing."""
+    from email import message_from_bytes, policy
+
+    from tests.e2e.test_council_phases import at, guidance_from_everyone, two_phases
+
+    two_phases(world)
+    guidance_from_everyone(world, at(25, 11))
+    world.run_once(at(25, 11, 10))  # the guidance goes out
+    receipt = world.received_by(world.applicant)[0]
+    msg = message_from_bytes(world.brief(
+        subject=f"SV: {receipt['Subject']}",
+        body="Hej\n\nHermed klarmelder jeg sagen med de endelige dokumenter.\n",
+        attachments=("Databehandleraftale endelig.pdf",),
+        headers={"In-Reply-To": str(receipt["Message-ID"]).strip()}), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(encrypted_pdf("Kontrakt"), maintype="application", subtype="pdf",
+                       filename="Kontrakt endelig.pdf")
+    world.deliver(msg.as_bytes())
+    world.run_once(at(26, 10))
+
+    answer = world.received_by(world.applicant)[-1]
+    text = text_of(answer)
+    assert "Tak for klarmeldingen" in text
+    listed = text.partition("mangler dette:")[2]
+    assert listed.startswith(" - Kontrakt endelig.pdf kan ikke læses (krypteret) – send den "
+                             "uden adgangskode")
+    assert "Endelig kontrakt" in listed
