@@ -431,7 +431,9 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
         lines.append(f"  -> paid by: {details['payer']}")
     for filename, kind in (result.get("documents") or {}).items():
         note = details["document_notes"].get(filename, "")
-        lines.append(f"document:  {filename}  [{kind}]  {note}")
+        hazard = (details.get("document_hazards") or {}).get(filename, "")
+        lines.append(f"document:  {filename}  [{kind}]  " + (f"{hazard}: " if hazard else "")
+                     + note)
     for statement in details.get("document_statements") or ():
         kinds = ", ".join(statement["kinds"]) or "documents"
         lines.append(f"said:      {kinds}: {statement['state']} ({statement['text']})")

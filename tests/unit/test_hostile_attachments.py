@@ -284,3 +284,27 @@ def test_the_pinned_mail_parser_refuses_names_without_a_file(tmp_path: Path,
     with pytest.raises(ValueError):
         write_sample(False, "hej", str(tmp_path / "out"), name)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_inspect_shows_what_the_daemon_would_hold_under_the_config(rules: Rules) -> None:
+    """`mailbot inspect` follows `[attachments]`: the docm is held under quarantine."""
+    from email.message import EmailMessage
+
+    from mailbot.config import AttachmentSettings
+    from mailbot.intake.inspection import inspect_details, settings_without_config
+
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "mette@kommune.test", "it.projekter@kommune.test"
+    msg["Subject"], msg["Message-ID"] = "Projektforslag: Booking", "<inspect-f3@kommune.test>"
+    msg.set_content("Hvem: Mette\nHvad: Booking\n")
+    msg.add_attachment(with_parts(docx("Udkast til kontrakt"),
+                                  {"word/vbaProject.bin": VBA_PROJECT}),
+                       maintype="application", subtype="octet-stream",
+                       filename="Udkast til kontrakt.docm")
+    settings = settings_without_config("it.projekter@kommune.test")
+    warn = inspect_details(msg.as_bytes(), rules, settings)[1]
+    assert warn["document_hazards"] == {"Udkast til kontrakt.docm": "macro"}
+    held = inspect_details(msg.as_bytes(), rules, settings.model_copy(update={
+        "attachments": AttachmentSettings(macros="quarantine")}))
+    assert held[1]["document_hazards"] == {"Udkast til kontrakt.docm": "macro (held)"}
+    assert held[0]["documents"] == {"Udkast til kontrakt.docm": "other"}
