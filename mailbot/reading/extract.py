@@ -278,7 +278,9 @@ def has_macros(actual: str, payload: bytes) -> bool:
     .xlsm, .pptm, or a .docx that really holds one: ECMA-376 names the part by its
     relationship, so the name is checked anywhere in the package) or, in an OLE file
     (.doc, .xls), a VBA storage as oletools.olevba finds it ([MS-OVBA] section 2.2.1).
-    Only the ZIP's directory and the OLE's directory are read; no macro is decompressed."""
+    Of an OOXML file only the ZIP's directory is read; of an OLE file oletools reads the
+    directory and scans the streams for VBA (bounded by `imap.max_message_mb`). No macro is
+    decompressed or run."""
     if actual == "zip":
         try:
             with zipfile.ZipFile(io.BytesIO(payload)) as archive:
