@@ -218,6 +218,17 @@ class LimitSettings(_Section):
     breaker_minutes: int = Field(default=10, ge=1)
 
 
+class AttachmentSettings(_Section):
+    """Attachments that may hurt a reviewer, and the per-mail caps (issue #13 item 4,
+    SCENARIOS F3, F5; mailbot.reading.documents.read_attachments)."""
+
+    # a file with VBA macros: "warn" forwards it with a visible warning, "quarantine"
+    # holds it and asks the applicant for a version without macros
+    macros: Literal["warn", "quarantine"] = "warn"
+    max_count: int = Field(default=40, ge=1)  # attachments read per mail; later ones are not
+    max_total_mb: float = Field(default=50, gt=0)  # decoded size of a mail's attachments
+
+
 class OperatorSettings(_Section):
     """Who hears about trouble (mailbot.alerts): one mail per kind of incident, at most one
     per `alert_hours`; every incident is also an ERROR line with a stable `event=` name."""
@@ -251,6 +262,7 @@ class Settings(_Section):
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     kitos: KitosSettings = Field(default_factory=KitosSettings)
@@ -830,6 +842,13 @@ max_reminders = 2                     # then the secretary is told
 applicant_reminder_working_days = 5   # one reminder to an applicant with missing items
 guidance_batch_minutes = 5            # reviewer comments within this window go out as one mail
 reply_tokens = false                  # plus-address tokens in Reply-To (if the mailbox has them)
+
+[attachments]
+macros = "warn"                       # a file with macros: "warn" (forwarded with a warning)
+                                      # or "quarantine" (held; the applicant asked for another)
+max_count = 40                        # attachments read per mail; later ones are refused
+max_total_mb = 50                     # their decoded size together; the one that passes it
+                                      # and every later one are refused (the text is read)
 
 [limits]
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours

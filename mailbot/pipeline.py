@@ -63,6 +63,7 @@ from mailbot.intake.threads import find_thread
 from mailbot.models import Case, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
+from mailbot.reading.documents import attachment_policy
 from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
 from mailbot.storage import storage_error
@@ -319,7 +320,8 @@ def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_
 
 def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
                now: datetime) -> None:
-    reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date())
+    reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date(),
+                         attachment_policy(bot.settings.attachments))
     case = open_case(session, bot, mail, row, reading, now)
     send_receipt(session, bot, case, mail, reading, now)
     route(session, bot, case, now)

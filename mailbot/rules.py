@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from mailbot.errors import ConfigError
-from mailbot.vocabulary import Decision, ProjectType, Role, Verdict
+from mailbot.vocabulary import Decision, Hazard, ProjectType, Role, Verdict
 
 QUESTION_IDS = ("who", "what", "where", "when", "why", "cost")
 DOCUMENT_KINDS = (
@@ -237,12 +237,17 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
                       "no_organization"),
     "attention": ("tampered", "reviewer_on_thread", "outside", "no_review",
                   "verdict_not_applied", "not_answered", "unclear_twice"),
+    # an attachment's hazard as the applicant reads it after its name; `macro_warning` is
+    # the warning beside a file with macros that was forwarded (mailbot.vocabulary.Hazard)
+    "attachments": ("macro_warning", *(h.value for h in Hazard)),
 }
 
 
 # The {placeholders} each label may use; any other name (or a broken brace) is an error at load.
 LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("readiness", "missing"): frozenset({"items"}),
+    ("attachments", "too_many"): frozenset({"max_count"}),
+    ("attachments", "too_large"): frozenset({"max_total_mb"}),
     ("readiness", "review"): frozenset({"role", "state"}),
     ("cost", "total_over_period"): frozenset({"years"}),
     ("cost", "payer"): frozenset({"payer"}),

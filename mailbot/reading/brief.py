@@ -17,7 +17,7 @@ from mailbot.reading.danish import (
     payer,
     total_cost,
 )
-from mailbot.reading.documents import DocumentReading, classify
+from mailbot.reading.documents import AttachmentPolicy, DocumentReading, read_attachments
 from mailbot.reading.extract import extract_text
 from mailbot.reading.project_type import propose_project_type
 from mailbot.reading.prose import (
@@ -516,7 +516,8 @@ def _find_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
     if _count(answers) >= MIN_ANSWERS_IN_ATTACHMENT:
         return _with_prose(collector, source, rules), body
     best: _Answers | None = None
-    for attachment in mail.documents:
+    held = {d.source for d in documents if d.held}  # never opened again, for answers neither
+    for attachment in (a for a in mail.documents if a.filename not in held):
         text = next((d.text for d in documents if d.filename == attachment.filename and d.text),
                     "") or extract_text(attachment.filename, attachment.payload).text
         candidate = read_answers(text, rules)
@@ -610,10 +611,13 @@ def system_owner(text: str, rules: Rules) -> str | None:
 
 
 # -- the whole brief --------------------------------------------------------------------------
-def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefReading:
+def read_brief(mail: Inbound, rules: Rules, today: date | None = None,
+               policy: AttachmentPolicy | None = None) -> BriefReading:
+    """Everything the brief says. `policy` is `[attachments]` (the defaults when None): a
+    held attachment (mailbot.reading.documents.read_attachments) is in `documents` with
+    `held` set, never counts as a document and is never read for answers."""
     today = today or date.today()
-    documents = tuple(reading for attachment in mail.documents
-                      for reading in classify(attachment, rules))
+    documents = read_attachments(mail.documents, rules, policy or AttachmentPolicy())
     best = _best_answers(mail, documents, rules)
     # everything below is derived from CPR-redacted text, so no answer, declaration, reason
     # or owner the bot stores, shows or mails holds a CPR number (SCENARIOS G1)
