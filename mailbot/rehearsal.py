@@ -29,6 +29,7 @@ from mailbot.blobs import BlobStore
 from mailbot.cases.opening import open_case, send_receipt
 from mailbot.config import Settings
 from mailbot.council.agenda import agenda_sent, next_agenda_version, queue, send_agenda
+from mailbot.council.attention import unauthenticated_agenda_reply
 from mailbot.council.decisions import apply_decisions, decide, move_on_request
 from mailbot.council.klarmelding import answer_followup
 from mailbot.council.meetings import CouncilCalendar
@@ -221,6 +222,7 @@ def _council(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetim
     found = DecisionReading(decisions={}, texts={}, unmapped=["ITP-2000-9999: måske"],
                             additions=[])
     apply_decisions(session, bot, agenda_ref(meeting.day), mail, found, now)
+    unauthenticated_agenda_reply(session, bot, agenda_ref(meeting.day), mail, bot.domain, now)
     withdrawn = Case(ref=f"{case.ref}-W", applicant_address=case.applicant_address,
                      title=case.title, status="complete", language=case.language,
                      created_at=now, updated_at=now, meeting_date=meeting.day)
