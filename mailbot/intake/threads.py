@@ -34,10 +34,13 @@ def is_own_message_id(message_id: str, domain: str) -> bool:
 # (HMAC-SHA256 over ref, review, day and nonce, base32, 20 characters) proves the bot made the
 # id; review is 0 for mail that is not about a review; day is the issue day (ISSUE_EPOCH plus
 # that many days, UTC), so a reply on an old request can be told from a fresh one (SCENARIOS
-# A4). Ids written before the day existed (legacy, `…{review}.{nonce}.{sig}@`) are still read,
-# with no issue day. Base32 and digits survive a client that changes case (A10).
+# A4); the reference is a case's, an agenda's (AGD-), ALERT (mail to the operator) or
+# ENCRYPTED (the answer to an encrypted mail that names no case). Ids written before the day
+# existed (legacy, `…{review}.{nonce}.{sig}@`) are still read, with no issue day. Base32 and
+# digits survive a client that changes case (A10).
 _OWN_ID = re.compile(
-    r"^<mb\.(?P<purpose>[a-z]+)\.(?P<ref>(?:ITP|AGD)-\d{4}-\d{4,})\.(?P<review>\d+)\."
+    r"^<mb\.(?P<purpose>[a-z]+)\.(?P<ref>(?:ITP|AGD)-\d{4}-\d{4,}|ALERT|ENCRYPTED)\."
+    r"(?P<review>\d+)\."
     r"(?:(?P<day>\d{1,6})\.)?(?P<nonce>[a-z0-9]+)\.(?P<sig>[a-z2-7]+)@(?P<domain>[^>]+)>$",
     re.IGNORECASE)
 ISSUE_EPOCH = date(2020, 1, 1)
@@ -199,6 +202,8 @@ def _by_own_ids(message_ids: Iterable[str], domain: str, secret: bytes, via: str
             return ThreadMatch(None, "agenda", 0, False, own.ref), tampered
         elif own.ref == ALERT_REF:
             return ThreadMatch(None, "alert"), tampered
+        elif not own.ref.startswith("ITP-"):
+            continue  # our answer to an encrypted mail names no case: its reply is a brief
         else:
             return ThreadMatch(own.ref, via, own.review, issued=own.issued), tampered
     return None, tampered

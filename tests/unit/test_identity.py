@@ -203,3 +203,17 @@ def test_x_bot_headers_name_no_case_and_no_decision(rules: Rules) -> None:
     mail = parse(raw)
     assert find_thread(mail, "kommune.test", SECRET, BOT).case_ref is None
     assert isinstance(disposition(raw, rules), NewBrief)
+
+
+def test_replies_to_an_alert_and_to_the_encrypted_notice_are_read_as_such() -> None:
+    """Our ids that name no case: an operator alert's reply is recognised as one (X6), and
+    a reply to our "send it unencrypted" answer without a case is no case's (a brief)."""
+    alert = signed_message_id("alert", "ALERT", "kommune.test", SECRET, issued=ISSUED)
+    notice = signed_message_id("encrypted", "ENCRYPTED", "kommune.test", SECRET,
+                               issued=ISSUED)
+    for parent, via in ((alert, "alert"), (notice, "none")):
+        own = read_own_id(parent, "kommune.test", SECRET)
+        assert own is not None and own.valid
+        raw = brief(subject="SV: noget", headers={"In-Reply-To": parent}, attachments=())
+        match = find_thread(parse(raw), "kommune.test", SECRET, BOT)
+        assert (match.case_ref, match.via, match.tampered) == (None, via, False)
