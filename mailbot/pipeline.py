@@ -10,6 +10,7 @@ Order of durability (DESIGN.md section 2, SCENARIOS R1-R4):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,7 +219,10 @@ def _unauthenticated(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     case (or meeting) and sender, so a forger who repeats himself cannot flood her."""
     finish(row, LedgerState.QUARANTINED, found.reason, bot, "reply")
     sender = mail.from_address or "?"
-    key = f"unauthenticated:{found.case_ref or found.agenda}:{sender}"
+    # the sender as a digest: the key is a unique index, not a place for an address (GDPR
+    # erasure rewrites details, it should not have to rewrite keys)
+    digest = hashlib.sha256(sender.encode()).hexdigest()[:16]
+    key = f"unauthenticated:{found.case_ref or found.agenda}:{digest}"
     first = session.exec(select(CaseEvent.id).where(CaseEvent.source_key == key)).first() is None
     case_id = case.id if case is not None else None
     row.case_id = case_id
