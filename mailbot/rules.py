@@ -236,7 +236,8 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
     "kitos_reasons": ("refused", "login", "timeout", "unreachable", "bad_answer",
                       "no_organization"),
     "attention": ("tampered", "reviewer_on_thread", "outside", "no_review",
-                  "verdict_not_applied", "not_answered", "unclear_twice"),
+                  "verdict_not_applied", "not_answered", "unclear_twice", "expired",
+                  "unauthenticated"),
     # an attachment's hazard as the applicant reads it after its name; `macro_warning` is
     # the warning beside a file with macros that was forwarded (mailbot.vocabulary.Hazard)
     "attachments": ("macro_warning", *(h.value for h in Hazard)),
@@ -266,6 +267,8 @@ LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("attention", "verdict_not_applied"): frozenset({"sender", "role"}),
     ("attention", "not_answered"): frozenset({"role", "recipients", "count"}),
     ("attention", "unclear_twice"): frozenset({"role"}),
+    ("attention", "expired"): frozenset({"sender", "role", "days"}),
+    ("attention", "unauthenticated"): frozenset({"sender", "domain"}),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
+from mailbot.clock import as_utc
 from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
 from mailbot.delivery.outbox import enqueue
 from mailbot.intake.threads import signed_message_id
@@ -101,7 +102,8 @@ def compose_mail(bot: Bot, *, template: str, purpose: Purpose, to: Sequence[str]
                            for part in bot.renderer.render_mail(language, template, full))
     if tag:
         subject = tagged_subject(tag, subject)
-    message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review)
+    message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review,
+                                   issued=as_utc(now).date())
     message = build_message(
         sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
         to=tuple(to), subject=subject, text=text, html=html, message_id=message_id, now=now,

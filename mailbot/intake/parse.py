@@ -153,7 +153,9 @@ def header_message_id(raw: bytes) -> str:
 
 
 def strict_address(value: str) -> str:
-    """One unambiguous address or "" (SCENARIOS A8: two addresses, groups, CVE-2023-27043).
+    """One unambiguous ASCII address, lower-cased, or "" (SCENARIOS A8: two addresses, groups,
+    CVE-2023-27043 shapes, a quoted local part holding an address; A10: any non-ASCII
+    character in the address, so no Unicode look-alike or case folding can match).
 
     Outlook writes `"anna@kommune.dk" <anna@kommune.dk>`, so a display name may repeat the
     address; any second, different address makes the header ambiguous.
@@ -168,7 +170,13 @@ def strict_address(value: str) -> str:
     pairs = [pair for pair in getaddresses([value]) if "@" in pair[1]]
     if len(pairs) != 1:
         return ""
-    address = pairs[0][1].strip().lower()
+    written = pairs[0][1].strip()
+    if not written.isascii():
+        # a look-alike (Cyrillic "а", fullwidth "ｋ") or a character that str.lower() turns
+        # into ASCII (the Kelvin sign "K" becomes "k"): never equal to an address we know
+        # (SCENARIOS A10); addresses are compared as ASCII only
+        return ""
+    address = written.lower()
     if address not in seen:
         return ""
     return address
