@@ -24,6 +24,7 @@ import typer
 
 from mailbot.clock import COPENHAGEN, Clock
 from mailbot.errors import ConfigError, MailbotError, PermanentError
+from mailbot.redact import redact_cpr
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -390,10 +391,10 @@ def cases(status: Annotated[str | None, typer.Option(
             _echo_json(views.cases_data(rows, _zone(settings)))
         elif status is not None and not rows:
             in_use = sorted(set(session.exec(select(Case.status)).all()))
-            typer.echo(f"no cases with status {status!r}"
-                       + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
+            _show(f"no cases with status {status!r}"
+                  + (f" (statuses in use: {', '.join(in_use)})" if in_use else ""))
         else:
-            typer.echo(views.cases_table(rows))
+            _show(views.cases_table(rows))
 
 
 @app.command()
@@ -416,7 +417,7 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
         if as_json:
             _echo_json(data)
         else:
-            typer.echo(views.case_text(session, found, data, _zone(settings)))
+            _show(views.case_text(session, found, data, _zone(settings)))
 
 
 def _zone(settings: Settings) -> ZoneInfo:
@@ -424,10 +425,18 @@ def _zone(settings: Settings) -> ZoneInfo:
     return ZoneInfo(settings.council.timezone)
 
 
+def _show(text: str) -> None:
+    """One text for the operator on stdout, CPR numbers redacted (SCENARIOS G1): every
+    command that prints case or mail data prints through this or _echo_json."""
+    typer.echo(redact_cpr(text))
+
+
 def _echo_json(data: Any) -> None:
     """JSON on stdout as UTF-8 (RFC 8259) whatever the locale or PYTHONIOENCODING says, so
-    æøå arrive as written when the output goes to a file or another program."""
-    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    æøå arrive as written when the output goes to a file or another program; CPR numbers
+    redacted (SCENARIOS G1; JSON never escapes digits, spaces or "-", so the text is
+    redacted as it is written)."""
+    text = redact_cpr(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n"
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a stream without bytes underneath: it takes text as it is
         typer.echo(text, nl=False)
@@ -466,7 +475,7 @@ def messages(state: Annotated[str | None, typer.Option(
         if as_json:
             _echo_json(views.messages_data(session, rows, _zone(settings)))
         else:
-            typer.echo(views.messages_table(rows, session.exec(counted).one()))
+            _show(views.messages_table(rows, session.exec(counted).one()))
 
 
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "uncertain")
@@ -512,8 +521,8 @@ def outbox(action: Annotated[str | None, typer.Argument(
     breaker = Breaker(engine, settings.limits)
     if action == "resume":
         reason = breaker.resume(Clock(OPTIONS.now).now())
-        typer.echo(f"circuit breaker closed (it was open: {reason}); mail to applicants goes "
-                   "out again" if reason else "circuit breaker was not open; nothing to do")
+        _show(f"circuit breaker closed (it was open: {reason}); mail to applicants goes "
+              "out again" if reason else "circuit breaker was not open; nothing to do")
         return
     with Session(engine) as session:
         _outbox_list(session, breaker, state, limit, as_json, settings)
@@ -541,9 +550,9 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
         return
     opened = breaker.state(session)
     if opened.opened_at is not None:
-        typer.echo(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
-                   f"{opened.reason}; mail to applicants waits. After checking for a loop: "
-                   "mailbot outbox resume\n")
+        _show(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
+              f"{opened.reason}; mail to applicants waits. After checking for a loop: "
+              "mailbot outbox resume\n")
     counted = select(func.count()).select_from(Outbox)
     if state is not None:
         counted = counted.where(Outbox.state == state)
@@ -564,11 +573,11 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
     if state is not None and not rows:
         typer.echo(f"no outbox rows in state {state}")
         return
-    typer.echo(views.outbox_table(rows, note))
+    _show(views.outbox_table(rows, note))
 
 
 def _outbox_show(settings: Settings, engine: Engine, row_id: str | None,
-                 as_json: bool) -> None:
+            as_json: bool) -> None:
     """`mailbot outbox show ID`: one row, its per-recipient results and its text part."""
     from sqlmodel import Session
 
@@ -591,7 +600,7 @@ def _outbox_show(settings: Settings, engine: Engine, row_id: str | None,
         if as_json:
             _echo_json(data)
         else:
-            typer.echo(views.outbox_row_text(row, data, _zone(settings)))
+            _show(views.outbox_row_text(row, data, _zone(settings)))
 
 
 @app.command("calendar")
@@ -650,7 +659,7 @@ def agenda(meeting: Annotated[str | None, typer.Option(
     if not send:
         with Session(bot.engine) as session:
             context = agenda_context(session, bot, chosen, version=1)
-            typer.echo(bot.renderer.render("da", "agenda", context)[0])
+            _show(bot.renderer.render("da", "agenda", context)[0])
         return
     with transaction(bot.engine) as session:
         version = next_agenda_version(session, chosen.day)
@@ -717,7 +726,7 @@ def inspect_command(file: Path, as_json: Annotated[bool, typer.Option("--json")]
     if as_json:
         _echo_json({**result, "details": extra} if details else result)
     else:
-        typer.echo(views.inspect_text(result, extra))
+        _show(views.inspect_text(result, extra))
 
 
 # what a file starts with when it is certainly not a mail
@@ -868,7 +877,7 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] 
     from mailbot.redact import configure_logging
 
     configure_logging("WARNING")
-    run_demo(keep=keep, echo=typer.echo)
+    run_demo(keep=keep, echo=_show)
 
 
 def main(argv: list[str] | None = None) -> int:

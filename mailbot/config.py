@@ -9,6 +9,7 @@ file, so every command finds the same database whatever the current directory; w
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -29,6 +30,8 @@ from pydantic import (
 )
 
 from mailbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 Security = Literal["ssl", "starttls", "none"]
 ImapAuth = Literal["password", "oauth2"]
@@ -100,9 +103,7 @@ class ImapSettings(_Section):
     ca_file: Path | None = None
     # security = "none" towards a host that is not this machine (refused unless true)
     allow_plaintext_remote: bool = False
-    # the authserv-ids of our own receiving server's Authentication-Results headers (RFC 8601
-    # section 2.5); empty: those headers are not read. Set: a mail our server found failing
-    # DMARC is quarantined, never believed to come from its From: (SCENARIOS A5, A6)
+    # deprecated: the old name of security.authserv_id, read as that key with one warning
     authserv_id: list[str] = Field(default_factory=list)
     # a new IDLE at least this often (RFC 2177 section 3: at most 29 minutes); a connection
     # silently dropped by a NAT or firewall is noticed within this plus timeout_seconds (I7)
@@ -203,6 +204,19 @@ class ReviewSettings(_Section):
     applicant_reminder_working_days: int = Field(default=5, ge=1)
     guidance_batch_minutes: float = Field(default=5, ge=0)
     reply_tokens: bool = False
+    # a reply on a review request (its signed Message-ID or reply token) issued more than this
+    # many days ago is no verdict: the secretary is told (SCENARIOS A4)
+    token_days: int = Field(default=120, ge=1)
+
+
+class SecuritySettings(_Section):
+    """Who sent a mail: what the bot believes beyond the From header (README "Who sent it")."""
+
+    # the authserv-ids of our own receiving server's Authentication-Results headers (RFC 8601
+    # section 2.5); empty: those headers are not read. Set: a mail our server found failing
+    # DMARC is unauthenticated: no verdict, decision or follow-up is applied from it, and a
+    # new brief from it is quarantined (SCENARIOS A5, A6)
+    authserv_id: list[str] = Field(default_factory=list)
 
 
 class LimitSettings(_Section):
@@ -216,6 +230,17 @@ class LimitSettings(_Section):
     # all mail to applicants until `mailbot outbox resume` (a busy day is far below it)
     breaker_mails: int = Field(default=200, ge=1)
     breaker_minutes: int = Field(default=10, ge=1)
+
+
+class AttachmentSettings(_Section):
+    """Attachments that may hurt a reviewer, and the per-mail caps (issue #13 item 4,
+    SCENARIOS F3, F5; mailbot.reading.documents.read_attachments)."""
+
+    # a file with VBA macros: "warn" forwards it with a visible warning, "quarantine"
+    # holds it and asks the applicant for a version without macros
+    macros: Literal["warn", "quarantine"] = "warn"
+    max_count: int = Field(default=40, ge=1)  # attachments read per mail; later ones are not
+    max_total_mb: float = Field(default=50, gt=0)  # decoded size of a mail's attachments
 
 
 class OperatorSettings(_Section):
@@ -261,13 +286,23 @@ class Settings(_Section):
     reviewers: ReviewerSettings = Field(default_factory=ReviewerSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     kitos: KitosSettings = Field(default_factory=KitosSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _authserv_id_moved(self) -> Settings:
+        """`imap.authserv_id` (its old place) is read as `security.authserv_id`, the one key
+        the code reads; load_settings warns about it, and refuses both set differently."""
+        if self.imap.authserv_id and not self.security.authserv_id:
+            self.security.authserv_id = list(self.imap.authserv_id)
+        return self
 
     def origin(self, key: str) -> tuple[str, str]:
         """(source, key) for a ConfigError about `key` ("bot.database_url"): the file and the
@@ -405,6 +440,13 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_transport(settings, origins)
     _check_auth(settings, origins)
     _check_kitos(settings.kitos, origins)
+    if settings.imap.authserv_id:
+        if settings.imap.authserv_id != settings.security.authserv_id:
+            raise origins.error("imap.authserv_id", "is set beside security.authserv_id, with "
+                                "other values", "remove imap.authserv_id (its old name) and "
+                                "keep [security] authserv_id")
+        log.warning("%s: imap.authserv_id is deprecated; it is read as security.authserv_id: "
+                    "move it to [security] authserv_id", origins.source)
     return settings
 
 
@@ -781,8 +823,6 @@ poll_seconds = 60                     # polling interval when IDLE is off or una
 # max_message_mb = 25                 # larger mails are quarantined without being downloaded
 # start_from = "now"                  # first start: mail already in the folder is recorded,
 #                                     # not answered; "all" answers it too
-# authserv_id = ["mx.kommune.dk"]     # your own server's Authentication-Results id: a mail
-#                                     # it found failing DMARC is quarantined (README)
 # idle_renew_seconds = 240            # a new IDLE at least this often; a dropped connection
 #                                     # is noticed within this plus timeout_seconds
 
@@ -841,11 +881,26 @@ max_reminders = 2                     # then the secretary is told
 applicant_reminder_working_days = 5   # one reminder to an applicant with missing items
 guidance_batch_minutes = 5            # reviewer comments within this window go out as one mail
 reply_tokens = false                  # plus-address tokens in Reply-To (if the mailbox has them)
+# token_days = 120                    # a reply on a review request older than this is no
+#                                     # verdict: the secretary is told
+
+[attachments]
+macros = "warn"                       # a file with macros: "warn" (forwarded with a warning)
+                                      # or "quarantine" (held; the applicant asked for another)
+max_count = 40                        # attachments read per mail; later ones are refused
+max_total_mb = 50                     # their decoded size together; the one that passes it
+                                      # and every later one are refused (the text is read)
 
 [limits]
 answers_per_case_per_day = 3          # answers to one address about one case in 24 hours
 breaker_mails = 200                   # more mails to applicants than this within ...
 breaker_minutes = 10                  # ... these minutes pause them until `outbox resume`
+
+# Who sent it (README "Who sent it"): your own receiving server's Authentication-Results.
+# [security]
+# authserv_id = ["mx.kommune.dk"]     # its authserv-id: a mail it found failing DMARC is no
+#                                     # verdict or decision (the secretary is told once), and
+#                                     # a new brief from it is quarantined, never answered
 
 # KITOS: the bot proposes the registered "Systemejer" of a system named in a brief (README
 # "The system owner"). Needs a KITOS user of type API user; keep its password in the

@@ -151,6 +151,12 @@ class CaseDocument(SQLModel, table=True):
     received_at: datetime
     note: str = ""  # how the kind was found, or why it is `other`
     purged_at: datetime | None = None  # its blob reference dropped (mailbot.privacy)
+    # what makes the file dangerous or unreadable (mailbot.vocabulary.Hazard), "" for none
+    hazard: str = ""
+    # held back (issue #13 item 4): never forwarded, never counted as a document (kind
+    # `other`); kept as the record. A file refused by a per-mail cap (too_many, too_large)
+    # is not stored at all: its blob_sha256 is "" (the raw mail still holds its bytes)
+    held: bool = False
 
 
 class CaseEvent(SQLModel, table=True):

@@ -10,6 +10,7 @@ Order of durability (DESIGN.md section 2, SCENARIOS R1-R4):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from mailbot.cases.followup import apply_followup
 from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import open_case, send_receipt
 from mailbot.clock import COPENHAGEN, as_utc
-from mailbot.council.attention import tell_secretary
+from mailbot.council.attention import tell_secretary, unauthenticated_agenda_reply
 from mailbot.council.decisions import apply_decisions, move_on_request
 from mailbot.council.klarmelding import answer_followup
 from mailbot.council.reviews import apply_verdict, identity_problem, route
@@ -43,6 +44,7 @@ from mailbot.intake.classify import (
     Quarantine,
     ReviewReply,
     StrayReply,
+    Unauthenticated,
     classify,
 )
 from mailbot.intake.ledger import (
@@ -59,10 +61,11 @@ from mailbot.intake.ledger import (
 from mailbot.intake.mailbox import Mailbox
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.screen import screen
-from mailbot.intake.threads import find_thread
-from mailbot.models import Case, RawMessage, Review
+from mailbot.intake.threads import expired, find_thread
+from mailbot.models import Case, CaseEvent, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
+from mailbot.reading.documents import attachment_policy
 from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
 from mailbot.storage import storage_error
@@ -191,6 +194,8 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
             _new_brief(session, bot, row, mail, now)
         case EncryptedMail():
             _encrypted(session, bot, row, mail, disposition, case, now)
+        case Unauthenticated():
+            _unauthenticated(session, bot, row, mail, disposition, case, now)
         case Quarantine():
             raise PermanentError(disposition.reason)
 
@@ -205,6 +210,35 @@ def _machine(session: Session, bot: Bot, row: RawMessage, machine: MachineMail,
                f"{screening.category} from {row.sender}: {screening.reason}",
                source_key=f"machine:{row.id}")
     log.info("UID %s ignored (%s): %s", row.uid, screening.category, screening.reason)
+
+
+def _unauthenticated(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
+                     found: Unauthenticated, case: Case | None, now: datetime) -> None:
+    """Mail on a case's or the agenda's thread whose From: failed DMARC at our own server
+    (SCENARIOS A5): nothing in it is applied and its sender is never answered; it is
+    quarantined with the reason, recorded on the case, and the secretary is told once per
+    case (or meeting) and sender, so a forger who repeats himself cannot flood her."""
+    finish(row, LedgerState.QUARANTINED, found.reason, bot, "reply")
+    sender = mail.from_address or "?"
+    # the sender as a digest: the key is a unique index, not a place for an address (GDPR
+    # erasure rewrites details, it should not have to rewrite keys)
+    digest = hashlib.sha256(sender.encode()).hexdigest()[:16]
+    key = f"unauthenticated:{found.case_ref or found.agenda}:{digest}"
+    first = session.exec(select(CaseEvent.id).where(CaseEvent.source_key == key)).first() is None
+    case_id = case.id if case is not None else None
+    row.case_id = case_id
+    record(session, case_id, row.id, now, "unauthenticated", f"from {sender}: {found.reason}",
+           source_key=key if first else None)
+    if not first:
+        return
+    if case is not None:
+        tell_secretary(session, bot, case, f"unauthenticated mail from {sender}: "
+                       f"{found.reason}", now, _said(bot, "unauthenticated", sender=sender,
+                                                     domain=found.failed_domain), mail)
+    else:
+        unauthenticated_agenda_reply(session, bot, found.agenda, mail, found.failed_domain, now)
+    log.warning("UID %s from %s failed DMARC (%s): not applied", row.uid, sender,
+                found.failed_domain)
 
 
 def _encrypted(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
@@ -258,7 +292,7 @@ def _case_mail(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
            f"mail on the thread from {mail.from_address or 'an unknown sender'}",
            source_key=f"reply:{row.id}")
     if isinstance(disposition, ReviewReply):
-        _review_reply(session, bot, mail, case, disposition.review, now)
+        _review_reply(session, bot, mail, case, disposition, now)
     elif disposition.tampered:
         tell_secretary(session, bot, case, "a reply carries a damaged or forged id of ours; "
                        "nothing was applied", now, _said(bot, "tampered"), mail)
@@ -300,12 +334,22 @@ def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMes
             send_status(session, bot, case, Purpose.UPDATE, now)
 
 
-def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_id: int,
+def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, reply: ReviewReply,
                   now: datetime) -> None:
-    review = session.get(Review, review_id)
+    review = session.get(Review, reply.review)
     if review is None:
         tell_secretary(session, bot, case, "a reply names a review that does not exist", now,
                        _said(bot, "no_review"), mail)
+        return
+    days = bot.settings.reviews.token_days
+    if expired(reply.issued, review.requested_at, now, days):
+        # like a damaged id: the secretary is told, the sender never hears why (SCENARIOS A4)
+        issued = reply.issued or as_utc(review.requested_at).date()
+        tell_secretary(session, bot, case, f"verdict not applied: expired (the {review.role} "
+                       f"request it answers was issued on {issued}, more than "
+                       f"reviews.token_days = {days} days ago)", now,
+                       _said(bot, "expired", sender=mail.from_address or "?",
+                             role=bot.rules.role_names[review.role], days=str(days)), mail)
         return
     problem = identity_problem(bot, review, case, mail)
     if problem:
@@ -319,7 +363,8 @@ def _review_reply(session: Session, bot: Bot, mail: Inbound, case: Case, review_
 
 def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
                now: datetime) -> None:
-    reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date())
+    reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date(),
+                         attachment_policy(bot.settings.attachments))
     case = open_case(session, bot, mail, row, reading, now)
     send_receipt(session, bot, case, mail, reading, now)
     route(session, bot, case, now)

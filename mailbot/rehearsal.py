@@ -16,6 +16,7 @@ and nothing touches the real database.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -23,13 +24,14 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.app import Bot
 from mailbot.blobs import BlobStore
 from mailbot.cases.opening import open_case, send_receipt
 from mailbot.config import Settings
 from mailbot.council.agenda import agenda_sent, next_agenda_version, queue, send_agenda
+from mailbot.council.attention import unauthenticated_agenda_reply
 from mailbot.council.decisions import apply_decisions, decide, move_on_request
 from mailbot.council.klarmelding import answer_followup
 from mailbot.council.meetings import CouncilCalendar
@@ -50,6 +52,7 @@ from mailbot.reading.replies import Verdict as VerdictReading
 from mailbot.vocabulary import Decision, Incident, Purpose, Role
 
 APPLICANT = "Åse Ærø <aase.aeroe@example.invalid>"
+REHEARSAL_SECRET = b"rehearsal"  # signs the rehearsal's ids (a throwaway database, no mail)
 # "Why" is given in prose, not under a label, so the receipt's "how we understood you" part
 # is rendered too; "How much" is missing, so is the list of what is missing.
 BRIEFS = {
@@ -65,6 +68,15 @@ def rehearse(bot: Bot) -> int:
     """Render every kind of mail with sample data; returns how many mails were composed.
     Raises what rendering raises (jinja2.TemplateError, KeyError/ValueError from a label,
     ConfigError for a missing template)."""
+    return len(rehearsal_mails(bot))
+
+
+def rehearsal_mails(bot: Bot, briefs: Mapping[str, bytes] | None = None
+                    ) -> list[tuple[str, bytes]]:
+    """Every mail the rehearsal composes, as (outbox kind, the message's bytes), in the
+    order queued. `briefs` replaces the sample brief per language ("da", "en") with raw
+    bytes of one's own (a hostile subject: tests/unit/test_outgoing_headers.py). Signed
+    with REHEARSAL_SECRET. Raises what rehearse raises."""
     with tempfile.TemporaryDirectory(prefix="mailbot-rehearsal-") as folder:
         stage = _stage_bot(bot, Path(folder))
         try:
@@ -72,15 +84,16 @@ def rehearse(bot: Bot) -> int:
                 # both `[council] phases`, whatever the config says: each has wording of its own
                 plays = [(phases, language) for phases in (1, 2) for language in BRIEFS]
                 for number, (phases, language) in enumerate(plays, start=1):
-                    _play(session, _with_phases(stage, phases), language, number)
+                    _play(session, _with_phases(stage, phases), language, number, briefs)
                 for number, language in enumerate(BRIEFS, start=len(plays) + 1):
-                    _two_phases(session, _with_phases(stage, 2), language, number * 10)
+                    _two_phases(session, _with_phases(stage, 2), language, number * 10, briefs)
                 _alerts(session, stage)
                 _encrypted(session, stage)
                 _export_index(stage)
-                count = len(session.exec(select(Outbox)).all())
+                mails = [(row.kind, row.raw) for row in
+                         session.exec(select(Outbox).order_by(col(Outbox.id))).all()]
                 session.rollback()
-            return count
+            return mails
         finally:
             stage.engine.dispose()
 
@@ -102,7 +115,7 @@ def _stage_bot(bot: Bot, folder: Path) -> Bot:
     return Bot(settings=settings, engine=engine, rules=bot.rules, renderer=bot.renderer,
                blobs=BlobStore(folder / "blobs"), clock=bot.clock,
                sender=Sender(engine, settings.smtp, settings.bot.address),
-               secret=b"rehearsal")
+               secret=REHEARSAL_SECRET)
 
 
 def _with_phases(bot: Bot, phases: int) -> Bot:
@@ -122,10 +135,11 @@ def _brief(language: str, address: str) -> bytes:
     return msg.as_bytes()
 
 
-def _open(session: Session, bot: Bot, language: str, uid: int) -> tuple[Case, Inbound]:
-    """A case from the sample brief, with its receipt."""
+def _open(session: Session, bot: Bot, language: str, uid: int,
+          briefs: Mapping[str, bytes] | None) -> tuple[Case, Inbound]:
+    """A case from the sample brief (or the one `briefs` gives), with its receipt."""
     now = bot.clock.now()
-    mail = parse(_brief(language, bot.settings.bot.address))
+    mail = parse((briefs or {}).get(language) or _brief(language, bot.settings.bot.address))
     raw = RawMessage(folder="rehearsal", uidvalidity=1, uid=uid, msgid_hash=language,
                      raw_sha256="", content_sha256="", size=0, fetched_at=now)
     session.add(raw)
@@ -137,9 +151,10 @@ def _open(session: Session, bot: Bot, language: str, uid: int) -> tuple[Case, In
     return case, mail
 
 
-def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
+def _play(session: Session, bot: Bot, language: str, uid: int,
+          briefs: Mapping[str, bytes] | None) -> None:
     now = bot.clock.now()
-    case, mail = _open(session, bot, language, uid)
+    case, mail = _open(session, bot, language, uid, briefs)
     route(session, bot, case, now)
     for purpose in (Purpose.STATUS, Purpose.UPDATE, Purpose.REMINDER):
         send_status(session, bot, case, purpose, now)
@@ -147,13 +162,14 @@ def _play(session: Session, bot: Bot, language: str, uid: int) -> None:
     _council(session, bot, case, mail, now)
 
 
-def _two_phases(session: Session, bot: Bot, language: str, uid: int) -> None:
+def _two_phases(session: Session, bot: Bot, language: str, uid: int,
+                briefs: Mapping[str, bytes] | None) -> None:
     """With two phases: a klarmelding that still misses something (answers, documents, the
     system owner, a rejected review, one still to answer), the checklist then, the guidance
     relay that completes the guidance; a second case guided, then klarmeldt complete after
     the nearest meeting's agenda went out (the meeting mail names the meeting it missed)."""
     now = bot.clock.now()
-    case, mail = _open(session, bot, language, uid)
+    case, mail = _open(session, bot, language, uid, briefs)
     route(session, bot, case, now)
     reviews = list(session.exec(select(Review).where(Review.case_id == case.id)).all())
     rejected = VerdictReading("rejected", "Kan ikke anbefales: ingen logning.", "Kan ikke")
@@ -167,7 +183,7 @@ def _two_phases(session: Session, bot: Bot, language: str, uid: int) -> None:
     give_guidance(session, bot, now)
     relay_guidance(session, bot, now + timedelta(days=1))
 
-    guided, _ = _open(session, bot, language, uid + 1)
+    guided, _ = _open(session, bot, language, uid + 1, briefs)
     route(session, bot, guided, now)
     for review in session.exec(select(Review).where(Review.case_id == guided.id)).all():
         apply_verdict(session, bot, guided, review, approved, mail, now)
@@ -223,9 +239,12 @@ def _council(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetim
     found = DecisionReading(decisions={}, texts={}, unmapped=["ITP-2000-9999: måske"],
                             additions=[])
     apply_decisions(session, bot, agenda_ref(meeting.day), mail, found, now)
-    withdrawn = Case(ref=f"{case.ref}-W", applicant_address=case.applicant_address,
+    unauthenticated_agenda_reply(session, bot, agenda_ref(meeting.day), mail, bot.domain, now)
+    # a ref of its own, in the shape of a real one (so its mail's signed id reads back)
+    withdrawn = Case(ref=f"{case.ref}9", applicant_address=case.applicant_address,
                      title=case.title, status="complete", language=case.language,
-                     created_at=now, updated_at=now, meeting_date=meeting.day)
+                     created_at=now, updated_at=now, meeting_date=meeting.day,
+                     thread_message_id=case.thread_message_id)
     session.add(withdrawn)
     session.flush()
     move_on_request(session, bot, withdrawn, "withdraw", now)

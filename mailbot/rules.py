@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from mailbot.errors import ConfigError
-from mailbot.vocabulary import Decision, ProjectType, Role, Verdict
+from mailbot.vocabulary import Decision, Hazard, ProjectType, Role, Verdict
 
 QUESTION_IDS = ("who", "what", "where", "when", "why", "cost")
 DOCUMENT_KINDS = (
@@ -236,7 +236,11 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
     "kitos_reasons": ("refused", "login", "timeout", "unreachable", "bad_answer",
                       "no_organization"),
     "attention": ("tampered", "reviewer_on_thread", "outside", "no_review",
-                  "verdict_not_applied", "not_answered", "unclear_twice"),
+                  "verdict_not_applied", "not_answered", "unclear_twice", "expired",
+                  "unauthenticated"),
+    # an attachment's hazard as the applicant reads it after its name; `macro_warning` is
+    # the warning beside a file with macros that was forwarded (mailbot.vocabulary.Hazard)
+    "attachments": ("macro_warning", *(h.value for h in Hazard)),
     "privacy": ("other_person", "anonymised", "erased"),
 }
 
@@ -244,6 +248,8 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
 # The {placeholders} each label may use; any other name (or a broken brace) is an error at load.
 LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("readiness", "missing"): frozenset({"items"}),
+    ("attachments", "too_many"): frozenset({"max_count"}),
+    ("attachments", "too_large"): frozenset({"max_total_mb"}),
     ("readiness", "review"): frozenset({"role", "state"}),
     ("cost", "total_over_period"): frozenset({"years"}),
     ("cost", "payer"): frozenset({"payer"}),
@@ -262,6 +268,8 @@ LABEL_PLACEHOLDERS: dict[tuple[str, str], frozenset[str]] = {
     ("attention", "verdict_not_applied"): frozenset({"sender", "role"}),
     ("attention", "not_answered"): frozenset({"role", "recipients", "count"}),
     ("attention", "unclear_twice"): frozenset({"role"}),
+    ("attention", "expired"): frozenset({"sender", "role", "days"}),
+    ("attention", "unauthenticated"): frozenset({"sender", "domain"}),
 }
 
 

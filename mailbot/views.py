@@ -88,7 +88,8 @@ def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str
         "created_at": _local(case.created_at, tz).isoformat(),
         "answers": case.answers,
         "documents": [{"filename": d.filename, "kind": d.kind, "version": d.version,
-                       "note": d.note} for d in documents],
+                       "note": d.note, "hazard": d.hazard, "held": d.held}
+                      for d in documents],
         "missing": case.missing,
         "not_applicable": case.not_applicable,
         "strategic": case.strategic,
@@ -150,7 +151,8 @@ def case_text(session: Session, case: Case, data: dict[str, Any],
     for qid, answer in data["answers"].items():
         lines.append(f"  {qid:6} {_short((answer or '(missing)').replace(chr(10), ' '), 90)}")
     lines.append("documents:")
-    lines += [f"  {d['filename']}  [{d['kind']}]" for d in data["documents"]] or ["  (none)"]
+    lines += [f"  {d['filename']}  [{d['kind']}]" + _hazard_text(d)
+              for d in data["documents"]] or ["  (none)"]
     lines.append(f"missing:   {', '.join(case.missing) or 'nothing'}")
     lines.append("")
     lines += _reviews_text(data["reviews"])
@@ -433,7 +435,9 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
         lines.append(f"  -> paid by: {details['payer']}")
     for filename, kind in (result.get("documents") or {}).items():
         note = details["document_notes"].get(filename, "")
-        lines.append(f"document:  {filename}  [{kind}]  {note}")
+        hazard = (details.get("document_hazards") or {}).get(filename, "")
+        lines.append(f"document:  {filename}  [{kind}]  " + (f"{hazard}: " if hazard else "")
+                     + note)
     for statement in details.get("document_statements") or ():
         kinds = ", ".join(statement["kinds"]) or "documents"
         lines.append(f"said:      {kinds}: {statement['state']} ({statement['text']})")
@@ -457,6 +461,13 @@ def calendar_table(meetings: list[Meeting]) -> str:
     return _table(["meeting", "time", "agenda deadline", "week", "note"], rows)
 
 
+def _hazard_text(document: dict[str, Any]) -> str:
+    """"  held: encrypted" for a held attachment, "  macro" for a forwarded one with macros."""
+    if document["held"]:
+        return f"  held: {document['hazard']}"
+    return f"  {document['hazard']}" if document["hazard"] else ""
+
+
 def render_sample_receipt(bot: Bot) -> None:
     """Render the receipt once with sample data: `check` fails on a broken template."""
     from mailbot.cases.opening import receipt_context
@@ -464,6 +475,7 @@ def render_sample_receipt(bot: Bot) -> None:
     from mailbot.models import Case
     from mailbot.reading.brief import BriefReading
     from mailbot.reading.documents import DocumentReading
+    from mailbot.vocabulary import Hazard
 
     sample = Case(ref="ITP-2000-0001", applicant_address="a@example.invalid", title="Prøve",
                   language=bot.settings.bot.language, created_at=bot.clock.now(),
@@ -471,7 +483,10 @@ def render_sample_receipt(bot: Bot) -> None:
     reading = BriefReading(
         answers={**dict.fromkeys(("who", "what", "where", "when", "why", "cost")),
                  "what": "Et nyt bookingsystem."},
-        documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),),
+        documents=(DocumentReading("Teknisk beskrivelse.pdf", "technical_description"),
+                   # a forwarded file with macros and a held one: their words are rendered
+                   DocumentReading("Kontrakt.docm", "contract_draft", hazard=Hazard.MACRO),
+                   DocumentReading("Bilag.pdf", "other", hazard=Hazard.ENCRYPTED, held=True)),
         missing=("who", "contract_draft"),
         from_prose=("what",),  # so that the "how we understood you" part is rendered too
     )

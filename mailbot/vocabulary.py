@@ -240,6 +240,28 @@ class PurgeKind(StrEnum):
     CASE = "case"  # a decided or withdrawn case anonymised (case_days)
 
 
+class Hazard(StrEnum):
+    """Why an attachment may hurt or cannot be read (issue #13 item 4, SCENARIOS F3-F6):
+    stored on `CaseDocument.hazard`; the applicant's words are rules/labels.yaml
+    `attachments`. Every hazard but MACRO (under `[attachments] macros = "warn"`) holds the
+    file back: not forwarded, and it never counts as the document its name names."""
+
+    MACRO = "macro"  # VBA: a vbaProject.bin part (OOXML) or a VBA storage (OLE)
+    ENCRYPTED = "encrypted"  # password-protected PDF, ZIP or Office file
+    EXECUTABLE = "executable"  # a program or script, by its bytes or its name
+    MISMATCH = "mismatch"  # the bytes are not the type the name promises
+    UNREADABLE = "unreadable"  # an Office file that must not be opened (bomb, DTD/entities)
+    TOO_MANY = "too_many"  # beyond `[attachments] max_count` in one mail
+    TOO_LARGE = "too_large"  # beyond `[attachments] max_total_mb` in one mail
+
+
+class MacroPolicy(StrEnum):
+    """`[attachments] macros`: what a file with macros gets."""
+
+    WARN = "warn"  # classified and forwarded, with a visible warning
+    QUARANTINE = "quarantine"  # held: not forwarded, the applicant asked for another version
+
+
 class WhenDict(TypedDict):
     """The normalised `Hvornår` answer (`Case.when`); dates are ISO `YYYY-MM-DD`."""
 

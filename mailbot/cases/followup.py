@@ -17,8 +17,9 @@ from mailbot.cases.project_type import propose_again
 from mailbot.intake.parse import Inbound
 from mailbot.models import Case, RawMessage
 from mailbot.reading.brief import declarations, read_answers, system_owner
-from mailbot.reading.documents import classify
+from mailbot.reading.documents import attachment_policy, read_attachments
 from mailbot.reading.replies import own_text
+from mailbot.redact import redact_cpr
 from mailbot.rules import QUESTION_IDS, Rules
 from mailbot.vocabulary import CaseStatus, OwnerSource, check_transition
 
@@ -33,7 +34,8 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
                    now: datetime) -> FollowupResult:
     """Merge the applicant's mail into the case (caller's transaction) and record it."""
     assert case.id is not None and raw.id is not None
-    own = own_text(mail.text or mail.html_text, bot.rules)
+    # answers, declarations and the owner are read from CPR-redacted text (SCENARIOS G1)
+    own = redact_cpr(own_text(mail.text or mail.html_text, bot.rules))
     filled = fill_answers(case, read_answers(own, bot.rules))
     if filled:
         propose_again(case, bot.rules)
@@ -43,9 +45,11 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
     if owner:  # the applicant's own word wins over a guess from KITOS
         set_system_owner(case, owner, OwnerSource.APPLICANT,
                          owner_note(bot.rules, OwnerSource.APPLICANT))
+    by_name = {a.filename: a for a in mail.documents}
     rows = store_documents(session, bot.blobs, case.id, raw.id,
-                           [(a, reading) for a in mail.documents
-                            for reading in classify(a, bot.rules)], now)
+                           [(by_name[reading.source], reading) for reading in read_attachments(
+                               mail.documents, bot.rules,
+                               attachment_policy(bot.settings.attachments))], now)
     present = {d.kind for d in latest_documents(session, case.id)}
     case.not_applicable = {**case.not_applicable, **declarations(own, present, bot.rules)}
     # final approval needs a system owner (two phases): the list asks her to name one
@@ -55,11 +59,13 @@ def apply_followup(session: Session, bot: Bot, case: Case, mail: Inbound, raw: R
         case.status = check_transition(case.status, completeness(case.missing))
     case.updated_at = now
     session.add(case)
-    added = [f"{d.filename} ({d.kind} v{d.version})" for d in rows]
+    added = [f"{d.filename} ({d.kind} v{d.version})" for d in rows if not d.held]
+    held = [f"{d.filename} ({d.hazard})" for d in rows if d.held]
     record(session, case.id, raw.id, now, "applicant_update",
            f"answers: {', '.join(filled) or 'none'}; documents: {', '.join(added) or 'none'}; "
            f"missing: {', '.join(case.missing) or 'nothing'}"
-           + (f"; system owner: {owner}" if owner else ""))
+           + (f"; system owner: {owner}" if owner else "")
+           + (f"; held: {', '.join(held)}" if held else ""))
     return FollowupResult(filled, added)
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from mailbot.app import Bot
 from mailbot.cases.summary import case_summary
+from mailbot.clock import as_utc
 from mailbot.delivery.mail import Attachment, Threading, queue_mail
 from mailbot.intake.threads import reply_to_address
 from mailbot.models import Case, Outbox
@@ -31,7 +32,8 @@ def mail_about_case(session: Session, bot: Bot, case: Case, *, template: str,
     if thread is None:
         parent = case.thread_message_id if review == 0 else ""
         thread = Threading(parent, (parent,) if parent else ())
-    reply_to = (reply_to_address(bot.address, case.ref, review, bot.secret)
+    reply_to = (reply_to_address(bot.address, case.ref, review, bot.secret,
+                                 as_utc(now).date())
                 if review and bot.settings.reviews.reply_tokens else "")
     full = {"case": case_summary(bot.rules, case),
             "mail_subject": case.subject or case.title, **context}

@@ -16,6 +16,8 @@ from mailbot.cases.summary import (
     ReceiptContext,
     ReceiptDocument,
     declared_lines,
+    hazard_warning,
+    held_lines,
     missing_answers,
     missing_documents,
     understood_answers,
@@ -113,9 +115,11 @@ def open_case(session: Session, bot: Bot, mail: Inbound, raw: RawMessage,
     attachments = {a.filename: a for a in mail.documents}
     store_documents(session, bot.blobs, case.id, raw.id,
                     [(attachments[doc.source], doc) for doc in reading.documents], now)
+    held = [f"{d.filename} ({d.hazard})" for d in reading.documents if d.held]
     record(session, case.id, raw.id, now, "case_opened",
            f"brief from {mail.from_address}; missing: {', '.join(reading.missing) or 'nothing'}"
-           + (f"; read from prose: {', '.join(reading.from_prose)}" if reading.from_prose else ""),
+           + (f"; read from prose: {', '.join(reading.from_prose)}" if reading.from_prose else "")
+           + (f"; held: {', '.join(held)}" if held else ""),
            source_key=f"case_opened:{raw.id}")
     return case
 
@@ -173,8 +177,11 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptConte
         ref=case.ref,
         title=case.title,
         applicant_name=case.applicant_name,
-        documents=[ReceiptDocument(filename=d.filename, title=rules.title(d.kind, language))
-                   for d in reading.documents],
+        documents=[ReceiptDocument(filename=d.filename, title=rules.title(d.kind, language),
+                                   warning=hazard_warning(rules, d.hazard, language))
+                   for d in reading.documents if not d.held],
+        held=held_lines(rules, [(d.filename, d.hazard) for d in reading.documents if d.held],
+                        language, bot.settings.attachments),
         missing_answers=missing_answers(rules, reading.missing, language),
         missing_documents=missing_documents(rules, reading.missing, language),
         understood=understood_answers(rules, reading.answers, reading.from_prose, language),

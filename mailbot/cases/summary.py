@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import TypedDict
 
 from mailbot.clock import as_utc
+from mailbot.config import AttachmentSettings
 from mailbot.delivery.compose import enumeration
 from mailbot.models import Case, CaseDocument
 from mailbot.rules import QUESTION_IDS, Rules
+from mailbot.vocabulary import Hazard
 
 
 class AnswerLine(TypedDict):
@@ -50,6 +52,15 @@ class DocumentLine(TypedDict):
     filename: str
     title: str
     version: int
+    warning: str  # "indeholder makroer: …" (rules/labels.yaml `attachments`), "" for none
+
+
+class HeldLine(TypedDict):
+    """A held attachment in the applicant's list: her file's name, then what happened and
+    what to send instead ("kan ikke læses (krypteret) – send den uden adgangskode")."""
+
+    filename: str
+    text: str
 
 
 class DeclaredLine(TypedDict):
@@ -70,6 +81,7 @@ class UnderstoodAnswer(TypedDict):
 class ReceiptDocument(TypedDict):
     filename: str
     title: str
+    warning: str  # as DocumentLine.warning
 
 
 class ReceiptContext(TypedDict):
@@ -84,6 +96,7 @@ class ReceiptContext(TypedDict):
     title: str
     applicant_name: str
     documents: list[ReceiptDocument]
+    held: list[HeldLine]  # attachments not forwarded, first in the list of what is missing
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
     understood: list[UnderstoodAnswer]
@@ -156,8 +169,26 @@ def document_lines(rules: Rules, documents: Iterable[CaseDocument], language: st
     start = final_phase_start(case) if case is not None else None
     return [DocumentLine(filename=d.filename, version=d.version,
                          title=rules.title(d.kind, language, final=start is not None
-                                           and as_utc(d.received_at) >= start))
+                                           and as_utc(d.received_at) >= start),
+                         warning=hazard_warning(rules, d.hazard, language))
             for d in documents]
+
+
+def hazard_warning(rules: Rules, hazard: str, language: str) -> str:
+    """The warning beside a forwarded file: only a file with macros has one (under
+    `[attachments] macros = "warn"`); "" for every other file."""
+    return rules.labels.get("attachments", "macro_warning", language) \
+        if hazard == Hazard.MACRO else ""
+
+
+def held_lines(rules: Rules, held: Iterable[tuple[str, str]], language: str,
+               limits: AttachmentSettings) -> list[HeldLine]:
+    """Each held attachment, given as (file name, hazard), with rules/labels.yaml
+    `attachments` words; {max_count} and {max_total_mb} are the `[attachments]` caps."""
+    return [HeldLine(filename=name, text=rules.labels.get("attachments", hazard, language)
+                     .format(max_count=limits.max_count,
+                             max_total_mb=f"{limits.max_total_mb:g}"))
+            for name, hazard in held]
 
 
 def declared_lines(rules: Rules, declared: dict[str, str], language: str

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailbot.delivery.compose import Renderer
+from mailbot.redact import redact_cpr
 
 _HEADING = re.compile(r"^(#{1,3}) (.*)$")
 _LABELLED = re.compile(r"^\*\*(.+?)\*\*\s?(.*)$")
@@ -39,12 +40,13 @@ def item_docx(renderer: Renderer, context: Mapping[str, Any], item: Mapping[str,
 
 
 def docx_bytes(markup: str) -> bytes:
-    """A Word document from the line markup in this module's docstring."""
+    """A Word document from the line markup in this module's docstring, CPR numbers
+    redacted (SCENARIOS G1: the file goes to the secretary and into SBSYS)."""
     import docx  # python-docx loads lxml: only when an agenda is built
 
     document = docx.Document()
     table = None
-    for line in markup.splitlines():
+    for line in redact_cpr(markup).splitlines():
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if table is None:

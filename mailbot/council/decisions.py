@@ -23,6 +23,7 @@ from mailbot.intake.parse import Inbound
 from mailbot.intake.threads import meeting_of
 from mailbot.models import Case
 from mailbot.reading.decisions import DecisionReading
+from mailbot.redact import redact_cpr
 from mailbot.vocabulary import CaseStatus, Decision, Delivery, Purpose, check_transition
 
 
@@ -60,7 +61,9 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
 def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
            meeting_day: date, now: datetime) -> None:
     """Record one decision; a postponed case moves to the next agenda, any other decision
-    is final and the applicant is told (a forwarded case also goes to the board)."""
+    is final and the applicant is told (a forwarded case also goes to the board). The
+    secretary's text is stored and passed on CPR-redacted (SCENARIOS G1)."""
+    text = redact_cpr(text)
     record(session, case.id, None, now, "decision", f"{decision}: {text}")
     if decision == Decision.POSTPONED:
         queue(session, bot, case, following_meeting(session, bot, meeting_day), now, moved=True)

@@ -15,6 +15,8 @@ from sqlmodel import Session
 
 from mailbot.app import Bot
 from mailbot.audit import record
+from mailbot.cases.documents import held_documents
+from mailbot.cases.summary import held_lines
 from mailbot.council.agenda import first_open_meeting, queue
 from mailbot.council.meetings import CouncilCalendar, meeting_texts
 from mailbot.council.phases import final_check, final_missing_lines, two_phases
@@ -69,7 +71,9 @@ def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: date
             arrived: datetime) -> None:
     """On the agenda of the first open meeting when nothing is missing and no current review
     is rejected (the applicant gets the meeting mail); else the case is `klarmeldt` and she
-    gets ONE list of what is missing, the rejections and the reviewers still to answer."""
+    gets ONE list of what is missing (this mail's held attachments first), the rejections
+    and the reviewers still to answer."""
+    assert case.id is not None
     check = final_check(session, bot, case)
     if check.complete:
         case.ready_at = arrived
@@ -87,6 +91,10 @@ def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: date
     answer_applicant(session, bot, case, template="applicant_klarmelding",
                      purpose=Purpose.KLARMELDING, now=now, context={
                          "klarmelding": klarmelding,
+                         # the attachments of this mail that were held, first in the list
+                         "held": held_lines(bot.rules, [(d.filename, d.hazard) for d in
+                                                        held_documents(session, case.id, now)],
+                                            language, bot.settings.attachments),
                          "missing": final_missing_lines(bot.rules, check.missing, language),
                          "rejected": [{"role_name": bot.rules.role_name(r.role, language),
                                        "documents": r.documents, "comment": r.comment}

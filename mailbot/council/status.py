@@ -11,15 +11,17 @@ from sqlmodel import Session
 
 from mailbot.app import Bot
 from mailbot.audit import record
-from mailbot.cases.documents import latest_documents
+from mailbot.cases.documents import held_documents, latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import (
     DeclaredLine,
     DocumentLine,
+    HeldLine,
     MissingAnswer,
     MissingDocument,
     declared_lines,
     document_lines,
+    held_lines,
     missing_answers,
     missing_documents,
 )
@@ -50,6 +52,8 @@ class StatusContext(MeetingTexts):
     phases: int  # `[council] phases`
     stage: str  # two phases: guidance | guided | klarmeldt (mailbot.council.phases.stage)
     documents: list[DocumentLine]
+    # an update: the attachments of the applicant's mail that were held (not forwarded)
+    held: list[HeldLine]
     declared: list[DeclaredLine]
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
@@ -60,7 +64,8 @@ class StatusContext(MeetingTexts):
 def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
                    now: datetime) -> StatusContext:
     """What the status template sees besides `case`: `purpose` (status | update | reminder),
-    `phases` and `stage`, `documents`, `declared`, what is missing (for guidance; with two
+    `phases` and `stage`, `documents`, `held` (an update: the mail's held attachments),
+    `declared`, what is missing (for guidance; with two
     phases in the final phase: for final approval), `reviews` (role and state in the
     applicant's language) and the next meeting's `meeting`/`deadline` texts."""
     assert case.id is not None
@@ -78,6 +83,9 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
         purpose=purpose.value, phases=bot.settings.council.phases, stage=current,
         documents=document_lines(bot.rules, latest_documents(session, case.id), language,
                                  case),
+        held=held_lines(bot.rules, [(d.filename, d.hazard) for d in held_documents(
+            session, case.id, now)] if purpose == Purpose.UPDATE else [], language,
+            bot.settings.attachments),
         declared=declared_lines(bot.rules, case.not_applicable, language),
         missing_answers=missing["answers"], missing_documents=missing["documents"],
         missing_owner=missing["system_owner"],

@@ -46,9 +46,15 @@ def tagged_subject(ref: str, subject: str) -> str:
         for prefix in _REPLY_PREFIXES:
             if clean.lower().startswith(prefix):
                 clean = clean[len(prefix):].strip()
-    if len(clean) > MAX_SUBJECT_CHARS:
-        clean = clean[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
-    return f"[{ref}] {clean}".strip()
+    return f"[{ref}] {_capped(clean)}".strip()
+
+
+def _capped(subject: str) -> str:
+    """`subject` cut to MAX_SUBJECT_CHARS with an ellipsis: a 10 KB subject from a brief
+    (SCENARIOS X5) makes no 10 KB header in any mail that quotes it."""
+    if len(subject) > MAX_SUBJECT_CHARS:
+        return subject[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
+    return subject
 
 
 def _is_html(name: str | None) -> bool:
@@ -171,7 +177,9 @@ def build_message(
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = display_address(sender_name, sender_address)
     msg["To"] = ", ".join(to)
-    msg["Subject"] = clean_header_text(subject)
+    # a tagged subject is cut before its tag (tagged_subject); any other here
+    subject = clean_header_text(subject)
+    msg["Subject"] = subject if subject.startswith("[") else _capped(subject)
     if reply_to:
         msg["Reply-To"] = display_address(sender_name, reply_to)
     msg["Date"] = format_datetime(now.astimezone(COPENHAGEN))

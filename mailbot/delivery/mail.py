@@ -14,10 +14,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
+from mailbot.clock import as_utc
 from mailbot.delivery.compose import Outgoing, build_message, tagged_subject
 from mailbot.delivery.outbox import enqueue
 from mailbot.intake.threads import signed_message_id
 from mailbot.models import Outbox
+from mailbot.redact import redact_cpr
 from mailbot.vocabulary import AutoSubmitted, Delivery, Purpose
 
 Attachment = tuple[str, bytes, str]  # (filename, payload, content type)
@@ -89,17 +91,26 @@ def compose_mail(bot: Bot, *, template: str, purpose: Purpose, to: Sequence[str]
                  attachments: Sequence[Attachment] = (), reply_to: str = "") -> Outgoing:
     """The message `queue_mail` queues, not yet queued (see queue_mail for the arguments).
     Only an alert about a database that cannot store it is sent without the outbox
-    (mailbot.alerts)."""
+    (mailbot.alerts).
+
+    The last guard of every mail the bot sends: its subject, text, HTML and the names of its
+    attachments are CPR-redacted (SCENARIOS G1), whatever the context held. The attachments'
+    bytes are sent as given: the bot's own files (agenda DOCX) are built from redacted data,
+    and the applicant's documents are the record and go to their reviewers unchanged."""
     full = {"bot_name": bot.settings.bot.name, **context}
-    subject, text, html = bot.renderer.render_mail(language, template, full)
+    subject, text, html = (redact_cpr(part)
+                           for part in bot.renderer.render_mail(language, template, full))
     if tag:
         subject = tagged_subject(tag, subject)
-    message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review)
+    message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review,
+                                   issued=as_utc(now).date())
     message = build_message(
         sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
         to=tuple(to), subject=subject, text=text, html=html, message_id=message_id, now=now,
         in_reply_to=thread.in_reply_to, references=thread.references,
         auto_submitted=purpose.auto_submitted, language=language,
-        attachments=tuple(attachments), reply_to=reply_to,
+        attachments=tuple((redact_cpr(name), payload, content_type)
+                          for name, payload, content_type in attachments),
+        reply_to=reply_to,
     )
     return Outgoing(message_id, tuple(to), subject, message)

@@ -3,7 +3,7 @@
 
 Only a header our own border server added may be believed (RFC 8601 section 5, section 7.2):
 it is recognised by its authserv-id (section 2.5), which the operator names in
-`imap.authserv_id`; a header with any other authserv-id is the sender's own words and is
+`security.authserv_id`; a header with any other authserv-id is the sender's own words and is
 ignored. A server prepends its trace headers (RFC 5322 section 3.6.7), so ours is the topmost
 one with our authserv-id: one further down, even with our id, was written before our server
 saw the mail, by someone else (A6).

@@ -3,7 +3,8 @@ both the pipeline and `mailbot inspect`, so that `inspect` shows exactly what th
 would do. No database, no network: the pipeline passes what it knows of the named case.
 
 Order (DESIGN.md, SCENARIOS L1-L6, A7): machine mail first (never answered), then mail our
-own server found failing DMARC (quarantined: its From: is not believed, A5), then a reply
+own server found failing DMARC (its From: is not believed, A5: on a case's thread or the
+agenda's it is unauthenticated, anything else is quarantined), then a reply
 to our signed agenda mail, then the secretary naming cases outside such a reply, then mail
 on a case's thread (a review reply only with our signed id), then other replies, and only
 what is left is a new brief.
@@ -12,6 +13,7 @@ what is left is a new brief.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from mailbot.config import Settings
@@ -61,6 +63,7 @@ class ReviewReply:
     case_ref: str
     review: int
     reason: str
+    issued: date | None = None  # the day our id was issued (None: the legacy form, no day)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,18 @@ class NewBrief:
 
 
 @dataclass(frozen=True)
+class Unauthenticated:
+    """Mail on a case's thread or a reply to our agenda mail whose From: our own receiving
+    server found failing DMARC (`security.authserv_id`): no verdict, decision or follow-up in
+    it is applied; it is recorded and the secretary is told once per case and sender."""
+
+    case_ref: str | None  # the case whose thread it is on (None: a reply to the agenda)
+    agenda: str  # AGD-2027-0308 for a reply to the agenda mail, else ""
+    failed_domain: str  # the From: domain that failed DMARC
+    reason: str
+
+
+@dataclass(frozen=True)
 class Quarantine:
     """A mail that cannot be handled: it is quarantined with the reason, never answered."""
 
@@ -106,7 +121,7 @@ class Quarantine:
 
 
 Disposition = (MachineMail | AgendaReply | ReviewReply | CaseMail | StrayReply | NewBrief
-               | Quarantine | EncryptedMail)
+               | Quarantine | EncryptedMail | Unauthenticated)
 
 ENCRYPTED_REF = "ENCRYPTED"  # the "case" the answer to an encrypted mail names: none
 
@@ -118,12 +133,9 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
     if screening.is_machine:
         return MachineMail(screening, thread.case_ref,
                            f"{screening.category}: {screening.reason}")
-    failed_domain = dmarc_failure(mail.headers, mail.from_address, settings.imap.authserv_id)
+    failed_domain = dmarc_failure(mail.headers, mail.from_address, settings.security.authserv_id)
     if failed_domain:
-        # not the secretary's decisions, a reviewer's verdict or an applicant's follow-up,
-        # and no case or receipt for a forged sender either (RFC 7489 section 3.1, RFC 8601
-        # section 5: only our own server's header is read)
-        return Quarantine(f"dmarc=fail for {failed_domain}")
+        return _unauthenticated(thread, case, failed_domain)
     if thread.via == "alert":  # the operator's answer (or her autoresponder's) to an alert
         return StrayReply(None, "", "a reply to an alert mail to the operator: recorded, "
                           "never answered")
@@ -154,6 +166,24 @@ def classify(mail: Inbound, screening: ScreenResult, thread: ThreadMatch, settin
     return NewBrief("a new brief: a case is opened and the applicant gets one receipt")
 
 
+def _unauthenticated(thread: ThreadMatch, case: CaseFacts | None,
+                     failed_domain: str) -> Unauthenticated | Quarantine:
+    """Mail whose From: failed DMARC (RFC 7489 section 3.1; RFC 8601 section 5: only our own
+    server's header is read). On a case's or the agenda's thread it is no verdict, decision
+    or follow-up, but recorded for the secretary; anything else (a new brief) is quarantined:
+    no case, and no receipt to an address that did not write (backscatter)."""
+    reason = f"dmarc=fail for {failed_domain}"
+    if thread.agenda:
+        return Unauthenticated(None, thread.agenda, failed_domain,
+                               f"{reason}: a reply to the agenda of {thread.agenda} decides "
+                               "nothing; the secretary is told")
+    if case is not None:
+        return Unauthenticated(case.ref, "", failed_domain,
+                               f"{reason}: mail on {case.ref}; nothing in it is applied, the "
+                               "secretary is told")
+    return Quarantine(reason)
+
+
 def answers_encrypted_notice(mail: Inbound, domain: str) -> bool:
     """A reply to our "we cannot read encrypted mail" answer: the brief sent again, plainly."""
     prefix, suffix = f"<mb.{Purpose.ENCRYPTED.value}.", f"@{domain.lower()}>"
@@ -168,7 +198,8 @@ def _on_thread(mail: Inbound, thread: ThreadMatch, settings: Settings, rules: Ru
     if case is None:
         return StrayReply(ref, "", f"refers to {ref}, which is not a case here")
     if thread.review:
-        return ReviewReply(ref, thread.review, f"reply to review request {thread.review}")
+        return ReviewReply(ref, thread.review, f"reply to review request {thread.review}",
+                           thread.issued)
     role = sender_role(mail.from_address, case, settings)
     action = followup_action(mail, rules) if role in ("applicant", "unverified") else "update"
     return CaseMail(ref, role, action, thread.tampered, _case_mail_reason(ref, role, action,

@@ -23,7 +23,7 @@ from mailbot.intake.screen import screen
 from mailbot.intake.threads import ThreadMatch, find_thread
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
-from mailbot.reading.documents import DocumentReading
+from mailbot.reading.documents import AttachmentPolicy, DocumentReading, attachment_policy
 from mailbot.reading.replies import read_verdict
 from mailbot.rules import Rules
 
@@ -63,13 +63,15 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
                          bounce=screened.category == "bounce")
     facts = CaseFacts(thread.case_ref, "") if thread.case_ref else None
     disposition = classify(mail, screened, thread, settings, rules, facts)
-    shape, details = _reading(raw, mail, rules, disposition, thread, today)
+    shape, details = _reading(raw, mail, rules, disposition, thread, today,
+                              attachment_policy(settings.attachments))
     details.update(disposition=type(disposition).__name__, action=disposition.reason)
     return shape, details
 
 
 def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
-             thread: ThreadMatch, today: date | None) -> tuple[dict[str, Any], dict[str, Any]]:
+             thread: ThreadMatch, today: date | None, policy: AttachmentPolicy
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
     if isinstance(disposition, EncryptedMail):
         return ({"kind": "encrypted", "case_ref": thread.case_ref, "verdict": None,
                  "decisions": None}, {"reason": disposition.reason})
@@ -91,7 +93,7 @@ def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,
         return ({"kind": "reply", "case_ref": thread.case_ref, "verdict": verdict.verdict,
                  "decisions": None},
                 {"own_text": verdict.comment, "verdict_phrase": verdict.phrase})
-    return _brief(mail, rules, today)
+    return _brief(mail, rules, today, policy)
 
 
 def _by_filename(documents: Sequence[DocumentReading]) -> dict[str, str]:
@@ -107,9 +109,9 @@ def _by_filename(documents: Sequence[DocumentReading]) -> dict[str, str]:
     return out
 
 
-def _brief(mail: Inbound, rules: Rules, today: date | None
+def _brief(mail: Inbound, rules: Rules, today: date | None, policy: AttachmentPolicy
            ) -> tuple[dict[str, Any], dict[str, Any]]:
-    reading = read_brief(mail, rules, today)
+    reading = read_brief(mail, rules, today, policy)
     shape = {
         "kind": "brief",
         "case_ref": None,
@@ -128,6 +130,9 @@ def _brief(mail: Inbound, rules: Rules, today: date | None
         "document_statements": [{"kinds": list(st.kinds), "state": st.state, "text": st.text}
                                 for st in reading.statements],
         "document_notes": {d.filename: d.note for d in reading.documents},
+        # "encrypted (held)", "macro": what the daemon would hold or warn about
+        "document_hazards": {d.filename: d.hazard + (" (held)" if d.held else "")
+                             for d in reading.documents if d.hazard},
         "declarations": reading.not_applicable,
         "strategic_reason": reading.strategic_reason,
         "project_type": reading.project_type,

@@ -25,6 +25,7 @@ from mailbot.intake.smime import SIGNED
 from mailbot.intake.smime import unwrap as unwrap_smime
 from mailbot.intake.tnef import is_tnef
 from mailbot.intake.tnef import unpack as unpack_tnef
+from mailbot.redact import redact_cpr
 
 MAX_HEADER_BYTES = 256 * 1024
 # MIME structure caps (SCENARIOS P3): a brief with its attachments has a few dozen parts; a
@@ -152,7 +153,9 @@ def header_message_id(raw: bytes) -> str:
 
 
 def strict_address(value: str) -> str:
-    """One unambiguous address or "" (SCENARIOS A8: two addresses, groups, CVE-2023-27043).
+    """One unambiguous ASCII address, lower-cased, or "" (SCENARIOS A8: two addresses, groups,
+    CVE-2023-27043 shapes, a quoted local part holding an address; A10: any non-ASCII
+    character in the address, so no Unicode look-alike or case folding can match).
 
     Outlook writes `"anna@kommune.dk" <anna@kommune.dk>`, so a display name may repeat the
     address; any second, different address makes the header ambiguous.
@@ -167,7 +170,13 @@ def strict_address(value: str) -> str:
     pairs = [pair for pair in getaddresses([value]) if "@" in pair[1]]
     if len(pairs) != 1:
         return ""
-    address = pairs[0][1].strip().lower()
+    written = pairs[0][1].strip()
+    if not written.isascii():
+        # a look-alike (Cyrillic "а", fullwidth "ｋ") or a character that str.lower() turns
+        # into ASCII (the Kelvin sign "K" becomes "k"): never equal to an address we know
+        # (SCENARIOS A10); addresses are compared as ASCII only
+        return ""
+    address = written.lower()
     if address not in seen:
         return ""
     return address
@@ -313,11 +322,12 @@ def display_name(name: str) -> str:
     component only (no "/" or "\\", so no "../../etc/cron.d/x" in a review mail or as a ZIP
     member: zip-slip), without control characters, NUL or bidirectional overrides (a
     "fdp.exe" shown as "exe.pdf"), without leading dots, at most MAX_NAME_CHARS characters
-    with its extension kept; "" when nothing is left (the caller names it like a nameless
-    part). The raw mail keeps the original bytes."""
+    with its extension kept, CPR numbers as XXXXXX-XXXX (SCENARIOS G1); "" when nothing is
+    left (the caller names it like a nameless part). The raw mail keeps the original bytes."""
     name = _UNSAFE_IN_NAME.sub("", name)
     name = re.split(r"[/\\]", name)[-1]
-    name = " ".join(name.split()).lstrip(". ")
+    # redacted before the cut, which could leave half a CPR number that no longer matches
+    name = redact_cpr(" ".join(name.split()).lstrip(". "))
     if len(name) <= MAX_NAME_CHARS:
         return name
     stem, dot, ext = name.rpartition(".")

@@ -376,7 +376,8 @@ def _attachment_members(bot: Bot, session: Session, held: Held, refs: dict[int, 
         .order_by(col(CaseDocument.id))).all()
     out = []
     for document in documents:
-        if not bot.blobs.exists(document.blob_sha256):
+        # a file refused by a per-mail cap was never stored (blob_sha256 "")
+        if not document.blob_sha256 or not bot.blobs.exists(document.blob_sha256):
             continue
         name = _member("bilag", f"{document.id}-{document.filename}")
         members[name] = bot.blobs.get(document.blob_sha256)

@@ -17,7 +17,7 @@ from mailbot.reading.danish import (
     payer,
     total_cost,
 )
-from mailbot.reading.documents import DocumentReading, classify
+from mailbot.reading.documents import AttachmentPolicy, DocumentReading, read_attachments
 from mailbot.reading.extract import extract_text
 from mailbot.reading.project_type import propose_project_type
 from mailbot.reading.prose import (
@@ -29,6 +29,7 @@ from mailbot.reading.prose import (
     sentences,
     unknown,
 )
+from mailbot.redact import redact_cpr, redact_data
 from mailbot.rules import QUESTION_IDS, Rules
 
 _BULLET = r"(?:[•\-*–·▪►|]|\d{1,2}[.)]|[a-f][.)])?"
@@ -515,7 +516,8 @@ def _find_answers(mail: Inbound, documents: tuple[DocumentReading, ...],
     if _count(answers) >= MIN_ANSWERS_IN_ATTACHMENT:
         return _with_prose(collector, source, rules), body
     best: _Answers | None = None
-    for attachment in mail.documents:
+    held = {d.source for d in documents if d.held}  # never opened again, for answers neither
+    for attachment in (a for a in mail.documents if a.filename not in held):
         text = next((d.text for d in documents if d.filename == attachment.filename and d.text),
                     "") or extract_text(attachment.filename, attachment.payload).text
         candidate = read_answers(text, rules)
@@ -609,26 +611,32 @@ def system_owner(text: str, rules: Rules) -> str | None:
 
 
 # -- the whole brief --------------------------------------------------------------------------
-def read_brief(mail: Inbound, rules: Rules, today: date | None = None) -> BriefReading:
+def read_brief(mail: Inbound, rules: Rules, today: date | None = None,
+               policy: AttachmentPolicy | None = None) -> BriefReading:
+    """Everything the brief says. `policy` is `[attachments]` (the defaults when None): a
+    held attachment (mailbot.reading.documents.read_attachments) is in `documents` with
+    `held` set, never counts as a document and is never read for answers."""
     today = today or date.today()
-    documents = tuple(reading for attachment in mail.documents
-                      for reading in classify(attachment, rules))
+    documents = read_attachments(mail.documents, rules, policy or AttachmentPolicy())
     best = _best_answers(mail, documents, rules)
-    answers = best.answers
+    # everything below is derived from CPR-redacted text, so no answer, declaration, reason
+    # or owner the bot stores, shows or mails holds a CPR number (SCENARIOS G1)
+    answers: dict[str, str | None] = redact_data(best.answers)
+    subject = redact_cpr(mail.subject)
     # the declarations and statements are read where the answers were: the HTML, when the
     # text part is only a stub ("Se venligst HTML-udgaven")
     own = mail.html_text if best.source.startswith("html") else mail.text or mail.html_text
-    text = _body_of_interest(own)
+    text = redact_cpr(_body_of_interest(own))
     present = {d.kind for d in documents}
     statements = document_statements(text, rules)
     declared = declarations(text, present, rules, statements)
     amounts = parse_amounts(answers["cost"])
     strategic, reason = _strategic(text, amounts, rules)
-    sbsys = rules.signals.sbsys.search(mail.subject + "\n" + text)
+    sbsys = rules.signals.sbsys.search(subject + "\n" + text)
     missing = tuple(qid for qid in QUESTION_IDS if answers[qid] is None) + tuple(
         kind for kind in rules.required if kind not in present and kind not in declared
     )
-    proposal = propose_project_type({**answers, "subject": mail.subject}, rules.agenda)
+    proposal = propose_project_type({**answers, "subject": subject}, rules.agenda)
     return BriefReading(
         answers=answers, documents=documents, missing=missing, not_applicable=declared,
         strategic=strategic, strategic_reason=reason,

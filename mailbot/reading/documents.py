@@ -12,12 +12,18 @@ processing agreement") keeps its own kind.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from mailbot.intake.parse import Attachment
-from mailbot.reading.extract import extension, extract_text, sniff, type_mismatch, zip_members
+from mailbot.reading.extract import extension, extract_text, hazard, sniff, zip_members
 from mailbot.rules import Rules
+from mailbot.vocabulary import Hazard, MacroPolicy
+
+if TYPE_CHECKING:
+    from mailbot.config import AttachmentSettings
 
 _SEPARATORS = re.compile(r"[_\-.+()\[\]]+")
 TITLE_LINES = 3
@@ -26,6 +32,7 @@ MENTION_POINTS = 1  # the same phrase anywhere else
 TERM_POINTS = 1  # each distinct term of the kind
 STRUCTURE_POINTS = 2  # each distinct heading of the kind
 MIN_POINTS = 3  # below this, the text names no kind
+OTHER = "other"  # the kind of a file that is no required document, or is held
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,76 @@ class DocumentReading:
     note: str = ""  # why it is `other`, or how the kind was found
     text: str = ""  # the beginning of its text, when it had to be read
     source: str = ""  # the attachment it came from (the ZIP, for a member)
+    hazard: str = ""  # a mailbot.vocabulary.Hazard, "" for a plain document
+    # not forwarded and never counted as a document (kind `other`): every hazard but a macro
+    # under `[attachments] macros = "warn"`
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class AttachmentPolicy:
+    """`[attachments]`: what a file with macros gets, and the per-mail caps (SCENARIOS F3,
+    F5). The defaults are the config's."""
+
+    macros: MacroPolicy = MacroPolicy.WARN
+    max_count: int = 40  # attachments per mail
+    max_total_bytes: int = 50 * 1024 * 1024  # decoded bytes of a mail's attachments together
+
+
+def attachment_policy(settings: AttachmentSettings) -> AttachmentPolicy:
+    """The `[attachments]` section as read_attachments takes it (MB = 1,048,576 bytes)."""
+    return AttachmentPolicy(macros=MacroPolicy(settings.macros), max_count=settings.max_count,
+                            max_total_bytes=int(settings.max_total_mb * 1024 * 1024))
+
+
+def read_attachments(attachments: Iterable[Attachment], rules: Rules,
+                     policy: AttachmentPolicy = AttachmentPolicy()
+                     ) -> tuple[DocumentReading, ...]:
+    """Every attachment's readings (classify), in mail order, under `policy`.
+
+    Caps (SCENARIOS F5): counting in mail order, the first attachment beyond
+    `policy.max_count`, or the one that takes the running total of decoded bytes beyond
+    `policy.max_total_bytes`, and every later one, is not read at all: a held reading with
+    hazard too_many / too_large (the mail's text is still read; the caller records it
+    without its bytes). A file with macros is held when `policy.macros` is quarantine. An
+    archive with any held member is held whole, as the one reading of that member: its bytes
+    travel together.
+    """
+    out: list[DocumentReading] = []
+    total = 0
+    for number, attachment in enumerate(attachments, 1):
+        total += attachment.size
+        if number > policy.max_count:
+            out.append(_over_cap(attachment, Hazard.TOO_MANY,
+                                 f"attachment {number} of the mail; the limit is "
+                                 f"{policy.max_count} ([attachments] max_count)"))
+        elif total > policy.max_total_bytes:
+            out.append(_over_cap(attachment, Hazard.TOO_LARGE,
+                                 f"the mail's attachments reach {total} bytes here; the limit "
+                                 f"is {policy.max_total_bytes} ([attachments] max_total_mb)"))
+        else:
+            out.extend(_one_source(classify(attachment, rules), policy))
+    return tuple(out)
+
+
+def _over_cap(attachment: Attachment, cap: Hazard, why: str) -> DocumentReading:
+    return DocumentReading(attachment.filename, OTHER, f"not accepted: {why}",
+                           source=attachment.filename, hazard=cap, held=True)
+
+
+def _one_source(readings: list[DocumentReading], policy: AttachmentPolicy
+                ) -> list[DocumentReading]:
+    """The readings of one attachment under the macro policy; one held reading for all of
+    them when any is held (an archive whose member is held goes nowhere)."""
+    readings = [_hold(r, r.note + f"; held: [attachments] macros = {policy.macros.value}")
+                if r.hazard == Hazard.MACRO and policy.macros == MacroPolicy.QUARANTINE else r
+                for r in readings]
+    held = next((r for r in readings if r.held), None)
+    return [held] if held is not None else readings
+
+
+def _hold(reading: DocumentReading, note: str) -> DocumentReading:
+    return replace(reading, kind=OTHER, note=note, held=True)
 
 
 def kinds_from_filename(filename: str, rules: Rules) -> list[str]:
@@ -107,27 +184,38 @@ def kind_from_text(text: str, rules: Rules) -> str:
 
 
 def classify(attachment: Attachment, rules: Rules) -> list[DocumentReading]:
-    """One reading per document; a ZIP gives one per member (no nested archives)."""
+    """One reading per document; a ZIP gives one per member (no nested archives). A
+    password-protected ZIP (or a program named .zip or .jar) is one held reading, never
+    opened."""
     name = attachment.filename
     if extension(name) == "zip" or (sniff(attachment.payload) == "zip"
                                     and extension(name) not in _OFFICE):
+        found, why = hazard(name, attachment.payload)
+        if found is not None and found != Hazard.MACRO:
+            return [DocumentReading(name, OTHER, why, source=name, hazard=found, held=True)]
         return _classify_zip(attachment, rules)
     reading = _classify_file(name, attachment.payload, rules)
-    return [DocumentReading(reading.filename, reading.kind, reading.note, reading.text, name)]
+    return [replace(reading, source=name)]
 
 
-_OFFICE = {"docx", "docm", "xlsx", "xlsm", "odt", "ods", "pptx"}
+_OFFICE = {"docx", "docm", "xlsx", "xlsm", "odt", "ods", "pptx", "pptm"}
 
 
 def _classify_file(name: str, payload: bytes, rules: Rules) -> DocumentReading:
-    mismatch = type_mismatch(name, payload)
-    if mismatch:
-        return DocumentReading(name, "other", mismatch)
+    """One file's reading: a hazard first (mailbot.reading.extract.hazard), so that an
+    encrypted or disguised file is never classified by its name; a file with macros is
+    classified as usual and carries the hazard (the policy decides later)."""
+    found, why = hazard(name, payload)
+    if found is not None and found != Hazard.MACRO:
+        return DocumentReading(name, OTHER, why, hazard=found, held=True)
+    reading = _classify_plain(name, payload, rules)
+    return replace(reading, hazard=found, note=f"{reading.note}; {why}") if found else reading
+
+
+def _classify_plain(name: str, payload: bytes, rules: Rules) -> DocumentReading:
     if sniff(payload) == "tnef":  # one that mailbot.intake.tnef could not unpack
         return DocumentReading(name, "other", "an Outlook winmail.dat (TNEF) that could not "
                                "be unpacked")
-    if sniff(payload) in ("exe", "elf"):
-        return DocumentReading(name, "other", "an executable program, not a document")
     if sniff(payload) == "image":
         # a screenshot of a document never satisfies the requirement for it
         return DocumentReading(name, "other", "an image, not a document")
@@ -161,13 +249,12 @@ def _classify_zip(attachment: Attachment, rules: Rules) -> list[DocumentReading]
     for member in members:
         shown = f"{source}/{member.name}"
         if member.payload is None:
-            readings.append(DocumentReading(shown, "other", member.problem, source=source))
+            readings.append(DocumentReading(shown, OTHER, member.problem, source=source))
         elif extension(member.name) == "zip" or (sniff(member.payload) == "zip" and \
                 extension(member.name) not in _OFFICE):
             readings.append(DocumentReading(shown, "other", "nested archive not opened",
                                             source=source))
         else:
             reading = _classify_file(member.name, member.payload, rules)
-            readings.append(DocumentReading(shown, reading.kind, reading.note, reading.text,
-                                            source))
+            readings.append(replace(reading, filename=shown, source=source))
     return readings or [DocumentReading(source, "other", "empty archive", source=source)]

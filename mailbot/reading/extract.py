@@ -11,7 +11,11 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from xml.etree import ElementTree
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeXml
+
+from mailbot.vocabulary import Hazard
 
 MAX_CHARS = 6000  # enough for a title and the first page or two
 MAX_PDF_PAGES = 3
@@ -29,6 +33,7 @@ MAX_CONTAINER_ENTRIES = 1000
 MAX_CONTAINER_XML = 10 * 1024 * 1024
 MAX_CONTAINER_TOTAL = 50 * 1024 * 1024
 _CONTAINERS = ("docx", "docm", "xlsx", "xlsm", "odt", "ods")
+_OOXML_OR_ODF = (*_CONTAINERS, "pptx", "pptm")
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,24 @@ class Member:
     problem: str = ""
 
 
+# Mach-O (32/64 bit, either byte order) and universal binaries; CAFEBABE is a Java class too
+_MACH_O = frozenset({b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+                     b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"})
+PROGRAMS = frozenset({"exe", "elf", "macho", "script"})  # sniff() types that run
+# names Windows (or a Java runtime) runs or installs on a double click, whatever the bytes
+EXECUTABLE_EXTENSIONS = frozenset({
+    "exe", "com", "bat", "cmd", "js", "jse", "vbs", "vbe", "wsf", "wsh", "ps1", "psm1",
+    "scr", "pif", "msi", "msp", "jar", "hta", "cpl", "lnk", "dll", "reg", "sh", "appx"})
+
+
 def sniff(payload: bytes) -> str:
-    """The real type from the first bytes: tnef, pdf, zip, ole, exe, elf, image, text or
-    unknown."""
+    """The real type from the first bytes: tnef, pdf, zip, ole, exe (PE "MZ"), elf, macho,
+    script ("#!"), image, text or unknown."""
     head = payload[:1024]
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"  # Outlook's winmail.dat ([MS-OXTNEF]); may hold "%PDF-" near its start
-    if b"%PDF-" in head:
-        return "pdf"
+    # magic numbers and "#!" at offset 0 first: a ZIP that stores a PDF, or a program with
+    # "%PDF-" in its first kilobyte, is a ZIP or a program, not a PDF
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
@@ -60,6 +75,12 @@ def sniff(payload: bytes) -> str:
         return "exe"
     if head.startswith(b"\x7fELF"):
         return "elf"
+    if head[:4] in _MACH_O:
+        return "macho"
+    if head.startswith(b"#!"):
+        return "script"  # a shell, Python, … script: the kernel runs it by this line
+    if b"%PDF-" in head:  # ISO 32000 lets the header start anywhere in the first 1,024 bytes
+        return "pdf"
     if head[:8].startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
         return "image"
     try:
@@ -113,25 +134,172 @@ def extract_text(filename: str, payload: bytes) -> Extracted:
 
 
 def container_problem(payload: bytes) -> str:
-    """Why an Office container (a ZIP of XML) must not be opened, from its directory alone
-    (declared sizes, entry count, compression ratio); "" when it may. Nothing is inflated."""
+    """Why an Office container (a ZIP of XML) must not be opened ("" when it may): not a
+    ZIP, or a dangerous shape (container_danger), or an XML part that is not well-formed."""
+    problem, _ = _container_check(payload)
+    return problem
+
+
+def container_danger(payload: bytes) -> str:
+    """Why an Office container is dangerous to open ("" when it is not): its directory
+    promises a bomb (declared sizes, entry count, compression ratio: SCENARIOS F2), or an
+    XML part declares a DTD (entities: billion laughs, external entities). A container that
+    is merely broken is not dangerous: it stays a document that cannot be read."""
+    problem, dangerous = _container_check(payload)
+    return problem if dangerous else ""
+
+
+def _container_check(payload: bytes) -> tuple[str, bool]:
+    """(why not to open it, whether that is a danger); ("", False) for a sound container.
+    Only the directory and each XML part's prolog are read; nothing is inflated whole."""
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError) as err:
-        return f"not a readable Office file: {err}"[:300]
+        return f"not a readable Office file: {err}"[:300], False
     if len(infos) > MAX_CONTAINER_ENTRIES:
-        return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})"
+        return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})", True
     total = sum(i.file_size for i in infos)
     if total > MAX_CONTAINER_TOTAL:
-        return f"Office file expands to {total} bytes (limit {MAX_CONTAINER_TOTAL}): not read"
+        return (f"Office file expands to {total} bytes (limit {MAX_CONTAINER_TOTAL}): not "
+                "read", True)
     for info in infos:
         ratio = info.file_size / max(1, info.compress_size)
         if info.filename.endswith(".xml") and (info.file_size > MAX_CONTAINER_XML
                                                or ratio > MAX_ZIP_RATIO * 5):
             return (f"Office part {info.filename} expands to {info.file_size} bytes (ratio "
-                    f"{ratio:.0f}): possible bomb, not read")
+                    f"{ratio:.0f}): possible bomb, not read", True)
+    return _declarations_check(payload, infos)
+
+
+_XML_PARTS = (".xml", ".rels")
+
+
+def _declarations_check(payload: bytes, infos: list[zipfile.ZipInfo]) -> tuple[str, bool]:
+    """An XML part of an Office container that must not reach a parser: a DTD (entity
+    declarations: billion laughs; external entities: file or network reads) is a danger, a
+    part that is not well-formed XML is not. No Office application writes a DTD (the Open
+    Packaging Conventions, ECMA-376 Part 2, do not allow DTD declarations in a package's
+    XML). python-docx and openpyxl parse with lxml, so each part's prolog is read here with
+    defusedxml first (https://pypi.org/project/defusedxml/), up to its root element only: a
+    DTD must come before it (XML 1.0 section 2.8)."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        for info in infos:
+            if not info.filename.lower().endswith(_XML_PARTS):
+                continue
+            try:
+                with archive.open(info) as part:
+                    for _ in SafeXml.iterparse(part, events=("start",), forbid_dtd=True):
+                        break
+            except DefusedXmlException as err:
+                return (f"Office part {info.filename}: {type(err).__name__}: not read"[:300],
+                        True)
+            except (SafeXml.ParseError, zipfile.BadZipFile, OSError, ValueError,
+                    RuntimeError, NotImplementedError) as err:
+                return f"Office part {info.filename} is not readable XML: {err}"[:300], False
+    return "", False
+
+
+def hazard(filename: str, payload: bytes) -> tuple[Hazard | None, str]:
+    """What makes a file dangerous to forward or impossible to read, from its bytes and its
+    name, with the reason for the case record; (None, "") for a plain document.
+
+    In this order, so that a more serious finding is never hidden by a lesser one: a
+    program (PE, ELF, Mach-O, a "#!" script, or a name Windows runs: EXECUTABLE_EXTENSIONS);
+    a password (PDF, ZIP member, OLE-wrapped OOXML per [MS-OFFCRYPTO] section 2.3.4); bytes
+    that are not the type the name promises; an Office container that must not be opened
+    (bomb, DTD); VBA macros ([MS-OVBA] section 2.2.1; OLE files via oletools)."""
+    actual = sniff(payload)
+    ext = extension(filename)
+    if actual in PROGRAMS:
+        return Hazard.EXECUTABLE, f"an executable program ({actual}), not a document"
+    if ext in EXECUTABLE_EXTENSIONS:
+        return Hazard.EXECUTABLE, f"a .{ext} file runs as a program: not a document"
+    locked = encryption(actual, payload)
+    if locked:
+        return Hazard.ENCRYPTED, locked
+    mismatch = type_mismatch(filename, payload)
+    if mismatch:
+        return Hazard.MISMATCH, mismatch
+    if actual == "zip" and ext in _OOXML_OR_ODF:
+        danger = container_danger(payload)
+        if danger:
+            return Hazard.UNREADABLE, danger
+    if has_macros(actual, payload):
+        return Hazard.MACRO, "contains VBA macros"
+    return None, ""
+
+
+def encryption(actual: str, payload: bytes) -> str:
+    """Why the file cannot be read without a password, "" when it can. `actual` is
+    sniff(payload). A PDF with only an owner password (printing or copying restricted)
+    opens in every reader, as it does here with the empty user password: not encrypted in
+    this sense (ISO 32000-1 section 7.6.3.1)."""
+    if actual == "pdf":
+        return "encrypted PDF (password protected)" if _pdf_locked(payload) else ""
+    if actual == "zip":
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                if any(info.flag_bits & 0x1 for info in archive.infolist()):
+                    return "password-protected ZIP"
+        except (zipfile.BadZipFile, ValueError):
+            return ""
+    if actual == "ole" and _ole_streams(payload) >= {"encryptioninfo", "encryptedpackage"}:
+        return "password-protected Office file (EncryptionInfo, EncryptedPackage)"
     return ""
+
+
+def _pdf_locked(payload: bytes) -> bool:
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(payload))
+        if not reader.is_encrypted:
+            return False
+        return not reader.decrypt("")
+    except Exception:  # a broken PDF is unreadable, not encrypted: extract_text says why
+        return False
+
+
+def _ole_streams(payload: bytes) -> set[str]:
+    """The lower-cased names of an OLE file's top-level streams (empty when unreadable)."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(payload) as ole:
+            return {entry[0].lower() for entry in ole.listdir(streams=True, storages=False)
+                    if len(entry) == 1}
+    except Exception:  # olefile raises OSError and its own types on broken files
+        return set()
+
+
+def has_macros(actual: str, payload: bytes) -> bool:
+    """True when the file carries a VBA project: an OOXML part named vbaProject.bin (a .docm,
+    .xlsm, .pptm, or a .docx that really holds one: ECMA-376 names the part by its
+    relationship, so the name is checked anywhere in the package) or, in an OLE file
+    (.doc, .xls), a VBA storage as oletools.olevba finds it ([MS-OVBA] section 2.2.1).
+    Of an OOXML file only the ZIP's directory is read; of an OLE file oletools reads the
+    directory and scans the streams for VBA (bounded by `imap.max_message_mb`). No macro is
+    decompressed or run."""
+    if actual == "zip":
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                return any(name.replace("\\", "/").lower().rsplit("/", 1)[-1]
+                           == "vbaproject.bin" for name in archive.namelist())
+        except (zipfile.BadZipFile, ValueError):
+            return False
+    if actual == "ole":
+        from oletools.olevba import VBA_Parser
+
+        try:
+            parser = VBA_Parser("attachment", data=payload)
+            try:
+                return bool(parser.detect_vba_macros())
+            finally:
+                parser.close()
+        except Exception:  # oletools raises its own types on files it cannot parse
+            return False
+    return False
 
 
 def _pdf(payload: bytes) -> Extracted:
@@ -174,7 +342,9 @@ def _odf(payload: bytes) -> Extracted:
         info = archive.getinfo("content.xml")
         if info.file_size > MAX_MEMBER_READ:
             return Extracted("", "ODF content.xml too large")
-        root = ElementTree.fromstring(archive.read(info))
+        # defusedxml: an entity declaration (billion laughs) or an external entity raises
+        # instead of expanding or fetching (https://pypi.org/project/defusedxml/)
+        root = SafeXml.fromstring(archive.read(info))
     lines = []
     for element in root.iter():
         if element.tag.endswith("}p") or element.tag.endswith("}h"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailbot.redact import redact_cpr
 from mailbot.rules import Rules
 
 VERDICTS = ("rejected", "changes_requested", "approved")
@@ -13,7 +14,7 @@ VERDICTS = ("rejected", "changes_requested", "approved")
 @dataclass(frozen=True)
 class Verdict:
     verdict: str  # approved | changes_requested | rejected | unclear
-    comment: str  # the reviewer's own text, as written
+    comment: str  # the reviewer's own text, as written, CPR numbers redacted
     phrase: str  # what decided it ("" for unclear)
 
 
@@ -57,7 +58,9 @@ def _is_sign_off(line: str, rules: Rules) -> bool:
 
 
 def read_verdict(text: str, rules: Rules) -> Verdict:
-    own = own_text(text, rules)
+    """The verdict in a reviewer's reply and her own words (CPR-redacted: the comment is
+    stored, relayed to the applicant and put on the agenda; SCENARIOS G1)."""
+    own = redact_cpr(own_text(text, rules))
     for verdict in VERDICTS:
         for pattern in rules.replies.verdicts[verdict]:
             match = pattern.search(own)

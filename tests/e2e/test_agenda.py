@@ -253,25 +253,32 @@ def test_a_spoofed_decision_mail_failing_dmarc_is_quarantined_and_decides_nothin
     """A5: someone forges the secretary's From: on a reply to the real agenda mail (its
     signed Message-ID copied from a leaked or forwarded agenda). Our server's own
     Authentication-Results says dmarc=fail, although the forger's DKIM signature for their
-    own domain passes: the mail is quarantined, no case is decided, nobody is told."""
-    world.write_config(imap={"authserv_id": ["mx.kommune.test"]})
+    own domain passes: no case is decided, the mail is quarantined with the reason, and the
+    secretary is told ONCE however often the forger tries."""
+    world.write_config(security={"authserv_id": ["mx.kommune.test"]})
     ready_case(world, at(11, 0))
     world.run_once(at(12, 5))
     [agenda] = agendas_received(world)
     to_applicant = len(world.received_by(world.applicant))
-    spoofed = _decision_reply(world, agenda, world.secretary, "ITP-2027-0001: Godkendt.")
-    world.deliver(b"Authentication-Results: mx.kommune.test; dkim=pass header.d=angriber.test;"
-                  b" spf=pass smtp.mailfrom=angriber.test;"
-                  b" dmarc=fail (p=none) header.from=kommune.test\r\n" + spoofed)
-    world.run_once(at(10, 0, DEADLINE.replace(day=8)))
+    to_secretary = len(world.received_by(world.secretary))
+    for minute in (0, 2):
+        spoofed = _decision_reply(world, agenda, world.secretary, "ITP-2027-0001: Godkendt.")
+        world.deliver(b"Authentication-Results: mx.kommune.test; dkim=pass "
+                      b"header.d=angriber.test; spf=pass smtp.mailfrom=angriber.test;"
+                      b" dmarc=fail (p=none) header.from=kommune.test\r\n" + spoofed)
+        world.run_once(at(10, minute, DEADLINE.replace(day=8)))
 
     assert case(world).decision is None
     assert len(world.received_by(world.applicant)) == to_applicant
     with Session(world.bot().engine) as session:
-        [row] = session.exec(select(RawMessage).where(
+        rows = session.exec(select(RawMessage).where(
             RawMessage.state == "quarantined")).all()
-    assert row.reason == "dmarc=fail for kommune.test"
-    assert len(world.folder("Quarantine")) == 1
+    assert [r.reason.startswith("dmarc=fail for kommune.test") for r in rows] == [True, True]
+    assert len(world.folder("Quarantine")) == 2
+    [notice] = world.received_by(world.secretary)[to_secretary:]
+    assert "svar på dagsordenen" in str(notice["Subject"])
+    assert "DMARC fejlede for kommune.test" in body_of(notice)
+    assert notice["Auto-Submitted"] == "auto-generated"
     # the same mail without the failing verdict is the secretary's decision
     world.deliver(_decision_reply(world, agenda, world.secretary, "ITP-2027-0001: Godkendt."))
     world.run_once(at(10, 5, DEADLINE.replace(day=8)))

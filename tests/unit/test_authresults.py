@@ -1,5 +1,6 @@
 """Authentication-Results (RFC 8601): only our own server's topmost header is believed, and
-its dmarc=fail quarantines the mail whatever else passed (SCENARIOS A5, A6)."""
+its dmarc=fail makes the mail unauthenticated whatever else passed: on a thread nothing in it
+is applied, a new brief is quarantined (SCENARIOS A5, A6)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mailbot.intake.classify import (
     NewBrief,
     Quarantine,
     ReviewReply,
+    Unauthenticated,
     classify,
 )
 from mailbot.intake.parse import parse
@@ -39,8 +41,8 @@ PASSED = f"{OURS}; dkim=pass header.d=kommune.test; dmarc=pass header.from=kommu
 def settings(authserv_id: list[str] | None = None) -> Settings:
     return Settings.model_validate({
         "bot": {"address": BOT},
-        "imap": {"host": "-", "username": "-", "password": "",
-                 "authserv_id": [OURS] if authserv_id is None else authserv_id},
+        "imap": {"host": "-", "username": "-", "password": ""},
+        "security": {"authserv_id": [OURS] if authserv_id is None else authserv_id},
         "smtp": {"host": "-"},
         "council": {"secretary": [SECRETARY]},
         "reviewers": {"it_architect": ["arkitekt@kommune.test"]},
@@ -118,26 +120,35 @@ def test_dmarc_failure(values: tuple[str, ...], expected: str) -> None:
 
 
 # -- classify -------------------------------------------------------------------------------
-def test_dmarc_fail_quarantines_an_agenda_reply_from_the_secretarys_address(
+def test_dmarc_fail_makes_an_agenda_reply_from_the_secretarys_address_unauthenticated(
         rules: Rules) -> None:
     """A5: a spoofed decision mail replying to our signed agenda mail decides nothing."""
     agenda = signed_message_id("agenda", "AGD-2027-0308", "kommune.test", SECRET)
     raw = on_thread(SECRETARY, "ITP-2027-0001: Godkendt.", parent=agenda)
     assert isinstance(disposition(raw, rules), AgendaReply)
     found = disposition(with_results(raw, SPOOFED), rules)
-    assert found == Quarantine("dmarc=fail for kommune.test")
+    assert isinstance(found, Unauthenticated)
+    assert (found.case_ref, found.agenda, found.failed_domain) == (
+        None, "AGD-2027-0308", "kommune.test")
+    assert found.reason.startswith("dmarc=fail for kommune.test")
 
 
-def test_dmarc_fail_quarantines_a_verdict_a_followup_and_a_brief(rules: Rules) -> None:
+def test_dmarc_fail_makes_a_verdict_and_a_followup_unauthenticated_and_quarantines_a_brief(
+        rules: Rules) -> None:
+    """A verdict, the applicant's klarmelding or withdrawal: recorded on the case, nothing
+    applied. A new brief: quarantined, so no receipt goes to a forged address."""
     review = signed_message_id("review", "ITP-2027-0001", "kommune.test", SECRET, review=7)
     verdict = on_thread("arkitekt@kommune.test", "Godkendt.", parent=review)
     klar = on_thread(APPLICANT, "Træk sagen tilbage\n")
     assert isinstance(disposition(verdict, rules), ReviewReply)
     assert isinstance(disposition(klar, rules), CaseMail)
     assert isinstance(disposition(brief(), rules), NewBrief)
-    for raw in (verdict, klar, brief()):
-        assert disposition(with_results(raw, SPOOFED), rules) == Quarantine(
-            "dmarc=fail for kommune.test")
+    for raw in (verdict, klar):
+        found = disposition(with_results(raw, SPOOFED), rules)
+        assert isinstance(found, Unauthenticated)
+        assert (found.case_ref, found.agenda) == ("ITP-2027-0001", "")
+    assert disposition(with_results(brief(), SPOOFED), rules) == Quarantine(
+        "dmarc=fail for kommune.test")
 
 
 def test_pass_absent_foreign_or_unconfigured_leave_the_mail_as_it_was(rules: Rules) -> None:

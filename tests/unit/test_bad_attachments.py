@@ -12,6 +12,7 @@ from pypdf import PdfReader, PdfWriter
 from mailbot.intake.parse import MAX_NAME_CHARS, Attachment, parse
 from mailbot.reading.documents import DocumentReading, classify
 from mailbot.rules import Rules
+from mailbot.vocabulary import Hazard
 from tests.docs import pdf
 
 
@@ -29,8 +30,9 @@ def test_encrypted_pdf(rules: Rules) -> None:
     writer.encrypt(user_password="hemmeligt", owner_password="ejer")
     buffer = io.BytesIO()
     writer.write(buffer)
-    [reading] = read("Bilag 1.pdf", buffer.getvalue(), rules)
+    [reading] = read("Teknisk beskrivelse.pdf", buffer.getvalue(), rules)
     assert reading.kind == "other" and "encrypted" in reading.note
+    assert reading.hazard == Hazard.ENCRYPTED and reading.held
 
 
 def encrypted_zip(name: str, payload: bytes) -> bytes:
@@ -49,13 +51,14 @@ def encrypted_zip(name: str, payload: bytes) -> bytes:
 
 
 def test_encrypted_zip(rules: Rules) -> None:
-    """F6: a password-protected archive is listed with a "cannot be read" label, never
+    """F6: a password-protected archive is held whole with a "cannot be read" label, never
     opened (zipfile would ask for a password) and never taken for the document it names."""
     payload = encrypted_zip("Teknisk beskrivelse.pdf", pdf("Teknisk beskrivelse"))
     assert zipfile.ZipFile(io.BytesIO(payload)).infolist()[0].flag_bits & 0x1
     [reading] = read("Bilag.zip", payload, rules)
-    assert reading.filename == "Bilag.zip/Teknisk beskrivelse.pdf"
-    assert reading.kind == "other" and reading.note == "encrypted ZIP member"
+    assert reading.filename == "Bilag.zip"
+    assert reading.kind == "other" and reading.note == "password-protected ZIP"
+    assert reading.hazard == Hazard.ENCRYPTED and reading.held
 
 
 def test_corrupt_docx(rules: Rules) -> None:
@@ -63,7 +66,8 @@ def test_corrupt_docx(rules: Rules) -> None:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("word/document.xml", "<w:document><unclosed")
     [reading] = read("dokument.docx", buffer.getvalue(), rules)
-    assert reading.kind == "other" and "unreadable docx" in reading.note
+    assert reading.kind == "other" and "not readable XML" in reading.note
+    assert not reading.held  # broken, not dangerous: listed as `other` like any unread file
 
 
 def test_truncated_pdf(rules: Rules) -> None:
@@ -120,8 +124,8 @@ def test_thirty_megabyte_pdf_is_read_quickly(rules: Rules) -> None:
 def test_pdf_that_is_really_an_executable(rules: Rules, name: str) -> None:
     payload = b"MZ\x90\x00" + b"\x00" * 60 + b"This program cannot be run in DOS mode" + b"\0" * 200
     [reading] = read(name, payload, rules)
-    assert reading.kind == "other"
-    assert "content is exe" in reading.note
+    assert reading.kind == "other" and reading.hazard == Hazard.EXECUTABLE and reading.held
+    assert "executable program (exe)" in reading.note
 
 
 def test_docx_that_is_really_a_pdf(rules: Rules) -> None:

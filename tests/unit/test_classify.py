@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,7 @@ def test_secretary_naming_cases_without_an_agenda_reply(rules: Rules) -> None:
 
 
 def test_inspect_shows_what_the_daemon_would_do_and_reads_reply_tokens(rules: Rules) -> None:
-    token = reply_to_address(BOT, "ITP-2027-0001", 3, SECRET)
+    token = reply_to_address(BOT, "ITP-2027-0001", 3, SECRET, date(2027, 3, 1))
     raw = brief(sender="arkitekt@kommune.test", to=token, subject="SV: vurdering",
                 body="Godkendt.\n", attachments=())
     shape, details = inspect_details(raw, rules, settings(), secret=SECRET)

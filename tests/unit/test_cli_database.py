@@ -128,3 +128,24 @@ def test_a_file_that_is_not_a_database(tmp_path: Path, mailbot: MailbotRunner,
     assert result.err == (f"{database}: [bot.database_url] cannot read the database (file is "
                           "not a database). Fix: check that the file is mailbot's SQLite "
                           "database and that this user may read it\n")
+
+
+def test_processes_starting_together_on_a_new_database_migrate_it_once(tmp_path: Path) -> None:
+    """Two hosts' daemons (or a daemon and `mailbot migrate`) started at the same moment on
+    a new SQLite file: each upgrade is one transaction under SQLite's write lock, so one
+    creates the schema and the others find it current, never "table case already exists"."""
+    import subprocess
+    import sys
+
+    from tests.unit.conftest import clean_env
+
+    config = write_config(tmp_path)
+    command = [sys.executable, "-m", "mailbot.cli", "--config", str(config), "migrate"]
+    started = [subprocess.Popen(command, cwd=tmp_path, env=clean_env(None), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(4)]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in started]
+    assert [code for code, _, _ in outcomes] == [0, 0, 0, 0], outcomes
+    assert not any(err for _, _, err in outcomes), outcomes
+    database = tmp_path / "data" / "mailbot.sqlite3"
+    assert schema(make_engine(f"sqlite:///{database}")).current == head_revision()
