@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 
@@ -27,6 +28,9 @@ class BlobStore:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if target.exists():
+            # a fresh modification time tells retention (`remove_if_idle`) that a mail not
+            # committed yet is about to name this blob again
+            os.utime(target)
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -44,6 +48,24 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).exists()
+
+    def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
+        """Delete the blob unless `put` stored or met it within `idle_seconds` before `now`
+        (the bot's clock; then a mail that names it may be on its way to the database: the
+        caller tries again next run).
+        The caller has checked that no row references it (mailbot.privacy.purge.in_use).
+        Returns True when a file was deleted; a missing file is no error."""
+        target = self.path(sha256)
+        try:
+            if now.timestamp() - target.stat().st_mtime < idle_seconds:
+                return False
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -765,6 +767,106 @@ def _binary_kind(head: bytes) -> str | None:
         # 8-bit Latin-1 mail has almost no control bytes; random data has one in nine
         return "binary data" if controls > len(head) // 20 else None
     return None
+
+
+# -- personal data (README "Personal data") ------------------------------------------------
+retention_app = typer.Typer(no_args_is_help=True, help="Retention of personal data.")
+gdpr_app = typer.Typer(no_args_is_help=True,
+                       help="The data subject's rights: access export (Art. 15), erasure "
+                            "(Art. 17).")
+app.add_typer(retention_app, name="retention")
+app.add_typer(gdpr_app, name="gdpr")
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change "
+                                                         "nothing.")]
+
+
+@retention_app.command("run")
+def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
+                  now: NowAfter = None) -> None:
+    """Remove what `[retention]` says is due now (the daemon does this daily at 03:30):
+    counts per kind and case refs are printed, never content."""
+    from mailbot.privacy.retention import run as run_retention
+    from mailbot.service import RETENTION_AT
+
+    _use(config, now)
+    bot = _bot()
+    daily = f"{RETENTION_AT[0]:02d}:{RETENTION_AT[1]:02d}"
+    with _exclusive(bot, dry_run, f"the running daemon removes what is due every day at "
+                                  f"{daily}"):
+        report = run_retention(bot, bot.clock.now(), dry_run=dry_run)
+    for line in report.lines():
+        typer.echo(line)
+
+
+@gdpr_app.command("export")
+def gdpr_export(address: str, out: Annotated[Path, typer.Option(
+        "--out", help="The ZIP file to write (an existing file is replaced).")],
+                config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Everything mailbot holds about ADDRESS as a ZIP (GDPR Art. 15): its cases, mails,
+    attachments, the mail sent to it, events; an index in Danish and data.json. Other
+    people's addresses and names are replaced by "[anden person]"."""
+    import os
+    import tempfile
+
+    from mailbot.privacy.gdpr import export
+
+    _use(config, now)
+    address = _address(address)
+    bot = _bot()
+    result = export(bot, address, bot.clock.now())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".export-")
+    with os.fdopen(fd, "wb") as handle:  # mode 0600: it holds personal data
+        handle.write(result.data)
+    os.replace(tmp, out)
+    held = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
+    typer.echo(f"wrote {out}: {held}" if any(result.counts.values())
+               else f"wrote {out}: nothing is held about that address (only indeks.txt)")
+
+
+@gdpr_app.command("erase")
+def gdpr_erase(address: str, dry_run: DryRun = False, config: ConfigAfter = None,
+               now: NowAfter = None) -> None:
+    """Erase ADDRESS (GDPR Art. 17): its cases as applicant anonymised (an open one
+    withdrawn), its mail and attachments deleted (a file another case still uses stays),
+    its copies in Processed/Quarantine deleted, the address replaced elsewhere."""
+    from mailbot.privacy.gdpr import erase
+
+    _use(config, now)
+    address = _address(address)
+    bot = _bot()
+    with _exclusive(bot, dry_run, "stop it (systemctl stop mailbot), erase, start it again"):
+        result = erase(bot, address, bot.clock.now(), dry_run=dry_run)
+    for line in result.lines(dry_run):
+        typer.echo(line)
+
+
+def _address(value: str) -> str:
+    """ADDRESS as given: one e-mail address. Raises ConfigError (the argument) otherwise."""
+    from mailbot.intake.parse import strict_address
+
+    found = strict_address(value.strip())
+    if not found:
+        raise ConfigError(COMMAND_LINE, "ADDRESS", f"{value!r} is not one e-mail address",
+                          "give the address alone, e.g. mette.holm@kommune.dk")
+    return found.lower()
+
+
+@contextmanager
+def _exclusive(bot: Bot, dry_run: bool, daemon_fix: str) -> Iterator[None]:
+    """The leader lock around a command that changes what the daemon also changes (as the
+    daemon's own jobs run under it); a dry run needs none. Raises MailbotError when a
+    daemon holds it."""
+    from mailbot.service import AlreadyRunning, leader_lock
+
+    if dry_run:
+        yield
+        return
+    try:
+        with leader_lock(bot.settings.bot.data_dir):
+            yield
+    except AlreadyRunning as err:
+        raise MailbotError(f"{err}; {daemon_fix} (--dry-run works while it runs)") from err
 
 
 @app.command()

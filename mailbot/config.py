@@ -268,6 +268,16 @@ class KitosSettings(_Section):
     cache_hours: float = Field(default=24, ge=0)  # one lookup per system name per this
 
 
+class RetentionSettings(_Section):
+    """How long mailbot keeps personal data (mailbot.privacy.retention; GDPR Art. 5(1)(e),
+    storage limitation). Days are counted from the case's decision or withdrawal, or, for
+    mail with no case and quarantined mail, from its arrival."""
+
+    raw_days: int = Field(default=90, ge=1)  # raw mail and attachments of a closed case
+    case_days: int = Field(default=730, ge=1)  # then the closed case itself is anonymised
+    machine_days: int = Field(default=30, ge=1)  # quarantined mail, machine mail (no case)
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
@@ -280,6 +290,7 @@ class Settings(_Section):
     oauth2: OAuth2Settings = Field(default_factory=OAuth2Settings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     kitos: KitosSettings = Field(default_factory=KitosSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
@@ -902,6 +913,13 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # owner_role = "Systemejer"           # the role (of a system usage) that names its owner
 # timeout_seconds = 30                # per request to KITOS
 # cache_hours = 24                    # a system name is looked up at most once this often
+
+# How long personal data is kept (README "Personal data"); a daily job removes what is due,
+# `mailbot retention run --dry-run` shows what that is.
+# [retention]
+# raw_days = 90                       # raw mail and attachments, after the decision/withdrawal
+# case_days = 730                     # then the case is anonymised (ref, dates, decision stay)
+# machine_days = 30                   # quarantined and machine mail, after arrival
 
 # Who is mailed when something needs a person (the README's "Alerts"); without it, only the
 # ERROR log lines with event=... tell.

@@ -53,6 +53,11 @@ class RawMessage(SQLModel, table=True):
     # what the mailbox did that it should not have (SCENARIOS I2, I6, C2): a reused UID, a
     # mail that was gone before our UID MOVE; "" when nothing
     imap_anomaly: str = ""
+    # retention or erasure (mailbot.privacy): the blob reference and the content fields were
+    # dropped at purged_at; the copy in the Processed/Quarantine folder was deleted (or found
+    # gone) at imap_removed_at, which a later run retries while it is None
+    purged_at: datetime | None = None
+    imap_removed_at: datetime | None = None
 
 
 class FetchFailure(SQLModel, table=True):
@@ -128,6 +133,8 @@ class Case(SQLModel, table=True):
     phase: str = "guidance"
     guidance_given_at: datetime | None = None
     klarmeldt_at: datetime | None = None
+    # personal data removed (retention `case_days`, or erasure of its applicant)
+    anonymised_at: datetime | None = None
 
 
 class CaseDocument(SQLModel, table=True):
@@ -143,6 +150,7 @@ class CaseDocument(SQLModel, table=True):
     version: int = 1
     received_at: datetime
     note: str = ""  # how the kind was found, or why it is `other`
+    purged_at: datetime | None = None  # its blob reference dropped (mailbot.privacy)
     # what makes the file dangerous or unreadable (mailbot.vocabulary.Hazard), "" for none
     hazard: str = ""
     # held back (issue #13 item 4): never forwarded, never counted as a document (kind

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, SQLModel, col, select
 
@@ -88,6 +89,7 @@ def rehearsal_mails(bot: Bot, briefs: Mapping[str, bytes] | None = None
                     _two_phases(session, _with_phases(stage, 2), language, number * 10, briefs)
                 _alerts(session, stage)
                 _encrypted(session, stage)
+                _export_index(stage)
                 mails = [(row.kind, row.raw) for row in
                          session.exec(select(Outbox).order_by(col(Outbox.id))).all()]
                 session.rollback()
@@ -246,3 +248,25 @@ def _council(session: Session, bot: Bot, case: Case, mail: Inbound, now: datetim
     session.add(withdrawn)
     session.flush()
     move_on_request(session, bot, withdrawn, "withdraw", now)
+
+
+def _export_index(stage: Bot) -> None:
+    """The index of an access export (mailbot.privacy.gdpr), empty and with one of each."""
+    from mailbot.privacy.gdpr import index_text
+
+    when = "2026-03-02T10:00+01:00"
+    filled: dict[str, Any] = {"created": when,
+              "cases": [{"ref": "ITP-2026-0001", "roles": ["applicant", "reviewer:it_architect"],
+                         "status": "decided", "created": when, "decided": when}],
+              "mails_received": [{"file": "mails/1-2026-03-02.eml", "received": when,
+                                  "case": "ITP-2026-0001"}],
+              "mails_sent": [{"file": None, "written": when, "kind": "receipt",
+                              "case": None}],
+              "attachments": [{"file": "bilag/1-a.pdf", "received": when,
+                               "case": "ITP-2026-0001"}],
+              "events": [{"case": "ITP-2026-0001", "at": when, "kind": "opened",
+                          "detail": ""}]}
+    empty: dict[str, Any] = {key: [] for key in filled} | {"created": when}
+    for data in (filled, empty):
+        index_text(stage, data, {key: len(value) for key, value in data.items()
+                                 if isinstance(value, list)})

@@ -241,6 +241,7 @@ LABEL_KEYS: dict[str, tuple[str, ...]] = {
     # an attachment's hazard as the applicant reads it after its name; `macro_warning` is
     # the warning beside a file with macros that was forwarded (mailbot.vocabulary.Hazard)
     "attachments": ("macro_warning", *(h.value for h in Hazard)),
+    "privacy": ("other_person", "anonymised", "erased"),
 }
 
 

@@ -34,6 +34,7 @@ OUTBOX_INTERVAL_SECONDS = 15
 JOBS_INTERVAL_SECONDS = 60
 MAX_BACKOFF_SECONDS = 300
 LOGIN_BACKOFF_CAP_SECONDS = 900  # a refused login is retried at least every 15 minutes
+RETENTION_AT = (3, 30)  # the daily retention job, Copenhagen time: a quiet hour for the mailbox
 
 
 class AlreadyRunning(MailbotError):
@@ -123,6 +124,18 @@ class Service:
         if found:
             log.info("jobs: %s system owner lookups", found)
 
+    def run_retention(self) -> None:
+        """Remove the personal data whose retention ran out (mailbot.privacy.retention).
+        Runs in this process, which holds the leader lock (`leader_lock`), so no second
+        daemon purges at the same time."""
+        from mailbot.privacy.retention import run
+
+        report = run(self.bot, self.bot.clock.now())
+        if not report.due.empty or report.blobs_deleted or report.imap_deleted \
+                or report.imap_error:
+            for line in report.lines():
+                log.info("%s", line)
+
     def flush_outbox(self) -> None:
         with self.flush_lock:
             report = self.bot.sender.flush(self.bot.clock.now())
@@ -138,6 +151,9 @@ class Service:
                                id="jobs", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._owners_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
                                id="owners", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._retention_job, "cron", hour=RETENTION_AT[0],
+                               minute=RETENTION_AT[1], id="retention", max_instances=1,
+                               coalesce=True)
         self.scheduler.start()
         watcher = threading.Thread(target=self._watch, name="imap-watcher", daemon=True)
         watcher.start()
@@ -168,6 +184,13 @@ class Service:
         except Exception as err:  # a failing job must not kill the scheduler
             if not self.storage.failed(err, "the system owner job", quiet=True):
                 log.exception("system owner job failed")
+
+    def _retention_job(self) -> None:
+        try:
+            self.run_retention()
+        except Exception as err:  # a failing job must not kill the scheduler
+            if not self.storage.failed(err, "the retention job", quiet=True):
+                log.exception("retention job failed")
 
     def _outbox_job(self) -> None:
         try:

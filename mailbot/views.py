@@ -238,6 +238,8 @@ def message_sender(row: RawMessage) -> str:
     """The sender as the listing shows it: the From address, or why there is none."""
     if row.sender:
         return row.sender
+    if row.purged_at is not None:  # mailbot.privacy: its content is gone on purpose
+        return "(deleted)"
     if not row.raw_sha256:  # recorded without its body: too large, FETCH failing, start_from
         return "(not downloaded)"
     return "(not read yet)" if row.state == "received" else "(not parsed)"
@@ -275,7 +277,9 @@ def messages_data(session: Session, rows: list[RawMessage], tz: tzinfo = COPENHA
              "subject": r.subject if r.sender else None, "parsed": bool(r.sender),
              "downloaded": bool(r.raw_sha256), "reason": r.reason, "attempts": r.attempts,
              "case_ref": refs.get(r.case_id), "imap_anomaly": r.imap_anomaly,
-             "fetched_at": _local(r.fetched_at, tz).isoformat()} for r in rows]
+             "fetched_at": _local(r.fetched_at, tz).isoformat(),
+             "deleted_at": _local_iso(r.purged_at, tz)}
+            for r in rows]
 
 
 def _case_refs(session: Session, ids: set[int | None]) -> dict[int | None, str]:

@@ -219,6 +219,27 @@ class Incident(StrEnum):
     ANOTHER_INSTANCE = "another_instance"
 
 
+class PrivacyEvent(StrEnum):
+    """The audit events of retention and the data subject's rights (mailbot.privacy;
+    `case_event.kind`). Their detail holds counts and case refs, never content or an
+    address."""
+
+    RETENTION_PURGE = "retention_purge"  # one run of the retention job that removed something
+    RETENTION_IMAP_FAILED = "retention_imap_failed"  # the mailbox could not be reached
+    GDPR_EXPORT = "gdpr_export"  # an access export (Art. 15) was written
+    GDPR_ERASE = "gdpr_erase"  # an erasure (Art. 17) was carried out
+
+
+class PurgeKind(StrEnum):
+    """What retention removes (`[retention]`), counted per kind in its report."""
+
+    CASE_MAIL = "case_mail"  # raw mail of a decided or withdrawn case (raw_days)
+    DOCUMENT = "document"  # an attachment of such a case (raw_days)
+    SENT_MAIL = "sent_mail"  # the copy of a mail the bot sent about such a case (raw_days)
+    MACHINE_MAIL = "machine_mail"  # quarantined mail and mail with no case (machine_days)
+    CASE = "case"  # a decided or withdrawn case anonymised (case_days)
+
+
 class Hazard(StrEnum):
     """Why an attachment may hurt or cannot be read (issue #13 item 4, SCENARIOS F3-F6):
     stored on `CaseDocument.hazard`; the applicant's words are rules/labels.yaml

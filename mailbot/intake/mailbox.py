@@ -6,6 +6,7 @@ import imaplib
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -495,6 +496,39 @@ class Mailbox:
             raise TransientError(f"UIDVALIDITY of {self.settings.folder} changed during the "
                                  "sweep")
         return len(found)
+
+    def delete_copies(self, folder: str, mails: list[tuple[str, int]]) -> int:
+        """Delete from `folder` the mails with these (Message-ID, RFC822.SIZE): retention and
+        erasure of a handled mail's copy in Processed or Quarantine (mailbot.privacy).
+
+        A Message-ID alone could name another person's mail (a sender may reuse one, R7), so
+        a UID is deleted only when its size is the size the ledger stored too. A pair given n
+        times deletes at most n copies: a mail delivered twice (To and Cc) has two identical
+        copies, one per ledger row, and the other row may not be due yet. \\Deleted and UID
+        EXPUNGE of exactly those UIDs (RFC 4315 section 2.1); without UIDPLUS they stay
+        flagged \\Deleted, since a plain EXPUNGE would also remove mails a person flagged.
+        Returns how many were deleted; a mail not found was gone already. Leaves `folder`
+        selected. Raises TransientError when the server fails."""
+        client = self._client()
+        doomed: list[int] = []
+        with self._errors(f"deleting {len(mails)} mails from {folder}"):
+            client.select_folder(folder)
+            for (message_id, size), wanted in Counter(mails).items():
+                found = [int(u) for u in client.search(["HEADER", "Message-ID", message_id])]
+                if not found:
+                    continue
+                sizes = client.fetch(found, ["RFC822.SIZE"])
+                same = [uid for uid in sorted(found)
+                        if int(sizes.get(uid, {}).get(b"RFC822.SIZE", -1)) == size]
+                doomed += same[:wanted]
+            if doomed:
+                client.add_flags(doomed, [b"\\Deleted"], silent=True)
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(doomed)
+                else:
+                    log.warning("server lacks UIDPLUS: UIDs %s left flagged \\Deleted in %s",
+                                doomed, folder)
+        return len(doomed)
 
     # -- moving -----------------------------------------------------------------------------
     def move(self, uids: list[int], folder: str) -> set[int] | None:
