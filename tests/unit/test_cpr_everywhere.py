@@ -1,6 +1,6 @@
 """CPR numbers never leave mailbot (SCENARIOS G1, G3, G8): each place derived text is stored
 redacts it, the one composing path redacts every mail, the agenda's Word files and the CLI
-print none, and migration 0016 redacts what an older database holds. On a real SQLite
+print none, and migration 0014 redacts what an older database holds. On a real SQLite
 database through the real reading, case opening, review and decision code; nothing is faked."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def test_every_mail_is_redacted_on_its_way_out_whatever_its_context(tmp_path: Pa
 
 def test_the_cli_prints_no_cpr_even_from_an_unredacted_row(
         tmp_path: Path, mailbot: MailbotRunner) -> None:
-    """A row written before migration 0016 (or by hand): `cases`, `case` and `--json` still
+    """A row written before migration 0014 (or by hand): `cases`, `case` and `--json` still
     print XXXXXX-XXXX."""
     config = write_config(tmp_path)
     url = migrated_database(tmp_path / "data")
@@ -300,7 +300,7 @@ def test_inspect_prints_no_cpr(tmp_path: Path, mailbot: MailbotRunner) -> None:
         assert REDACTED in result.out
 
 
-def test_migration_0016_redacts_what_an_older_database_holds(tmp_path: Path) -> None:
+def test_migration_0014_redacts_what_an_older_database_holds(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(engine, "0013")
     at = "2026-03-02 10:59:00"

@@ -7,7 +7,7 @@ original bytes (they are the record).
 Data only, no schema change. Python row by row (SQLite and PostgreSQL alike; a JSON column is
 read and written through sa.JSON), only rows that change are written.
 
-Revision ID: 0016
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-30 03:00:00
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 from mailbot.redact import redact_data
 
-revision = '0016'
+revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None

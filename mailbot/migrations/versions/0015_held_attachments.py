@@ -1,16 +1,16 @@
 """case_document.hazard and held: attachments that may hurt a reviewer or cannot be read
 (macros, encryption, programs, disguised types, per-mail caps) are recorded, not forwarded
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-30 03:00:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0017'
-down_revision = '0016'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

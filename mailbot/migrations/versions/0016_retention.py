@@ -1,15 +1,15 @@
 """raw_message.purged_at, raw_message.imap_removed_at, case_document.purged_at,
 case.anonymised_at: what retention and erasure removed, and when (issue #13)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-30 10:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0018'
-down_revision = '0017'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
