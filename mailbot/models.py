@@ -238,6 +238,10 @@ class Guidance(SQLModel, table=True):
     # the verdict that completed the guidance (two phases): its relay says so and how to
     # klarmelde
     completes_guidance: bool = False
+    # the reviewer's verdict and words as they were when this item was queued: a second
+    # reply to the same request replaces the review's, and each must be relayed as written
+    verdict: str = ""
+    comment: str = ""
 
 
 class Agenda(SQLModel, table=True):

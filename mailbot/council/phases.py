@@ -180,7 +180,8 @@ def _relay_completion(session: Session, case_id: int, current: list[Review],
     if item is None:
         last = max(current, key=lambda r: as_utc(r.answered_at or r.requested_at))
         assert last.id is not None
-        item = Guidance(case_id=case_id, review_id=last.id, created_at=now)
+        item = Guidance(case_id=case_id, review_id=last.id, created_at=now,
+                        verdict=last.verdict or "", comment=last.comment)
     item.completes_guidance = True
     session.add(item)
 

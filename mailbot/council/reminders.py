@@ -55,9 +55,9 @@ def _relay(session: Session, bot: Bot, case_id: int, items: list[Guidance],
         review = session.get(Review, item.review_id)
         assert review is not None
         comments.append({"role_name": bot.rules.role_name(review.role, case.language),
-                         "verdict": review.verdict or "unclear",
+                         "verdict": item.verdict or "unclear",
                          "state": review_state_label(bot, review, case.language),
-                         "comment": review.comment})
+                         "comment": item.comment})
         item.relayed_at = now
         session.add(item)
     mail_about_case(session, bot, case, template="applicant_guidance", purpose=Purpose.GUIDANCE,

@@ -148,7 +148,8 @@ def apply_verdict(session: Session, bot: Bot, case: Case, review: Review,
     if review.comment or (verdict.verdict == Verdict.REJECTED
                           and bot.settings.council.phases == 2):
         assert review.id is not None and case.id is not None
-        session.add(Guidance(case_id=case.id, review_id=review.id, created_at=now))
+        session.add(Guidance(case_id=case.id, review_id=review.id, created_at=now,
+                             verdict=review.verdict or "", comment=review.comment))
 
 
 def remark(verdict: VerdictReading) -> str:

@@ -41,6 +41,7 @@ from mailbot.models import (
     Case,
     CaseDocument,
     CaseEvent,
+    Guidance,
     KitosLookup,
     Outbox,
     RawMessage,
@@ -514,6 +515,9 @@ def _erase_rows(session: Session, bot: Bot, address: str, placeholder: str, resu
         review.answered_by = scrub(review.answered_by)
         review.comment = scrub(review.comment)
         session.add(review)
+        for item in session.exec(select(Guidance).where(Guidance.review_id == review.id)):
+            item.comment = scrub(item.comment)
+            session.add(item)
         result.count("reviews")
     _erase_outbox(session, address, scrub, result)
     for event in session.exec(select(CaseEvent).where(

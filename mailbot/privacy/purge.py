@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.db import transaction
 from mailbot.errors import MailbotError
-from mailbot.models import Case, CaseDocument, CaseEvent, Outbox, RawMessage, Review
+from mailbot.models import Case, CaseDocument, CaseEvent, Guidance, Outbox, RawMessage, Review
 from mailbot.vocabulary import OutboxState, PrivacyEvent
 
 if TYPE_CHECKING:
@@ -194,6 +194,9 @@ def anonymise_case(session: Session, case: Case, placeholder: str, copies: tuple
         purge_sent(session, sent)
         sent.recipients, sent.subject = [placeholder], ""
         session.add(sent)
+    for item in session.exec(select(Guidance).where(Guidance.case_id == case.id)):
+        item.comment = ""
+        session.add(item)
     for review in session.exec(select(Review).where(Review.case_id == case.id)):
         review.recipients, review.comment = [placeholder], ""
         review.answered_by = placeholder if review.answered_by else ""

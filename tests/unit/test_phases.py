@@ -321,3 +321,33 @@ def test_the_phase_rules_are_checked_at_load(tmp_path: Path, file: str, old: str
     with pytest.raises(ConfigError) as err:
         load_rules(tmp_path)
     assert file in str(err.value) and problem in str(err.value)
+
+
+def test_a_reviewer_who_answers_twice_in_one_batch_has_each_answer_relayed_once(
+        bot: Bot) -> None:
+    """The guidance relay carries each reply as it was written: a second reply to the same
+    request replaces the review's verdict and comment, and once made the later one go out
+    twice and the first never."""
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    from mailbot.council.reminders import relay_guidance
+    from mailbot.models import Outbox
+
+    with Session(bot.engine) as session:
+        case, mail = opened(session, bot)
+        [review] = session.exec(select(Review).where(Review.role == "it_operations"))
+        apply_verdict(session, bot, case, review,
+                      VerdictReading("changes_requested", "Bemærkninger: ring til driften.",
+                                     "Bemærkninger"), mail, THURSDAY + timedelta(minutes=1))
+        apply_verdict(session, bot, case, review,
+                      VerdictReading("approved", "Godkendt. Husk backup.", "Godkendt"),
+                      mail, THURSDAY + timedelta(minutes=3))
+        assert relay_guidance(session, bot, THURSDAY + timedelta(minutes=10)) == 1
+        [relayed] = session.exec(select(Outbox).where(Outbox.kind == "guidance")).all()
+        message = message_from_bytes(relayed.raw, policy=policy.default)
+        body = message.get_body(("plain",))
+        assert isinstance(body, EmailMessage)
+        text = body.get_content()
+        assert text.count("Bemærkninger: ring til driften.") == 1
+        assert text.count("Godkendt. Husk backup.") == 1
