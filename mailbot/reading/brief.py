@@ -605,7 +605,10 @@ def system_owner(text: str, rules: Rules) -> str | None:
     """The name after a system owner label ("Systemejer: Søren Ravn"), or None; also None
     for a placeholder ("Systemejer: ved ikke endnu", rules/brief.yaml `empty_answers`)."""
     labels = "|".join(re.escape(label) for label in rules.signals.system_owner_labels)
-    match = re.search(rf"\b(?:{labels})\b\s*(?:er|is|:|-|–)\s*(?P<who>[^\n.;,]+)", text, re.I)
+    # a dot ends the name only where a sentence ends: "lise@kommune.dk" stays whole, so the
+    # owner's address reaches the review requests, the agenda and an Art. 15 export
+    match = re.search(rf"\b(?:{labels})\b\s*(?:er|is|:|-|–)\s*"
+                      rf"(?P<who>(?:[^\n.;,]|\.(?=[^\s.]))+)", text, re.I)
     who = match.group("who").strip() if match else ""
     return who if who and not unknown(who, rules) else None
 

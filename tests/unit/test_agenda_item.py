@@ -32,6 +32,7 @@ from mailbot.intake.threads import agenda_ref
 from mailbot.models import Case, CaseEvent, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
+from mailbot.rules import Rules
 from tests.mails import brief
 
 NOW = datetime(2027, 3, 1, 12, 5, tzinfo=COPENHAGEN)  # just after the deadline of 8 March
@@ -381,3 +382,19 @@ def test_a_sentence_under_hvor_is_not_made_the_subject(council: Council) -> None
     item = word_files(council.agenda())["Dagsordenspunkt 1 - ITP-2027-0001.docx"]
     assert section(item, "Resumé") == [
         "Mette Holm ansøger om en app til digitale parkeringstilladelser."]
+
+
+@pytest.mark.parametrize(("line", "owner"), [
+    ("Systemejer: Søren Ravn.", "Søren Ravn"),
+    ("Systemejer: Lise Lund <lise2@kommune.dk>", "Lise Lund <lise2@kommune.dk>"),
+    ("Systemejer: lise3@kommune.dk.", "lise3@kommune.dk"),
+    ("Systemejer er Lise Lund (lise4@kommune.dk), Vej og Park.", "Lise Lund (lise4@kommune.dk)"),
+    ("Systemejer: Hanne Friis. Hun er orienteret.", "Hanne Friis"),
+])
+def test_a_system_owner_with_an_address_is_read_whole(line: str, owner: str,
+                                                     rules: Rules) -> None:
+    """A dot inside an address is not the end of the sentence: the owner's address reaches
+    the review requests, the agenda and the owner's own Art. 15 export whole."""
+    from mailbot.reading.brief import system_owner
+
+    assert system_owner(f"Hvem: IT.\n{line}\n", rules) == owner
