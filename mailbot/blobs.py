@@ -55,12 +55,13 @@ class BlobStore:
     def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
         """Delete the blob unless `put` stored or met it within `idle_seconds` before `now`
         (the bot's clock; then a mail that names it may be on its way to the database: the
-        caller tries again next run).
+        caller tries again next run). `idle_seconds` 0: deleted whatever its age (no intake
+        is running, e.g. a command under the leader lock).
         The caller has checked that no row references it (mailbot.privacy.purge.in_use).
         Returns True when a file was deleted; a missing file is no error."""
         target = self.path(sha256)
         try:
-            if now.timestamp() - target.stat().st_mtime < idle_seconds:
+            if idle_seconds > 0 and now.timestamp() - target.stat().st_mtime < idle_seconds:
                 return False
             target.unlink()
         except FileNotFoundError:

@@ -783,7 +783,7 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be remo
 @retention_app.command("run")
 def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
                   now: NowAfter = None) -> None:
-    """Remove what `[retention]` says is due now (the daemon does this daily at 03:30):
+    r"""Remove what `\[retention]` says is due now (the daemon does this daily at 03:30):
     counts per kind and case refs are printed, never content."""
     from mailbot.privacy.retention import run as run_retention
     from mailbot.service import RETENTION_AT
@@ -802,9 +802,9 @@ def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
 def gdpr_export(address: str, out: Annotated[Path, typer.Option(
         "--out", help="The ZIP file to write (an existing file is replaced).")],
                 config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """Everything mailbot holds about ADDRESS as a ZIP (GDPR Art. 15): its cases, mails,
+    r"""Everything mailbot holds about ADDRESS as a ZIP (GDPR Art. 15): its cases, mails,
     attachments, the mail sent to it, events; an index in Danish and data.json. Other
-    people's addresses and names are replaced by "[anden person]"."""
+    people's addresses and names are replaced by "\[anden person]"."""
     import os
     import tempfile
 

@@ -273,9 +273,11 @@ class RetentionSettings(_Section):
     storage limitation). Days are counted from the case's decision or withdrawal, or, for
     mail with no case and quarantined mail, from its arrival."""
 
-    raw_days: int = Field(default=90, ge=1)  # raw mail and attachments of a closed case
-    case_days: int = Field(default=730, ge=1)  # then the closed case itself is anonymised
-    machine_days: int = Field(default=30, ge=1)  # quarantined mail, machine mail (no case)
+    # At most 36500 days (100 years): longer means "keep", and `now - days` before
+    # year 1 raises OverflowError in datetime (it did for raw_days = 100000000).
+    raw_days: int = Field(default=90, ge=1, le=36500)  # raw mail and attachments, closed case
+    case_days: int = Field(default=730, ge=1, le=36500)  # the closed case anonymised
+    machine_days: int = Field(default=30, ge=1, le=36500)  # quarantined mail, machine mail
 
 
 class Settings(_Section):
@@ -440,6 +442,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_transport(settings, origins)
     _check_auth(settings, origins)
     _check_kitos(settings.kitos, origins)
+    _check_retention(settings.retention, origins)
     if settings.imap.authserv_id:
         if settings.imap.authserv_id != settings.security.authserv_id:
             raise origins.error("imap.authserv_id", "is set beside security.authserv_id, with "
@@ -734,6 +737,18 @@ def _check_secret_url(url: str, key: str, example: str, secret: str,
                             "(plain http only on a loopback address)")
 
 
+def _check_retention(retention: RetentionSettings, origins: _Origins) -> None:
+    """case_days is not less than raw_days: both count from the decision or withdrawal, and
+    a case is anonymised only once its raw mail is due (mailbot.privacy.retention.due), so a
+    smaller case_days would silently act as raw_days."""
+    if retention.case_days < retention.raw_days:
+        raise origins.error(
+            "retention.case_days", f"is {retention.case_days} days, less than "
+            f"retention.raw_days ({retention.raw_days}); both count from the decision",
+            f"set retention.case_days to at least {retention.raw_days}, or lower "
+            "retention.raw_days")
+
+
 def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
     """With `enabled`, the keys a login needs are there and base_url is https (the password
     goes in the first request; plain http only on a loopback address)."""
@@ -918,7 +933,8 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # `mailbot retention run --dry-run` shows what that is.
 # [retention]
 # raw_days = 90                       # raw mail and attachments, after the decision/withdrawal
-# case_days = 730                     # then the case is anonymised (ref, dates, decision stay)
+# case_days = 730                     # after the decision/withdrawal (>= raw_days): the case is
+#                                     # anonymised (ref, dates, decision stay); each at most 36500
 # machine_days = 30                   # quarantined and machine mail, after arrival
 
 # Who is mailed when something needs a person (the README's "Alerts"); without it, only the

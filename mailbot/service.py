@@ -128,9 +128,11 @@ class Service:
         """Remove the personal data whose retention ran out (mailbot.privacy.retention).
         Runs in this process, which holds the leader lock (`leader_lock`), so no second
         daemon purges at the same time."""
+        from mailbot.privacy.purge import BLOB_IDLE_SECONDS
         from mailbot.privacy.retention import run
 
-        report = run(self.bot, self.bot.clock.now())
+        # the intake runs beside this job: a blob it just stored may be a mail not committed
+        report = run(self.bot, self.bot.clock.now(), blob_grace=BLOB_IDLE_SECONDS)
         if not report.due.empty or report.blobs_deleted or report.imap_deleted \
                 or report.imap_error:
             for line in report.lines():

@@ -36,6 +36,7 @@ from mailbot.audit import record
 from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.db import transaction
 from mailbot.intake.parse import _ADDRESS, display_name, split_header_block
+from mailbot.intake.threads import is_own_message_id
 from mailbot.models import (
     Alert,
     Case,
@@ -53,8 +54,10 @@ from mailbot.privacy.purge import (
     copy_folders,
     purge_mail,
     purge_sent,
+    relabel_results,
     release,
     remove_copies,
+    waiting_copies,
 )
 from mailbot.vocabulary import (
     OPEN_STATUSES,
@@ -164,15 +167,21 @@ def find(session: Session, address: str) -> Held:
 # -- hiding other people --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Others:
-    """Replaces every other person in a text: any address but `keep`, and the known names
-    of other people (applicants of cases this person is not the applicant of)."""
+    """Replaces every other person in a text: any address but `keep` and the bot's own
+    Message-IDs (`<mb.…@bot_domain>`, threads.is_own_message_id: no person), and the known
+    names of other people (applicants of cases this person is not the applicant of)."""
 
     keep: frozenset[str]
     names: tuple[str, ...]
     placeholder: str
+    bot_domain: str = ""
+
+    def _kept(self, found: str) -> bool:
+        return found.lower() in self.keep or bool(
+            self.bot_domain and is_own_message_id(f"<{found}>", self.bot_domain))
 
     def text(self, value: str) -> str:
-        value = _ADDRESS.sub(lambda m: m.group(0) if m.group(0).lower() in self.keep
+        value = _ADDRESS.sub(lambda m: m.group(0) if self._kept(m.group(0))
                              else self.placeholder, value)
         for name in self.names:
             value = re.sub(re.escape(name), self.placeholder, value, flags=re.IGNORECASE)
@@ -231,7 +240,8 @@ def others_for(bot: Bot, held: Held) -> Others:
     # a name of two letters would hide words, not people; the person's own name stays
     return Others(keep=frozenset({held.address, bot.address}),
                   names=tuple(sorted(n for n in names if len(n) > 2 and n.lower() not in mine)),
-                  placeholder=bot.rules.labels.get("privacy", "other_person"))
+                  placeholder=bot.rules.labels.get("privacy", "other_person"),
+                  bot_domain=bot.domain)
 
 
 def _sent_copy(raw: bytes, others: Others) -> bytes:
@@ -436,6 +446,8 @@ class Erasure:
     refs: list[str] = field(default_factory=list)
     config_keys: list[str] = field(default_factory=list)
     blobs_deleted: int = 0
+    blobs_kept: int = 0
+    imap_copies: int = 0  # copies on IMAP to delete (the dry run's answer)
     imap_deleted: int = 0
     imap_error: str = ""
 
@@ -448,9 +460,14 @@ class Erasure:
         out = [f"gdpr {verb}: {kinds}"]
         if self.refs:
             out.append(f"  cases anonymised: {', '.join(self.refs)}")
-        if not dry_run:
+        if dry_run:
+            out.append(f"  copies on IMAP to be deleted: {self.imap_copies}")
+        else:
             out.append(f"  blob files deleted: {self.blobs_deleted}; copies deleted on "
                        f"IMAP: {self.imap_deleted}")
+        if self.blobs_kept:
+            out.append(f"  blob files kept: {self.blobs_kept}, another case or mail still "
+                       f"uses the same bytes; retention deletes them with it")
         if self.imap_error:
             out.append(f"  IMAP failed; `mailbot retention run` deletes the copies later: "
                        f"{self.imap_error}")
@@ -479,12 +496,14 @@ def erase(bot: Bot, address: str, now: datetime, dry_run: bool = False) -> Erasu
     result = Erasure(config_keys=_config_keys(bot, address))
     with transaction(bot.engine) as session:
         hashes = _erase_rows(session, bot, address, placeholder, result, now)
+        result.imap_copies = len(waiting_copies(session))
         if dry_run:
             session.rollback()
             return result
         record(session, None, None, now, PrivacyEvent.GDPR_ERASE,
                f"request {subject_key(bot, address)}: " + "; ".join(result.lines(False)[:2]))
     result.blobs_deleted = release(bot, hashes, now)
+    result.blobs_kept = sum(1 for sha in {h for h in hashes if h} if bot.blobs.exists(sha))
     copies = remove_copies(bot, now)
     result.imap_deleted, result.imap_error = copies.deleted, copies.error
     return result
@@ -498,13 +517,13 @@ def _erase_rows(session: Session, bot: Bot, address: str, placeholder: str, resu
         case = held.cases.get(case_id)
         if case is None or "applicant" not in roles or case.anonymised_at is not None:
             continue
+        _count_case(session, case, result)
         if case.status in OPEN_STATUSES:
             case.status = check_transition(case.status, CaseStatus.WITHDRAWN)
             case.meeting_date = None
             record(session, case.id, None, now, "withdrawn", "the applicant's data was erased")
         hashes += anonymise_case(session, case, placeholder, copies, now)
         result.refs.append(case.ref)
-        result.count("cases")
     for mail in held.mails:
         if mail.purged_at is None:
             hashes.append(purge_mail(session, mail, copies, now))
@@ -541,6 +560,25 @@ def _erase_rows(session: Session, bot: Bot, address: str, placeholder: str, resu
     return hashes
 
 
+def _count_case(session: Session, case: Case, result: Erasure) -> None:
+    """What anonymising the person's case removes, counted before it does (the same counts
+    the export gave: mails, attachments, mails sent, events)."""
+    result.count("cases")
+    mails = session.exec(select(func.count()).select_from(RawMessage).where(
+        RawMessage.case_id == case.id, col(RawMessage.purged_at).is_(None))).one()
+    documents = session.exec(select(func.count()).select_from(CaseDocument).where(
+        CaseDocument.case_id == case.id, col(CaseDocument.purged_at).is_(None))).one()
+    sent = session.exec(select(func.count()).select_from(Outbox).where(
+        Outbox.case_id == case.id)).one()
+    events = session.exec(select(func.count()).select_from(CaseEvent).where(
+        CaseEvent.case_id == case.id, CaseEvent.detail != "",
+        col(CaseEvent.kind).not_in(list(PrivacyEvent)))).one()
+    for kind, n in (("mails", mails), ("attachments", documents), ("mails_sent", sent),
+                    ("events", events)):
+        if n:
+            result.count(kind, n)
+
+
 class _Scrub:
     """The address replaced by the placeholder, in any case."""
 
@@ -552,13 +590,16 @@ class _Scrub:
 
 
 def _erase_outbox(session: Session, address: str, scrub: _Scrub, result: Erasure) -> None:
-    """Mail to the address: the address replaced, unsent mail to nobody else given up. Any
+    """Mail to the address: the address replaced (recipients, subject, the per-recipient
+    delivery results and the last SMTP error), unsent mail to nobody else given up. Any
     sent mail whose stored copy names the address loses that copy. Rows are read one at a
     time and let go after their change is flushed: the copies can be large."""
-    for row_id, recipients, state in session.execute(
-            sa_select(col(Outbox.id), col(Outbox.recipients), col(Outbox.state))).all():
+    for row_id, recipients, state, results, last_error in session.execute(
+            sa_select(col(Outbox.id), col(Outbox.recipients), col(Outbox.state),
+                      col(Outbox.results), col(Outbox.last_error))).all():
         to_them = address in {normalised(r) for r in recipients}
-        if not to_them and state in UNSENT:
+        in_results = bool(scrub.pattern.search(json.dumps(results) + last_error))
+        if not to_them and not in_results and state in UNSENT:
             continue
         row = session.get(Outbox, row_id)
         if row is None:
@@ -569,6 +610,9 @@ def _erase_outbox(session: Session, address: str, scrub: _Scrub, result: Erasure
             if row.state in UNSENT and all(normalised(r) == address for r in recipients):
                 row.state, row.last_error, row.raw = OutboxState.FAILED, "recipient erased", b""
             result.count("mails_sent")
+        if in_results:
+            row.results = relabel_results(row.results, scrub)
+            row.last_error = scrub(row.last_error)
         if _names(row.raw, scrub.pattern) and purge_sent(session, row) and not to_them:
             result.count("sent_copies")
         session.add(row)

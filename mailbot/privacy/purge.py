@@ -13,7 +13,7 @@ is found).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.db import transaction
 from mailbot.errors import MailbotError
+from mailbot.intake.parse import _ADDRESS
 from mailbot.models import Case, CaseDocument, CaseEvent, Guidance, Outbox, RawMessage, Review
 from mailbot.vocabulary import OutboxState, PrivacyEvent
 
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A blob that BlobStore.put stored or met this recently may belong to a mail whose ledger row
-# is not committed yet (put comes first, then the commit): it is left for the next run.
+# In the daemon, a blob that BlobStore.put stored or met this recently may belong to a mail
+# whose ledger row is not committed yet (put comes first, then the commit): the daily job
+# leaves it for the next run. The commands run under the leader lock, with no intake: no grace.
 BLOB_IDLE_SECONDS = 600
 UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 _OWN_EVENTS = frozenset(PrivacyEvent)
@@ -97,16 +99,17 @@ def purge_sent(session: Session, row: Outbox) -> bool:
     return True
 
 
-def release(bot: Bot, hashes: Iterable[str], now: datetime) -> int:
+def release(bot: Bot, hashes: Iterable[str], now: datetime, grace_seconds: float = 0) -> int:
     """Delete the blob files of `hashes` that no row needs any more (`in_use`) and that the
-    intake has not met within BLOB_IDLE_SECONDS. Run after the purge is committed, so a
+    intake has not met within `grace_seconds` (the daemon's job: BLOB_IDLE_SECONDS; 0 for
+    the commands, which run while no intake does). Run after the purge is committed, so a
     crash in between leaves a file, never a row without its file; `leftovers` finds such a
     file next time. Returns how many files were deleted."""
     deleted = 0
     with Session(bot.engine) as session:
         for sha in sorted({h for h in hashes if h}):
             if bot.blobs.exists(sha) and not in_use(session, sha) and \
-                    bot.blobs.remove_if_idle(sha, now, BLOB_IDLE_SECONDS):
+                    bot.blobs.remove_if_idle(sha, now, grace_seconds):
                 deleted += 1
     return deleted
 
@@ -193,6 +196,8 @@ def anonymise_case(session: Session, case: Case, placeholder: str, copies: tuple
     for sent in session.exec(select(Outbox).where(Outbox.case_id == case.id)):
         purge_sent(session, sent)
         sent.recipients, sent.subject = [placeholder], ""
+        sent.results = relabel_results(sent.results, lambda _: placeholder)
+        sent.last_error = _ADDRESS.sub(placeholder, sent.last_error)
         session.add(sent)
     for item in session.exec(select(Guidance).where(Guidance.case_id == case.id)):
         item.comment = ""
@@ -209,6 +214,22 @@ def anonymise_case(session: Session, case: Case, placeholder: str, copies: tuple
     case.anonymised_at = now
     session.add(case)
     return hashes
+
+
+def relabel_results(results: dict[str, Any], name: Callable[[str], str]) -> dict[str, Any]:
+    """An outbox row's per-recipient delivery results (address -> SMTP reply) with each
+    address renamed by `name`; two recipients that become the same name are numbered (the
+    count of deliveries stays right), and the SMTP replies, which may name them, too."""
+    out: dict[str, Any] = {}
+    for address, reply in results.items():
+        key = base = name(address)
+        n = 1
+        while key in out:
+            n += 1
+            key = f"{base} {n}"
+        out[key] = _ADDRESS.sub(lambda m: name(m.group(0)), reply) \
+            if isinstance(reply, str) else reply
+    return out
 
 
 def _anonymise_fields(case: Case, placeholder: str) -> None:

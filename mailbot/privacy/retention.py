@@ -50,12 +50,14 @@ CLOSED = (CaseStatus.DECIDED, CaseStatus.WITHDRAWN)
 @dataclass
 class Due:
     """Row ids due for removal at one `now`, per PurgeKind, and the refs of the cases
-    concerned (`raw_refs`: raw data removed; `anonymise_refs`: anonymised)."""
+    concerned (`raw_refs`: raw data removed; `anonymise_refs`: anonymised); `per_case`:
+    case id -> {PurgeKind value: count} for that case's own event."""
 
     ids: dict[PurgeKind, list[int]] = field(
         default_factory=lambda: {kind: [] for kind in PurgeKind})
     raw_refs: list[str] = field(default_factory=list)
     anonymise_refs: list[str] = field(default_factory=list)
+    per_case: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -87,7 +89,7 @@ class Report:
         if self.due.anonymise_refs:
             out.append(f"  cases anonymised: {', '.join(self.due.anonymise_refs)}")
         if self.dry_run:
-            out.append(f"  copies on IMAP waiting to be deleted: {self.imap_waiting}")
+            out.append(f"  copies on IMAP to be deleted: {self.imap_waiting}")
             return out
         out.append(f"  blob files deleted: {self.blobs_deleted}; copies deleted on IMAP: "
                    f"{self.imap_deleted}")
@@ -133,11 +135,16 @@ def due(session: Session, settings: RetentionSettings, watched: str, now: dateti
         found.ids[PurgeKind.CASE_MAIL] += mails
         found.ids[PurgeKind.DOCUMENT] += documents
         found.ids[PurgeKind.SENT_MAIL] += sent
+        counts = {PurgeKind.CASE_MAIL.value: len(mails), PurgeKind.DOCUMENT.value:
+                  len(documents), PurgeKind.SENT_MAIL.value: len(sent)}
         if mails or documents or sent:
             found.raw_refs.append(case.ref)
         if ended <= case_limit and case.anonymised_at is None:
             found.ids[PurgeKind.CASE].append(_id(case.id))
             found.anonymise_refs.append(case.ref)
+            counts[PurgeKind.CASE.value] = 1
+        if any(counts.values()):
+            found.per_case[_id(case.id)] = {k: n for k, n in counts.items() if n}
     found.ids[PurgeKind.SENT_MAIL] += _ids(session, select(Outbox.id).where(
         col(Outbox.case_id).is_(None), col(Outbox.state).not_in(UNSENT), Outbox.raw != b"",
         col(Outbox.created_at) <= raw_limit))
@@ -160,20 +167,27 @@ def _id(value: int | None) -> int:
     return value
 
 
-def run(bot: Bot, now: datetime, dry_run: bool = False) -> Report:
+def run(bot: Bot, now: datetime, dry_run: bool = False, blob_grace: float = 0) -> Report:
     """Remove what is due at `now` (see the module docstring), then delete the blob files
-    nobody needs and the copies on IMAP (also those an earlier run could not reach). One
-    `retention_purge` event with the counts and refs when anything was removed. With
-    dry_run nothing changes and no server is asked. Raises only on database trouble; an
-    IMAP failure is in the report."""
+    nobody needs and the copies on IMAP (also those an earlier run could not reach). When
+    anything was removed: one `retention_purge` event on each case touched (its counts) and
+    one without a case for the whole run (counts and refs); never content. `blob_grace`:
+    seconds a blob the intake met is left alone (purge.release; the daemon's job passes
+    BLOB_IDLE_SECONDS, the command 0). With dry_run the same work is done in a transaction
+    rolled back (the report counts the IMAP copies the run would delete) and no file or
+    server is touched. Raises only on database trouble; an IMAP failure is in the report."""
     with transaction(bot.engine) as session:
         found = due(session, bot.settings.retention, bot.settings.imap.folder, now)
-        report = Report(found, dry_run, imap_waiting=len(waiting_copies(session)))
+        report = Report(found, dry_run)
+        hashes = _apply(session, bot, found, now)
+        report.imap_waiting = len(waiting_copies(session))
         if dry_run:
             session.rollback()
             return report
-        hashes = _apply(session, bot, found, now)
-    report.blobs_deleted = release(bot, [*hashes, *leftovers(bot)], now)
+        for case_id, counts in found.per_case.items():
+            record(session, case_id, None, now, PrivacyEvent.RETENTION_PURGE,
+                   ", ".join(f"{kind} {n}" for kind, n in counts.items()))
+    report.blobs_deleted = release(bot, [*hashes, *leftovers(bot)], now, blob_grace)
     copies = remove_copies(bot, now)
     report.imap_deleted, report.imap_waiting, report.imap_error = (
         copies.deleted, copies.waiting, copies.error)

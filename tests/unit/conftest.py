@@ -107,3 +107,34 @@ def add_case(url: str, ref: str = "ITP-2026-0001", **fields: object) -> None:
     with Session(make_engine(url)) as session:
         session.add(Case.model_validate(values))
         session.commit()
+
+
+def stored_text(url_or_engine: object) -> str:
+    """Every value of every row of every table in the database, as one lower-case text
+    (tables found by SQLAlchemy reflection, not listed by hand): text and JSON as stored,
+    bytes as Latin-1 and, when they parse as a mail, each part decoded (base64,
+    quoted-printable). For "the address is nowhere in the database" checks."""
+    from email import message_from_bytes, policy
+
+    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy import select as sa_select
+    from sqlalchemy.engine import Engine
+
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else \
+        create_engine(str(url_or_engine))
+    meta = MetaData()
+    meta.reflect(engine)
+    out: list[str] = []
+    with engine.connect() as connection:
+        for table in meta.sorted_tables:
+            for row in connection.execute(sa_select(table)):
+                for value in row:
+                    if isinstance(value, bytes):
+                        out.append(value.decode("latin-1"))
+                        for part in message_from_bytes(value, policy=policy.default).walk():
+                            payload = part.get_payload(decode=True)
+                            if isinstance(payload, bytes):
+                                out.append(payload.decode("utf-8", "replace"))
+                    elif value is not None:
+                        out.append(str(value))
+    return "\n".join(out).lower()

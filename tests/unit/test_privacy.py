@@ -4,8 +4,10 @@ migrated SQLite database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlmodel import Session, select
@@ -19,6 +21,9 @@ from mailbot.privacy.purge import in_use
 from mailbot.privacy.retention import due
 from mailbot.vocabulary import PurgeKind
 from tests.unit.conftest import MailbotRunner, migrated_database, write_config
+
+if TYPE_CHECKING:
+    from mailbot.app import Bot
 
 CLOSED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -258,3 +263,159 @@ def test_an_applicants_export_hides_the_system_owner_and_keeps_their_own_name(
     assert "Søren" not in json.dumps(data, ensure_ascii=False)
     assert "soren@" not in json.dumps(data) and "Bo Hansen" not in json.dumps(data)
     assert "ITP-2026-0001" in index and "ansøger" in index and result.counts["cases"] == 1
+
+
+# -- the tester's findings of issue #13 (F4-F9) ------------------------------------------------
+def _bot(tmp_path: Path) -> Bot:
+    from mailbot.app import build_bot
+    from mailbot.clock import Clock
+    from mailbot.db import migrate
+
+    bot = build_bot(load_settings(write_config(tmp_path), environ={}), Clock(CLOSED))
+    migrate(bot.engine)
+    return bot
+
+
+def test_retention_values_are_bounded_and_case_days_is_not_below_raw_days(
+        tmp_path: Path) -> None:
+    huge = write_config(tmp_path, ("# [retention]\n# raw_days = 90",
+                                   "[retention]\nraw_days = 100000000"))
+    with pytest.raises(ConfigError) as err:  # was accepted, then OverflowError in the run
+        load_settings(huge, environ={})
+    assert str(huge) in str(err.value) and "retention.raw_days" in str(err.value)
+    assert "36500" in str(err.value)
+    small = write_config(tmp_path, ("# [retention]\n# raw_days = 90",
+                                    "[retention]\ncase_days = 10"), name="small.toml")
+    with pytest.raises(ConfigError) as err:
+        load_settings(small, environ={})
+    message = str(err.value)
+    assert "retention.case_days" in message and "retention.raw_days" in message
+    assert "Fix" in message and "90" in message
+
+
+def test_the_help_of_every_command_shows_its_bracketed_words(
+        mailbot: MailbotRunner) -> None:
+    """Typer's rich markup took `[retention]` and `[anden person]` for style tags."""
+    import re
+
+    from typer.main import get_command
+
+    from mailbot.cli import app
+
+    def commands(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, (*path, name))
+
+    checked = 0
+    for path, command in commands(get_command(app), ()):
+        written = " ".join([command.help or "", *(getattr(p, "help", "") or ""
+                                                  for p in command.params)])
+        ran = mailbot(*path, "--help", env={"COLUMNS": "250"})
+        for word in re.findall(r"\\?(\[[\w -]+\])", written):
+            assert word in ran.out, (path, word)
+            checked += 1
+    assert checked >= 2
+    assert "[retention]" in mailbot("retention", "run", "--help", env={"COLUMNS": "250"}).out
+
+
+def test_the_bots_own_message_ids_stay_in_an_export() -> None:
+    others = Others(keep=frozenset({"mette@kommune.dk"}), names=(), placeholder="[anden person]",
+                    bot_domain="kommune.dk")
+    text = "reply to <mb.review.ITP-2026-0001.7.2525.ab.cd@kommune.dk> from anna@kommune.dk"
+    assert others.text(text) == ("reply to <mb.review.ITP-2026-0001.7.2525.ab.cd@kommune.dk> "
+                                 "from [anden person]")
+    assert "[anden person]" in others.text("<mb.x@other.dk>")  # not ours: hidden
+
+
+def test_retention_records_its_event_on_each_case_and_the_dry_run_counts_imap_copies(
+        tmp_path: Path) -> None:
+    from mailbot.privacy.retention import run
+    from tests.unit.conftest import stored_text
+
+    bot = _bot(tmp_path)
+    with Session(bot.engine) as s:
+        s.add(Case(id=1, ref="ITP-2026-0001", applicant_address="mette@kommune.dk", title="A",
+                   status="decided", decision="approved", decided_at=CLOSED,
+                   created_at=CLOSED, updated_at=CLOSED))
+        s.flush()
+        mail = _mail(1, SHA_A, 1)
+        mail.target_folder = bot.settings.imap.processed_folder  # its copy is on IMAP
+        s.add(mail)
+        s.add(Outbox(case_id=1, kind="receipt", message_id="<o1@bot.dk>", raw=b"x",
+                     recipients=["mette@kommune.dk"], state="sent", created_at=CLOSED,
+                     next_attempt_at=CLOSED, results={"mette@kommune.dk": "250 accepted"},
+                     last_error="mette@kommune.dk: 451 try later"))
+        s.commit()
+    later = CLOSED + timedelta(days=731)  # raw_days and case_days both ran out
+
+    dry = run(bot, later, dry_run=True)
+    assert "  copies on IMAP to be deleted: 1" in dry.lines()  # what the real run deletes
+    with Session(bot.engine) as s:
+        row = s.get(RawMessage, 1)
+        assert row is not None and row.purged_at is None  # the dry run changed nothing
+        row.message_id = ""  # no copy to find: the run below asks no IMAP server
+        s.add(row)
+        s.commit()
+
+    run(bot, later)
+    with Session(bot.engine) as s:
+        events = s.exec(select(CaseEvent).where(CaseEvent.case_id == 1,
+                                                CaseEvent.kind == "retention_purge")).all()
+    assert [e.detail for e in events] == ["case_mail 1, sent_mail 1, case 1"]  # `case REF`
+    assert "mette@kommune.dk" not in stored_text(bot.engine)  # also the delivery results
+
+
+def test_erase_deletes_the_persons_files_at_once_and_leaves_the_address_in_no_row(
+        tmp_path: Path) -> None:
+    """Anna's open case, her brief (a blob stored a moment ago: no 10-minute grace outside
+    the daemon), an attachment whose bytes Mette's mail also has, a receipt and an agenda
+    with per-recipient delivery results naming her."""
+    from email.message import EmailMessage
+
+    from mailbot.privacy.gdpr import erase
+    from tests.unit.conftest import stored_text
+
+    anna = "anna@kommune.dk"
+    bot = _bot(tmp_path)
+    own = bot.blobs.put(b"From: Anna Berg <anna@kommune.dk>\r\n\r\nmit forslag\r\n")
+    shared = bot.blobs.put(b"%PDF-1.7 the same file in two cases")
+    receipt = EmailMessage()
+    receipt["To"] = f"Anna Berg <{anna}>"
+    receipt.set_content(f"Kære Anna Berg ({anna})\n" + "æ" * 80, cte="base64")
+    with Session(bot.engine) as s:
+        s.add(Case(id=1, ref="ITP-2026-0001", applicant_address=anna, applicant_name="Anna Berg",
+                   title="B", status="incomplete", created_at=CLOSED, updated_at=CLOSED))
+        s.add(Case(id=2, ref="ITP-2026-0002", applicant_address="mette@kommune.dk", title="A",
+                   status="incomplete", created_at=CLOSED, updated_at=CLOSED))
+        s.flush()
+        brief = _mail(1, own, 1)
+        brief.sender, brief.message_id = anna, ""  # no copy on IMAP to find
+        s.add_all([brief, _mail(2, shared, 2)])
+        s.flush()
+        s.add(CaseDocument(case_id=1, raw_message_id=1, filename="bilag.pdf", kind="other",
+                           blob_sha256=shared, received_at=CLOSED))
+        s.add(Outbox(case_id=1, kind="receipt", message_id="<r@bot.dk>",
+                     raw=receipt.as_bytes(), recipients=[anna], state="sent",
+                     created_at=CLOSED, next_attempt_at=CLOSED, results={anna: "250 accepted"}))
+        s.add(Outbox(kind="agenda", message_id="<a@bot.dk>", raw=b"x", state="failed",
+                     recipients=["sekretaer@kommune.dk", anna], created_at=CLOSED,
+                     next_attempt_at=CLOSED, last_error=f"{anna}: 550 5.1.1 unknown",
+                     results={"sekretaer@kommune.dk": "250 accepted",
+                              anna: f"550 5.1.1 <{anna}> unknown"}))
+        s.add(CaseEvent(case_id=1, at=CLOSED, kind="received", detail=f"brief from {anna}"))
+        s.commit()
+
+    dry = erase(bot, anna, CLOSED, dry_run=True)
+    done = erase(bot, anna, CLOSED)
+    assert dry.counts == done.counts  # the dry run tells what the erasure does
+    assert {k: done.counts.get(k) for k in ("cases", "mails", "attachments", "mails_sent",
+                                            "events")} == {
+        "cases": 1, "mails": 1, "attachments": 1, "mails_sent": 2, "events": 1}
+    assert not bot.blobs.exists(own) and bot.blobs.exists(shared)  # Mette's mail needs it
+    assert (done.blobs_deleted, done.blobs_kept) == (1, 1)
+    assert any("blob files kept: 1" in line for line in done.lines(False))
+    assert anna not in stored_text(bot.engine)  # every column of every table
+    with Session(bot.engine) as s:
+        agenda = s.exec(select(Outbox).where(Outbox.kind == "agenda")).one()
+    assert agenda.results["sekretaer@kommune.dk"] == "250 accepted"  # the others stay
