@@ -835,7 +835,8 @@ def gdpr_erase(address: str, dry_run: DryRun = False, config: ConfigAfter = None
     _use(config, now)
     address = _address(address)
     bot = _bot()
-    with _exclusive(bot, dry_run, "stop it (systemctl stop mailbot), erase, start it again"):
+    with _exclusive(bot, dry_run, "to erase: systemctl stop mailbot, run this again, "
+                                  "systemctl start mailbot"):
         result = erase(bot, address, bot.clock.now(), dry_run=dry_run)
     for line in result.lines(dry_run):
         typer.echo(line)
