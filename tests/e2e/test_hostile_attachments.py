@@ -232,3 +232,24 @@ def test_a_held_final_contract_comes_first_in_the_klarmelding_answer(world: Worl
     assert listed.startswith(" - Endelig kontrakt (vurderes af den kontraktansvarlige): Kontrakt "
                              "endelig.pdf kan ikke læses (krypteret) – send den uden adgangskode")
     assert listed.count("Endelig kontrakt") == 1
+
+
+def test_a_document_inside_a_zip_reaches_the_reviewer_as_itself(world: World) -> None:
+    """Issue #13 trial F10: bilag.zip holding the technical description; IT-drift and the
+    IT-arkitekt receive the PDF under its own (redacted) name, not the ZIP named .pdf."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Teknisk beskrivelse 010190-1234.pdf", pdf("Teknisk beskrivelse"))
+    world.deliver(hostile_brief(world, {"bilag.zip": buffer.getvalue()}))
+    world.run_once(FRIDAY)
+
+    for role in ("it_operations", "it_architect"):
+        [request] = world.received_by(world.reviewer(role))
+        [part] = list(request.iter_attachments())
+        assert part.get_filename() == "Teknisk beskrivelse XXXXXX-XXXX.pdf"
+        assert part.get_content_type() == "application/pdf"
+        assert part.get_content().startswith(b"%PDF")
+    [receipt] = world.received_by(world.applicant)
+    assert "De dokumenter, vi har, er sendt til vurdering." in text_of(receipt)
