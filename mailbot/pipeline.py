@@ -366,8 +366,10 @@ def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date(),
                          attachment_policy(bot.settings.attachments))
     case = open_case(session, bot, mail, row, reading, now)
-    send_receipt(session, bot, case, mail, reading, now)
-    route(session, bot, case, now)
+    # routed first so the receipt can tell whether anything went out for review (a brief
+    # whose every document is held sends none)
+    reviews = route(session, bot, case, now)
+    send_receipt(session, bot, case, mail, reading, now, reviewed=bool(reviews))
     finish(row, LedgerState.PROCESSED, f"opened {case.ref}", bot, "brief")
     row.case_id = case.id
     log.info("[%s] opened from %s (%s); missing: %s", case.ref, row.uid, row.message_id,

@@ -147,7 +147,8 @@ def _open(session: Session, bot: Bot, language: str, uid: int,
     reading = read_brief(mail, bot.rules, now.date())
     case = open_case(session, bot, mail, raw, reading, now)
     case.language = language  # both languages' applicant templates, whatever was read
-    send_receipt(session, bot, case, mail, reading, now)
+    reviews = route(session, bot, case, now)  # as the pipeline: routed before the receipt
+    send_receipt(session, bot, case, mail, reading, now, reviewed=bool(reviews))
     return case, mail
 
 

@@ -491,5 +491,6 @@ def render_sample_receipt(bot: Bot) -> None:
         from_prose=("what",),  # so that the "how we understood you" part is rendered too
     )
     context = {"bot_name": bot.settings.bot.name, "case": case_summary(bot.rules, sample),
-               "mail_subject": "Projektforslag: Prøve", **receipt_context(bot, sample, reading)}
+               "mail_subject": "Projektforslag: Prøve",
+               **receipt_context(bot, sample, reading, reviewed=True)}
     bot.renderer.render_mail(sample.language, "applicant_receipt", context)

@@ -3,6 +3,7 @@ the newest of each."""
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -10,9 +11,10 @@ from sqlmodel import Session, col, select
 
 from mailbot.blobs import BlobStore
 from mailbot.clock import as_utc
-from mailbot.intake.parse import Attachment
+from mailbot.intake.parse import Attachment, display_name
 from mailbot.models import CaseDocument
-from mailbot.reading.documents import DocumentReading
+from mailbot.reading.documents import ARCHIVE_OR_OFFICE, DocumentReading
+from mailbot.reading.extract import extension, sniff
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import Hazard
 
@@ -57,12 +59,17 @@ def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: in
     for attachment, reading in found:
         version = 1 if reading.kind == OTHER else previous.get(reading.kind, 0) + 1
         refused = reading.hazard in (Hazard.TOO_MANY, Hazard.TOO_LARGE)
+        # a ZIP member read on its own is stored as itself: the reviewer gets the PDF, not
+        # the archive under the PDF's name (issue #13 trial F10)
+        member = reading.payload is not None
+        payload = reading.payload if reading.payload is not None else attachment.payload
         row = CaseDocument(
             # a name from inside a ZIP has not been through display_name: redacted here, the
             # one place a document's name is stored (SCENARIOS G1)
             case_id=case_id, raw_message_id=raw_id, filename=redact_cpr(reading.filename),
-            kind=reading.kind, content_type=attachment.content_type, size=attachment.size,
-            blob_sha256="" if refused else blobs.put(attachment.payload), version=version,
+            kind=reading.kind, size=len(payload) if member else attachment.size,
+            content_type=_member_type(reading.filename) if member else attachment.content_type,
+            blob_sha256="" if refused else blobs.put(payload), version=version,
             received_at=now, note=redact_cpr(reading.note), hazard=reading.hazard,
             held=reading.held)
         session.add(row)
@@ -71,15 +78,44 @@ def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: in
     return added
 
 
+def _member_type(name: str) -> str:
+    """The MIME type a ZIP member is sent with, from its extension (Python's mimetypes
+    table); application/octet-stream when the extension says nothing."""
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def forwarded_name(filename: str, payload: bytes) -> str:
+    """The name a stored document leaves the bot under (a review request, the board bundle,
+    the agenda's ZIP): never a "/" and never an archive under a document's name.
+
+    `filename` is the stored name ("bilag.zip/Teknisk beskrivelse.pdf" for a ZIP member),
+    `payload` the stored bytes. A member stored as itself goes under its own display name
+    ("Teknisk beskrivelse.pdf"); a member whose row holds the whole archive (one a ZIP limit
+    kept unread, or stored before members were kept on their own) goes as the archive,
+    under the archive's name ("bilag.zip"). A plain attachment keeps its name."""
+    archive, slash, member = filename.partition("/")
+    if slash and sniff(payload) == "zip" and extension(member) not in ARCHIVE_OR_OFFICE:
+        return display_name(archive)
+    return display_name(filename)
+
+
 def as_attachments(blobs: BlobStore, documents: Iterable[CaseDocument]
                    ) -> tuple[tuple[str, bytes, str], ...]:
-    """(filename, payload, content type) of each document, to attach to a mail. A held
-    document is a bug here (ValueError): it must never leave the bot."""
+    """(filename, payload, content type) of each document, to attach to a mail, named by
+    forwarded_name; an archive that several members' rows hold goes once. A held document
+    is a bug here (ValueError): it must never leave the bot."""
     chosen = list(documents)
     held = [d.filename for d in chosen if d.held]
     if held:
         raise ValueError(f"held attachments may not be forwarded: {', '.join(held)}")
-    return tuple((d.filename, blobs.get(d.blob_sha256), d.content_type) for d in chosen)
+    out: dict[tuple[str, str], tuple[str, bytes, str]] = {}
+    for d in chosen:
+        payload = blobs.get(d.blob_sha256)
+        name = forwarded_name(d.filename, payload)
+        archive = name != display_name(d.filename)
+        out.setdefault((name, d.blob_sha256), (
+            name, payload, "application/zip" if archive else d.content_type))
+    return tuple(out.values())
 
 
 def held_documents(session: Session, case_id: int, received_at: datetime | None = None

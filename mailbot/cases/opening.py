@@ -16,6 +16,7 @@ from mailbot.cases.summary import (
     ReceiptContext,
     ReceiptDocument,
     declared_lines,
+    fold_held,
     hazard_warning,
     held_lines,
     missing_answers,
@@ -149,9 +150,11 @@ def receipts_sent_recently(session: Session, address: str, now: datetime) -> int
 
 
 def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
-                 reading: BriefReading, now: datetime) -> Outbox | None:
+                 reading: BriefReading, now: datetime, reviewed: bool) -> Outbox | None:
     """The ONE receipt for a new case, an answer on the brief's thread, unless the flood
-    guard (rules/screening.yaml `max_receipts_per_sender_per_hour`) holds it back."""
+    guard (rules/screening.yaml `max_receipts_per_sender_per_hour`) holds it back.
+    `reviewed`: at least one review request went out, so the receipt may say the documents
+    are out for review (with every document held or unrouted it must not)."""
     assert case.id is not None
     limit = bot.rules.screening.max_receipts_per_sender_per_hour
     if receipts_sent_recently(session, case.applicant_address, now) >= limit:
@@ -161,13 +164,19 @@ def send_receipt(session: Session, bot: Bot, case: Case, mail: Inbound,
     return mail_about_case(
         session, bot, case, template="applicant_receipt", purpose=Purpose.RECEIPT,
         to=[case.applicant_address], now=now, language=case.language,
-        context=receipt_context(bot, case, reading),
+        context=receipt_context(bot, case, reading, reviewed),
         thread=Threading(mail.message_id, (mail.message_id,)))
 
 
-def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptContext:
-    """What the receipt template sees besides `case`, `mail_subject` and `bot_name`."""
+def receipt_context(bot: Bot, case: Case, reading: BriefReading, reviewed: bool
+                    ) -> ReceiptContext:
+    """What the receipt template sees besides `case`, `mail_subject` and `bot_name`;
+    `reviewed`: at least one review request went out for the brief's documents."""
     rules, language = bot.rules, case.language
+    held, missing = fold_held(
+        held_lines(rules, [(d.filename, d.hazard) for d in reading.documents if d.held],
+                   language, bot.settings.attachments),
+        missing_documents(rules, reading.missing, language))
     return ReceiptContext(
         not_applicable=declared_lines(rules, dict(reading.not_applicable), language),
         strategic=reading.strategic,
@@ -180,10 +189,10 @@ def receipt_context(bot: Bot, case: Case, reading: BriefReading) -> ReceiptConte
         documents=[ReceiptDocument(filename=d.filename, title=rules.title(d.kind, language),
                                    warning=hazard_warning(rules, d.hazard, language))
                    for d in reading.documents if not d.held],
-        held=held_lines(rules, [(d.filename, d.hazard) for d in reading.documents if d.held],
-                        language, bot.settings.attachments),
+        held=held,
         missing_answers=missing_answers(rules, reading.missing, language),
-        missing_documents=missing_documents(rules, reading.missing, language),
+        missing_documents=missing,
+        reviewed=reviewed,
         understood=understood_answers(rules, reading.answers, reading.from_prose, language),
         phases=bot.settings.council.phases,
         final_versions=[rules.title(kind, language, final=True)

@@ -11,6 +11,7 @@ from mailbot.clock import as_utc
 from mailbot.config import AttachmentSettings
 from mailbot.delivery.compose import enumeration
 from mailbot.models import Case, CaseDocument
+from mailbot.reading.documents import kinds_from_filename
 from mailbot.rules import QUESTION_IDS, Rules
 from mailbot.vocabulary import Hazard
 
@@ -44,8 +45,12 @@ class MissingAnswer(TypedDict):
 
 
 class MissingDocument(TypedDict):
+    kind: str  # documents.yaml id: `technical_description`
     title: str
     reviewers: str  # who reviews it, joined with "og" / "and"
+    # the held file that was meant to be it, with what happened ("Teknisk beskrivelse.pdf
+    # kan ikke læses (krypteret) – …"); "" for none (see fold_held)
+    held: str
 
 
 class DocumentLine(TypedDict):
@@ -61,6 +66,7 @@ class HeldLine(TypedDict):
 
     filename: str
     text: str
+    kind: str  # the required document its file name names, "" for none
 
 
 class DeclaredLine(TypedDict):
@@ -100,6 +106,7 @@ class ReceiptContext(TypedDict):
     missing_answers: list[MissingAnswer]
     missing_documents: list[MissingDocument]
     understood: list[UnderstoodAnswer]
+    reviewed: bool  # at least one review request went out: "sendt til vurdering" is true
     # `[council] phases`; with 2 the receipt says what the klarmelding will need: the final
     # versions of some documents, and documents final approval needs besides the guidance's
     phases: int
@@ -143,9 +150,9 @@ def missing_documents(rules: Rules, missing: Iterable[str], language: str
                       ) -> list[MissingDocument]:
     """Each missing required document with the roles that review it."""
     last = "and" if language == "en" else "og"
-    return [MissingDocument(title=rules.title(item, language),
+    return [MissingDocument(kind=item, title=rules.title(item, language),
                             reviewers=enumeration((rules.role_name(r, language)
-                                                     for r in kind.reviewers), last))
+                                                     for r in kind.reviewers), last), held="")
             for item in missing for kind in (rules.kind(item),) if kind is not None]
 
 
@@ -187,8 +194,27 @@ def held_lines(rules: Rules, held: Iterable[tuple[str, str]], language: str,
     `attachments` words; {max_count} and {max_total_mb} are the `[attachments]` caps."""
     return [HeldLine(filename=name, text=rules.labels.get("attachments", hazard, language)
                      .format(max_count=limits.max_count,
-                             max_total_mb=f"{limits.max_total_mb:g}"))
+                             max_total_mb=f"{limits.max_total_mb:g}"),
+                     kind=next(iter(kinds_from_filename(name, rules)), ""))
             for name, hazard in held]
+
+
+def fold_held(held: list[HeldLine], documents: list[MissingDocument]
+              ) -> tuple[list[HeldLine], list[MissingDocument]]:
+    """One line per gap in the applicant's list of what is missing: a held file whose name
+    names a missing document is that document's reason, so it is said after the document's
+    line (`held`) and not again on its own; every other held file keeps its own line.
+    Returns (held lines left, missing documents), both in their order."""
+    documents = [MissingDocument(**d) for d in documents]  # the caller's list stays as it was
+    left = []
+    for line in held:
+        target = next((d for d in documents if line["kind"] and d["kind"] == line["kind"]
+                       and not d["held"]), None)
+        if target is None:
+            left.append(line)
+        else:
+            target["held"] = f"{line['filename']} {line['text']}"
+    return left, documents
 
 
 def declared_lines(rules: Rules, declared: dict[str, str], language: str

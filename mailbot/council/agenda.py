@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
 from mailbot.audit import record
-from mailbot.cases.documents import latest_documents
+from mailbot.cases.documents import forwarded_name, latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import missing_labels
 from mailbot.clock import as_utc
@@ -27,7 +27,6 @@ from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.db import transaction
 from mailbot.delivery.mail import Attachment, queue_mail
 from mailbot.faults import crash_point
-from mailbot.intake.parse import display_name
 from mailbot.intake.threads import agenda_ref
 from mailbot.models import Agenda, Case, CaseDocument, Installation
 from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, Verdict, check_transition
@@ -388,14 +387,19 @@ def _documents_zip(session: Session, bot: Bot, meeting_day: date) -> bytes | Non
     files: list[tuple[str, CaseDocument]] = []
     for case in agenda_cases(session, meeting_day):
         assert case.id is not None
-        # the name again, for rows stored before names were made safe (no zip-slip member)
-        files += [(f"{case.ref}/{display_name(d.filename) or d.kind}", d)
-                  for d in latest_documents(session, case.id)]
+        files += [(case.ref, d) for d in latest_documents(session, case.id)]
     if not files or sum(d.size for _, d in files) > limit:
         return None  # the agenda lists the documents instead
     buffer = io.BytesIO()
+    written: set[str] = set()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, document in files:
-            archive.writestr(name, bot.blobs.get(document.blob_sha256))
+        for ref, document in files:
+            payload = bot.blobs.get(document.blob_sha256)
+            # forwarded_name as in the review requests: a ZIP member as itself, never an
+            # archive under a document's name, no "/" (zip-slip) in the case's folder
+            name = f"{ref}/{forwarded_name(document.filename, payload) or document.kind}"
+            if name not in written:  # an archive several members' rows hold goes once
+                written.add(name)
+                archive.writestr(name, payload)
     return buffer.getvalue()
 

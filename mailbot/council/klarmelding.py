@@ -16,7 +16,7 @@ from sqlmodel import Session
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.documents import held_documents
-from mailbot.cases.summary import held_lines
+from mailbot.cases.summary import fold_held, held_lines
 from mailbot.council.agenda import first_open_meeting, queue
 from mailbot.council.meetings import CouncilCalendar, meeting_texts
 from mailbot.council.phases import final_check, final_missing_lines, two_phases
@@ -88,14 +88,18 @@ def _answer(session: Session, bot: Bot, case: Case, klarmelding: bool, now: date
            f"{', '.join(r.role for r in check.rejected) or 'none'}")
     language = case.language
     meeting = first_open_meeting(session, CouncilCalendar(bot.settings.council), arrived)
+    missing = final_missing_lines(bot.rules, check.missing, language)
+    # the attachments of this mail that were held, first in the list; one meant as a missing
+    # document is said on that document's line
+    held, missing["documents"] = fold_held(
+        held_lines(bot.rules, [(d.filename, d.hazard) for d in
+                               held_documents(session, case.id, now)],
+                   language, bot.settings.attachments), missing["documents"])
     answer_applicant(session, bot, case, template="applicant_klarmelding",
                      purpose=Purpose.KLARMELDING, now=now, context={
                          "klarmelding": klarmelding,
-                         # the attachments of this mail that were held, first in the list
-                         "held": held_lines(bot.rules, [(d.filename, d.hazard) for d in
-                                                        held_documents(session, case.id, now)],
-                                            language, bot.settings.attachments),
-                         "missing": final_missing_lines(bot.rules, check.missing, language),
+                         "held": held,
+                         "missing": missing,
                          "rejected": [{"role_name": bot.rules.role_name(r.role, language),
                                        "documents": r.documents, "comment": r.comment}
                                       for r in check.rejected],

@@ -118,9 +118,10 @@ def final_missing_lines(rules: Rules, items: list[str], language: str) -> FinalM
     document by the name of the version needed (with who reviews it), the system owner."""
     last = "and" if language == "en" else "og"
     documents = [MissingDocument(
+        kind=item,
         title=rules.title(item, language, final=rules.required_final[item] == "final"),
         reviewers=enumeration((rules.role_name(r, language)
-                               for r in rules.reviewers_of(item)), last))
+                               for r in rules.reviewers_of(item)), last), held="")
         for item in items if item in rules.required_final]
     return FinalMissing(answers=missing_answers(rules, items, language), documents=documents,
                         system_owner=SYSTEM_OWNER in items)

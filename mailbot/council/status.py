@@ -21,6 +21,7 @@ from mailbot.cases.summary import (
     MissingDocument,
     declared_lines,
     document_lines,
+    fold_held,
     held_lines,
     missing_answers,
     missing_documents,
@@ -79,15 +80,18 @@ def status_context(session: Session, bot: Bot, case: Case, purpose: Purpose,
     else:
         missing = final_missing_lines(bot.rules, final_missing(session, bot.rules, case),
                                       language)
+    # an update's held attachments; one meant as a missing document is said on its line
+    held_files = [(d.filename, d.hazard) for d in held_documents(session, case.id, now)
+                  ] if purpose == Purpose.UPDATE else []
+    held, documents = fold_held(held_lines(bot.rules, held_files, language,
+                                           bot.settings.attachments), missing["documents"])
     return StatusContext(
         purpose=purpose.value, phases=bot.settings.council.phases, stage=current,
         documents=document_lines(bot.rules, latest_documents(session, case.id), language,
                                  case),
-        held=held_lines(bot.rules, [(d.filename, d.hazard) for d in held_documents(
-            session, case.id, now)] if purpose == Purpose.UPDATE else [], language,
-            bot.settings.attachments),
+        held=held,
         declared=declared_lines(bot.rules, case.not_applicable, language),
-        missing_answers=missing["answers"], missing_documents=missing["documents"],
+        missing_answers=missing["answers"], missing_documents=documents,
         missing_owner=missing["system_owner"],
         reviews=[ReviewLine(role_name=bot.rules.role_name(r.role, language),
                             state=review_state_label(bot, r, language))

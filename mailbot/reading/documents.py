@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,10 @@ class DocumentReading:
     # not forwarded and never counted as a document (kind `other`): every hazard but a macro
     # under `[attachments] macros = "warn"`
     held: bool = False
+    # a ZIP member's own bytes, as read within extract.zip_members' limits: what is stored and
+    # forwarded for it; None: the attachment's bytes (a plain file, a held archive, a member
+    # a limit kept unread)
+    payload: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def _one_source(readings: list[DocumentReading], policy: AttachmentPolicy
                 if r.hazard == Hazard.MACRO and policy.macros == MacroPolicy.QUARANTINE else r
                 for r in readings]
     held = next((r for r in readings if r.held), None)
-    return [held] if held is not None else readings
+    # a held archive is kept as it came, the archive's bytes under its member's name
+    return [replace(held, payload=None)] if held is not None else readings
 
 
 def _hold(reading: DocumentReading, note: str) -> DocumentReading:
@@ -199,6 +204,8 @@ def classify(attachment: Attachment, rules: Rules) -> list[DocumentReading]:
 
 
 _OFFICE = {"docx", "docm", "xlsx", "xlsm", "odt", "ods", "pptx", "pptm"}
+# names whose bytes are rightly a ZIP
+ARCHIVE_OR_OFFICE = frozenset(_OFFICE | {"zip"})
 
 
 def _classify_file(name: str, payload: bytes, rules: Rules) -> DocumentReading:
@@ -253,8 +260,9 @@ def _classify_zip(attachment: Attachment, rules: Rules) -> list[DocumentReading]
         elif extension(member.name) == "zip" or (sniff(member.payload) == "zip" and \
                 extension(member.name) not in _OFFICE):
             readings.append(DocumentReading(shown, "other", "nested archive not opened",
-                                            source=source))
+                                            source=source, payload=member.payload))
         else:
             reading = _classify_file(member.name, member.payload, rules)
-            readings.append(replace(reading, filename=shown, source=source))
+            readings.append(replace(reading, filename=shown, source=source,
+                                    payload=member.payload))
     return readings or [DocumentReading(source, "other", "empty archive", source=source)]

@@ -96,12 +96,14 @@ def test_a_macro_contract_an_encrypted_pdf_and_a_disguised_program(world: World)
             "ikke med makroer slået til") in received
     assert "Business case.docx (Business case)" in received
     assert "Teknisk beskrivelse.pdf (" not in received  # never classified by its name
-    assert ("- Teknisk beskrivelse.pdf kan ikke læses (krypteret) – send den uden "
-            "adgangskode") in missing
-    assert ("- Databehandleraftale udkast.pdf er et program og ikke et dokument, så den er "
-            "ikke sendt videre – send dokumentet som PDF eller Word-fil") in missing
-    assert "- Teknisk beskrivelse (vurderes af" in missing  # the document is still missing
-    assert "- Udkast til databehandleraftale (vurderes af" in missing
+    # one item per gap: the document still missing, then the held file meant as it
+    assert ("- Teknisk beskrivelse (vurderes af IT-drift og IT-arkitekten): Teknisk "
+            "beskrivelse.pdf kan ikke læses (krypteret) – send den uden adgangskode") in missing
+    assert ("- Udkast til databehandleraftale (vurderes af "
+            "informationssikkerhedskoordinatoren): Databehandleraftale udkast.pdf er et "
+            "program og ikke et dokument, så den er ikke sendt videre – send dokumentet som "
+            "PDF eller Word-fil") in missing
+    assert missing.count("Teknisk beskrivelse") == 2  # the document and the file, once each
     assert "Din ansøgning er komplet" not in text
     assert "kan ikke læses (krypteret)" in html_of(receipt)
 
@@ -138,9 +140,9 @@ def test_under_quarantine_the_macro_file_is_held_and_a_version_without_is_asked_
 
     [receipt] = world.received_by(world.applicant)
     _, _, missing = text_of(receipt).partition("Der mangler stadig")
-    assert ("- Udkast til kontrakt.docm er ikke sendt videre, fordi den indeholder makroer – "
-            "send en udgave uden makroer (fx PDF eller .docx)") in missing
-    assert "- Udkast til kontrakt (vurderes af den kontraktansvarlige)" in missing
+    assert ("- Udkast til kontrakt (vurderes af den kontraktansvarlige): Udkast til "
+            "kontrakt.docm er ikke sendt videre, fordi den indeholder makroer – send en udgave "
+            "uden makroer (fx PDF eller .docx)") in missing
     assert names_sent(world) == {role: [] for role in ROLES}
 
 
@@ -158,7 +160,8 @@ def test_attachments_beyond_the_caps_are_listed_not_stored(world: World) -> None
     [receipt] = world.received_by(world.applicant)
     _, _, missing = text_of(receipt).partition("Der mangler stadig")
     for name in ("Udkast til kontrakt.pdf", "Databehandleraftale udkast.pdf"):
-        assert (f"- {name} er ikke modtaget, fordi mailen havde mere end 2 vedhæftede filer "
+        # said after the document it was meant to be (one item per gap)
+        assert (f"): {name} er ikke modtaget, fordi mailen havde mere end 2 vedhæftede filer "
                 "– send den som svar på denne mail") in missing
     sent = names_sent(world)
     assert sent["it_operations"] == ["Teknisk beskrivelse.pdf"]
@@ -201,7 +204,7 @@ def test_a_held_file_in_a_reply_is_listed_in_the_update_and_not_routed(world: Wo
 
 def test_a_held_final_contract_comes_first_in_the_klarmelding_answer(world: World) -> None:
     """Two phases: a klarmelding whose final contract is encrypted; the answer's one list
-    names the file and why, then the final contract as still missing."""
+    names the final contract as still missing and, on the same line, the file and why."""
     from email import message_from_bytes, policy
 
     from tests.e2e.test_council_phases import at, guidance_from_everyone, two_phases
@@ -225,6 +228,28 @@ def test_a_held_final_contract_comes_first_in_the_klarmelding_answer(world: Worl
     text = text_of(answer)
     assert "Tak for klarmeldingen" in text
     listed = text.partition("mangler dette:")[2]
-    assert listed.startswith(" - Kontrakt endelig.pdf kan ikke læses (krypteret) – send den "
-                             "uden adgangskode")
-    assert "Endelig kontrakt" in listed
+    # one item for the one gap: the final contract, with the held file meant as it
+    assert listed.startswith(" - Endelig kontrakt (vurderes af den kontraktansvarlige): Kontrakt "
+                             "endelig.pdf kan ikke læses (krypteret) – send den uden adgangskode")
+    assert listed.count("Endelig kontrakt") == 1
+
+
+def test_a_document_inside_a_zip_reaches_the_reviewer_as_itself(world: World) -> None:
+    """Issue #13 trial F10: bilag.zip holding the technical description; IT-drift and the
+    IT-arkitekt receive the PDF under its own (redacted) name, not the ZIP named .pdf."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Teknisk beskrivelse 010190-1234.pdf", pdf("Teknisk beskrivelse"))
+    world.deliver(hostile_brief(world, {"bilag.zip": buffer.getvalue()}))
+    world.run_once(FRIDAY)
+
+    for role in ("it_operations", "it_architect"):
+        [request] = world.received_by(world.reviewer(role))
+        [part] = list(request.iter_attachments())
+        assert part.get_filename() == "Teknisk beskrivelse XXXXXX-XXXX.pdf"
+        assert part.get_content_type() == "application/pdf"
+        assert part.get_content().startswith(b"%PDF")
+    [receipt] = world.received_by(world.applicant)
+    assert "De dokumenter, vi har, er sendt til vurdering." in text_of(receipt)

@@ -180,7 +180,7 @@ def test_the_receipt_quotes_no_cpr_and_not_the_body(bot: Bot) -> None:
         session.flush()
         reading = read_brief(mail, bot.rules, NOW.date())
         case = open_case(session, bot, mail, raw, reading, NOW)
-        row = send_receipt(session, bot, case, mail, reading, NOW)
+        row = send_receipt(session, bot, case, mail, reading, NOW, reviewed=True)
         assert row is not None
         session.commit()
         message = message_from_bytes(row.raw, policy=policy.default)

@@ -161,7 +161,8 @@ def test_receipt_shows_what_was_understood(tmp_path: Path, body: str, language: 
                 language=language, created_at=now, updated_at=now, applicant_name="Mette Holm",
                 answers=dict(reading.answers), missing=list(reading.missing))
     context = {"bot_name": settings.bot.name, "case": case_summary(bot.rules, case),
-               "mail_subject": "Projektforslag", **receipt_context(bot, case, reading)}
+               "mail_subject": "Projektforslag",
+               **receipt_context(bot, case, reading, reviewed=True)}
     _, text, html = bot.renderer.render_mail(language, "applicant_receipt", context)
     assert heading in text
     unlabelled = " ".join(text.split())
