@@ -26,7 +26,7 @@ from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.council.attention import tell_secretary, unauthenticated_agenda_reply
 from mailbot.council.decisions import apply_decisions, move_on_request
 from mailbot.council.klarmelding import answer_followup
-from mailbot.council.reviews import apply_verdict, identity_problem, route
+from mailbot.council.reviews import apply_verdict, identity_problem, requests_due, route
 from mailbot.council.status import send_status
 from mailbot.db import transaction
 from mailbot.delivery.mail import Threading, may_answer, queue_mail
@@ -366,10 +366,11 @@ def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date(),
                          attachment_policy(bot.settings.attachments))
     case = open_case(session, bot, mail, row, reading, now)
-    # routed first so the receipt can tell whether anything went out for review (a brief
-    # whose every document is held sends none)
-    reviews = route(session, bot, case, now)
-    send_receipt(session, bot, case, mail, reading, now, reviewed=bool(reviews))
+    # the receipt first (the applicant's answer within seconds), saying "sendt til vurdering"
+    # only when a review request goes out (a brief whose every document is held sends none)
+    send_receipt(session, bot, case, mail, reading, now,
+                 reviewed=requests_due(session, bot, case))
+    route(session, bot, case, now)
     finish(row, LedgerState.PROCESSED, f"opened {case.ref}", bot, "brief")
     row.case_id = case.id
     log.info("[%s] opened from %s (%s); missing: %s", case.ref, row.uid, row.message_id,

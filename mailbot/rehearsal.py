@@ -37,7 +37,7 @@ from mailbot.council.klarmelding import answer_followup
 from mailbot.council.meetings import CouncilCalendar
 from mailbot.council.phases import give_guidance
 from mailbot.council.reminders import relay_guidance, remind
-from mailbot.council.reviews import apply_verdict, route
+from mailbot.council.reviews import apply_verdict, requests_due, route
 from mailbot.council.status import send_status
 from mailbot.db import make_engine
 from mailbot.delivery.mail import queue_mail
@@ -147,8 +147,9 @@ def _open(session: Session, bot: Bot, language: str, uid: int,
     reading = read_brief(mail, bot.rules, now.date())
     case = open_case(session, bot, mail, raw, reading, now)
     case.language = language  # both languages' applicant templates, whatever was read
-    reviews = route(session, bot, case, now)  # as the pipeline: routed before the receipt
-    send_receipt(session, bot, case, mail, reading, now, reviewed=bool(reviews))
+    send_receipt(session, bot, case, mail, reading, now,
+                 reviewed=requests_due(session, bot, case))  # as the pipeline
+    route(session, bot, case, now)
     return case, mail
 
 

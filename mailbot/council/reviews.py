@@ -49,10 +49,31 @@ def review_state_label(bot: Bot, review: Review, language: str = "da") -> str:
 def route(session: Session, bot: Bot, case: Case, now: datetime) -> list[Review]:
     """Send each role ONE request with exactly its documents, for every role whose documents
     are new or in a new version since its last request. An older review is superseded."""
+    created = []
+    for role, kinds, mine, names, current in _due(session, bot, case):
+        review = _request(session, bot, case, role, kinds, mine, names, current, now)
+        if review is not None:
+            created.append(review)
+    return created
+
+
+def requests_due(session: Session, bot: Bot, case: Case) -> bool:
+    """Whether `route` would send at least one review request now (a role with documents
+    to review and an address in [reviewers]); writes nothing. The receipt asks it before
+    it is queued, so it goes out ahead of the review requests and still tells the truth."""
+    return any(role_addresses(bot, due[0]) for due in _due(session, bot, case))
+
+
+_Due = tuple[Role, list[str], list[CaseDocument], list[str], Review | None]
+
+
+def _due(session: Session, bot: Bot, case: Case) -> list[_Due]:
+    """(role, its kinds, its documents, their names with versions, its current review) for
+    every role whose documents are new or in a new version since its last request."""
     assert case.id is not None
     documents = latest_documents(session, case.id)
     current_by_role = {r.role: r for r in current_reviews(session, case.id)}
-    created = []
+    due: list[_Due] = []
     for role in Role:
         kinds = [k.id for k in bot.rules.kinds if role in k.reviewers]
         mine = [d for d in documents if d.kind in kinds]
@@ -62,10 +83,8 @@ def route(session: Session, bot: Bot, case: Case, now: datetime) -> list[Review]
         current = current_by_role.get(role)
         if current is not None and sorted(current.documents) == names:
             continue
-        review = _request(session, bot, case, role, kinds, mine, names, current, now)
-        if review is not None:
-            created.append(review)
-    return created
+        due.append((role, kinds, mine, names, current))
+    return due
 
 
 def _request(session: Session, bot: Bot, case: Case, role: Role, kinds: list[str],
