@@ -288,7 +288,10 @@ def check(world: World, briefs: dict[str, tuple[str, str]], figures: Figures) ->
     ledger = rows(world)
     assert len(ledger) == BRIEFS, f"{len(ledger)} ledger rows for {BRIEFS} briefs (seed {seed})"
     states = Counter(r.state for r in ledger)
-    assert states == {"processed": BRIEFS}, f"ledger states {dict(states)} (seed {seed})"
+    assert states == {"processed": BRIEFS}, (
+        f"ledger states {dict(states)} (seed {seed}); not processed: "
+        + "; ".join(f"{r.id} attempts {r.attempts}: {r.reason}" for r in ledger
+                    if r.state != "processed"))
     assert all(r.moved_at is not None for r in ledger)
     attempts = Counter(r.attempts for r in ledger)
     figures.notes.append("soak: handling attempts per brief: " + ", ".join(
