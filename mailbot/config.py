@@ -280,6 +280,12 @@ class RetentionSettings(_Section):
     machine_days: int = Field(default=30, ge=1, le=36500)  # quarantined mail, machine mail
 
 
+class WebSettings(_Section):
+    """[web]: the monitoring endpoints and the overview (mailbot.web, issue #14)."""
+
+    listen: str = "127.0.0.1:8025"  # HOST:PORT; empty: no web endpoints
+
+
 class Settings(_Section):
     bot: BotSettings
     imap: ImapSettings
@@ -294,6 +300,7 @@ class Settings(_Section):
     kitos: KitosSettings = Field(default_factory=KitosSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
