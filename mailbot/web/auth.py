@@ -44,6 +44,7 @@ SESSION_KEY = "user"
 CSRF_KEY = "csrf"
 NEXT_KEY = "next"
 MAX_FORM_BYTES = 4096  # a sign-in form is a few hundred bytes
+_OWN_PATH = re.compile(r"/(?:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)?")
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,8 @@ def sign_in(request: Request, user: WebUser) -> str:
     wanted = request.session.get(NEXT_KEY)
     request.session.clear()
     request.session[SESSION_KEY] = {"name": user.name, "role": user.role}
-    return wanted if isinstance(wanted, str) and wanted.startswith("/") \
-        and not wanted.startswith("//") else "/"
+    # a path of ours only: "//host" or "/\host" would send the browser to another site
+    return wanted if isinstance(wanted, str) and _OWN_PATH.fullmatch(wanted) else "/"
 
 
 # -- `mailbot web add-user` -------------------------------------------------------------------

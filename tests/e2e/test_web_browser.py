@@ -30,9 +30,9 @@ SIZES = {"desktop": (1366, 900), "telefon": (390, 844)}
 XSS_TITLE = "Booking <script>alert('xss')</script>"
 
 
-def _browser() -> Any:
+def _browser(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Headless chromium with its console log kept; skipped without chromium, failed on CI
-    (where .ci/run installs it)."""
+    (where .ci/run installs it). Selenium Manager is told to stay offline besides."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true: the browser tests need chromium and chromium-driver "
@@ -42,6 +42,7 @@ def _browser() -> Any:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    monkeypatch.setenv("SE_OFFLINE", "true")
     options = Options()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
@@ -91,12 +92,13 @@ def _address(server: subprocess.Popen[str]) -> str:
     raise AssertionError("mailbot web never said where it serves")
 
 
-def test_pages_in_a_real_browser(overview: str, tmp_path: Path) -> None:
+def test_pages_in_a_real_browser(overview: str, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # no user: a page is refused (303 to the sign-in page), the sign-in page is there
     refused = httpx.get(f"{overview}/sager", follow_redirects=False)
     assert refused.status_code == 303 and refused.headers["location"] == "/login"
     assert httpx.get(f"{overview}/drift", follow_redirects=False).status_code == 303
-    browser = _browser()
+    browser = _browser(monkeypatch)
     shots = tmp_path / "skærmbilleder"
     shots.mkdir()
     print(f"\nscreenshots: {shots}")
@@ -144,7 +146,11 @@ def _sign_in(browser: Any, overview: str, name: str) -> None:
     browser.find_element("id", "navn").send_keys(name)
     browser.find_element("id", "adgangskode").send_keys(PASSWORD)
     browser.find_element("css selector", "form.login button").click()
-    assert not browser.current_url.endswith("/login"), "the sign-in failed"
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the click returns before the POST's answer has loaded
+    WebDriverWait(browser, 30).until(lambda b: not b.current_url.endswith("/login"),
+                                     "the sign-in failed")
 
 
 def _look(browser: Any, name: str, shots: Path, *texts: str, path: str = "") -> str:

@@ -131,10 +131,7 @@ def test_sign_out_is_a_post_with_the_token(config: Path) -> None:
 
 
 def test_proxy_header_is_believed_only_from_the_proxy(config: Path) -> None:
-    text = config.read_text(encoding="utf-8")
-    first = text.index("\n[[web.users]]") + 1
-    config.write_text(text[:first] + '[web]\nauth = "proxy"\nproxy_addresses = ["10.0.0.0/24"]'
-                      '\n\n' + text[first:], encoding="utf-8")
+    _with_web(config, 'auth = "proxy"\nproxy_addresses = ["10.0.0.0/24"]')
     bot = build_bot(load_settings(config, environ={}), Clock(NOW))
 
     def get(peer: str, user: str) -> int:
@@ -168,3 +165,59 @@ def test_add_user_appends_then_replaces_and_never_prints(config: Path,
         ("sekretær", "secretary"), ("rådet", "council"), ("drift", "secretary")]
     web = client(config)
     assert sign_in(web, "drift", "nyt kodeord") == 303
+
+
+def _with_web(config: Path, lines: str) -> None:
+    """Put `[web]` keys before the first `[[web.users]]` table of `config`."""
+    text = config.read_text(encoding="utf-8")
+    first = text.index("\n[[web.users]]") + 1
+    config.write_text(text[:first] + "[web]\n" + lines + "\n\n" + text[first:], "utf-8")
+
+
+@pytest.mark.parametrize(("trusted", "status"), [("127.0.0.1", 200), ("10.9.9.9", 401)])
+def test_a_forwarded_for_header_makes_no_one_a_proxy(config: Path, trusted: str,
+                                                     status: int) -> None:
+    """Over a real socket: the peer the proxy check judges is the TCP peer, whatever
+    X-Forwarded-For claims (uvicorn's proxy_headers are off)."""
+    import httpx
+
+    from mailbot.web.server import Listen, WebServer, bind
+
+    _with_web(config, f'auth = "proxy"\nproxy_addresses = ["{trusted}"]')
+    bot = build_bot(load_settings(config, environ={}), Clock(NOW))
+    server = WebServer(create_app(bot), bind(Listen("127.0.0.1", 0)))
+    server.start()
+    try:
+        answer = httpx.get(f"{server.address}/sager", headers={
+            "X-Remote-User": "drift", "X-Forwarded-For": "10.9.9.9"}, timeout=10)
+    finally:
+        server.stop()
+    assert answer.status_code == status
+
+
+def test_mailbot_web_names_the_key_when_the_port_is_taken(config: Path,
+                                                           mailbot: MailbotRunner) -> None:
+    from mailbot.web.server import Listen, bind
+
+    taken = bind(Listen("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        _with_web(config, f'listen = "127.0.0.1:{port}"')
+        result = mailbot("--config", str(config), "web")
+    finally:
+        taken.close()
+    assert result.code == 2
+    assert "[web.listen]" in result.err and f"127.0.0.1:{port}" in result.err
+
+
+def test_sign_in_returns_to_the_page_first_asked_for(config: Path) -> None:
+    web = client(config)
+    assert web.get("/sager/ITP-2026-0001").status_code == 303
+    page = web.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    answer = web.post("/login", data={"csrf": token[1], "navn": "rådet",
+                                      "adgangskode": PASSWORD})
+    assert answer.status_code == 303 and answer.headers["location"] == "/sager/ITP-2026-0001"
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
