@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 import tomllib
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -278,12 +279,45 @@ def _toml_string(value: str) -> str:
 
 
 # -- the sign-in routes -----------------------------------------------------------------------
+THROTTLE_FAILURES = 10
+THROTTLE_SECONDS = 15 * 60
+THROTTLE_KEYS = 10_000
+
+
+class Throttle:
+    """Password guessing slowed: after THROTTLE_FAILURES wrong passwords for one name from
+    one address within THROTTLE_SECONDS, that pair is refused until the oldest of them is
+    that old (OWASP Authentication Cheat Sheet, "Login Throttling"). In memory: a restart
+    forgets, which only an operator can cause."""
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, request: Request, name: str) -> list[float]:
+        peer = request.client.host if request.client else ""
+        key = (peer, name.strip().casefold())
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(key, []) if now - t < THROTTLE_SECONDS]
+        self.failures[key] = recent
+        return recent
+
+    def blocked(self, request: Request, name: str) -> bool:
+        return len(self._recent(request, name)) >= THROTTLE_FAILURES
+
+    def failed(self, request: Request, name: str) -> None:
+        self._recent(request, name).append(time.monotonic())
+        if len(self.failures) > THROTTLE_KEYS:  # many names tried: forget the stale ones
+            now = time.monotonic()
+            self.failures = {k: v for k, v in self.failures.items()
+                             if v and now - v[-1] < THROTTLE_SECONDS}
 Render = Callable[[Request, str, dict[str, Any], int], Response]
 
 
 def routes(render: Render) -> list[BaseRoute]:
     """GET/POST /login and POST /logout; `render(request, template, context, status)` draws
     the sign-in page."""
+    throttle = Throttle()
+
     async def login_page(request: Request) -> Response:
         return _login_form(request, render, "", 200)
 
@@ -294,9 +328,13 @@ def routes(render: Render) -> list[BaseRoute]:
         form = await read_form(request)
         if form is None:
             return _login_form(request, render, "Formularen var for gammel. Prøv igen.", 400)
-        user = await run_in_threadpool(check_password, web, form.get("navn", ""),
-                                       form.get("adgangskode", ""))
+        name = form.get("navn", "")
+        if throttle.blocked(request, name):
+            return _login_form(request, render, "For mange forkerte forsøg. Prøv igen om "
+                               f"{THROTTLE_SECONDS // 60} minutter.", 429)
+        user = await run_in_threadpool(check_password, web, name, form.get("adgangskode", ""))
         if user is None:
+            throttle.failed(request, name)
             return _login_form(request, render, "Forkert brugernavn eller adgangskode.", 401)
         return RedirectResponse(sign_in(request, user), status_code=303)
 

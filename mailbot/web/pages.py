@@ -51,6 +51,32 @@ PHASE_WORDS = {"guidance": "vejledning", "final": "endelig godkendelse"}
 OUTBOX_WORDS = {"pending": "venter", "sending": "sendes", "sent": "sendt",
                 "failed": "fejlet", "uncertain": "usikker"}
 HEALTH_WORDS = {0: "ok", 1: "advarsel", 2: "kritisk"}
+# mailbot.vocabulary.Hazard: why a document is marked or held back
+HAZARD_WORDS = {"macro": "indeholder makroer", "encrypted": "krypteret",
+                "executable": "program eller script", "mismatch": "indholdet passer ikke "
+                "til navnet", "unreadable": "kan ikke læses sikkert",
+                "too_many": "for mange bilag i mailen", "too_large": "bilagene var for store"}
+# case_event.kind (mailbot.audit.record) in the timeline; a kind not here is shown as it is
+EVENT_WORDS = {"case_opened": "sag oprettet", "review_requested": "vurdering bedt om",
+               "review_superseded": "vurdering afløst", "review_late": "vurdering forsinket",
+               "review_unrouted": "ingen vurderer", "reviewer_reminded": "vurderer rykket",
+               "verdict": "vurdering modtaget", "verdict_unclear": "uklart svar",
+               "reply": "svar i tråden", "applicant_update": "ansøger har svaret",
+               "applicant_reminded": "ansøger påmindet", "guidance_given": "vejledning givet",
+               "guidance_relayed": "vejledning sendt", "klarmelding": "klarmeldt",
+               "klarmelding_incomplete": "klarmelding mangler noget",
+               "queued": "sat på dagsorden", "moved": "flyttet til andet møde",
+               "unqueued": "taget af dagsordenen", "late_addition": "tilføjet efter fristen",
+               "agenda_sent": "dagsorden sendt", "agenda_missed": "dagsorden ikke sendt",
+               "decision": "beslutning", "decision_information": "beslutning (orientering)",
+               "withdrawn": "trukket tilbage", "forwarded": "sendt videre",
+               "forward_failed": "kunne ikke sendes videre", "project_type": "projekttype",
+               "system_owner": "systemejer", "secretary_attention": "til sekretariatet",
+               "unauthenticated": "afsender ikke godkendt", "quarantined": "i karantæne",
+               "answer_withheld": "svar holdt tilbage", "receipt_withheld":
+               "kvittering holdt tilbage", "encrypted": "krypteret mail",
+               "outbox_sent": "mail sendt", "outbox_failed": "mail fejlet",
+               "outbox_uncertain": "mail usikker"}
 # mailbot.vocabulary.Purpose (outbox.kind) as the pages name it
 MAIL_WORDS = {"receipt": "kvittering", "status": "status", "update": "opdatering",
               "klarmelding": "svar på klarmelding", "askback": "opklarende spørgsmål",
@@ -77,7 +103,8 @@ def environment(bot: Bot) -> Environment:
     env.filters["local"] = _local_filter(ZoneInfo(bot.settings.council.timezone))
     env.globals.update(status_words=STATUS_WORDS, phase_words=PHASE_WORDS,
                        outbox_words=OUTBOX_WORDS, health_words=HEALTH_WORDS,
-                       mail_words=MAIL_WORDS, two_phases=bot.settings.council.phases == 2,
+                       mail_words=MAIL_WORDS, event_words=EVENT_WORDS,
+                       hazard_words=HAZARD_WORDS, two_phases=bot.settings.council.phases == 2,
                        bot_name=bot.settings.bot.name,
                        zone_name=bot.settings.council.timezone)
     return env

@@ -113,7 +113,7 @@ def test_pages_in_a_real_browser(overview: str, tmp_path: Path,
         assert XSS_TITLE in sager  # shown as text, not run
         assert "<script>alert" not in browser.page_source  # the DOM holds text only
         sag = _look(browser, "sag", shots, "Forløb", "Dokumenter", "Vurderinger",
-                    "Sendte mails", "CET", "Teknisk beskrivelse.pdf", "godkendt",
+                    "Sendte mails", "CET", "Teknisk beskrivelse.pdf", "godkendt", "sag oprettet",
                     path="/sager/ITP-2027-0001")
         assert XSS_TITLE in sag
         links = browser.find_elements("css selector", "a[href*='/dokumenter/']")

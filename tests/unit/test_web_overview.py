@@ -221,3 +221,11 @@ def test_sign_in_returns_to_the_page_first_asked_for(config: Path) -> None:
     assert answer.status_code == 303 and answer.headers["location"] == "/sager/ITP-2026-0001"
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_password_guessing_is_throttled(config: Path) -> None:
+    web = client(config)
+    for _ in range(10):
+        assert sign_in(web, "drift", "gæt") == 401
+    assert sign_in(web, "drift") == 429  # even the right password, for a while
+    assert sign_in(web, "rådet") == 303  # another name is not held back
