@@ -43,51 +43,6 @@ CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' dat
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
-STATUS_WORDS = {"received": "modtaget", "incomplete": "mangler noget",
-                "complete": "komplet", "guided": "vejledning givet",
-                "klarmeldt": "klarmeldt", "queued": "på dagsorden", "decided": "afgjort",
-                "withdrawn": "trukket tilbage"}
-PHASE_WORDS = {"guidance": "vejledning", "final": "endelig godkendelse"}
-OUTBOX_WORDS = {"pending": "venter", "sending": "sendes", "sent": "sendt",
-                "failed": "fejlet", "uncertain": "usikker"}
-HEALTH_WORDS = {0: "ok", 1: "advarsel", 2: "kritisk"}
-# mailbot.vocabulary.Hazard: why a document is marked or held back
-HAZARD_WORDS = {"macro": "indeholder makroer", "encrypted": "krypteret",
-                "executable": "program eller script", "mismatch": "indholdet passer ikke "
-                "til navnet", "unreadable": "kan ikke læses sikkert",
-                "too_many": "for mange bilag i mailen", "too_large": "bilagene var for store"}
-# case_event.kind (mailbot.audit.record) in the timeline; a kind not here is shown as it is
-EVENT_WORDS = {"case_opened": "sag oprettet", "review_requested": "vurdering bedt om",
-               "review_superseded": "vurdering afløst", "review_late": "vurdering forsinket",
-               "review_unrouted": "ingen vurderer", "reviewer_reminded": "vurderer rykket",
-               "verdict": "vurdering modtaget", "verdict_unclear": "uklart svar",
-               "reply": "svar i tråden", "applicant_update": "ansøger har svaret",
-               "applicant_reminded": "ansøger påmindet", "guidance_given": "vejledning givet",
-               "guidance_relayed": "vejledning sendt", "klarmelding": "klarmeldt",
-               "klarmelding_incomplete": "klarmelding mangler noget",
-               "queued": "sat på dagsorden", "moved": "flyttet til andet møde",
-               "unqueued": "taget af dagsordenen", "late_addition": "tilføjet efter fristen",
-               "agenda_sent": "dagsorden sendt", "agenda_missed": "dagsorden ikke sendt",
-               "decision": "beslutning", "decision_information": "beslutning (orientering)",
-               "withdrawn": "trukket tilbage", "forwarded": "sendt videre",
-               "forward_failed": "kunne ikke sendes videre", "project_type": "projekttype",
-               "system_owner": "systemejer", "secretary_attention": "til sekretariatet",
-               "unauthenticated": "afsender ikke godkendt", "quarantined": "i karantæne",
-               "answer_withheld": "svar holdt tilbage", "receipt_withheld":
-               "kvittering holdt tilbage", "encrypted": "krypteret mail",
-               "outbox_sent": "mail sendt", "outbox_failed": "mail fejlet",
-               "outbox_uncertain": "mail usikker"}
-# mailbot.vocabulary.Purpose (outbox.kind) as the pages name it
-MAIL_WORDS = {"receipt": "kvittering", "status": "status", "update": "opdatering",
-              "klarmelding": "svar på klarmelding", "askback": "opklarende spørgsmål",
-              "unmapped": "ulæste beslutningslinjer", "review": "anmodning om vurdering",
-              "remind": "rykker til vurderer", "reminder": "påmindelse til ansøger",
-              "guidance": "vejledning", "attention": "til opmærksomhed",
-              "meeting": "sat på dagsorden", "agenda": "dagsorden", "decision": "beslutning",
-              "board": "til styregruppen", "alert": "driftsalarm",
-              "encrypted": "krypteret mail"}
-
-
 def _finalize(value: object) -> object:
     """Every printed value CPR-redacted (README "CPR numbers"); Markup stays Markup."""
     if isinstance(value, Markup):
@@ -101,12 +56,11 @@ def environment(bot: Bot) -> Environment:
     env = Environment(loader=FileSystemLoader([str(f) for f in template_folders(bot.settings)]),
                       autoescape=True, undefined=StrictUndefined, finalize=_finalize)
     env.filters["local"] = _local_filter(ZoneInfo(bot.settings.council.timezone))
-    env.globals.update(status_words=STATUS_WORDS, phase_words=PHASE_WORDS,
-                       outbox_words=OUTBOX_WORDS, health_words=HEALTH_WORDS,
-                       mail_words=MAIL_WORDS, event_words=EVENT_WORDS,
-                       hazard_words=HAZARD_WORDS, two_phases=bot.settings.council.phases == 2,
+    env.globals.update(two_phases=bot.settings.council.phases == 2,
                        bot_name=bot.settings.bot.name,
                        zone_name=bot.settings.council.timezone)
+    # the words for stored values (statuses, mail purposes, events …) are template data
+    env.globals["words"] = env.get_template("web/_words.html.j2").module
     return env
 
 
@@ -179,13 +133,14 @@ def cases_page(view: Overview, request: Request, user: WebUser) -> Response:
     """Every case (or those of `?status=` and `?moede=YYYY-MM-DD`), the next action due
     first, cases with nothing due (decided, withdrawn) last."""
     from mailbot.models import Case
+    from mailbot.vocabulary import CaseStatus
 
     bot, now = view.bot, view.bot.clock.now()
     status = request.query_params.get("status", "")
     meeting = _day(request.query_params.get("moede", ""))
     with Session(bot.engine) as session:
         query = select(Case)
-        if status in STATUS_WORDS:
+        if status in CaseStatus.__members__.values():
             query = query.where(Case.status == status)
         if meeting is not None:
             query = query.where(Case.meeting_date == meeting)
@@ -194,7 +149,8 @@ def cases_page(view: Overview, request: Request, user: WebUser) -> Response:
     far = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
     rows.sort(key=lambda r: (r["due"] is None, r["due"] or far, r["ref"]))
     return view.render(request, "web/sager.html.j2", {
-        "user": user, "rows": rows, "status": status if status in STATUS_WORDS else "",
+        "user": user, "rows": rows,
+        "status": status if status in CaseStatus.__members__.values() else "",
         "meeting": meeting.isoformat() if meeting else "", "meetings": meetings,
         "bad_meeting": bool(request.query_params.get("moede")) and meeting is None})
 
