@@ -256,6 +256,7 @@ def case_page(view: Overview, request: Request, user: WebUser) -> Response:
                            "download": user.role in DOWNLOADERS and downloadable(d)}
                           for d in documents],
             "reviews": [{**r, "role_name": bot.rules.role_name(r["role"]),
+                         "requested": datetime.fromisoformat(r["requested_at"]),
                          "verdict_words": bot.rules.labels.get("review_states",
                                                                r["verdict"] or "waiting")}
                         for r in data["reviews"]],
