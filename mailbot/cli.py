@@ -27,6 +27,8 @@ from mailbot.errors import ConfigError, MailbotError, PermanentError
 from mailbot.redact import redact_cpr
 
 if TYPE_CHECKING:
+    import socket
+
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
@@ -870,15 +872,81 @@ def _exclusive(bot: Bot, dry_run: bool, daemon_fix: str) -> Iterator[None]:
         raise MailbotError(f"{err}; {daemon_fix} (--dry-run works while it runs)") from err
 
 
+# -- the web overview (README "The web view") -------------------------------------------------
+web_app = typer.Typer(help="The secretary's read-only overview: serve it, or add a user.")
+app.add_typer(web_app, name="web")
+
+
+@web_app.callback(invoke_without_command=True)
+def web(ctx: typer.Context, config: ConfigAfter = None, now: NowAfter = None) -> None:
+    r"""Serve the overview (and /healthz, /metrics) on `\[web] listen` until Ctrl-C, without
+    the daemon (which serves it too)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mailbot.app import build_bot
+    from mailbot.web.app import create_app
+    from mailbot.web.server import WebServer
+
+    _use(config, now)
+    settings, engine = _database()
+    bot = build_bot(settings, Clock(OPTIONS.now), engine)
+    server = WebServer(create_app(bot), listen_socket(settings))
+    typer.echo(f"the overview is at {server.address}/ (Ctrl-C stops it)")
+    server.serve_forever()
+
+
+def listen_socket(settings: Settings) -> socket.socket:
+    r"""The socket bound to `\[web] listen`. Raises ConfigError naming the key when it is
+    empty, not HOST:PORT, or cannot be bound (a taken port)."""
+    from mailbot.web.server import LISTEN_KEY, Listen, ListenError, bind
+
+    if not settings.web.listen.strip():
+        raise ConfigError(settings.source, LISTEN_KEY, "is empty: the web endpoints are off",
+                          'set it to HOST:PORT, e.g. "127.0.0.1:8025"')
+    try:
+        return bind(Listen.parse(settings.web.listen))
+    except ValueError as err:
+        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+                          'write HOST:PORT, e.g. "127.0.0.1:8025"') from err
+    except ListenError as err:
+        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+                          "stop what uses that port or set another HOST:PORT") from err
+
+
+@web_app.command("add-user")
+def web_add_user(name: str, role: Annotated[str, typer.Option(
+        help="secretary, operator or council.")],
+                 password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input (required: a "
+                                 "password is never an argument).")] = False,
+                 config: ConfigAfter = None) -> None:
+    """Add NAME to `[[web.users]]` in the config file with an argon2 hash of the password
+    read from standard input, or replace NAME's entry. The password is never printed."""
+    from mailbot.web.auth import add_user
+
+    _use(config, None)
+    if not password_stdin:
+        raise ConfigError(COMMAND_LINE, "--password-stdin", "is required",
+                          "pipe the password in: printf %s \"$PW\" | mailbot web add-user "
+                          "NAME --role ROLE --password-stdin")
+    password = sys.stdin.read().rstrip("\r\n")
+    replaced = add_user(OPTIONS.config, name, role.strip().lower(), password)
+    typer.echo(f"{'replaced' if replaced else 'added'} web user {name.strip()!r} ({role}) "
+               f"in {OPTIONS.config}; restart mailbot (and `mailbot web`) to use it")
+
+
 @app.command()
-def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] = False
+def demo(keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] = False,
+         serve: Annotated[bool, typer.Option(
+             "--serve", help="Then serve the web overview on the demo's cases until Ctrl-C "
+                             "(its address and a demo user's password are printed).")] = False
          ) -> None:
     """The whole flow on an embedded mail server, no setup: briefs in, receipts out."""
     from mailbot.demo import run_demo
     from mailbot.redact import configure_logging
 
     configure_logging("WARNING")
-    run_demo(keep=keep, echo=_show)
+    run_demo(keep=keep, echo=_show, serve=serve)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -280,10 +280,31 @@ class RetentionSettings(_Section):
     machine_days: int = Field(default=30, ge=1, le=36500)  # quarantined mail, machine mail
 
 
+WebRole = Literal["secretary", "operator", "council"]
+
+
+class WebUserSettings(_Section):
+    """One `[[web.users]]` table: who may sign in to the overview and with which role. The
+    password hash (argon2, `mailbot web add-user`) is for `auth = "basic"`; with "proxy" the
+    name alone gives the role."""
+
+    name: str = Field(min_length=1)
+    role: WebRole
+    password_hash: SecretStr = SecretStr("")
+
+
 class WebSettings(_Section):
     """[web]: the monitoring endpoints and the overview (mailbot.web, issue #14)."""
 
     listen: str = "127.0.0.1:8025"  # HOST:PORT; empty: no web endpoints
+    # -- the overview's sign-in (mailbot.web.auth; README "The web view") --
+    auth: Literal["proxy", "basic", "oidc"] = "basic"
+    users: list[WebUserSettings] = Field(default_factory=list)  # [[web.users]] tables
+    secure_cookie: bool = False  # true: the session cookie goes over HTTPS only
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)  # a sign-in lasts this long
+    proxy_user_header: str = "X-Remote-User"  # auth = "proxy": the header naming the user
+    # auth = "proxy": the header is believed only from these addresses or networks
+    proxy_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 class Settings(_Section):
@@ -449,6 +470,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_transport(settings, origins)
     _check_auth(settings, origins)
     _check_kitos(settings.kitos, origins)
+    _check_web(settings.web, origins)
     _check_retention(settings.retention, origins)
     if settings.imap.authserv_id:
         if settings.imap.authserv_id != settings.security.authserv_id:
@@ -779,6 +801,28 @@ def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
                             'write the name of the system owner role in KITOS ("Systemejer")')
 
 
+def _check_web(web: WebSettings, origins: _Origins) -> None:
+    """`proxy_addresses` are addresses or networks (ipaddress), user names are unique (case
+    does not count), and a password hash is argon2's encoded form (`mailbot web add-user`)."""
+    for text in web.proxy_addresses:
+        try:
+            ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError as err:
+            raise origins.error("web.proxy_addresses", f"{text!r} is not an IP address or "
+                                "network", 'write e.g. "10.0.0.5" or "10.0.0.0/24"') from err
+    seen: set[str] = set()
+    for user in web.users:
+        if user.name.casefold() in seen:
+            raise origins.error("web.users", f"the user {user.name!r} is there twice",
+                                "keep one [[web.users]] table per name")
+        seen.add(user.name.casefold())
+        hashed = user.password_hash.get_secret_value()
+        if hashed and not hashed.startswith("$argon2"):
+            raise origins.error("web.users", f"the password_hash of {user.name!r} is not an "
+                                "argon2 hash", "set it with `mailbot web add-user NAME --role "
+                                "ROLE --password-stdin`")
+
+
 def _check_calendar(settings: Settings, origins: _Origins) -> None:
     from datetime import date
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -935,6 +979,21 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # owner_role = "Systemejer"           # the role (of a system usage) that names its owner
 # timeout_seconds = 30                # per request to KITOS
 # cache_hours = 24                    # a system name is looked up at most once this often
+
+# The secretary's overview on [web] listen (README "The web view"): who signs in, and how.
+# [web]
+# auth = "basic"                      # "basic": [[web.users]] with passwords; "proxy": the
+#                                     # reverse proxy's user header; "oidc": Entra ID
+# secure_cookie = false               # true when users reach it over HTTPS (they should)
+# session_hours = 12                  # a sign-in lasts this long
+# proxy_user_header = "X-Remote-User" # auth = "proxy": the header that names the user ...
+# proxy_addresses = ["127.0.0.1", "::1"]  # ... believed only from these addresses/networks
+# One table per user (`mailbot web add-user NAME --role ROLE --password-stdin` writes them);
+# role: "secretary", "operator" or "council"; with auth = "proxy" no password_hash is needed.
+# [[web.users]]
+# name = "sekretariat"
+# role = "secretary"
+# password_hash = "$argon2id$v=19$m=65536,t=3,p=4$..."
 
 # How long personal data is kept (README "Personal data"); a daily job removes what is due,
 # `mailbot retention run --dry-run` shows what that is.

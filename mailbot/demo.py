@@ -37,7 +37,12 @@ Jeg er på ferie til og med 9. november.\r
 """.encode()
 
 
-def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
+DEMO_USER = "demo"
+
+
+def run_demo(keep: bool, echo: Callable[[str], None], serve: bool = False) -> None:
+    """The demo's flow, reported through `echo`; `serve`: then the overview on the demo's
+    cases until Ctrl-C (_serve). `keep`: the temporary folder stays."""
     root = Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
     imap = Pymap(username="it.projekter")
     sink = SmtpSink(deliver=lambda rcpt, raw: (
@@ -65,6 +70,8 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
         _report(bot.engine, sink, imap, echo)
         _review_round(bot.settings.reviewers.model_dump(), config, sink, imap, echo)
         _council_round(bot.settings.reviewers.model_dump(), config, sink, imap, echo)
+        if serve:
+            _serve(config, echo)
     finally:
         sink.stop()
         imap.stop()
@@ -72,6 +79,30 @@ def run_demo(keep: bool, echo: Callable[[str], None]) -> None:
             echo(f"\nKept {root}; see it with: mailbot --config {root / 'mailbot.toml'} cases")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve(config: Path, echo: Callable[[str], None]) -> None:
+    """The overview (mailbot.web) on the demo's database at `[web] listen` (any free port
+    when 8025 is taken) until Ctrl-C, with a secretary user made for this demo only, whose
+    name and password are printed."""
+    import secrets
+
+    from mailbot.web.app import create_app
+    from mailbot.web.auth import add_user
+    from mailbot.web.server import Listen, ListenError, WebServer, bind
+
+    password = secrets.token_urlsafe(12)
+    add_user(config, DEMO_USER, "secretary", password)
+    bot = build_bot(load_settings(config, environ={}), Clock())
+    listen = Listen.parse(bot.settings.web.listen)
+    try:
+        sock = bind(listen)
+    except ListenError:
+        sock = bind(Listen(listen.host, 0))
+    server = WebServer(create_app(bot), sock)
+    echo(f"\n== The overview: {server.address}/ ==\nSign in as {DEMO_USER!r} with the "
+         f"password {password!r} (made for this demo only). Ctrl-C stops it.")
+    server.serve_forever()
 
 
 REVIEWER_ANSWERS = {

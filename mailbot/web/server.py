@@ -67,8 +67,10 @@ class WebServer:
 
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self.sock = sock
+        # proxy_headers off: uvicorn would otherwise replace the peer address by
+        # X-Forwarded-For from 127.0.0.1, and `[web] auth = "proxy"` must judge the real peer
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                server_header=False)
+                                server_header=False, proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="web", daemon=True)
 
