@@ -45,7 +45,7 @@ from mailbot.web.server import Listen, bind
 TENANT = "9f8e7d6c-1111-2222-3333-444455556666"
 CLIENT_ID = "0a1b2c3d-aaaa-bbbb-cccc-ddddeeeeffff"
 CLIENT_SECRET = "Hemmelig~Kode.1234567890abcdefXYZ"
-KID = "test-key-1"
+KID = "test-key-1"  # the first signing key's id; rotate() makes the next
 
 
 def b64url(data: bytes) -> str:
@@ -91,14 +91,22 @@ class Provider:
     foreign_key: bool = False
     key: rsa.RSAPrivateKey = field(
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    kid: str = KID
     grants: dict[str, Grant] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     token_refusals: list[str] = field(default_factory=list)
+    jwks_fetches: int = 0
 
     @property
     def issuer(self) -> str:
         return f"{self.base}/{TENANT}/v2.0"
+
+    def rotate(self) -> None:
+        """A new signing key under a new key id, as Entra ID rolls its keys: the JWKS has
+        only the new one from now on."""
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = f"test-key-{int(self.kid.rpartition('-')[2]) + 1}"
 
     def reset(self) -> None:
         self.user, self.deny, self.id_token_claims = {}, "", {}
@@ -124,8 +132,9 @@ class Provider:
         })
 
     async def jwks(self, request: Request) -> Response:
+        self.jwks_fetches += 1
         numbers = self.key.public_key().public_numbers()
-        return JSONResponse({"keys": [{"kty": "RSA", "use": "sig", "kid": KID, "alg": "RS256",
+        return JSONResponse({"keys": [{"kty": "RSA", "use": "sig", "kid": self.kid, "alg": "RS256",
                                        "n": _number(numbers.n), "e": _number(numbers.e)}]})
 
     async def authorize(self, request: Request) -> Response:
@@ -178,7 +187,7 @@ class Provider:
         key = self.key
         if self.foreign_key:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        token = sign(claims, key)
+        token = sign(claims, key, self.kid)
         if self.tamper:
             header, _, signature = token.split(".")
             changed = {**claims, "preferred_username": "direktoer@kommune.dk"}

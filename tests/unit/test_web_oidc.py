@@ -229,6 +229,21 @@ def test_an_id_token_that_fails_a_check_signs_nobody_in(
     assert CLIENT_SECRET not in caplog.text
 
 
+def test_a_new_signing_key_of_the_provider_is_fetched_when_a_token_names_it(fresh: Site
+                                                                           ) -> None:
+    """Entra ID rolls its signing keys; mailbot keeps the JWKS it read, and reads it again
+    when an ID token names a key id it does not hold."""
+    assert fresh.sign_in(preferred_username="anna@kommune.dk").status_code == 200
+    fetched = fresh.provider.jwks_fetches
+    assert fresh.sign_in(preferred_username="anna@kommune.dk").status_code == 200
+    assert fresh.provider.jwks_fetches == fetched  # kept
+    fresh.provider.rotate()
+    response = fresh.sign_in(preferred_username="anna@kommune.dk")
+    assert response.status_code == 200
+    assert fresh.provider.jwks_fetches == fetched + 1
+    assert response.extensions["user"] == {"name": "anna@kommune.dk", "role": "secretary"}
+
+
 def test_the_provider_redeems_a_code_only_with_the_pkce_verifier(fresh: Site) -> None:
     """What PKCE is for: a code caught on its way back to mailbot is worth nothing without
     the verifier, which never left mailbot's session."""
