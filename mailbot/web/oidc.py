@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailbot.app import template_folders
 from mailbot.config import OIDC_CALLBACK
+from mailbot.delivery.compose import genitive
 from mailbot.intake.mailbox import tls_context
 
 if TYPE_CHECKING:
@@ -114,11 +115,13 @@ def routes(bot: Bot) -> list[BaseRoute]:
     provider = client(oidc)
     pages = Environment(loader=FileSystemLoader([str(f) for f in template_folders(bot.settings)]),
                         autoescape=True, undefined=StrictUndefined)
+    pages.filters["genitive"] = genitive
 
     def refused(reason: str, status: int = 403) -> Response:
         """The Danish page for `reason` ("not_allowed", "no_name", "cancelled", "failed",
         "unreachable")."""
-        html = pages.get_template(TEMPLATE).render(reason=reason, login=LOGIN)
+        html = pages.get_template(TEMPLATE).render(reason=reason, login=LOGIN,
+                                                   bot_name=bot.settings.bot.name)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def login(request: Request) -> Response:

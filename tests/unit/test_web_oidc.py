@@ -160,7 +160,9 @@ def test_a_user_whom_the_config_does_not_name_is_refused_with_a_danish_403(fresh
                                                                           ) -> None:
     response = fresh.sign_in(preferred_username="fremmed@kommune.dk", groups=["a-group"])
     assert response.status_code == 403
-    assert "Du har ikke adgang til oversigten" in danish_page(response)
+    page = danish_page(response)
+    assert "Du har ikke adgang til oversigten" in page
+    assert "ingen rolle i IT-Projektrådets oversigt" in page  # [bot] name, in the genitive
     assert response.extensions["user"] is None
 
 
