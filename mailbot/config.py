@@ -293,6 +293,19 @@ class WebUserSettings(_Section):
     password_hash: SecretStr = SecretStr("")
 
 
+class OidcSettings(_Section):
+    """[web.oidc]: sign-in to the overview with the municipality's Entra ID, or another
+    OpenID Connect provider (mailbot.web.oidc; README "Sign-in with Entra ID (oidc)")."""
+
+    issuer: str = ""  # https://login.microsoftonline.com/<tenant id>/v2.0
+    client_id: str = ""  # the app registration's Application (client) ID
+    client_secret: SecretStr = SecretStr("")  # keep it in MAILBOT_WEB__OIDC__CLIENT_SECRET
+    redirect_url: str = ""  # the callback as the browser reaches it (behind the proxy)
+    users: dict[str, WebRole] = Field(default_factory=dict)  # sign-in name -> role
+    groups: dict[str, WebRole] = Field(default_factory=dict)  # group object ID -> role
+    ca_file: Path | None = None  # extra CA certificates (PEM) for the provider (a TLS proxy)
+
+
 class WebSettings(_Section):
     """[web]: the monitoring endpoints and the overview (mailbot.web, issue #14)."""
 
@@ -305,6 +318,7 @@ class WebSettings(_Section):
     proxy_user_header: str = "X-Remote-User"  # auth = "proxy": the header naming the user
     # auth = "proxy": the header is believed only from these addresses or networks
     proxy_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    oidc: OidcSettings = Field(default_factory=OidcSettings)  # [web.oidc], auth = "oidc"
 
 
 class Settings(_Section):
@@ -372,7 +386,10 @@ class _Origins:
 
     def env_name(self, loc: tuple[str | int, ...]) -> str | None:
         if len(loc) >= 2:
-            return self.env_names.get(f"{loc[0]}.{loc[1]}")
+            # the longest key that names a variable: "web.oidc.issuer" (a nested table) before
+            # "council.secretary" for ("council", "secretary", 0) (an item of a list)
+            keys = (".".join(str(part) for part in loc[:end]) for end in range(len(loc), 1, -1))
+            return next((self.env_names[key] for key in keys if key in self.env_names), None)
         # an unknown section: the first variable that names it
         return next((name for key, name in self.env_names.items()
                      if loc and key.partition(".")[0] == loc[0]), None)
@@ -386,13 +403,15 @@ class _Origins:
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
-    """{section: {key: (value, variable name)}} from MAILBOT_<SECTION>__<KEY> variables."""
+    """{section: {key: (value, variable name)}} from MAILBOT_<SECTION>__<KEY> variables; a
+    key of a nested table is dotted: MAILBOT_WEB__OIDC__CLIENT_SECRET is ("web",
+    "oidc.client_secret")."""
     out: dict[str, dict[str, tuple[str, str]]] = {}
     for name, value in environ.items():
         if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[key] = (value, name)
+        out.setdefault(section, {})[key.replace("__", ".")] = (value, name)
     return out
 
 
@@ -423,7 +442,16 @@ def _merge(data: dict[str, Any], overrides: dict[str, dict[str, tuple[str, str]]
         if not isinstance(target, dict):
             continue  # `section = 3` in the file: validation names it
         for key, (raw, _name) in values.items():
-            target[key] = _env_value(section, key, raw)
+            *tables, last = key.split(".")
+            table = target
+            for name in tables:  # a nested table ([web.oidc]): copied, then set
+                inner = table.get(name, {})
+                if not isinstance(inner, dict):
+                    break  # `oidc = 3` in the file: validation names it
+                table[name] = dict(inner)
+                table = table[name]
+            else:
+                table[last] = _env_value(section, key, raw)
     return merged
 
 
@@ -472,6 +500,8 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_kitos(settings.kitos, origins)
     _check_web(settings.web, origins)
     _check_retention(settings.retention, origins)
+    if settings.web.auth == "oidc":
+        _check_oidc(settings.web.oidc, origins)
     if settings.imap.authserv_id:
         if settings.imap.authserv_id != settings.security.authserv_id:
             raise origins.error("imap.authserv_id", "is set beside security.authserv_id, with "
@@ -542,8 +572,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     oauth2 = settings.oauth2
     files = {key: absolute(path) for key in ("certificate_path", "ca_file")
              if (path := getattr(oauth2, key)) is not None}
+    web = settings.web
+    if web.oidc.ca_file is not None:
+        oidc = web.oidc.model_copy(update={"ca_file": absolute(web.oidc.ca_file)})
+        web = web.model_copy(update={"oidc": oidc})
     return settings.model_copy(update={"bot": bot.model_copy(update=update), **servers,
-                                       "oauth2": oauth2.model_copy(update=files)})
+                                       "oauth2": oauth2.model_copy(update=files), "web": web})
 
 
 def _check_paths(settings: Settings, origins: _Origins) -> None:
@@ -823,6 +857,61 @@ def _check_web(web: WebSettings, origins: _Origins) -> None:
                                 "ROLE --password-stdin`")
 
 
+# Entra ID's endpoints for any tenant: their tokens carry each user's own tenant as issuer,
+# so they cannot be pinned to the municipality (Microsoft identity platform, "OpenID
+# Connect on the Microsoft identity platform", the issuer value)
+_ENTRA_ANY_TENANT = ("common", "organizations", "consumers")
+OIDC_CALLBACK = "/login/oidc/callback"
+
+
+def _check_oidc(oidc: OidcSettings, origins: _Origins) -> None:
+    """With `[web] auth = "oidc"`: issuer, client_id, client_secret and redirect_url are there,
+    issuer names one tenant (never Entra's common endpoints), both URLs are https (http only
+    on a loopback address), and someone may sign in (users or groups)."""
+    entra = f"{MICROSOFT_LOGIN}/<tenant id>/v2.0"
+    if not oidc.issuer:
+        raise origins.error("web.oidc.issuer", 'field required with [web] auth = "oidc"',
+                            f"write {entra} with the Directory (tenant) ID from the app "
+                            "registration's overview in Entra ID")
+    _check_secret_url(oidc.issuer, "web.oidc.issuer", f"write {entra}", "the client secret",
+                      origins)
+    parts = urlsplit(oidc.issuer)
+    if parts.hostname == urlsplit(MICROSOFT_LOGIN).hostname and (
+            parts.path.strip("/").split("/")[0].lower() in _ENTRA_ANY_TENANT):
+        raise origins.error("web.oidc.issuer", f"{oidc.issuer!r} lets users of any tenant in",
+                            f"write {entra} with the municipality's Directory (tenant) ID")
+    if not oidc.client_id:
+        raise origins.error("web.oidc.client_id", 'field required with [web] auth = "oidc"',
+                            "copy the Application (client) ID from the app registration's "
+                            "overview in Entra ID")
+    if not oidc.client_secret.get_secret_value():
+        raise origins.error("web.oidc.client_secret",
+                            'field required with [web] auth = "oidc"',
+                            "set MAILBOT_WEB__OIDC__CLIENT_SECRET to the value of a client "
+                            "secret (Certificates & secrets in the app registration)")
+    example = f"write the callback as users' browsers reach it, https://<host>{OIDC_CALLBACK}"
+    if not oidc.redirect_url:
+        raise origins.error("web.oidc.redirect_url", 'field required with [web] auth = "oidc"',
+                            example)
+    _check_secret_url(oidc.redirect_url, "web.oidc.redirect_url", example, "the sign-in code",
+                      origins)
+    if not urlsplit(oidc.redirect_url).path.endswith(OIDC_CALLBACK):
+        raise origins.error("web.oidc.redirect_url",
+                            f"{oidc.redirect_url!r} does not end in {OIDC_CALLBACK}", example)
+    if not oidc.users and not oidc.groups:
+        raise origins.error("web.oidc.users", "is empty, and so is web.oidc.groups: nobody "
+                            "may sign in", 'add e.g. "anna@kommune.dk" = "secretary" under '
+                            "[web.oidc.users], or a group's object ID under [web.oidc.groups]")
+    seen: dict[str, str] = {}
+    for name in oidc.users:
+        if name.casefold() in seen:
+            raise origins.error("web.oidc.users", f"{seen[name.casefold()]!r} and {name!r} are "
+                                "one user (case does not count)", "keep one of them")
+        seen[name.casefold()] = name
+    if oidc.ca_file is not None:
+        _check_ca_file(oidc.ca_file, "web.oidc.ca_file", origins)
+
+
 def _check_calendar(settings: Settings, origins: _Origins) -> None:
     from datetime import date
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1002,6 +1091,19 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # case_days = 730                     # after the decision/withdrawal (>= raw_days): the case is
 #                                     # anonymised (ref, dates, decision stay); each at most 36500
 # machine_days = 30                   # quarantined and machine mail, after arrival
+
+# Sign-in to the overview with the municipality's Entra ID, for [web] auth = "oidc" (README
+# "Sign-in with Entra ID (oidc)"); keep the secret in MAILBOT_WEB__OIDC__CLIENT_SECRET=...
+# [web.oidc]
+# issuer = "https://login.microsoftonline.com/<tenant id>/v2.0"  # one tenant, never common
+# client_id = "00000000-0000-0000-0000-000000000000"   # Application (client) ID
+# client_secret = "..."               # better: MAILBOT_WEB__OIDC__CLIENT_SECRET
+# redirect_url = "https://mailbot.kommune.dk/login/oidc/callback"  # as browsers reach it
+# ca_file = "/etc/mailbot/proxy-ca.pem"    # extra CA for the provider (a TLS proxy)
+# [web.oidc.users]                    # sign-in name (UPN) = "secretary", "operator", "council"
+# "sekretaer@kommune.dk" = "secretary"
+# [web.oidc.groups]                   # group object ID = role; the first listed group wins
+# "00000000-0000-0000-0000-000000000000" = "council"
 
 # Who is mailed when something needs a person (the README's "Alerts"); without it, only the
 # ERROR log lines with event=... tell.
