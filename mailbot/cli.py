@@ -45,7 +45,7 @@ log = logging.getLogger("mailbot")
 # the ends of datetime, where date arithmetic overflows.
 YEARS = range(2000, 2101)
 COMMAND_LINE = "command line"
-MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined")
+MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined", "released")
 
 
 class Options:
@@ -543,7 +543,8 @@ def _echo_json(data: Any) -> None:
 
 @app.command()
 def messages(state: Annotated[str | None, typer.Option(
-        help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
+        help="Only this state: received, processed, ignored, duplicate, quarantined, "
+        "released.")] = None,
              limit: Annotated[int, typer.Option(min=1)] = 50,
              as_json: Annotated[bool, typer.Option("--json")] = False,
              config: ConfigAfter = None, now: NowAfter = None) -> None:
@@ -693,7 +694,7 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
         return
     opened = breaker.state(session)
     if opened.opened_at is not None:
-        _show(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
+        _show(f"CIRCUIT BREAKER OPEN since {views.stamp(opened.opened_at, _zone(settings))}: "
               f"{opened.reason}; mail to applicants waits. After checking for a loop: "
               "mailbot outbox resume\n")
     counted = select(func.count()).select_from(Outbox)

@@ -370,9 +370,11 @@ _HAND = {
     "uncertain": "The SMTP connection broke after the mail's last line went out: the server may "
                  "have it. mailbot never sends it again by itself. Ask the recipient or look for "
                  "the Message-ID in the SMTP server's log; if it did not arrive, send the text "
-                 "below by hand.",
-    "failed": "Not delivered, and not tried again. Correct the cause (the reply above); send "
-              "the text below by hand if it is still needed.",
+                 "below by hand, or `mailbot outbox retry {id} --not-delivered` (`mailbot "
+                 "outbox cancel {id}` if it is not to go at all).",
+    "failed": "Not delivered, and not tried again. Correct the cause (the reply above), then "
+              "`mailbot outbox retry {id}`, or send the text below by hand if it is still "
+              "needed (`mailbot outbox cancel {id}` if not).",
 }
 
 
@@ -402,7 +404,7 @@ def outbox_row_text(row: Outbox, data: dict[str, Any], tz: tzinfo = COPENHAGEN) 
               for recipient, reply in row.results.items()]
     lines.append(f"attachments: {', '.join(data['attachments']) or '(none)'}")
     if row.state in _HAND:
-        lines += ["", *_wrap(_HAND[row.state], 90).splitlines()]
+        lines += ["", *_wrap(_HAND[row.state].format(id=row.id), 90).splitlines()]
     lines += ["", "--- text part " + "-" * 40, data["text"].rstrip("\n"), "-" * 54]
     return "\n".join(lines)
 
@@ -462,9 +464,11 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
 
 
 def calendar_table(meetings: list[Meeting]) -> str:
+    """`mailbot calendar`: each meeting, its time and agenda deadline (local, with the zone:
+    `Tue 14:00 CET`), week and note."""
     if not meetings:
         return "no meetings"
-    rows = [[m.day.isoformat(), f"{m.starts:%a %H:%M}", f"{m.deadline:%Y-%m-%d %a %H:%M}",
+    rows = [[m.day.isoformat(), f"{m.starts:%a %H:%M %Z}", f"{m.deadline:%Y-%m-%d %a %H:%M %Z}",
              f"uge {m.day.isocalendar().week}", m.note] for m in meetings]
     return _table(["meeting", "time", "agenda deadline", "week", "note"], rows)
 

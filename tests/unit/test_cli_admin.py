@@ -469,3 +469,22 @@ def test_document_is_refused_while_the_daemon_runs(config: Path, url: str,
                      "Aftale med leverandør.pdf", "--kind", "contract_draft")
     assert result.code == 2 and "another mailbot is running on" in result.err
     assert _case(url, "ITP-2026-0001").missing == ["contract_draft"]
+
+
+# -- local times with their zone ----------------------------------------------------------------
+def test_printed_times_are_local_and_name_their_zone(config: Path, url: str,
+                                                     mailbot: MailbotRunner) -> None:
+    from mailbot.models import CircuitBreaker
+
+    calendar = mailbot("--config", str(config), "calendar", "--year", "2027").out
+    assert "2027-01-04  Mon 09:00 CET   2026-12-28 Mon 12:00 CET" in calendar
+    assert "2027-04-05  Mon 09:00 CEST" in calendar
+    _outbox(url, 1, state="failed", last_error="550 5.7.1 relay denied")
+    with Session(make_engine(url)) as session:
+        session.merge(CircuitBreaker(id=1, opened_at=AT, reason="200 mails"))
+        session.commit()
+    listing = mailbot("--config", str(config), "outbox", "list").out
+    assert listing.startswith("CIRCUIT BREAKER OPEN since 2026-03-02 11:59:00 CET: 200 mails")
+    shown = " ".join(mailbot("--config", str(config), "outbox", "show", "1").out.split())
+    assert "created: 2026-03-02 11:59:00 CET" in shown
+    assert "then `mailbot outbox retry 1`" in shown  # what to do, with the row's id
