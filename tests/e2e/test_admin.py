@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import re
 import signal
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, col, select
 
 from mailbot.models import CaseEvent, RawMessage
 from tests.conftest import World
-from tests.e2e.records import case_count, rows
+from tests.e2e.records import case_count, outbox, rows
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +118,60 @@ def test_a_corrected_document_kind_reaches_the_reviewer_of_that_kind(world: Worl
         ["contract_manager"]
     [event] = _events(world, "document_kind_corrected")
     assert event.detail.startswith("Bilag 3.pdf: other -> contract_draft v1")
+
+
+def test_a_failed_receipt_retried_after_the_fix_arrives_once(world: World) -> None:
+    """The relay refused the receipt for good (550): `failed`. Once the relay is corrected
+    the operator retries it; it arrives once, and a second retry is refused."""
+    world.smtp.reply_code = 550
+    world.deliver(world.brief(attachments=()))
+    world.run_once()
+    [row] = [r for r in outbox(world) if r.kind == "receipt"]
+    assert row.state == "failed"
+    world.smtp.reply_code = None
+    retried = world.cli("outbox", "retry", str(row.id))
+    assert retried.returncode == 0, retried.stderr
+    for _ in range(2):
+        world.run_once()
+    assert len(world.received_by(world.applicant)) == 1
+    [sent] = [r for r in outbox(world) if r.id == row.id]
+    assert sent.state == "sent"
+    again = world.cli("outbox", "retry", str(row.id))
+    assert again.returncode == 2 and "is sent: only a failed or uncertain" in again.stderr
+
+
+def test_an_uncertain_receipt_is_retried_only_when_the_operator_says_it_did_not_arrive(
+        world: World) -> None:
+    world.write_config(smtp={"timeout_seconds": 1})
+    world.smtp.stall_after_data = 3  # taken, but the answer comes too late: uncertain
+    world.deliver(world.brief(attachments=()))
+    world.run_once()
+    world.smtp.stall_after_data = 0
+    [row] = [r for r in outbox(world) if r.kind == "receipt"]
+    assert row.state == "uncertain"
+    refused = world.cli("outbox", "retry", str(row.id))
+    assert refused.returncode == 2 and "--not-delivered" in refused.stderr
+    world.run_once()
+    assert len([d for d in world.smtp.history if world.applicant in d.recipients]) == 1
+
+    # the operator found that it never reached the applicant's mailbox
+    retried = world.cli("outbox", "retry", str(row.id), "--not-delivered", "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["previous_state"] == "uncertain"
+    world.run_once()
+    assert len([d for d in world.smtp.history if world.applicant in d.recipients]) == 2
+    cancel = world.cli("outbox", "cancel", str(row.id))
+    assert cancel.returncode == 2 and "is sent: only a pending, failed or" in cancel.stderr
+
+
+def test_a_cancelled_mail_is_never_sent(world: World) -> None:
+    world.smtp.reply_code = 451  # greylisted: the receipt waits, pending
+    world.deliver(world.brief(attachments=()))
+    world.run_once()
+    [row] = [r for r in outbox(world) if r.kind == "receipt"]
+    assert row.state == "pending"
+    world.smtp.reply_code = None
+    cancelled = world.cli("outbox", "cancel", str(row.id), "--json")
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    world.run_once(datetime.now(UTC) + timedelta(hours=2))  # long after its next attempt
+    assert world.received_by(world.applicant) == []
