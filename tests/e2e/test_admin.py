@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailbot.models import CaseEvent, RawMessage
-from tests.conftest import World
+from tests.conftest import World, wait_until
 from tests.e2e.records import case_count, outbox, rows
 
 pytestmark = pytest.mark.e2e
@@ -175,3 +175,26 @@ def test_a_cancelled_mail_is_never_sent(world: World) -> None:
     assert json.loads(cancelled.stdout)["state"] == "cancelled"
     world.run_once(datetime.now(UTC) + timedelta(hours=2))  # long after its next attempt
     assert world.received_by(world.applicant) == []
+
+
+def test_release_beside_the_running_daemon(world: World) -> None:
+    """`quarantine release` needs no stop: the running daemon (which holds the leader lock)
+    reads the released mail at its next sweep and answers it once; `document --kind` is
+    refused while it runs."""
+    row = _poisoned(world)
+    daemon = world.spawn("run")
+    try:
+        wait_until(lambda: (world.tmp / "data" / "mailbot.lock").exists(), timeout=30)
+        released = world.cli("quarantine", "release", str(row.id))
+        assert released.returncode == 0, released.stderr
+        wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=90)
+        assert case_count(world) == 1
+        refused = world.cli("document", "ITP-2026-0001", "Business case.docx", "--kind",
+                            "other")
+        assert refused.returncode == 2 and "another mailbot is running" in refused.stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, out
+    assert world.folder("Quarantine") == [] and len(world.folder("Processed")) == 1
+    assert len(world.received_by(world.applicant)) == 1
