@@ -74,7 +74,8 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
                  ) -> tuple[Outbox, str]:
     """Put a failed or uncertain row back to `pending`, due now; returns (row, its state
     before). The recipients that already accepted it (2xx) keep their result and are not
-    sent to again; the others are tried anew.
+    sent to again; the others are tried anew, and smtp.give_up_hours counts from now
+    (`retried_at`).
 
     An `uncertain` row may have been delivered (the connection broke after the final "." of
     DATA, RFC 5321 4.1.1.4), and mailbot never sends a mail twice by itself: it is retried
@@ -96,7 +97,8 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
         accepted = {r: v for r, v in row.results.items() if str(v).startswith("2")}
         why = f"retried by {OPERATOR}; it was {before}: {row.last_error}"[:2000]
         _change(session, row, before, state=OutboxState.PENDING, next_attempt_at=now,
-                lease_until=None, data_at=None, results=accepted, last_error=why)
+                retried_at=now, lease_until=None, data_at=None, results=accepted,
+                last_error=why)
         record(session, row.case_id, None, now, "outbox_retried",
                f"{row.kind} {row.message_id}: {before} -> pending by {OPERATOR}"
                + ("; the operator checked that it was not delivered (--not-delivered)"

@@ -328,7 +328,8 @@ def outbox_table(rows: list[Outbox], note: str = "") -> str:
 
 def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
                 ) -> list[dict[str, Any]]:
-    """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz`."""
+    """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz` (`retried_at`:
+    the operator's last `outbox retry`, or null)."""
     refs = _case_refs(session, {r.case_id for r in rows})
     return [{"id": r.id, "kind": r.kind, "state": r.state, "delivery": r.delivery,
              "attempts": r.attempts, "recipients": r.recipients, "subject": r.subject,
@@ -337,6 +338,7 @@ def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
              "next_attempt_at": _local(r.next_attempt_at, tz).isoformat()
              if r.state == "pending" else None,
              "sent_at": _local(r.sent_at, tz).isoformat() if r.sent_at else None,
+             "retried_at": _local_iso(r.retried_at, tz),
              "last_error": r.last_error, "results": r.results} for r in rows]
 
 

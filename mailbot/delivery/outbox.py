@@ -445,7 +445,8 @@ class Sender:
             if results is not None:
                 current.results = results
             current.lease_until = None
-            if now - as_utc(current.created_at) >= self.give_up:
+            # counted from the operator's retry (mailbot.admin), if any: not from the queueing
+            if now - as_utc(current.retried_at or current.created_at) >= self.give_up:
                 current.state = "failed"
                 report.failed += 1
                 log.error("outbox %s given up after %s attempts: %s",

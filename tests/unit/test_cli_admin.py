@@ -95,6 +95,7 @@ def test_an_uncertain_row_is_retried_only_with_not_delivered(
     assert done.code == 0, done.err
     data = json.loads(done.out)
     assert (data["id"], data["state"], data["previous_state"]) == (1, "pending", "uncertain")
+    assert data["retried_at"] is not None and data["next_attempt_at"] is not None
     assert _events(url, "outbox_retried")[0].endswith(
         "the operator checked that it was not delivered (--not-delivered)")
 
@@ -488,3 +489,23 @@ def test_printed_times_are_local_and_name_their_zone(config: Path, url: str,
     shown = " ".join(mailbot("--config", str(config), "outbox", "show", "1").out.split())
     assert "created: 2026-03-02 11:59:00 CET" in shown
     assert "then `mailbot outbox retry 1`" in shown  # what to do, with the row's id
+
+
+def test_a_retried_row_is_given_up_counting_from_the_retry(config: Path, url: str,
+                                                           mailbot: MailbotRunner) -> None:
+    """smtp.give_up_hours counts from `outbox retry`, not from when the row was queued: a
+    receipt retried days later that meets an SMTP server down waits (pending) again."""
+    from mailbot.config import SmtpSettings
+    from mailbot.delivery.outbox import Sender
+    from mailbot.mailworld import free_port
+
+    _outbox(url, 1, state="failed", last_error="554 relay denied")  # queued on 2 March
+    now = "2026-03-09T10:00"
+    assert mailbot("--config", str(config), "--now", now, "outbox", "retry", "1").code == 0
+    down = SmtpSettings(host="127.0.0.1", port=free_port(), security="none", auth="none",
+                        timeout_seconds=2)
+    report = Sender(make_engine(url), down, "bot@kommune.dk").flush(
+        datetime(2026, 3, 9, 9, 1, tzinfo=UTC))
+    assert (report.retry, report.failed) == (1, 0)
+    row = _row(url, 1)
+    assert row.state == "pending" and "SMTP server unavailable" in row.last_error
