@@ -26,7 +26,7 @@ from mailbot.cases.followup import missing_items
 from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import completeness
 from mailbot.db import rows_changed, transaction
-from mailbot.errors import ConfigError
+from mailbot.errors import COMMAND_LINE, ConfigError
 from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review
 from mailbot.vocabulary import (
     OPEN_STATUSES,
@@ -36,7 +36,6 @@ from mailbot.vocabulary import (
     check_transition,
 )
 
-COMMAND_LINE = "command line"
 OPERATOR = "the operator (command line)"
 RETRYABLE = (OutboxState.FAILED, OutboxState.UNCERTAIN)
 CANCELLABLE = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.UNCERTAIN)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from mailbot.clock import COPENHAGEN, Clock
-from mailbot.errors import ConfigError, MailbotError, PermanentError
+from mailbot.errors import COMMAND_LINE, ConfigError, MailbotError, PermanentError
 from mailbot.redact import redact_cpr
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ log = logging.getLogger("mailbot")
 # Years the calendar, --year and --now accept: wide enough for any real use, and far from
 # the ends of datetime, where date arithmetic overflows.
 YEARS = range(2000, 2101)
-COMMAND_LINE = "command line"
 MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined", "released")
 
 
