@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from mailbot.clock import COPENHAGEN, Clock
-from mailbot.errors import ConfigError, MailbotError, PermanentError
+from mailbot.errors import COMMAND_LINE, ConfigError, MailbotError, PermanentError
 from mailbot.redact import redact_cpr
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mailbot.app import Bot
     from mailbot.config import Settings
     from mailbot.delivery.breaker import Breaker
-    from mailbot.models import Agenda
+    from mailbot.models import Agenda, RawMessage
     from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -46,8 +46,7 @@ log = logging.getLogger("mailbot")
 # Years the calendar, --year and --now accept: wide enough for any real use, and far from
 # the ends of datetime, where date arithmetic overflows.
 YEARS = range(2000, 2101)
-COMMAND_LINE = "command line"
-MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined")
+MESSAGE_STATES = ("received", "processed", "ignored", "duplicate", "quarantined", "released")
 
 
 class Options:
@@ -128,6 +127,15 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
     if report is not None:
         report.extend(applied)
     return bot
+
+
+def _writer() -> Bot:
+    """The bot of an admin command that changes rows (mailbot.admin): like _database it
+    never migrates (ConfigError, fix `mailbot migrate`, when the database is behind)."""
+    from mailbot.app import build_bot
+
+    settings, engine = _database()
+    return build_bot(settings, Clock(OPTIONS.now), engine)
 
 
 def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
@@ -374,23 +382,35 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
 @app.command()
 def cases(status: Annotated[str | None, typer.Option(
         help="Only cases with this status (e.g. incomplete, queued, decided).")] = None,
+          meeting: Annotated[str | None, typer.Option(
+              help="Only the cases on the agenda of this meeting (YYYY-MM-DD), in reference "
+              "order.")] = None,
           as_json: Annotated[bool, typer.Option("--json")] = False,
           config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """All cases, newest first."""
+    """All cases, newest first; `--meeting` lists one meeting's cases, oldest ref first."""
     from sqlmodel import Session, col, select
 
     from mailbot import views
     from mailbot.models import Case
 
     _use(config, now)
+    day = _meeting_day(meeting) if meeting is not None else None
     settings, engine = _database()
     with Session(engine) as session:
         query = select(Case).order_by(col(Case.id).desc())
         if status is not None:
             query = query.where(Case.status == status.strip().lower())
+        if day is not None:
+            # the order the secretary reads the agenda's cases in
+            query = select(Case).where(Case.meeting_date == day).order_by(col(Case.ref))
+            if status is not None:
+                query = query.where(Case.status == status.strip().lower())
         rows = list(session.exec(query).all())
         if as_json:
             _echo_json(views.cases_data(rows, _zone(settings)))
+        elif day is not None and not rows:
+            _show(f"no cases on the agenda of {day}"
+                  + (f" with status {status!r}" if status is not None else ""))
         elif status is not None and not rows:
             in_use = sorted(set(session.exec(select(Case.status)).all()))
             _show(f"no cases with status {status!r}"
@@ -399,8 +419,21 @@ def cases(status: Annotated[str | None, typer.Option(
             _show(views.cases_table(rows))
 
 
+def _meeting_day(value: str) -> date:
+    """--meeting as a date. Raises ConfigError."""
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as err:
+        raise ConfigError(COMMAND_LINE, "--meeting", f"{value!r} is not a date",
+                          "write YYYY-MM-DD, a day from `mailbot calendar`") from err
+
+
 @app.command()
 def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         withdraw: Annotated[bool, typer.Option(
+             "--withdraw", help="Withdraw the case (as the applicant's \"træk tilbage\"): off "
+             "the agenda, no reminders, the applicant told. Refused while the daemon runs.")]
+         = False,
          config: ConfigAfter = None, now: NowAfter = None) -> None:
     """One case: its data, reviews, meeting, decision and timeline."""
     from sqlmodel import Session
@@ -409,6 +442,9 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
     from mailbot.cases.lookup import find_case
 
     _use(config, now)
+    if withdraw:
+        _withdraw(ref, as_json)
+        return
     settings, engine = _database()
     with Session(engine) as session:
         found = find_case(session, ref)
@@ -420,6 +456,64 @@ def case(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False,
             _echo_json(data)
         else:
             _show(views.case_text(session, found, data, _zone(settings)))
+
+
+_CASE_FIX = ("systemctl stop mailbot, run this again, systemctl start mailbot (the daemon "
+             "changes cases too)")
+
+
+def _withdraw(ref: str, as_json: bool) -> None:
+    """`mailbot case REF --withdraw`, under the leader lock (README "Admin commands")."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.admin import withdraw_case
+
+    bot = _writer()
+    with _exclusive(bot, None, _CASE_FIX):
+        withdrawn = withdraw_case(bot, ref, bot.clock.now())
+    if as_json:
+        with Session(bot.engine) as session:
+            _echo_json(views.case_data(session, withdrawn, _zone(bot.settings)))
+        return
+    _show(f"{withdrawn.ref} withdrawn: off the agenda, no more reminders; the mail telling "
+          "the applicant is in the outbox (the daemon sends it once started again)")
+
+
+@app.command()
+def document(ref: str, filename: Annotated[str, typer.Argument(
+        help="The document's name as `mailbot case REF` shows it.")],
+             kind: Annotated[str, typer.Option(
+                 "--kind", help="Its right kind: technical_description, contract_draft, "
+                 "dpa_draft, business_case, project_description, other (rules/documents.yaml)."
+             )],
+             as_json: Annotated[bool, typer.Option("--json")] = False,
+             config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Correct a misread document's kind: the case's missing list follows, and the reviewers
+    of the new kind get it. Refused while the daemon runs."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.admin import correct_kind
+
+    _use(config, now)
+    bot = _writer()
+    with _exclusive(bot, None, _CASE_FIX):
+        change = correct_kind(bot, ref, filename, kind.strip(), bot.clock.now())
+    if as_json:
+        with Session(bot.engine) as session:
+            _echo_json({**views.case_data(session, change.case, _zone(bot.settings)),
+                        "corrected": {"filename": change.document.filename,
+                                      "old_kind": change.old_kind, "kind": kind,
+                                      "version": change.document.version,
+                                      "missing_before": change.missing_before,
+                                      "review_requests": [r.role for r in change.requested]}})
+        return
+    roles = ", ".join(r.role for r in change.requested) or "none (no reviewer for this kind)"
+    _show(f"{change.case.ref}: {change.document.filename} is {kind} (v{change.document.version}"
+          f"), was {change.old_kind}; missing: {', '.join(change.case.missing) or 'nothing'} "
+          f"(was: {', '.join(change.missing_before) or 'nothing'}); review requests queued: "
+          f"{roles}")
 
 
 def _zone(settings: Settings) -> ZoneInfo:
@@ -450,7 +544,8 @@ def _echo_json(data: Any) -> None:
 
 @app.command()
 def messages(state: Annotated[str | None, typer.Option(
-        help="Only this state: received, processed, ignored, duplicate, quarantined.")] = None,
+        help="Only this state: received, processed, ignored, duplicate, quarantined, "
+        "released.")] = None,
              limit: Annotated[int, typer.Option(min=1)] = 50,
              as_json: Annotated[bool, typer.Option("--json")] = False,
              config: ConfigAfter = None, now: NowAfter = None) -> None:
@@ -480,26 +575,33 @@ def messages(state: Annotated[str | None, typer.Option(
             _show(views.messages_table(rows, session.exec(counted).one()))
 
 
-OUTBOX_STATES = ("pending", "sending", "sent", "failed", "uncertain")
-OUTBOX_ACTIONS = ("resume", "show")
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "uncertain", "cancelled")
+OUTBOX_ACTIONS = ("list", "show", "resume", "retry", "cancel")
+_TAKES_ID = ("show", "retry", "cancel")
 
 
 @app.command()
 def outbox(action: Annotated[str | None, typer.Argument(
-        help="`show ID`: one mail with its text, to send it by hand; `resume`: send mail to "
-        "applicants again after the circuit breaker opened.")] = None,
+        help="`list` (the default): the outbox; `show ID`: one mail with its text, to send it "
+        "by hand; `retry ID`: a failed or uncertain mail back to pending; `cancel ID`: a "
+        "pending, failed or uncertain mail is never sent; `resume`: send mail to applicants "
+        "again after the circuit breaker opened.")] = None,
            row_id: Annotated[str | None, typer.Argument(
-               metavar="ID", help="The outbox row for `show` (the id column).")] = None,
+               metavar="ID", help="The outbox row for `show`, `retry`, `cancel` (the id "
+               "column).")] = None,
            state: Annotated[str | None, typer.Option(
                help="Only this state (all such rows unless --limit): pending, sending, sent, "
-               "failed, uncertain.")] = None,
+               "failed, uncertain, cancelled.")] = None,
            limit: Annotated[int | None, typer.Option(
                min=1, help="At most this many rows, newest first (default: 50 without "
                "--state, all with it).", show_default=False)] = None,
+           not_delivered: Annotated[bool, typer.Option(
+               "--not-delivered", help="`retry` of an uncertain mail: you checked that it did "
+               "not arrive (the SMTP server may have delivered it).")] = False,
            as_json: Annotated[bool, typer.Option("--json")] = False,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Outgoing mail: state, attempts, last error; `outbox show ID` prints one mail;
-    `outbox resume` closes the breaker."""
+    `outbox retry ID` / `outbox cancel ID` correct one; `outbox resume` closes the breaker."""
     from sqlmodel import Session
 
     from mailbot.delivery.breaker import Breaker
@@ -508,10 +610,10 @@ def outbox(action: Annotated[str | None, typer.Argument(
 
     if action is not None and action not in OUTBOX_ACTIONS:
         raise ConfigError(COMMAND_LINE, "ACTION", f"{action!r} is not an outbox action",
-                          "use `mailbot outbox show ID` or `mailbot outbox resume`, or no "
-                          "action to list the outbox")
-    if row_id is not None and action != "show":
-        raise ConfigError(COMMAND_LINE, "ID", f"`outbox {action}` takes no ID",
+                          "use `mailbot outbox list`, `show ID`, `retry ID`, `cancel ID` or "
+                          "`resume`")
+    if row_id is not None and action not in _TAKES_ID:
+        raise ConfigError(COMMAND_LINE, "ID", f"`outbox {action or 'list'}` takes no ID",
                           "use `mailbot outbox show ID` to see one mail")
     if state is not None and state not in OUTBOX_STATES:
         raise ConfigError(COMMAND_LINE, "--state", f"{state!r} is not an outbox state",
@@ -519,6 +621,10 @@ def outbox(action: Annotated[str | None, typer.Argument(
     settings, engine = _database()
     if action == "show":
         _outbox_show(settings, engine, row_id, as_json)
+        return
+    if action in ("retry", "cancel"):
+        _outbox_change(settings, engine, action, _row_id(row_id, f"outbox {action}"),
+                       not_delivered, as_json)
         return
     breaker = Breaker(engine, settings.limits)
     if action == "resume":
@@ -528,6 +634,43 @@ def outbox(action: Annotated[str | None, typer.Argument(
         return
     with Session(engine) as session:
         _outbox_list(session, breaker, state, limit, as_json, settings)
+
+
+def _row_id(value: str | None, command: str) -> int:
+    """The ID argument of `mailbot {command} ID` as a number. Raises ConfigError."""
+    listing = f"`mailbot {command.split()[0]} list`"
+    if value is None:
+        raise ConfigError(COMMAND_LINE, "ID", f"`{command}` needs the row's id",
+                          f"{listing} lists them (the id column), e.g. `mailbot {command} 7`")
+    if not value.strip().isdigit():
+        raise ConfigError(COMMAND_LINE, "ID", f"{value!r} is not an id",
+                          f"give the number from the id column of {listing}")
+    return int(value)
+
+
+def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
+                   not_delivered: bool, as_json: bool) -> None:
+    """`outbox retry|cancel ID`: one conditional UPDATE with its audit event, safe beside a
+    running daemon (mailbot.admin; README "Admin commands")."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.admin import cancel_outbox, retry_outbox
+
+    moment = Clock(OPTIONS.now).now()
+    if action == "retry":
+        row, before = retry_outbox(engine, row_id, moment, not_delivered)
+        told = "it goes out at the daemon's next send (`mailbot run --once` sends it now)"
+    else:
+        row, before = cancel_outbox(engine, row_id, moment)
+        told = "it is never sent"
+    if as_json:
+        with Session(engine) as session:
+            _echo_json({**views.outbox_data(session, [row], _zone(settings))[0],
+                        "previous_state": before})
+        return
+    _show(f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}): {before} -> "
+          f"{row.state}; {told}")
 
 
 def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: int | None,
@@ -552,7 +695,7 @@ def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: i
         return
     opened = breaker.state(session)
     if opened.opened_at is not None:
-        _show(f"CIRCUIT BREAKER OPEN since {opened.opened_at:%Y-%m-%d %H:%M} UTC: "
+        _show(f"CIRCUIT BREAKER OPEN since {views.stamp(opened.opened_at, _zone(settings))}: "
               f"{opened.reason}; mail to applicants waits. After checking for a loop: "
               "mailbot outbox resume\n")
     counted = select(func.count()).select_from(Outbox)
@@ -584,20 +727,11 @@ def _outbox_show(settings: Settings, engine: Engine, row_id: str | None,
     from sqlmodel import Session
 
     from mailbot import views
-    from mailbot.models import Outbox
+    from mailbot.admin import outbox_row
 
-    if row_id is None:
-        raise ConfigError(COMMAND_LINE, "ID", "`outbox show` needs the row's id",
-                          "`mailbot outbox` lists them (the id column), e.g. "
-                          "`mailbot outbox show 7`")
-    if not row_id.strip().isdigit():
-        raise ConfigError(COMMAND_LINE, "ID", f"{row_id!r} is not an outbox id",
-                          "give the number from the id column of `mailbot outbox`")
+    number = _row_id(row_id, "outbox show")
     with Session(engine) as session:
-        row = session.get(Outbox, int(row_id))
-        if row is None:
-            raise ConfigError(COMMAND_LINE, "ID", f"there is no outbox row {int(row_id)}",
-                              "`mailbot outbox` lists them")
+        row = outbox_row(session, number)
         data = views.outbox_row_data(session, row, _zone(settings))
         if as_json:
             _echo_json(data)
@@ -771,6 +905,160 @@ def _binary_kind(head: bytes) -> str | None:
     return None
 
 
+# -- quarantine (README "Admin commands") -------------------------------------------------
+quarantine_app = typer.Typer(no_args_is_help=True, help="Quarantined mail: list, show, "
+                             "release (process again), delete.")
+app.add_typer(quarantine_app, name="quarantine")
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The mail's id (the id column "
+                                           "of `mailbot quarantine list`).")]
+JsonOption = Annotated[bool, typer.Option("--json")]
+
+
+@quarantine_app.command("list")
+def quarantine_list(as_json: JsonOption = False, config: ConfigAfter = None,
+                    now: NowAfter = None) -> None:
+    """The quarantined mails not deleted, newest first: sender, subject, the whole reason."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.admin import quarantined
+
+    _use(config, now)
+    settings, engine = _database()
+    with Session(engine) as session:
+        rows = quarantined(session)
+        if as_json:
+            _echo_json(views.messages_data(session, rows, _zone(settings)))
+        elif not rows:
+            _show("no quarantined mail")
+        else:
+            _show(views.messages_table(rows))
+
+
+@quarantine_app.command("show")
+def quarantine_show(raw_id: IdArgument, as_json: JsonOption = False,
+                    config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """One quarantined mail: its reason, attempts, headers and where its copy is."""
+    from sqlmodel import Session
+
+    from mailbot import views
+    from mailbot.admin import quarantined_row
+    from mailbot.blobs import BlobStore
+
+    _use(config, now)
+    settings, engine = _database()
+    number = _row_id(raw_id, "quarantine show")
+    with Session(engine) as session:
+        row = quarantined_row(session, number)
+        blobs = BlobStore(settings.bot.data_dir / "blobs")
+        raw = blobs.get(row.raw_sha256) if row.raw_sha256 and \
+            blobs.exists(row.raw_sha256) else b""
+        data = views.quarantine_data(session, row, views.header_lines(raw) if raw else [],
+                                     _zone(settings))
+    if as_json:
+        _echo_json(data)
+    else:
+        _show(views.quarantine_text(row, data, _zone(settings)))
+
+
+@quarantine_app.command("release")
+def quarantine_release(raw_id: IdArgument, as_json: JsonOption = False,
+                       config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Process a quarantined mail again (after its cause is fixed): its copy goes back to
+    the watched folder, where the daemon reads it as a new mail, exactly once."""
+    from sqlmodel import Session
+
+    from mailbot.admin import mark_released, quarantine_copy, quarantined_row, refused
+    from mailbot.intake.mailbox import Mailbox
+
+    _use(config, now)
+    bot = _writer()
+    settings, engine = bot.settings, bot.engine
+    number = _row_id(raw_id, "quarantine release")
+    with Session(engine) as session:
+        row = quarantined_row(session, number)
+        copy = quarantine_copy(bot, row, "release")
+    mailbox = Mailbox(settings.imap, settings.source, bot.tokens)
+    try:
+        mailbox.connect()
+        # the copy first: should the ledger then fail, the mail is still read once as new
+        # mail, and the row only looks quarantined still
+        moved = mailbox.move_copy(copy.folder, copy.message_id, copy.size, row.folder)
+    finally:
+        mailbox.close()
+    if not moved:
+        raise refused("ID", f"mail {number} is not in {copy.folder} any more (someone moved "
+                      "or deleted it)", f"look for {copy.message_id} in the mailbox; "
+                      f"`mailbot quarantine delete {number}` records it as gone")
+    released = mark_released(bot, number, bot.clock.now())
+    if as_json:
+        with Session(engine) as session:
+            _echo_json(_ledger_json(session, released, settings))
+        return
+    _show(f"mail {number} released: its copy is back in {row.folder}; the daemon reads it as "
+          "a new mail at its next sweep (`mailbot run --once` makes one), with its attempts "
+          "from 0")
+
+
+def _ledger_json(session: Session, row: RawMessage, settings: Settings) -> dict[str, Any]:
+    """messages_data of one ledger row (the JSON of `quarantine release|delete`)."""
+    from mailbot import views
+
+    return views.messages_data(session, [row], _zone(settings))[0]
+
+
+@quarantine_app.command("delete")
+def quarantine_delete(raw_id: IdArgument, as_json: JsonOption = False,
+                      config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Delete a quarantined mail: its content, stored file and IMAP copy go; its ledger row
+    stays as a tombstone with a `quarantine_deleted` event."""
+    from sqlmodel import Session
+
+    from mailbot.admin import delete_quarantined, quarantine_copy, quarantined_row
+    from mailbot.privacy.purge import BLOB_IDLE_SECONDS, release, remove_copies
+
+    _use(config, now)
+    bot = _writer()
+    settings, engine = bot.settings, bot.engine
+    number = _row_id(raw_id, "quarantine delete")
+    with Session(engine) as session:
+        quarantine_copy(bot, quarantined_row(session, number), "delete")
+    with _lock_if_free(bot) as alone:
+        moment = bot.clock.now()
+        row, sha = delete_quarantined(bot, number, moment)
+        # beside a running daemon its intake may be storing the same bytes again right now:
+        # a file met that recently is left for the daily retention job (purge.leftovers)
+        release(bot, [sha], moment, 0 if alone else BLOB_IDLE_SECONDS)
+        copies = remove_copies(bot, moment)
+    if as_json:
+        with Session(engine) as session:
+            _echo_json({**_ledger_json(session, row, settings),
+                        "imap_error": copies.error or None})
+        return
+    _show(f"mail {number} deleted: its content, stored file and copy in "
+          f"{settings.imap.quarantine_folder}; the ledger keeps a tombstone"
+          + (f" (the IMAP copy stays until the next retention run: {copies.error})"
+             if copies.error else ""))
+
+
+@contextmanager
+def _lock_if_free(bot: Bot) -> Iterator[bool]:
+    """The leader lock when no daemon holds it (True), else nothing (False): for a command
+    that runs beside the daemon but may do more when alone."""
+    from contextlib import ExitStack
+
+    from mailbot.service import AlreadyRunning, leader_lock
+
+    stack = ExitStack()
+    try:
+        stack.enter_context(leader_lock(bot.settings.bot.data_dir))
+        alone = True
+    except AlreadyRunning:
+        alone = False
+    with stack:
+        yield alone
+
+
 # -- personal data (README "Personal data") ------------------------------------------------
 retention_app = typer.Typer(no_args_is_help=True, help="Retention of personal data.")
 gdpr_app = typer.Typer(no_args_is_help=True,
@@ -856,10 +1144,10 @@ def _address(value: str) -> str:
 
 
 @contextmanager
-def _exclusive(bot: Bot, dry_run: bool, daemon_fix: str) -> Iterator[None]:
+def _exclusive(bot: Bot, dry_run: bool | None, daemon_fix: str) -> Iterator[None]:
     """The leader lock around a command that changes what the daemon also changes (as the
-    daemon's own jobs run under it); a dry run needs none. Raises MailbotError when a
-    daemon holds it."""
+    daemon's own jobs run under it); a dry run needs none (None: the command has none).
+    Raises MailbotError when a daemon holds it."""
     from mailbot.service import AlreadyRunning, leader_lock
 
     if dry_run:
@@ -869,7 +1157,8 @@ def _exclusive(bot: Bot, dry_run: bool, daemon_fix: str) -> Iterator[None]:
         with leader_lock(bot.settings.bot.data_dir):
             yield
     except AlreadyRunning as err:
-        raise MailbotError(f"{err}; {daemon_fix} (--dry-run works while it runs)") from err
+        also = "" if dry_run is None else " (--dry-run works while it runs)"
+        raise MailbotError(f"{err}; {daemon_fix}{also}") from err
 
 
 # -- the web overview (README "The web view") -------------------------------------------------

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.sql import Update
 from sqlmodel import Session, create_engine
 
 from mailbot.errors import ConfigError, TransientError
@@ -114,6 +115,15 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except Exception:
             session.rollback()
             raise
+
+
+def rows_changed(session: Session, statement: Update) -> int:
+    """Run a conditional UPDATE (`... WHERE state = 'pending'`) in the caller's transaction;
+    returns how many rows it changed (0: another process changed the row first). The one
+    way to change a row two processes may change: a read-then-write would not see the
+    other's commit (pysqlite reads outside a transaction)."""
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0))
 
 
 # -- migrations -------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ ConfigError: the operator must change something; the message names file, key and
 
 from __future__ import annotations
 
+# the `source` of a ConfigError about an argument or option the operator typed
+COMMAND_LINE = "command line"
+
 
 class MailbotError(Exception):
     """Base of every error the package raises on purpose."""

@@ -197,6 +197,8 @@ class Outbox(SQLModel, table=True):
     # before the server could have the mail, so it is safe to send again (SCENARIOS O1/O7)
     data_at: datetime | None = None
     sent_at: datetime | None = None
+    # the operator's last `mailbot outbox retry`: smtp.give_up_hours counts from it
+    retried_at: datetime | None = None
     last_error: str = ""
     results: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

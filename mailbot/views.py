@@ -52,22 +52,30 @@ def cases_table(cases: list[Case]) -> str:
     if not cases:
         return "no cases yet"
     return _table(
-        ["ref", "status", "applicant", "missing", "title"],
-        [[c.ref, c.status, c.applicant_address, str(len(c.missing)), _short(c.title, 50)]
-         for c in cases],
+        ["ref", "status", "meeting", "applicant", "missing", "title"],
+        [[c.ref, c.status, c.meeting_date.isoformat() if c.meeting_date else "-",
+          c.applicant_address, str(len(c.missing)), _short(c.title, 50)] for c in cases],
     )
 
 
 def cases_data(cases: list[Case], tz: tzinfo = COPENHAGEN) -> list[dict[str, Any]]:
-    """`mailbot cases --json`: one object per case, `created_at` ISO 8601 with its offset."""
+    """`mailbot cases --json`: one object per case, `created_at` ISO 8601 with its offset,
+    `meeting` the agenda's day (YYYY-MM-DD) or null."""
     return [{"ref": c.ref, "status": c.status, "applicant": c.applicant_address,
              "applicant_name": c.applicant_name, "title": c.title, "missing": c.missing,
+             "meeting": c.meeting_date.isoformat() if c.meeting_date else None,
              "created_at": _local(c.created_at, tz).isoformat()} for c in cases]
 
 
 def _local(moment: datetime, tz: tzinfo) -> datetime:
     """A stored moment (UTC; naive when read back from SQLite) in the council's zone."""
     return as_utc(moment).astimezone(tz)
+
+
+def stamp(moment: datetime, tz: tzinfo = COPENHAGEN) -> str:
+    """A stored moment as people read it: local time with its zone, `2026-03-02 11:59:00
+    CET` (CEST in summer)."""
+    return f"{_local(moment, tz):%Y-%m-%d %H:%M:%S %Z}"
 
 
 def case_data(session: Session, case: Case, tz: tzinfo = COPENHAGEN) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def case_text(session: Session, case: Case, data: dict[str, Any],
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.id))).all()
     lines = [f"{case.ref}  {case.title}", f"status:    {case.status}",
              f"applicant: {case.applicant_name} <{case.applicant_address}>",
-             f"created:   {_local(case.created_at, tz):%Y-%m-%d %H:%M:%S %Z}",
+             f"created:   {stamp(case.created_at, tz)}",
              *_case_facts(data), _phase_line(case, tz), "", "answers:"]
     for qid, answer in data["answers"].items():
         lines.append(f"  {qid:6} {_short((answer or '(missing)').replace(chr(10), ' '), 90)}")
@@ -158,7 +166,7 @@ def case_text(session: Session, case: Case, data: dict[str, Any],
     lines += _reviews_text(data["reviews"])
     lines.append("")
     lines.append("timeline:")
-    stamps = [f"{_local(e.at, tz):%Y-%m-%d %H:%M:%S %Z}" for e in events]
+    stamps = [stamp(e.at, tz) for e in events]
     width = max(map(len, stamps), default=0)  # CET and CEST in one column
     lines += [f"  {stamp:{width}}  {e.kind:18} {_short(e.detail, 100)}"
               for stamp, e in zip(stamps, events, strict=True)]
@@ -320,7 +328,8 @@ def outbox_table(rows: list[Outbox], note: str = "") -> str:
 
 def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
                 ) -> list[dict[str, Any]]:
-    """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz`."""
+    """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz` (`retried_at`:
+    the operator's last `outbox retry`, or null)."""
     refs = _case_refs(session, {r.case_id for r in rows})
     return [{"id": r.id, "kind": r.kind, "state": r.state, "delivery": r.delivery,
              "attempts": r.attempts, "recipients": r.recipients, "subject": r.subject,
@@ -329,6 +338,7 @@ def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
              "next_attempt_at": _local(r.next_attempt_at, tz).isoformat()
              if r.state == "pending" else None,
              "sent_at": _local(r.sent_at, tz).isoformat() if r.sent_at else None,
+             "retried_at": _local_iso(r.retried_at, tz),
              "last_error": r.last_error, "results": r.results} for r in rows]
 
 
@@ -362,9 +372,11 @@ _HAND = {
     "uncertain": "The SMTP connection broke after the mail's last line went out: the server may "
                  "have it. mailbot never sends it again by itself. Ask the recipient or look for "
                  "the Message-ID in the SMTP server's log; if it did not arrive, send the text "
-                 "below by hand.",
-    "failed": "Not delivered, and not tried again. Correct the cause (the reply above); send "
-              "the text below by hand if it is still needed.",
+                 "below by hand, or `mailbot outbox retry {id} --not-delivered` (`mailbot "
+                 "outbox cancel {id}` if it is not to go at all).",
+    "failed": "Not delivered, and not tried again. Correct the cause (the reply above), then "
+              "`mailbot outbox retry {id}`, or send the text below by hand if it is still "
+              "needed (`mailbot outbox cancel {id}` if not).",
 }
 
 
@@ -372,7 +384,7 @@ def outbox_row_text(row: Outbox, data: dict[str, Any], tz: tzinfo = COPENHAGEN) 
     """`mailbot outbox show ID`: the row's facts, each recipient's result, and the text the
     recipient reads, so the operator can send it by hand."""
     def when(value: datetime | None) -> str:
-        return f"{_local(value, tz):%Y-%m-%d %H:%M:%S %Z}" if value else "-"
+        return stamp(value, tz) if value else "-"
 
     problem = _wrap(outbox_problem(row), 78).splitlines() or ["-"]
     lines = [f"outbox {row.id}: {row.kind} ({row.delivery.replace('_', ' ')})",
@@ -394,7 +406,7 @@ def outbox_row_text(row: Outbox, data: dict[str, Any], tz: tzinfo = COPENHAGEN) 
               for recipient, reply in row.results.items()]
     lines.append(f"attachments: {', '.join(data['attachments']) or '(none)'}")
     if row.state in _HAND:
-        lines += ["", *_wrap(_HAND[row.state], 90).splitlines()]
+        lines += ["", *_wrap(_HAND[row.state].format(id=row.id), 90).splitlines()]
     lines += ["", "--- text part " + "-" * 40, data["text"].rstrip("\n"), "-" * 54]
     return "\n".join(lines)
 
@@ -454,9 +466,11 @@ def inspect_text(result: dict[str, Any], details: dict[str, Any]) -> str:
 
 
 def calendar_table(meetings: list[Meeting]) -> str:
+    """`mailbot calendar`: each meeting, its time and agenda deadline (local, with the zone:
+    `Tue 14:00 CET`), week and note."""
     if not meetings:
         return "no meetings"
-    rows = [[m.day.isoformat(), f"{m.starts:%a %H:%M}", f"{m.deadline:%Y-%m-%d %a %H:%M}",
+    rows = [[m.day.isoformat(), f"{m.starts:%a %H:%M %Z}", f"{m.deadline:%Y-%m-%d %a %H:%M %Z}",
              f"uge {m.day.isocalendar().week}", m.note] for m in meetings]
     return _table(["meeting", "time", "agenda deadline", "week", "note"], rows)
 
@@ -494,3 +508,58 @@ def render_sample_receipt(bot: Bot) -> None:
                "mail_subject": "Projektforslag: Prøve",
                **receipt_context(bot, sample, reading, reviewed=True)}
     bot.renderer.render_mail(sample.language, "applicant_receipt", context)
+
+
+QUARANTINE_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID",
+                      "In-Reply-To", "Auto-Submitted", "Content-Type")
+
+
+def header_lines(raw: bytes) -> list[tuple[str, str]]:
+    """The QUARANTINE_HEADERS found in a stored mail's header block, decoded (RFC 2047), in
+    that order; the block alone is read (RFC 5322 section 2.1: it ends at the first empty
+    line) with the standard library's header parser, so a mail that killed the parser is
+    shown too. A header that cannot be decoded is shown as its raw text."""
+    from email import policy
+    from email.parser import BytesHeaderParser
+
+    from mailbot.intake.parse import split_header_block
+
+    head, _ = split_header_block(raw[:1024 * 1024])
+    parsed = BytesHeaderParser(policy=policy.default).parsebytes(head + b"\r\n\r\n")
+    out: list[tuple[str, str]] = []
+    for name in QUARANTINE_HEADERS:
+        for value in parsed.get_all(name) or []:
+            try:
+                text = str(value)
+            except (ValueError, LookupError, TypeError):
+                text = getattr(value, "_raw", repr(value))
+            out.append((name, " ".join(text.split())))
+    return out
+
+
+def quarantine_data(session: Session, row: RawMessage, headers: list[tuple[str, str]],
+                    tz: tzinfo = COPENHAGEN) -> dict[str, Any]:
+    """`mailbot quarantine show ID --json`: messages_data of the mail, its headers as
+    [name, value] pairs (empty when its body was never downloaded) and its folder now."""
+    return {**messages_data(session, [row], tz)[0], "size": row.size,
+            "headers": [[name, value] for name, value in headers],
+            "copy_folder": row.target_folder if row.moved_at is not None else row.folder}
+
+
+def quarantine_text(row: RawMessage, data: dict[str, Any], tz: tzinfo = COPENHAGEN) -> str:
+    """`mailbot quarantine show ID`: the mail's facts (times local, with their zone), the
+    reason (whole, wrapped) and its headers, then what the operator can do."""
+    reason = _wrap(data["reason"], 90).splitlines() or ["-"]
+    lines = [f"quarantined mail {data['id']}: UID {data['uid']} of {data['folder']}",
+             f"state:      {data['state']}", f"attempts:   {data['attempts']}",
+             f"fetched:    {stamp(row.fetched_at, tz)}", f"size:       {data['size']} bytes",
+             f"copy in:    {data['copy_folder']}", f"case:       {data['case_ref'] or '-'}",
+             f"Message-ID: {data['message_id'] or '-'}", f"reason:     {reason[0]}",
+             *(f"            {part}" for part in reason[1:]), "headers:"]
+    width = max((len(name) for name, _ in data["headers"]), default=0) + 1
+    lines += [f"  {name + ':':{width}} {_short(value, 200)}" for name, value in data["headers"]]
+    if not data["headers"]:
+        lines.append("  (not downloaded)" if not data["downloaded"] else "  (none)")
+    lines += ["", f"`mailbot quarantine release {data['id']}` processes it again once the cause "
+              f"is fixed; `mailbot quarantine delete {data['id']}` deletes it."]
+    return "\n".join(lines)

@@ -95,16 +95,22 @@ class LedgerState(StrEnum):
     IGNORED = "ignored"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    # the operator released a quarantined mail (`mailbot quarantine release`, mailbot.admin):
+    # its copy went back to the watched folder, where it arrives again as a new ledger row
+    RELEASED = "released"
 
 
 class OutboxState(StrEnum):
-    """An outgoing mail (`outbox.state`): pending -> sending -> sent | failed | uncertain."""
+    """An outgoing mail (`outbox.state`): pending -> sending -> sent | failed | uncertain;
+    the operator (`mailbot outbox retry|cancel`, mailbot.admin) turns failed or uncertain
+    back to pending, or pending, failed or uncertain into cancelled (never sent)."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+    CANCELLED = "cancelled"
 
 
 class Delivery(StrEnum):

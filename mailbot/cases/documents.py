@@ -45,6 +45,19 @@ def _newest_versions(rows: Iterable[CaseDocument]) -> dict[str, int]:
     return newest
 
 
+def relabel(session: Session, document: CaseDocument, kind: str, note: str) -> None:
+    """Give a stored document another kind (a person corrected a misread one,
+    mailbot.admin.correct_kind): it becomes the next version of `kind` (1 for `other`),
+    so it is the newest of that kind and routing sends it on. `note` says who and why."""
+    newest = _newest_versions(d for d in all_documents(session, document.case_id)
+                              if d.id != document.id)
+    document.kind = kind
+    document.version = 1 if kind == OTHER else newest.get(kind, 0) + 1
+    document.note = redact_cpr(note)[:2000]
+    session.add(document)
+    session.flush()
+
+
 def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: int,
                     found: Iterable[tuple[Attachment, DocumentReading]], now: datetime
                     ) -> list[CaseDocument]:

@@ -26,6 +26,8 @@ from mailbot.reading.decisions import DecisionReading
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import CaseStatus, Decision, Delivery, Purpose, check_transition
 
+BY_APPLICANT = "by the applicant"
+
 
 def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound,
                     found: DecisionReading, now: datetime) -> None:
@@ -77,14 +79,16 @@ def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str
 
 
 def _tell_applicant(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
-                    meeting: date | None, now: datetime) -> None:
+                    meeting: date | None, now: datetime, asked: bool = True) -> None:
+    """The decision mail; `asked`: a withdrawal the applicant asked for ("som du bad om"),
+    not one by the operator."""
     mail_about_case(session, bot, case, template="applicant_decision", purpose=Purpose.DECISION,
                     to=[case.applicant_address], now=now, language=case.language,
                     context={"decision": decision.value,
                              "decision_da": bot.rules.labels.get("decisions", decision),
                              "decision_words": bot.rules.labels.get("decisions", decision,
                                                                     case.language),
-                             "text": text,
+                             "text": text, "asked": asked,
                              "meeting": danish_date(meeting) if meeting else "",
                              "meeting_en": meeting.isoformat() if meeting else ""})
 
@@ -150,14 +154,23 @@ def move_on_request(session: Session, bot: Bot, case: Case, command: str,
                     now: datetime) -> None:
     """The applicant wrote "udsæt" (to the next meeting) or "træk tilbage" (withdraw)."""
     if command == "withdraw":
-        case.status = check_transition(case.status, CaseStatus.WITHDRAWN)
-        case.meeting_date = None
-        session.add(case)
-        record(session, case.id, None, now, "withdrawn", "by the applicant")
-        _tell_applicant(session, bot, case, Decision.WITHDRAWN, "", None, now)
+        withdraw(session, bot, case, now, BY_APPLICANT)
         return
     if case.meeting_date is None:
         record(session, case.id, None, now, "postpone_ignored", "not on an agenda yet")
         return
     queue(session, bot, case, following_meeting(session, bot, case.meeting_date), now,
           moved=True)
+
+
+def withdraw(session: Session, bot: Bot, case: Case, now: datetime, by: str) -> None:
+    """Withdraw an open case (the applicant's "træk tilbage", or `mailbot case REF
+    --withdraw`): off the agenda, and no more reminders (council.reminders looks at open
+    cases only); a `withdrawn` event (`by` says who; retention counts from it) and the
+    decision mail tells the applicant. Raises InvalidTransition for a case not open."""
+    case.status = check_transition(case.status, CaseStatus.WITHDRAWN)
+    case.meeting_date = None
+    session.add(case)
+    record(session, case.id, None, now, "withdrawn", by)
+    _tell_applicant(session, bot, case, Decision.WITHDRAWN, "", None, now,
+                    asked=by == BY_APPLICANT)

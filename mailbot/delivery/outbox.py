@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.clock import as_utc
 from mailbot.config import LimitSettings, SmtpSettings
-from mailbot.db import transaction
+from mailbot.db import rows_changed, transaction
 from mailbot.delivery.breaker import APPLICANT_KINDS, Breaker
 from mailbot.delivery.compose import Outgoing
 from mailbot.errors import ConfigError, MailbotError
@@ -252,12 +253,16 @@ class Sender:
                 return None
             if self.breaker.holds(session, row.kind, now):
                 return None  # stays pending until `mailbot outbox resume`
-            row.state = "sending"
-            row.data_at = None  # this attempt has not reached DATA yet
-            row.lease_owner = self.owner
-            row.lease_until = now + LEASE
-            row.attempts += 1
-            session.add(row)
+            # a conditional UPDATE, not the row read above: `mailbot outbox cancel` may have
+            # changed it since, from another process (SQLite reads outside a transaction)
+            claimed = rows_changed(session,
+                update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == "pending")
+                .values(state="sending", data_at=None,  # this attempt has not reached DATA
+                        lease_owner=self.owner, lease_until=now + LEASE,
+                        attempts=col(Outbox.attempts) + 1))
+            if claimed != 1:
+                return None
+            session.refresh(row)
             return row
 
     # -- sending ----------------------------------------------------------------------------
@@ -440,7 +445,8 @@ class Sender:
             if results is not None:
                 current.results = results
             current.lease_until = None
-            if now - as_utc(current.created_at) >= self.give_up:
+            # counted from the operator's retry (mailbot.admin), if any: not from the queueing
+            if now - as_utc(current.retried_at or current.created_at) >= self.give_up:
                 current.state = "failed"
                 report.failed += 1
                 log.error("outbox %s given up after %s attempts: %s",

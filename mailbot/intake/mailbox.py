@@ -514,13 +514,7 @@ class Mailbox:
         with self._errors(f"deleting {len(mails)} mails from {folder}"):
             client.select_folder(folder)
             for (message_id, size), wanted in Counter(mails).items():
-                found = [int(u) for u in client.search(["HEADER", "Message-ID", message_id])]
-                if not found:
-                    continue
-                sizes = client.fetch(found, ["RFC822.SIZE"])
-                same = [uid for uid in sorted(found)
-                        if int(sizes.get(uid, {}).get(b"RFC822.SIZE", -1)) == size]
-                doomed += same[:wanted]
+                doomed += self._copies(message_id, size)[:wanted]
             if doomed:
                 client.add_flags(doomed, [b"\\Deleted"], silent=True)
                 if client.has_capability("UIDPLUS"):
@@ -529,6 +523,31 @@ class Mailbox:
                     log.warning("server lacks UIDPLUS: UIDs %s left flagged \\Deleted in %s",
                                 doomed, folder)
         return len(doomed)
+
+    def _copies(self, message_id: str, size: int) -> list[int]:
+        """The UIDs, lowest first, of the selected folder's mails with this Message-ID and
+        RFC822.SIZE (delete_copies says why both)."""
+        client = self._client()
+        found = [int(u) for u in client.search(["HEADER", "Message-ID", message_id])]
+        if not found:
+            return []
+        sizes = client.fetch(found, ["RFC822.SIZE"])
+        return [uid for uid in sorted(found)
+                if int(sizes.get(uid, {}).get(b"RFC822.SIZE", -1)) == size]
+
+    def move_copy(self, source: str, message_id: str, size: int, target: str) -> bool:
+        """Move ONE mail with this (Message-ID, RFC822.SIZE) from `source` to `target` (a
+        released quarantined mail back to the watched folder, mailbot.admin), as `move`
+        moves. False when `source` holds none (gone already). Leaves `source` selected.
+        Raises TransientError when the server fails."""
+        client = self._client()
+        with self._errors(f"moving a mail from {source} to {target}"):
+            client.select_folder(source)
+            found = self._copies(message_id, size)
+            if not found:
+                return False
+        self.move(found[:1], target)
+        return True
 
     # -- moving -----------------------------------------------------------------------------
     def move(self, uids: list[int], folder: str) -> set[int] | None:

@@ -70,8 +70,11 @@ def purge_mail(session: Session, row: RawMessage, copies: tuple[str, ...],
     its commit."""
     row.sender = row.subject = row.reason = ""
     row.purged_at = now
-    if not (row.message_id and row.moved_at is not None and row.target_folder in copies):
-        row.imap_removed_at, row.message_id = now, ""
+    # a released mail's copy left the folder this row put it in (mailbot.admin): the copy
+    # found there by Message-ID now would be another row's
+    if row.imap_removed_at is not None or not (
+            row.message_id and row.moved_at is not None and row.target_folder in copies):
+        row.imap_removed_at, row.message_id = row.imap_removed_at or now, ""
     session.add(row)
     for event in session.exec(select(CaseEvent).where(CaseEvent.raw_message_id == row.id)):
         if event.kind not in _OWN_EVENTS:

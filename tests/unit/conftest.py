@@ -82,6 +82,18 @@ def mailbot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     root.setLevel(level)
 
 
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The starter config in the test's folder (data_dir = "./data")."""
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def url(tmp_path: Path, config: Path) -> str:
+    """A migrated SQLite database in the data_dir of `config`."""
+    return migrated_database(tmp_path / "data")
+
+
 def migrated_database(data_dir: Path) -> str:
     """Create data_dir/mailbot.sqlite3 at the newest revision; returns its URL."""
     from mailbot.db import make_engine, migrate

@@ -102,7 +102,7 @@ def test_messages_state_lists_the_states(tmp_path: Path, mailbot: MailbotRunner)
     config = write_config(tmp_path)
     line = one_error_line(mailbot("--config", str(config), "messages", "--state", "bogus"))
     assert line == ("command line: [--state] 'bogus' is not a state. Fix: use one of received, "
-                    "processed, ignored, duplicate, quarantined")
+                    "processed, ignored, duplicate, quarantined, released")
 
 
 @pytest.mark.parametrize(("args", "start"), [

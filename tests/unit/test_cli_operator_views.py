@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from mailbot.db import make_engine
 from mailbot.models import Outbox, RawMessage
-from tests.unit.conftest import MailbotRunner, add_case, migrated_database, write_config
+from tests.unit.conftest import MailbotRunner, add_case
 
 AT = datetime(2026, 3, 2, 10, 59, tzinfo=UTC)  # 11:59 in Copenhagen
 LONG_ERROR = ("TimeoutError after the end of DATA: the SMTP server did not answer the final "
@@ -59,16 +59,6 @@ def _message(url: str, uid: int, **fields: object) -> None:
     with Session(make_engine(url)) as session:
         session.add(RawMessage.model_validate(values))
         session.commit()
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
-
-
-@pytest.fixture
-def url(tmp_path: Path, config: Path) -> str:
-    return migrated_database(tmp_path / "data")
 
 
 def _lines_of(out: str, row_id: int) -> list[str]:
@@ -132,7 +122,7 @@ def test_outbox_state_lists_every_uncertain_row_beyond_the_limit(
     wrong = mailbot("--config", str(config), "outbox", "--state", "lost")
     assert wrong.code == 2 and wrong.err == (
         "command line: [--state] 'lost' is not an outbox state. Fix: use one of pending, "
-        "sending, sent, failed, uncertain\n")
+        "sending, sent, failed, uncertain, cancelled\n")
 
 
 def test_outbox_show_prints_the_mail_to_send_by_hand(
@@ -168,16 +158,16 @@ def test_outbox_show_prints_the_mail_to_send_by_hand(
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (("show",), "command line: [ID] `outbox show` needs the row's id. Fix: `mailbot outbox` "
-                "lists them (the id column), e.g. `mailbot outbox show 7`"),
-    (("show", "9"), "command line: [ID] there is no outbox row 9. Fix: `mailbot outbox` lists "
-                    "them"),
-    (("show", "x"), "command line: [ID] 'x' is not an outbox id. Fix: give the number from "
-                    "the id column of `mailbot outbox`"),
+    (("show",), "command line: [ID] `outbox show` needs the row's id. Fix: `mailbot outbox "
+                "list` lists them (the id column), e.g. `mailbot outbox show 7`"),
+    (("show", "9"), "command line: [ID] there is no outbox row 9. Fix: `mailbot outbox list` "
+                    "lists them (the id column)"),
+    (("show", "x"), "command line: [ID] 'x' is not an id. Fix: give the number from the id "
+                    "column of `mailbot outbox list`"),
     (("resume", "1"), "command line: [ID] `outbox resume` takes no ID. Fix: use `mailbot "
                       "outbox show ID` to see one mail"),
     (("send",), "command line: [ACTION] 'send' is not an outbox action. Fix: use `mailbot "
-                "outbox show ID` or `mailbot outbox resume`, or no action to list the outbox"),
+                "outbox list`, `show ID`, `retry ID`, `cancel ID` or `resume`"),
 ])
 def test_outbox_show_errors_are_one_line(config: Path, url: str, mailbot: MailbotRunner,
                                          args: tuple[str, ...], error: str) -> None:
