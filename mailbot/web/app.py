@@ -31,7 +31,7 @@ def create_app(bot: Bot, *, pages: bool = True) -> Starlette:
     if pages:
         web = bot.settings.web
         if web.auth == "oidc":
-            from mailbot.web import oidc  # type: ignore[attr-defined,unused-ignore]
+            from mailbot.web import oidc
 
             routes += oidc.routes(bot)
         routes += overview.routes(bot)

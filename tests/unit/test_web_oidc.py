@@ -313,3 +313,37 @@ def _closed_port() -> int:
     port: int = sock.getsockname()[1]
     sock.close()
     return port
+
+
+def test_the_overview_sends_a_visitor_to_entra_id_and_shows_the_cases_after(
+        fresh: Site, pki: Pki, tmp_path: Path) -> None:
+    """The whole app as the daemon and `mailbot web` serve it (mailbot.web.app.create_app), not
+    the routes alone: the sign-in page leads to /login/oidc, and after the provider the
+    visitor lands on Sager, signed in with the role the config gives."""
+    from mailbot.db import migrate
+    from mailbot.web.app import create_app
+
+    sock = bind(Listen("127.0.0.1", 0))
+    callback = f"http://127.0.0.1:{sock.getsockname()[1]}/login/oidc/callback"
+    settings = load_settings(oidc_config(tmp_path, fresh.provider.issuer, callback,
+                                         pki.ca_file), environ=ENV)
+    bot = build_bot(settings, Clock(NOW))
+    migrate(bot.engine, quiet=True)
+    server = WebServer(create_app(bot), sock)
+    server.start()
+    site_callback, fresh.provider.redirect_uri = fresh.provider.redirect_uri, callback
+    try:
+        with fresh.browser() as browser:
+            login = browser.get(f"{server.address}/")
+            assert urlsplit(str(login.url)).path == "/login"
+            assert 'href="/login/oidc"' in login.text
+            fresh.provider.user = {"preferred_username": "anna@kommune.dk"}
+            page = browser.get(f"{server.address}/login/oidc")
+            assert page.status_code == 200
+            assert urlsplit(str(page.url)).path == "/sager"
+            text = danish_page(page)
+            assert "anna@kommune.dk (sekretariat)" in text and "Sager" in text
+    finally:
+        fresh.provider.redirect_uri = site_callback
+        server.stop()
+        bot.engine.dispose()
