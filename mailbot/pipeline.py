@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,6 +48,7 @@ from mailbot.intake.classify import (
     Unauthenticated,
     classify,
 )
+from mailbot.intake.inspection import read_alone
 from mailbot.intake.ledger import (
     count_attempt,
     earlier_copy,
@@ -73,6 +75,9 @@ from mailbot.vocabulary import LedgerState, Purpose
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
+# deaths after which a mail is quarantined even though reading it alone never killed a
+# separate process: the bound that keeps a mail the daemon dies on from looping (R9)
+MAX_DEATHS = 2 * MAX_ATTEMPTS
 
 
 @dataclass
@@ -119,15 +124,17 @@ def process_pending(bot: Bot) -> tuple[int, int]:
 def handle(bot: Bot, raw_id: int) -> str:
     """Process one stored mail; returns its new ledger state. Never raises for a bad mail:
     a PermanentError quarantines at once, anything else after MAX_ATTEMPTS attempts, and a
-    mail on which the process died MAX_ATTEMPTS times is quarantined without being parsed
-    again (the attempt is committed before the work starts). Database or disk trouble is
-    raised, and the attempt is taken back: it was not the mail's fault."""
+    mail on which the process died MAX_ATTEMPTS times is quarantined without being handled
+    again when reading it alone kills a separate process too (`_after_deaths`; the attempt
+    is committed before the work starts). Database or disk trouble is raised, and the
+    attempt is taken back: it was not the mail's fault."""
     attempts = count_attempt(bot, raw_id)
     if attempts > MAX_ATTEMPTS:
-        # the earlier attempts never reached `except`: the process died on this mail (a
-        # SIGKILL, the OOM killer). Parsing it again would kill it again (SCENARIOS R9).
-        return quarantine(bot, raw_id, f"the process died {attempts - 1} times while handling "
-                          "this mail (killed or out of memory); not parsed again", poison=True)
+        # the earlier attempts never reached `except`: the process died while this mail was
+        # in hand (SCENARIOS R9)
+        reason = _after_deaths(bot, raw_id, attempts - 1)
+        if reason:
+            return quarantine(bot, raw_id, reason, poison=True)
     try:
         with transaction(bot.engine) as session:
             row = session.get(RawMessage, raw_id)
@@ -150,6 +157,39 @@ def handle(bot: Bot, raw_id: int) -> str:
             return quarantine(bot, raw_id, f"failed {attempts} times: {type(err).__name__}: {err}",
                               poison=True)
         return LedgerState.RECEIVED
+
+
+def _after_deaths(bot: Bot, raw_id: int, deaths: int) -> str:
+    """Why a mail on which the process died `deaths` (>= MAX_ATTEMPTS) times is quarantined,
+    or "" when it is to be handled again.
+
+    After a restart the first mail handled is always the one in hand at the death, so kills
+    that are not the mail's doing (a restart by the supervisor, `kill -9`, a reboot) land on
+    it again and again when they come soon after the start. So the mail is read alone in a
+    separate process first (`read_alone`): a mail that kills that process too is poison.
+    One that does not is handled, until MAX_DEATHS deaths: then it is quarantined without
+    being read again, so a mail that kills the daemon but not a reader alone cannot loop.
+    Raises OSError when its stored bytes cannot be read (the disk, not the mail)."""
+    died = f"the process died {deaths} times while handling this mail (killed or out of memory)"
+    if deaths >= MAX_DEATHS:
+        return f"{died}, though reading it alone did not kill a separate process; not parsed again"
+    with Session(bot.engine) as session:
+        row = session.get(RawMessage, raw_id)
+        assert row is not None
+        raw = bot.blobs.get(row.raw_sha256)
+    try:
+        killed = read_alone(raw, bot.rules, bot.settings,
+                            bot.clock.now().astimezone(COPENHAGEN).date(), bot.secret)
+    except OSError as err:  # no process to spare: take the deaths as the mail's
+        return f"{died}; not parsed again (no separate process to read it alone: {err})"
+    if killed is not None:
+        return (f"{died}, and reading it alone killed a separate process too "
+                f"({signal.Signals(killed).name}); not parsed again")
+    log.warning("raw message %s (%s): the process died %s times while handling it, but "
+                "reading it alone did not kill a separate process, so those deaths were not "
+                "its doing (restarts, kills from outside); handled again (quarantined after "
+                "%s deaths)", raw_id, row.message_id, deaths, MAX_DEATHS)
+    return ""
 
 
 def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from mailbot.config import Settings
+from mailbot.faults import crash_point
 from mailbot.intake.classify import (
     AgendaReply,
     CaseFacts,
@@ -67,6 +70,40 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
                               attachment_policy(settings.attachments))
     details.update(disposition=type(disposition).__name__, action=disposition.reason)
     return shape, details
+
+
+def read_alone(raw: bytes, rules: Rules, settings: Settings, today: date,
+               secret: bytes = b"") -> int | None:
+    """Read `raw` as `inspect_details` does (parse, screen, classify, then the brief and its
+    documents, or the reply) in a forked child process, so that a mail that kills whoever
+    reads it (a segfault in a parser, the OOM killer) kills the child and not the caller
+    (SCENARIOS R9: the parent survives).
+
+    Returns None when the child finished its reading, an error raised in it included (the
+    caller's own attempt meets that error and counts it), or the number of the signal that
+    killed the child (9 for SIGKILL). The child writes nothing (its output goes to
+    /dev/null: the caller's own handling logs the same remarks, CPR redacted) and leaves
+    through os._exit, so it runs none of the caller's exit handlers and touches none of its
+    connections. Raises OSError when no process can be forked (ENOMEM, EAGAIN). POSIX only
+    (os.fork)."""
+    pid = os.fork()
+    if pid == 0:  # the child: its exit status is the result
+        code = 1
+        try:
+            # only this thread lives on in the child, and it takes no lock another thread
+            # may have held at the fork: the reading is pure computation, logging (whose
+            # locks the logging module renews at a fork) is off and the output discarded
+            logging.disable(logging.CRITICAL)
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            crash_point("while_handling", raw)
+            inspect_details(raw, rules, settings, today, secret)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
 
 
 def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from mailbot.intake.mailbox import Mailbox
 from mailbot.mailworld import PASSWORD
 from mailbot.models import Case, CaseEvent, Outbox, RawMessage
-from mailbot.pipeline import ingest, move_done, process_pending
+from mailbot.pipeline import MAX_ATTEMPTS, MAX_DEATHS, ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
 from tests.e2e.records import case_count, every_outbox_row, outbox, rows
@@ -357,9 +357,52 @@ def test_a_mail_that_kills_the_process_is_quarantined_and_the_next_goes_on(
     poisoned, healthy = sorted(rows(world), key=lambda r: r.id or 0)  # in delivery order
     assert (poisoned.state, healthy.state) == ("quarantined", "processed")
     assert "died 3 times" in poisoned.reason and poisoned.attempts == 4
+    assert "killed a separate process too (SIGKILL)" in poisoned.reason  # read alone: dies
     assert case_count(world) == 1
     [receipt] = world.received_by(world.applicant)
     assert "Sund" in str(receipt["Subject"])
+    assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
+
+
+def test_a_mail_in_hand_at_three_kills_from_outside_is_still_handled(world: World) -> None:
+    """R9 and the soak: after a restart the mail in hand at the death is handled first again,
+    so kills from outside (a supervisor's restart, `kill -9`) that come soon after three
+    starts in a row all land on it. Those deaths are not its doing: read alone in a separate
+    process it does not kill that process, so it gets its case and its one receipt instead
+    of the quarantine. The kills: the crash point, set for three runs and then no more."""
+    world.deliver(world.brief(subject="Uheldig", body="Hvem: KILLED-MARKER\n"))
+    killed = {"MAILBOT_CRASH_AT": "while_handling", "MAILBOT_CRASH_IF": "KILLED-MARKER"}
+    for _ in range(MAX_ATTEMPTS):
+        assert world.cli("run", "--once", env=killed).returncode == -signal.SIGKILL
+    result = world.cli("run", "--once")
+    assert result.returncode == 0, result.stderr
+    [row] = rows(world)
+    assert (row.state, row.attempts) == ("processed", MAX_ATTEMPTS + 1)
+    assert "those deaths were not its doing" in result.stderr
+    assert case_count(world) == 1
+    [receipt] = world.received_by(world.applicant)
+    assert "Uheldig" in str(receipt["Subject"])
+    assert world.folder("INBOX") == [] and len(world.folder("Processed")) == 1
+
+
+def test_a_mail_the_daemon_died_on_six_times_is_quarantined_unread(world: World) -> None:
+    """R9, never a loop: after MAX_DEATHS deaths a mail is quarantined without being read
+    again, even though reading it alone does not kill a separate process (a mail that kills
+    the daemon after the reading would otherwise be tried for ever). No crash point kills the
+    daemon and spares a reader alone, so the ledger is set as six deaths leave it."""
+    world.deliver(world.brief(subject="Uheldig"))
+    assert world.cli("run", "--once",
+                     env={"MAILBOT_CRASH_AT": "while_handling"}).returncode == -signal.SIGKILL
+    with Session(world.bot().engine) as session:
+        [stored] = session.exec(select(RawMessage)).all()
+        stored.attempts = MAX_DEATHS
+        session.add(stored)
+        session.commit()
+    assert world.cli("run", "--once").returncode == 0
+    [row] = rows(world)
+    assert (row.state, row.sender) == ("quarantined", "")  # not parsed again
+    assert f"died {MAX_DEATHS} times" in row.reason and "did not kill" in row.reason
+    assert case_count(world) == 0 and world.received_by(world.applicant) == []
     assert len(world.folder("Quarantine")) == 1 and world.folder("INBOX") == []
 
 
