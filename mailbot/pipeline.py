@@ -182,6 +182,8 @@ def _after_deaths(bot: Bot, raw_id: int, deaths: int) -> str:
                             bot.clock.now().astimezone(COPENHAGEN).date(), bot.secret)
     except OSError as err:  # no process to spare: take the deaths as the mail's
         return f"{died}; not parsed again (no separate process to read it alone: {err})"
+    except TimeoutError as err:  # a reading that hangs would hang the daemon the same way
+        return f"{died}, and {err}; not parsed again"
     if killed is not None:
         return (f"{died}, and reading it alone killed a separate process too "
                 f"({signal.Signals(killed).name}); not parsed again")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -72,8 +74,13 @@ def inspect_details(raw: bytes, rules: Rules, settings: Settings, today: date | 
     return shape, details
 
 
+# how long a mail read alone may take before its reader is killed: the slowest real reading
+# measured (a 25 MB mail with many documents) takes seconds, so this is a hang
+READ_ALONE_SECONDS = 300.0
+
+
 def read_alone(raw: bytes, rules: Rules, settings: Settings, today: date,
-               secret: bytes = b"") -> int | None:
+               secret: bytes = b"", timeout: float = READ_ALONE_SECONDS) -> int | None:
     """Read `raw` as `inspect_details` does (parse, screen, classify, then the brief and its
     documents, or the reply) in a forked child process, so that a mail that kills whoever
     reads it (a segfault in a parser, the OOM killer) kills the child and not the caller
@@ -84,8 +91,10 @@ def read_alone(raw: bytes, rules: Rules, settings: Settings, today: date,
     killed the child (9 for SIGKILL). The child writes nothing (its output goes to
     /dev/null: the caller's own handling logs the same remarks, CPR redacted) and leaves
     through os._exit, so it runs none of the caller's exit handlers and touches none of its
-    connections. Raises OSError when no process can be forked (ENOMEM, EAGAIN). POSIX only
-    (os.fork)."""
+    connections. A child still reading after `timeout` seconds is killed, and TimeoutError
+    raised: the caller must not wait for ever on a reading that hangs (a lock inherited at the
+    fork, a mail that makes a parser spin). Raises OSError when no process can be forked
+    (ENOMEM, EAGAIN). POSIX only (os.fork)."""
     pid = os.fork()
     if pid == 0:  # the child: its exit status is the result
         code = 1
@@ -102,8 +111,26 @@ def read_alone(raw: bytes, rules: Rules, settings: Settings, today: date,
             code = 0
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    status = _wait_child(pid, timeout)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise TimeoutError(f"reading it alone did not finish within {timeout:.0f} s")
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+
+
+def _wait_child(pid: int, timeout: float) -> int | None:
+    """The child's wait status, or None when it still runs after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)  # a quick reading is seen quickly, a slow one cheaply
 
 
 def _reading(raw: bytes, mail: Inbound, rules: Rules, disposition: Disposition,

@@ -34,3 +34,24 @@ def test_a_mail_that_kills_its_reader_kills_the_child_not_the_caller(
     settings = settings_without_config(BOT)
     assert read_alone(poison, rules, settings, TODAY) == signal.SIGKILL
     assert read_alone(brief(), rules, settings, TODAY) is None  # the others are read
+
+
+def test_a_reading_that_hangs_is_killed_and_reported_not_waited_for(
+        rules: Rules, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hang is faked at our own interface (inspect_details, replaced before the fork, so
+    the child runs the replacement); the fork, the wait and the kill are real."""
+    import os
+    import time
+
+    from mailbot.intake import inspection
+
+    def hang(*_args: object, **_kwargs: object) -> None:
+        time.sleep(60)
+
+    monkeypatch.setattr(inspection, "inspect_details", hang)
+    begun = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 1 s"):
+        read_alone(brief(), rules, settings_without_config(BOT), TODAY, timeout=1)
+    assert time.monotonic() - begun < 10
+    with pytest.raises(ChildProcessError):  # the child was killed and reaped: no zombie
+        os.waitpid(-1, os.WNOHANG)
