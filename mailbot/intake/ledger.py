@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
+from mailbot import metrics
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.clock import as_utc
@@ -23,6 +24,7 @@ from mailbot.intake.parse import content_sha256, header_message_id, msgid_hash
 from mailbot.models import FetchFailure, MailboxState, RawMessage
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import Incident, LedgerState
+from mailbot.watchdog import HEARTBEAT
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ def ingest(bot: Bot, mailbox: Mailbox, limit: int | None = None) -> Intake:
                         generations[uid])
     wanted = [uid for uid in batch if uid not in oversize]
     for fetched in mailbox.fetch(wanted):
+        HEARTBEAT.beat()  # a chunk arrived: a large batch is progress, not a stuck loop
         _store(bot, folder, uidvalidity, fetched.mails, generations)
         intake.stored += len(fetched.mails)
         intake.stored += _fetch_failed(bot, folder, uidvalidity, fetched.failed, generations)
@@ -364,6 +367,7 @@ def quarantine(bot: Bot, raw_id: int, reason: str, poison: bool = False) -> Ledg
                                 f"raw message {raw_id} ({row.message_id or 'no Message-ID'}, "
                                 f"UID {row.uid} in {row.folder}): {reason}", bot.clock.now())
     log.warning("raw message %s (%s) quarantined: %s", raw_id, row.message_id, reason)
+    metrics.ingested(row.kind, LedgerState.QUARANTINED)
     return LedgerState.QUARANTINED
 
 
