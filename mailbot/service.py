@@ -273,6 +273,7 @@ class Service:
                 log.exception("outbox flush failed")
 
     def _watch(self) -> None:
+        HEARTBEAT.loop = threading.current_thread()  # only this loop feeds the watchdog
         failures = 0
         connected = False
         while not self.stop_event.is_set():

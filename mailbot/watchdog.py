@@ -20,13 +20,20 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """The sweep loop's last sign of life (time.monotonic seconds). Cheap: one assignment."""
+    """The sweep loop's last sign of life (time.monotonic seconds). Cheap: one comparison
+    and one assignment.
+
+    `loop`: the thread of the sweep loop, once the daemon names it (Service._watch); from
+    then on only it beats, so the scheduler's jobs, which share the outbox code that beats,
+    cannot hide a stuck loop. Before that (`run --once`, the tests) any thread beats."""
 
     def __init__(self) -> None:
         self.last = time.monotonic()
+        self.loop: threading.Thread | None = None
 
     def beat(self) -> None:
-        self.last = time.monotonic()
+        if self.loop is None or threading.current_thread() is self.loop:
+            self.last = time.monotonic()
 
     def age(self) -> float:
         return time.monotonic() - self.last
@@ -60,7 +67,7 @@ class Watchdog:
 
     def ready(self) -> None:
         """The loop runs: READY=1, and the pings start when systemd asked for them."""
-        self.heartbeat.beat()
+        self.heartbeat.last = time.monotonic()  # the start counts as life, whoever calls
         self.notifier.notify("READY=1")
         if self.interval is not None:
             log.info("systemd watchdog: a ping every %.1f s while the sweep loop is alive",

@@ -1,6 +1,5 @@
 """`[bot] log_format = "json"` (issue #14): one JSON object per line with time, level, event
-name, case ref and Message-ID where known, CPR numbers redacted as in text lines; and the
-systemd watchdog interval read as sd_watchdog_enabled(3) reads it."""
+name, case ref and Message-ID where known, CPR numbers redacted as in text lines."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ import pytest
 
 from mailbot.logs import about_case, about_mail, isolated
 from mailbot.redact import REDACTED, configure_logging
-from mailbot.watchdog import watchdog_seconds
 from tests.unit.conftest import MailbotRunner, write_config
 
 
@@ -76,11 +74,3 @@ def test_log_format_takes_only_text_or_json(tmp_path: os.PathLike[str],
     assert ran.code == 2
     assert ran.err.startswith(f"{config}: [bot.log_format] input should be 'text' or 'json'")
 
-
-def test_the_watchdog_interval_is_watchdog_usec_for_this_process_only() -> None:
-    assert watchdog_seconds({}) is None
-    assert watchdog_seconds({"WATCHDOG_USEC": "30000000"}) == 30.0
-    mine = {"WATCHDOG_USEC": "5000000", "WATCHDOG_PID": str(os.getpid())}
-    assert watchdog_seconds(mine) == 5.0
-    assert watchdog_seconds({**mine, "WATCHDOG_PID": str(os.getpid() + 1)}) is None
-    assert watchdog_seconds({"WATCHDOG_USEC": "0"}) is None
