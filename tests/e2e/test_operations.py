@@ -7,6 +7,7 @@ systemd would give it. The stuck sweep loop is the fault hook MAILBOT_HANG_AT
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -195,3 +196,22 @@ def test_watchdog_pings_come_while_the_loop_lives_and_stop_when_it_is_stuck(
             process.kill()
     finally:
         notify.close()
+
+
+def test_json_logs_of_a_real_run_name_the_case_and_the_mail_of_each_line(world: World) -> None:
+    """`[bot] log_format = "json"`: every line of `run --once` is one JSON object, and the line
+    that opens the case names its ref and the brief's Message-ID (set where the mail is
+    handled), with a CPR number in the subject redacted."""
+    world.write_config(bot={"log_format": "json"})
+    world.deliver(world.brief(subject="Sag om 010190-1234", message_id="<json-log@kommune.test>"))
+    ran = world.cli("run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stderr.splitlines()]
+    assert lines and all({"time", "level", "event", "case_ref", "message_id"} <= set(line)
+                         for line in lines)
+    [opened] = [line for line in lines if "opened from" in line["message"]]
+    assert opened["case_ref"] and opened["case_ref"].startswith("ITP-")
+    assert opened["message_id"] == "<json-log@kommune.test>"
+    assert "010190-1234" not in ran.stderr
+    swept = [line for line in lines if line["message"].startswith("swept:")]
+    assert swept and swept[0]["case_ref"] is None  # outside the mail: no case
