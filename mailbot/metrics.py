@@ -52,9 +52,11 @@ RECEIPT_LATENCY = Histogram("mailbot_receipt_latency_seconds", "From a brief's a
                             registry=REGISTRY)
 
 
-def ingested(kind: str, state: str) -> None:
-    """A mail reached `state` (mailbot.vocabulary.LedgerState) as `kind` ("" unknown)."""
-    INGESTED.labels(kind=kind or "unknown", state=state).inc()
+def ingested(kind: str, state: str, count: int = 1) -> None:
+    """`count` mails reached `state` (mailbot.vocabulary.LedgerState) as `kind` ("":
+    unknown, never read)."""
+    if count:
+        INGESTED.labels(kind=kind or "unknown", state=state).inc(count)
 
 
 def receipt_sent(arrived: datetime, sent: datetime) -> None:

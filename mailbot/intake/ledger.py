@@ -226,6 +226,7 @@ def _fetch_failed(bot: Bot, folder: str, uidvalidity: int, failed: dict[int, str
                                 f"UID {uid} in {folder}: {reason}; moved to "
                                 f"{_folders(bot)[1]} unread, the other mails go on", now)
             quarantined += 1
+    metrics.ingested("", LedgerState.QUARANTINED, quarantined)  # never read: no kind
     return quarantined
 
 
@@ -243,6 +244,7 @@ def _store_oversize(bot: Bot, folder: str, uidvalidity: int, uid: int, size: int
             reason=f"message of {size} bytes exceeds imap.max_message_mb ({limit} bytes)",
         ))
     log.warning("UID %s quarantined unread: %s bytes > %s", uid, size, limit)
+    metrics.ingested("", LedgerState.QUARANTINED)
 
 
 def move_done(bot: Bot, mailbox: Mailbox) -> int:
