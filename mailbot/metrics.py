@@ -19,7 +19,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -85,7 +85,7 @@ class DatabaseCollector(Collector):
         yield rows
         yield GaugeMetricFamily("mailbot_quarantined_mails", "Mails in the ledger in state "
                                 "quarantined", value=quarantined)
-        yield CounterMetricFamily("mailbot_cases", "Cases in the database", value=cases)
+        yield GaugeMetricFamily("mailbot_cases", "Cases in the database", value=cases)
         last = state.last_sweep_at if state is not None else None
         yield GaugeMetricFamily("mailbot_last_sweep_timestamp_seconds", "Unix time of the "
                                 "end of the last completed mailbox sweep (0: none yet)",

@@ -94,6 +94,7 @@ def test_metrics_is_the_prometheus_text_format_with_the_database_gauges(bot: Bot
     assert 'mailbot_outbox_rows{state="pending"} 1.0' in lines
     assert 'mailbot_outbox_rows{state="sent"} 0.0' in lines
     assert "mailbot_quarantined_mails 0.0" in lines
+    assert "mailbot_cases 0.0" in lines
     [last] = [line.split()[1] for line in lines
               if line.startswith("mailbot_last_sweep_timestamp_seconds ")]
     assert float(last) == (NOW - timedelta(seconds=30)).timestamp()
