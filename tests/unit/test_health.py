@@ -164,3 +164,22 @@ def test_the_health_thresholds_must_come_before_their_critical_ones(tmp_path: Pa
         f"{config}: [health.sweep_warning_minutes] is 90, not below "
         "health.sweep_critical_minutes (60). Fix: set health.sweep_warning_minutes lower than "
         "health.sweep_critical_minutes")
+
+
+def test_the_leader_check_names_the_holder_of_the_lock_and_a_free_lock_is_ok(
+        healthy: Path) -> None:
+    """Read from /proc/locks: the real flock of mailbot.service.leader_lock, never taken by
+    the check itself (a daemon starting meanwhile must not find it held)."""
+    import os
+
+    from mailbot.service import leader_lock
+
+    settings = load_settings(healthy, environ={})
+    engine = make_engine(settings.database_url)
+    with leader_lock(settings.bot.data_dir):
+        [held] = [c for c in judge(settings, engine, NOW).checks if c.name == "leader"]
+        assert (held.status, held.detail) == (
+            OK, f"process {os.getpid()} (this process) holds "
+                f"{settings.bot.data_dir / 'mailbot.lock'}")
+    [free] = [c for c in judge(settings, engine, NOW).checks if c.name == "leader"]
+    assert free.status == OK and free.detail.startswith("nobody holds")
