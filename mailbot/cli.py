@@ -121,7 +121,7 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
     from mailbot.redact import configure_logging
 
     settings = settings or _settings()
-    configure_logging(settings.bot.log_level)
+    configure_logging(settings.bot.log_level, settings.bot.log_format)
     bot = build_bot(settings, Clock(OPTIONS.now))
     applied = migrate(bot.engine, quiet=report is not None)
     if report is not None:
@@ -147,7 +147,7 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
     from mailbot.redact import configure_logging
 
     settings = settings or _settings()
-    configure_logging(settings.bot.log_level)
+    configure_logging(settings.bot.log_level, settings.bot.log_format)
     return settings, open_current(settings.database_url, *settings.origin("bot.database_url"))
 
 
@@ -362,7 +362,7 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     _use(config, now)
 
     settings = _settings()
-    configure_logging(settings.bot.log_level)
+    configure_logging(settings.bot.log_level, settings.bot.log_format)
     engine = make_engine(settings.database_url, *settings.origin("bot.database_url"))
     before = reachable_schema(engine, settings.database_url)
     if not before.known:
@@ -827,6 +827,30 @@ def _deliver_now(bot: Bot, agenda_row: Agenda | None) -> str:
         return "sent"
     return (f"queued ({state}); the outbox sends it when the SMTP server answers "
             "(`mailbot outbox` shows it)")
+
+
+# -- health (issue #14) -------------------------------------------------------------------
+@app.command()
+def health(as_json: Annotated[bool, typer.Option("--json")] = False,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """Is mailbot healthy? Each check and the whole state; exit 0 ok, 1 warning, 2 critical
+    (the monitoring-plugin convention). Read-only: it never migrates."""
+    from mailbot import health as judged
+
+    _use(config, now)
+    settings = _settings()
+    at = Clock(OPTIONS.now).now()
+    try:
+        _, engine = _database(settings)
+    except ConfigError as err:  # missing, unreachable or not migrated: critical, not a crash
+        report = judged.unreadable(settings, _one_line(str(err)))
+    else:
+        report = judged.judge(settings, engine, at)
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        _show(report.text())
+    raise typer.Exit(report.status)
 
 
 @app.command("inspect")

@@ -67,6 +67,8 @@ class BotSettings(_Section):
     database_url: str = ""
     language: Literal["da", "en"] = "da"
     log_level: LogLevel = "INFO"
+    # "text": one line per record; "json": one JSON object per line (mailbot.logs)
+    log_format: Literal["text", "json"] = "text"
     rules_dir: Path | None = None
     templates_dir: Path | None = None
     # signs the Message-IDs of the bot's mails; empty: generated once into data_dir/secret
@@ -306,6 +308,22 @@ class OidcSettings(_Section):
     ca_file: Path | None = None  # extra CA certificates (PEM) for the provider (a TLS proxy)
 
 
+class HealthSettings(_Section):
+    """[health]: when `mailbot health`, /healthz and the Drift page call a check a warning or
+    critical (mailbot.health). The sweep thresholds stand on `imap.idle_renew_seconds`
+    (240 s): a healthy daemon completes a sweep at least every 4 minutes, and a dropped
+    connection costs at most one IDLE cycle plus `imap.timeout_seconds`."""
+
+    sweep_warning_minutes: int = Field(default=15, ge=1)  # about three missed IDLE cycles
+    sweep_critical_minutes: int = Field(default=60, ge=1)
+    pending_warning_minutes: int = Field(default=30, ge=1)  # the oldest unsent outbox row
+    pending_critical_minutes: int = Field(default=240, ge=1)
+    quarantine_warning: int = Field(default=1, ge=1)  # quarantined mails in the last 24 h
+    quarantine_critical: int = Field(default=10, ge=1)
+    disk_warning_mb: int = Field(default=1024, ge=0)  # free under data_dir (MiB)
+    disk_critical_mb: int = Field(default=200, ge=0)
+
+
 class WebSettings(_Section):
     """[web]: the monitoring endpoints and the overview (mailbot.web, issue #14)."""
 
@@ -336,6 +354,7 @@ class Settings(_Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     source: str = "<defaults>"
     # "imap.port" -> "MAILBOT_IMAP__PORT" for the values the environment set
     _env_names: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -502,6 +521,8 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_retention(settings.retention, origins)
     if settings.web.auth == "oidc":
         _check_oidc(settings.web.oidc, origins)
+    _check_health(settings.health, origins)
+    _check_listen(settings.web, origins)
     if settings.imap.authserv_id:
         if settings.imap.authserv_id != settings.security.authserv_id:
             raise origins.error("imap.authserv_id", "is set beside security.authserv_id, with "
@@ -812,6 +833,33 @@ def _check_retention(retention: RetentionSettings, origins: _Origins) -> None:
             "retention.raw_days")
 
 
+def _check_health(health: HealthSettings, origins: _Origins) -> None:
+    """Each warning threshold comes before its critical one (for disk space: more free space
+    than the critical threshold), else the warning state could never be reached."""
+    pairs = (("sweep_warning_minutes", "sweep_critical_minutes"),
+             ("pending_warning_minutes", "pending_critical_minutes"),
+             ("quarantine_warning", "quarantine_critical"),
+             ("disk_critical_mb", "disk_warning_mb"))
+    for low, high in pairs:
+        if getattr(health, low) >= getattr(health, high):
+            raise origins.error(f"health.{low}", f"is {getattr(health, low)}, not below "
+                                f"health.{high} ({getattr(health, high)})",
+                                f"set health.{low} lower than health.{high}")
+
+
+def _check_listen(web: WebSettings, origins: _Origins) -> None:
+    """`[web] listen` is HOST:PORT or empty (mailbot.web.server.Listen)."""
+    if not web.listen.strip():
+        return
+    from mailbot.web.server import Listen
+
+    try:
+        Listen.parse(web.listen)
+    except ValueError as err:
+        raise origins.error("web.listen", str(err), 'write HOST:PORT, e.g. "127.0.0.1:8025" '
+                            '(loopback) or "[::1]:8025"; "" turns the web endpoints off') from err
+
+
 def _check_kitos(kitos: KitosSettings, origins: _Origins) -> None:
     """With `enabled`, the keys a login needs are there and base_url is https (the password
     goes in the first request; plain http only on a loopback address)."""
@@ -953,6 +1001,8 @@ data_dir = "./data"                   # database (SQLite default), raw mail and 
 # database_url = "postgresql+psycopg://mailbot@localhost/mailbot"  # default: SQLite in data_dir
 language = "da"                       # "da" or "en": language of the bot's mails
 # log_level = "INFO"                  # DEBUG, INFO, WARNING or ERROR
+# log_format = "text"                 # "json": one JSON object per line (time, level, event,
+#                                     # case ref, Message-ID), for a log collector
 # rules_dir = "/etc/mailbot/rules"          # a local copy of rules/ (default: the shipped one)
 # templates_dir = "/etc/mailbot/templates"  # templates here override the shipped ones by name
 # secret = "..."                      # signs the bot's Message-IDs (default: data_dir/secret)
@@ -1069,8 +1119,11 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # timeout_seconds = 30                # per request to KITOS
 # cache_hours = 24                    # a system name is looked up at most once this often
 
-# The secretary's overview on [web] listen (README "The web view"): who signs in, and how.
+# /healthz and /metrics (no sign-in: keep them on loopback or a management network) and the
+# secretary's overview, served by `mailbot run` and `mailbot web` (README "Operating mailbot");
+# who signs in to the overview, and how (README "The web view").
 # [web]
+# listen = "127.0.0.1:8025"           # HOST:PORT, "[::1]:8025" for IPv6; "" = no web endpoints
 # auth = "basic"                      # "basic": [[web.users]] with passwords; "proxy": the
 #                                     # reverse proxy's user header; "oidc": Entra ID
 # secure_cookie = false               # true when users reach it over HTTPS (they should)
@@ -1104,6 +1157,17 @@ breaker_minutes = 10                  # ... these minutes pause them until `outb
 # "sekretaer@kommune.dk" = "secretary"
 # [web.oidc.groups]                   # group object ID = role; the first listed group wins
 # "00000000-0000-0000-0000-000000000000" = "council"
+
+# When `mailbot health` (and /healthz) call something a warning or critical (README "Health").
+# [health]
+# sweep_warning_minutes = 15          # no completed mailbox sweep for this long (a daemon
+# sweep_critical_minutes = 60         #   sweeps at least every imap.idle_renew_seconds)
+# pending_warning_minutes = 30        # the oldest outbox row not yet sent is this old
+# pending_critical_minutes = 240
+# quarantine_warning = 1              # mails quarantined in the last 24 hours
+# quarantine_critical = 10
+# disk_warning_mb = 1024              # free space under data_dir (MiB)
+# disk_critical_mb = 200
 
 # Who is mailed when something needs a person (the README's "Alerts"); without it, only the
 # ERROR log lines with event=... tell.

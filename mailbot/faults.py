@@ -5,12 +5,17 @@ reaches that point it kills itself with SIGKILL, exactly as an OOM kill or a pow
 With MAILBOT_CRASH_IF=<text> as well, it dies there only for a mail whose raw bytes contain
 <text> (a "poison" mail: SCENARIOS R9; at after_smtp, the outgoing mail: O2). Without the
 variables these calls do nothing.
+
+MAILBOT_HANG_AT=<name> (with MAILBOT_HANG_IF=<text> likewise) makes the process stop there
+for good instead, as a step that never returns would (a server that never answers, a
+parser in an endless loop): the systemd watchdog test's stuck sweep loop.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 CRASH_POINTS = ("after_fetch", "after_commit", "after_smtp", "building_agenda",
                 "while_handling", "before_data", "before_final_dot")
@@ -24,3 +29,14 @@ def crash_point(name: str, data: bytes = b"") -> None:
     marker = os.environ.get("MAILBOT_CRASH_IF", "").encode()
     if not marker or marker in data:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hang_point(name: str, data: bytes = b"") -> None:
+    """Never return from `name` when the test asked for it (MAILBOT_HANG_AT, and
+    MAILBOT_HANG_IF in `data` when set); the thread sleeps until the process ends."""
+    if os.environ.get("MAILBOT_HANG_AT") != name:
+        return
+    marker = os.environ.get("MAILBOT_HANG_IF", "").encode()
+    if not marker or marker in data:
+        while True:
+            time.sleep(60)

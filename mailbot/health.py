@@ -1,23 +1,42 @@
 """Is mailbot healthy? One judgement for `mailbot health`, /healthz and the Drift page
 (issue #14), taken from the database and the mailbox state, so it is the same whether or
 not the daemon runs. Statuses follow the monitoring-plugin convention: 0 ok, 1 warning,
-2 critical (Nagios plugin guidelines, "Plugin Return Codes")."""
+2 critical (Nagios plugin guidelines, "Plugin Return Codes").
+
+The sweeping process (the daemon, or `run --once`) writes what only it can see into the one
+`service_state` row: `note_sweep` once per sweep, `note_imap` when the IMAP connection's
+state changes. Thresholds are `[health]` (config.HealthSettings).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, func, select
 
-from mailbot.db import schema
+from mailbot.clock import as_utc
+from mailbot.db import schema, transaction
+from mailbot.models import CircuitBreaker, Outbox, RawMessage, ServiceState
+from mailbot.vocabulary import ImapState, LedgerState, OutboxState
 
 if TYPE_CHECKING:
     from mailbot.app import Bot
+    from mailbot.config import HealthSettings, Settings
 
 OK, WARNING, CRITICAL = 0, 1, 2
 LABELS = {OK: "ok", WARNING: "warning", CRITICAL: "critical"}
+LOCK_NAME = "mailbot.lock"  # mailbot.service.leader_lock's file in data_dir
+PROC_LOCKS = Path("/proc/locks")  # Linux: every lock held, with its holder (proc(5))
+MIB = 1024 * 1024
+QUARANTINE_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -44,19 +63,223 @@ class HealthReport:
     def label(self) -> str:
         return LABELS[self.status]
 
+    def as_dict(self) -> dict[str, Any]:
+        """{"status": "ok"|"warning"|"critical", "code": 0|1|2, "checks": [{"name",
+        "status", "detail"}]}: the JSON of `mailbot health --json` and /healthz."""
+        return {"status": self.label, "code": self.status,
+                "checks": [{"name": c.name, "status": LABELS[c.status], "detail": c.detail}
+                           for c in self.checks]}
 
+    def text(self) -> str:
+        """One line per check ("ok       database: reachable, at revision 0018"), then the
+        whole state."""
+        lines = [f"{LABELS[c.status]:<9}{c.name}: {c.detail}" for c in self.checks]
+        return "\n".join([*lines, f"mailbot is {self.label.upper()}"])
+
+
+# -- what the sweeping process writes ------------------------------------------------------
+def note_sweep(engine: Engine, at: datetime, seconds: float) -> None:
+    """A sweep completed at `at` (UTC) after `seconds`: one UPDATE of the one row (issue #16
+    measures the throughput this must not cost), an INSERT the first time."""
+    with transaction(engine) as session:
+        done = session.execute(update(ServiceState).where(col(ServiceState.id) == 1)
+                               .values(last_sweep_at=at, sweep_seconds=seconds))
+        if not getattr(done, "rowcount", 1):
+            session.add(ServiceState(last_sweep_at=at, sweep_seconds=seconds))
+
+
+def note_imap(engine: Engine, state: ImapState, at: datetime, detail: str = "") -> None:
+    """The IMAP connection is in `state` from `at` on (`detail`: the error, no secret: the
+    callers pass mailbot's own error texts). Writes only when the state changes, so a
+    reconnect keeps `imap_since`."""
+    with transaction(engine) as session:
+        row = session.get(ServiceState, 1) or ServiceState()
+        if row.imap_state == state and row.imap_detail == detail[:500]:
+            return
+        if row.imap_state != state:
+            row.imap_since = at
+        row.imap_state, row.imap_detail = state, detail[:500]
+        session.add(row)
+
+
+def service_state(session: Session) -> ServiceState:
+    """The one row; an empty one before any sweep."""
+    return session.get(ServiceState, 1) or ServiceState()
+
+
+# -- judging --------------------------------------------------------------------------------
 def evaluate(bot: Bot, now: datetime) -> HealthReport:
     """Judge mailbot's health at `now` (UTC). Never raises: what cannot be read is a
     critical check."""
-    return HealthReport([_database(bot)])
+    return judge(bot.settings, bot.engine, now)
 
 
-def _database(bot: Bot) -> HealthCheck:
+def judge(settings: Settings, engine: Engine, now: datetime) -> HealthReport:
+    """evaluate() on `settings` and `engine`. A database that cannot be read or is not at
+    this mailbot's revision is the critical `database` check, and the checks that read it
+    are left out (they would only repeat it)."""
+    database = _database(engine)
+    if database.status != OK:
+        return unreadable(settings, database.detail)
+    limits = settings.health
     try:
-        state = schema(bot.engine)
+        with Session(engine) as session:
+            state = service_state(session)
+            checks = [database, _sweep(state, limits, now), _imap(state, now),
+                      *_outbox(session, limits, now), _quarantine(session, limits, now),
+                      _breaker(session)]
     except SQLAlchemyError as err:
-        return HealthCheck("database", CRITICAL, f"cannot read the database ({err})")
+        return unreadable(settings, f"cannot read the database ({_first_line(err)})")
+    return HealthReport([*checks, _leadership(settings.bot.data_dir),
+                         _disk(settings.bot.data_dir, limits)])
+
+
+def unreadable(settings: Settings, detail: str) -> HealthReport:
+    """The report when the database cannot be judged (`detail`: why, with the fix): the
+    critical `database` check and the checks that need no database."""
+    return HealthReport([HealthCheck("database", CRITICAL, detail),
+                         _leadership(settings.bot.data_dir),
+                         _disk(settings.bot.data_dir, settings.health)])
+
+
+def _database(engine: Engine) -> HealthCheck:
+    try:
+        state = schema(engine)
+    except SQLAlchemyError as err:
+        return HealthCheck("database", CRITICAL, f"cannot read the database ({_first_line(err)})")
     if not state.up_to_date:
         return HealthCheck("database", CRITICAL,
-                           f"at revision {state.current}, this mailbot needs {state.head}")
+                           f"at revision {state.current or 'none'}, this mailbot needs "
+                           f"{state.head}; run `mailbot migrate`")
     return HealthCheck("database", OK, f"reachable, at revision {state.head}")
+
+
+def _first_line(err: Exception) -> str:
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+
+
+def _minutes(age: timedelta) -> str:
+    return f"{age.total_seconds() / 60:.0f} min"
+
+
+def _graded(value: float, warning: float, critical: float) -> int:
+    return CRITICAL if value >= critical else WARNING if value >= warning else OK
+
+
+def _sweep(state: ServiceState, limits: HealthSettings, now: datetime) -> HealthCheck:
+    if state.last_sweep_at is None:
+        return HealthCheck("sweep", CRITICAL, "no mailbox sweep has completed yet "
+                           "(is the daemon running? `mailbot run`)")
+    age = now - as_utc(state.last_sweep_at)
+    status = _graded(age.total_seconds() / 60, limits.sweep_warning_minutes,
+                     limits.sweep_critical_minutes)
+    detail = f"last completed {_minutes(age)} ago, took {state.sweep_seconds:.1f} s"
+    if status != OK:
+        detail += (f" (health.sweep_warning_minutes = {limits.sweep_warning_minutes}, "
+                   f"sweep_critical_minutes = {limits.sweep_critical_minutes}); is the daemon "
+                   "running?")
+    return HealthCheck("sweep", status, detail)
+
+
+def _imap(state: ServiceState, now: datetime) -> HealthCheck:
+    since = f" for {_minutes(now - as_utc(state.imap_since))}" if state.imap_since else ""
+    if state.imap_state == ImapState.CONNECTED:
+        return HealthCheck("imap", OK, "the last login worked")
+    if state.imap_state == ImapState.REFUSED:
+        return HealthCheck("imap", CRITICAL, f"login refused{since}: {state.imap_detail}")
+    if state.imap_state == ImapState.UNREACHABLE:
+        return HealthCheck("imap", WARNING, f"unreachable{since} (retried by itself): "
+                           f"{state.imap_detail}")
+    return HealthCheck("imap", WARNING, "no connection recorded yet")
+
+
+def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[HealthCheck]:
+    """Failed and uncertain rows wait for a person (`mailbot outbox`): a warning each. The
+    oldest row not yet sent is graded by its age. `cancelled` rows are settled."""
+    counts = dict(session.exec(select(Outbox.state, func.count()).where(
+        col(Outbox.state).in_((OutboxState.PENDING, OutboxState.SENDING, OutboxState.FAILED,
+                               OutboxState.UNCERTAIN))).group_by(Outbox.state)).all())
+    unsent = counts.get(OutboxState.PENDING, 0) + counts.get(OutboxState.SENDING, 0)
+    oldest = session.exec(select(func.min(Outbox.created_at)).where(col(Outbox.state).in_(
+        (OutboxState.PENDING, OutboxState.SENDING)))).one()
+    if oldest is None:
+        pending = HealthCheck("outbox_pending", OK, "nothing waits to be sent")
+    else:
+        age = now - as_utc(oldest)
+        status = _graded(age.total_seconds() / 60, limits.pending_warning_minutes,
+                         limits.pending_critical_minutes)
+        pending = HealthCheck("outbox_pending", status,
+                              f"{unsent} waiting, the oldest for {_minutes(age)}"
+                              + ("" if status == OK else " (health.pending_warning_minutes = "
+                                 f"{limits.pending_warning_minutes}, pending_critical_minutes"
+                                 f" = {limits.pending_critical_minutes}); is the SMTP server "
+                                 "reachable? `mailbot outbox`"))
+    stuck = [HealthCheck(f"outbox_{name}", WARNING if counts.get(name) else OK,
+                         f"{counts.get(name, 0)} {name}"
+                         + (f": `mailbot outbox --state {name}`" if counts.get(name) else ""))
+             for name in (OutboxState.FAILED, OutboxState.UNCERTAIN)]
+    return [pending, *stuck]
+
+
+def _quarantine(session: Session, limits: HealthSettings, now: datetime) -> HealthCheck:
+    count = session.exec(select(func.count()).select_from(RawMessage).where(
+        RawMessage.state == LedgerState.QUARANTINED,
+        col(RawMessage.fetched_at) >= now - QUARANTINE_WINDOW)).one()
+    status = _graded(count, limits.quarantine_warning, limits.quarantine_critical)
+    return HealthCheck("quarantine", status, f"{count} mails quarantined in the last 24 h"
+                       + ("" if status == OK else
+                          ": `mailbot messages --state quarantined`"))
+
+
+def _breaker(session: Session) -> HealthCheck:
+    state = session.get(CircuitBreaker, 1)
+    if state is None or state.opened_at is None:
+        return HealthCheck("circuit_breaker", OK, "closed")
+    return HealthCheck("circuit_breaker", CRITICAL,
+                       f"OPEN since {as_utc(state.opened_at):%Y-%m-%d %H:%M} UTC: {state.reason};"
+                       " mail to applicants waits. After checking for a loop: "
+                       "`mailbot outbox resume`")
+
+
+def lock_holder(data_dir: Path) -> int | None:
+    """The process id holding data_dir/mailbot.lock (mailbot.service.leader_lock), read
+    from /proc/locks without touching the lock; None when nobody holds it. Raises OSError
+    when /proc/locks cannot be read (not Linux)."""
+    try:
+        inode = (data_dir / LOCK_NAME).stat().st_ino
+    except FileNotFoundError:
+        return None
+    for line in PROC_LOCKS.read_text().splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter has "->" after "1:"
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rpartition(":")[2] == str(inode):
+            return int(parts[4])
+    return None
+
+
+def _leadership(data_dir: Path) -> HealthCheck:
+    """Who holds the leader lock. Never a problem by itself: a daemon that died shows as an
+    old sweep, a `mailbot` command may hold the lock for a moment."""
+    try:
+        holder = lock_holder(data_dir)
+    except (OSError, ValueError) as err:
+        return HealthCheck("leader", OK, f"lock holder unknown ({err})")
+    if holder is None:
+        return HealthCheck("leader", OK, f"nobody holds {data_dir / LOCK_NAME} (no daemon runs "
+                           "on this data_dir)")
+    mine = " (this process)" if holder == os.getpid() else ""
+    return HealthCheck("leader", OK, f"process {holder}{mine} holds {data_dir / LOCK_NAME}")
+
+
+def _disk(data_dir: Path, limits: HealthSettings) -> HealthCheck:
+    try:
+        free_mb = shutil.disk_usage(data_dir).free / MIB
+    except OSError as err:
+        return HealthCheck("disk", CRITICAL, f"cannot read the free space under {data_dir} "
+                           f"({err.strerror or err})")
+    status = CRITICAL if free_mb < limits.disk_critical_mb else \
+        WARNING if free_mb < limits.disk_warning_mb else OK
+    return HealthCheck("disk", status, f"{free_mb:.0f} MiB free under {data_dir}"
+                       + ("" if status == OK else f" (health.disk_warning_mb = "
+                          f"{limits.disk_warning_mb}, disk_critical_mb = "
+                          f"{limits.disk_critical_mb})"))

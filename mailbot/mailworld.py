@@ -202,6 +202,9 @@ def settings_dict(imap_port: int, smtp_port: int, data_dir: Path, bot_address: s
                  # this world's mail is delivered before the bot first looks
                  "start_from": "all"},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
+        # any free port: worlds side by side (and a daemon beside them) never collide on
+        # the default 8025; the daemon logs the address it got (event=web_listening)
+        "web": {"listen": "127.0.0.1:0"},
         "council": {"secretary": ["sekretaer@kommune.test"],
                     "strategic_board": ["sit@kommune.test"]},
         "reviewers": {"it_operations": ["drift@kommune.test"],

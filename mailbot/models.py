@@ -301,3 +301,17 @@ class Alert(SQLModel, table=True):
     detail: str = ""  # the latest occurrence's detail (CPR redacted)
     mailed_at: datetime | None = None
     since_mail: int = 0  # occurrences after the last mail, told in the next one
+
+
+class ServiceState(SQLModel, table=True):
+    """One row: what the sweeping process (the daemon or `run --once`) last saw of the
+    mailbox, so `mailbot health` judges the same with or without a daemon (issue #14).
+    Written once per sweep and once per IMAP connect or failure, never more."""
+
+    __tablename__ = "service_state"
+    id: int = Field(default=1, primary_key=True)
+    last_sweep_at: datetime | None = None  # the end of the last sweep that completed
+    sweep_seconds: float = 0.0  # how long that sweep took
+    imap_state: str = ""  # mailbot.vocabulary.ImapState; "" never connected
+    imap_since: datetime | None = None  # when imap_state began
+    imap_detail: str = ""  # the last error, for a state other than connected

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from mailbot import metrics
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.cases.followup import apply_followup
@@ -32,7 +33,7 @@ from mailbot.council.status import send_status
 from mailbot.db import transaction
 from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.errors import PermanentError
-from mailbot.faults import crash_point
+from mailbot.faults import crash_point, hang_point
 from mailbot.intake.classify import (
     ENCRYPTED_REF,
     AgendaReply,
@@ -64,6 +65,7 @@ from mailbot.intake.mailbox import Mailbox
 from mailbot.intake.parse import Inbound, parse
 from mailbot.intake.screen import screen
 from mailbot.intake.threads import expired, find_thread
+from mailbot.logs import about_case, about_mail, isolated
 from mailbot.models import Case, CaseEvent, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.decisions import read_decisions
@@ -72,6 +74,7 @@ from mailbot.reading.replies import read_verdict
 from mailbot.redact import redact_cpr
 from mailbot.storage import storage_error
 from mailbot.vocabulary import LedgerState, Purpose
+from mailbot.watchdog import HEARTBEAT
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -128,6 +131,11 @@ def handle(bot: Bot, raw_id: int) -> str:
     again when reading it alone kills a separate process too (`_after_deaths`; the attempt
     is committed before the work starts). Database or disk trouble is raised, and the
     attempt is taken back: it was not the mail's fault."""
+    HEARTBEAT.beat()  # each mail is progress: a long batch keeps the watchdog fed
+    return isolated(_handle, bot, raw_id)
+
+
+def _handle(bot: Bot, raw_id: int) -> str:
     attempts = count_attempt(bot, raw_id)
     if attempts > MAX_ATTEMPTS:
         # the earlier attempts never reached `except`: the process died while this mail was
@@ -139,11 +147,17 @@ def handle(bot: Bot, raw_id: int) -> str:
         with transaction(bot.engine) as session:
             row = session.get(RawMessage, raw_id)
             assert row is not None
+            about_mail(row.message_id)
             raw = bot.blobs.get(row.raw_sha256)
             crash_point("while_handling", raw)
+            hang_point("while_handling", raw)
             mail = parse(raw)
             _route(session, bot, row, mail)
-            return row.state
+            outcome = row.state, row.kind
+        metrics.ingested(row.kind, row.state)
+        if outcome == (LedgerState.PROCESSED, "brief"):
+            metrics.CASES_OPENED.inc()
+        return outcome[0]
     except PermanentError as err:
         return quarantine(bot, raw_id, str(err))
     except Exception as err:  # one bad mail must never stop the loop (SCENARIOS R8)
@@ -212,6 +226,8 @@ def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
     thread = find_thread(mail, bot.domain, bot.secret, bot.address,
                          bounce=screening.category == "bounce")
     case = find_case(session, thread.case_ref)
+    if case is not None:
+        about_case(case.ref)
     facts = CaseFacts(case.ref, case.applicant_address) if case is not None else None
     disposition = classify(mail, screening, thread, bot.settings, bot.rules, facts)
     _apply(session, bot, row, mail, disposition, case)
@@ -408,6 +424,7 @@ def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     reading = read_brief(mail, bot.rules, now.astimezone(COPENHAGEN).date(),
                          attachment_policy(bot.settings.attachments))
     case = open_case(session, bot, mail, row, reading, now)
+    about_case(case.ref)
     # the receipt first (the applicant's answer within seconds), saying "sendt til vurdering"
     # only when a review request goes out (a brief whose every document is held sends none)
     send_receipt(session, bot, case, mail, reading, now,

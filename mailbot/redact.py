@@ -57,11 +57,17 @@ class RedactingFormatter(logging.Formatter):
         return redact_cpr(super().format(record))
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Every log line to standard error, CPR redacted: `log_format` "text" (one readable
+    line) or "json" (mailbot.logs.JsonFormatter, `[bot] log_format`)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    if log_format == "json":
+        from mailbot.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -7,13 +7,15 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailbot import metrics
 from mailbot.app import Bot
 from mailbot.council.agenda import queue_ready_cases, send_due_agendas
 from mailbot.council.owner import look_up_owners
@@ -21,10 +23,15 @@ from mailbot.council.phases import give_guidance
 from mailbot.council.reminders import relay_guidance, remind
 from mailbot.db import transaction
 from mailbot.errors import ConfigError, MailbotError, TransientError
+from mailbot.health import note_imap, note_sweep
 from mailbot.intake.mailbox import Mailbox
-from mailbot.pipeline import sweep
+from mailbot.pipeline import SweepReport, sweep
 from mailbot.storage import StorageWatch
-from mailbot.vocabulary import Incident
+from mailbot.vocabulary import ImapState, Incident
+from mailbot.watchdog import HEARTBEAT, Watchdog
+
+if TYPE_CHECKING:
+    from mailbot.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,7 @@ class Service:
         mailbox = self._connect()
         try:
             while True:  # batch after batch (imap.batch_size) until the backlog is in
-                report = sweep(self.bot, mailbox)
+                report = self._sweep(mailbox)
                 log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
                          report.fetched, report.processed, report.quarantined, report.moved)
                 if not (report.waiting and report.fetched):
@@ -94,9 +101,40 @@ class Service:
         self.flush_outbox()
 
     def _connect(self, mailbox: Mailbox | None = None) -> Mailbox:
+        """Open the mailbox and record the connection's state for `mailbot health` (a
+        refused login: REFUSED; the server away: UNREACHABLE; the error is raised on)."""
         mailbox = mailbox or self._mailbox()
-        mailbox.open()
+        now = self.bot.clock.now
+        try:
+            mailbox.open()
+        except ConfigError as err:
+            note_imap(self.bot.engine, ImapState.REFUSED, now(), str(err))
+            raise
+        except TransientError as err:
+            note_imap(self.bot.engine, ImapState.UNREACHABLE, now(), str(err))
+            raise
+        note_imap(self.bot.engine, ImapState.CONNECTED, now())
         return mailbox
+
+    def _sweep(self, mailbox: Mailbox) -> SweepReport:
+        """One sweep (mailbot.pipeline.sweep), timed and recorded for `mailbot health` and
+        /metrics: one row update per sweep."""
+        HEARTBEAT.beat()
+        started = time.monotonic()
+        report = sweep(self.bot, mailbox)
+        seconds = time.monotonic() - started
+        note_sweep(self.bot.engine, self.bot.clock.now(), seconds)
+        metrics.SWEEP_SECONDS.observe(seconds)
+        HEARTBEAT.beat()
+        return report
+
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds` or until stop(), in slices that show the watchdog the loop is
+        alive (a back-off is a wait, not a hang)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set() and (left := deadline - time.monotonic()) > 0:
+            HEARTBEAT.beat()
+            self.stop_event.wait(min(IDLE_SLICE_SECONDS, left))
 
     def _mailbox(self) -> Mailbox:
         """A new connection; with OAuth2 its login asks for the token then, so a reconnect
@@ -147,6 +185,10 @@ class Service:
 
     # -- daemon ---------------------------------------------------------------------------------
     def run_forever(self) -> None:
+        """The scheduler, the IMAP watcher, the web endpoints (`[web] listen`) and systemd's
+        READY/WATCHDOG (mailbot.watchdog), until stop()."""
+        web = self._serve_web()
+        watchdog = Watchdog()
         self.scheduler.add_job(self._outbox_job, "interval", seconds=OUTBOX_INTERVAL_SECONDS,
                                id="outbox", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._jobs_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
@@ -159,13 +201,42 @@ class Service:
         self.scheduler.start()
         watcher = threading.Thread(target=self._watch, name="imap-watcher", daemon=True)
         watcher.start()
+        watchdog.ready()
         try:
             while watcher.is_alive():
                 watcher.join(timeout=0.5)
         finally:
+            watchdog.stopping()
             self.stop_event.set()
             watcher.join(timeout=30)
             self.scheduler.shutdown(wait=True)
+            if web is not None:
+                web.stop()
+
+    def _serve_web(self) -> WebServer | None:
+        """/healthz, /metrics and the overview on `[web] listen` (empty: none). An address
+        that cannot be bound is ONE error line naming the key and the fix; the daemon runs
+        on without the web endpoints."""
+        from mailbot.web.app import create_app
+        from mailbot.web.server import Listen, ListenError, WebServer, bind
+
+        settings = self.bot.settings
+        if not settings.web.listen.strip():
+            return None
+        try:
+            sock = bind(Listen.parse(settings.web.listen))
+        except ListenError as err:
+            source, key = settings.origin("web.listen")
+            log.error("event=web_unavailable %s", ConfigError(
+                source, key, f"{err}; mailbot runs on without /healthz, /metrics and the "
+                "overview", 'stop what uses the port, or choose another HOST:PORT in [web] '
+                'listen ("" turns the web endpoints off), then restart mailbot'))
+            return None
+        server = WebServer(create_app(self.bot), sock)
+        server.start()
+        log.info("event=web_listening /healthz, /metrics and the overview on %s",
+                 server.address)
+        return server
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -202,11 +273,16 @@ class Service:
                 log.exception("outbox flush failed")
 
     def _watch(self) -> None:
+        HEARTBEAT.loop = threading.current_thread()  # only this loop feeds the watchdog
         failures = 0
+        connected = False
         while not self.stop_event.is_set():
             mailbox = self._mailbox()
             try:
                 self._connect(mailbox)
+                if connected:
+                    metrics.IMAP_RECONNECTS.inc()
+                connected = True
                 if failures and self._refusal_logged:
                     log.warning("event=imap_login_recovered IMAP login works again")
                 failures, self._refusal_logged = 0, False
@@ -224,18 +300,18 @@ class Service:
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)) * random.uniform(0.5, 1)
                 log.warning("IMAP: %s; reconnecting in %.0f s", err, delay)
-                self.stop_event.wait(delay)
+                self._pause(delay)
             except Exception as err:
                 if self.storage.failed(err, "the IMAP sweep"):
                     # SCENARIOS R10, R11: the database or the disk refuses; nothing was moved
                     # that is not committed. Wait longer each time; a full sweep ends it.
                     if self.storage.failures == 1:
                         self._outbox_job()  # an alert the database could queue goes now
-                    self.stop_event.wait(self.storage.delay())
+                    self._pause(self.storage.delay())
                     continue
                 failures += 1
                 log.exception("unexpected error in the IMAP watcher; reconnecting")
-                self.stop_event.wait(min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)))
+                self._pause(min(MAX_BACKOFF_SECONDS, 2 ** min(failures, 9)))
             finally:
                 mailbox.close()
 
@@ -250,7 +326,7 @@ class Service:
                 f"{err} (retrying, at most every {LOGIN_BACKOFF_CAP_SECONDS} s)")
         else:
             log.info("IMAP still refused; next try in %d s", delay)
-        self.stop_event.wait(delay)
+        self._pause(delay)
 
     def _session(self, mailbox: Mailbox) -> None:
         """A full sweep after every (re)connect, then IDLE and sweep, again and again.
@@ -287,7 +363,7 @@ class Service:
         """Sweep again until a sweep finds nothing new; returns how many mails were fetched."""
         total = 0
         while not self.stop_event.is_set():
-            report = sweep(self.bot, mailbox)
+            report = self._sweep(mailbox)
             self.storage.recovered()  # the sweep wrote to the database: storage works again
             if report.fetched or report.moved:
                 log.info("swept: %s fetched, %s processed, %s quarantined, %s moved",
@@ -307,6 +383,7 @@ class Service:
         waited = 0.0
         try:
             while not announced and not self.stop_event.is_set() and waited < seconds:
+                HEARTBEAT.beat()
                 announced = mailbox.idle_wait(min(IDLE_SLICE_SECONDS, seconds - waited))
                 waited += IDLE_SLICE_SECONDS
         finally:
@@ -315,7 +392,7 @@ class Service:
         return announced
 
     def _wait_poll(self, mailbox: Mailbox) -> bool:
-        self.stop_event.wait(self.bot.settings.imap.poll_seconds)
+        self._pause(self.bot.settings.imap.poll_seconds)
         if self.stop_event.is_set():
             return False
         mailbox.noop()

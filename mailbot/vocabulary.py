@@ -113,6 +113,15 @@ class OutboxState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ImapState(StrEnum):
+    """The IMAP connection as the sweeping process last found it (`service_state.imap_state`,
+    read by mailbot.health). Written when it changes, not at every sweep."""
+
+    CONNECTED = "connected"  # the last login worked (`run --once` has logged out since)
+    UNREACHABLE = "unreachable"  # the server is away or dropped us: retried by itself
+    REFUSED = "refused"  # the login is refused: only the operator can fix it
+
+
 class Delivery(StrEnum):
     """What a crash between the server's 250 and our commit does to an outbox row."""
 

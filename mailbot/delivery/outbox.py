@@ -21,6 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from mailbot import metrics
 from mailbot.clock import as_utc
 from mailbot.config import LimitSettings, SmtpSettings
 from mailbot.db import rows_changed, transaction
@@ -29,8 +30,9 @@ from mailbot.delivery.compose import Outgoing
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
 from mailbot.intake.mailbox import tls_context
-from mailbot.models import CaseEvent, Outbox
+from mailbot.models import CaseEvent, Outbox, RawMessage
 from mailbot.vocabulary import Incident, Purpose
+from mailbot.watchdog import HEARTBEAT
 
 if TYPE_CHECKING:
     from mailbot.auth import TokenSource
@@ -222,6 +224,7 @@ class Sender:
                     row.state = "uncertain"
                     row.last_error = "process died during the SMTP transaction; not resent"
                     count += 1
+                    metrics.SENT.labels(kind=row.kind, outcome="uncertain").inc()
                     log.warning("outbox %s (%s) uncertain after a crash; not resent",
                                 row.id, row.message_id)
                     self._incident(session, row, now, _told(row))
@@ -289,6 +292,7 @@ class Sender:
                     break  # shutting down: the rest stays pending for the next start
                 row = self._start(row_id, now)
                 if row is not None:
+                    HEARTBEAT.beat()  # one SMTP transaction each: progress, not a hang
                     await self._send_one(smtp, row, now, report)
         finally:
             try:
@@ -412,6 +416,7 @@ class Sender:
             _event(session, current, now, "outbox_uncertain", current.last_error)
             self._incident(session, current, now, _told(current))
             session.add(current)
+        metrics.SENT.labels(kind=row.kind, outcome="uncertain").inc()
 
     def _finish(self, row: Outbox, state: str, now: datetime, error: str,
                 results: dict[str, str], report: FlushReport) -> None:
@@ -426,6 +431,8 @@ class Sender:
             if state == "sent":
                 current.sent_at = now
                 report.sent += 1
+                if current.kind == Purpose.RECEIPT:
+                    _receipt_latency(session, current, now)
             else:
                 report.failed += 1
                 log.error("outbox %s to %s failed permanently: %s",
@@ -434,6 +441,7 @@ class Sender:
             _event(session, current, now, f"outbox_{state}",
                    "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
             session.add(current)
+        metrics.SENT.labels(kind=row.kind, outcome=state).inc()
 
     def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport,
                results: dict[str, str] | None = None) -> None:
@@ -458,6 +466,8 @@ class Sender:
                 current.next_attempt_at = now + backoff(current.attempts)
                 report.retry += 1
             session.add(current)
+            outcome = "failed" if current.state == "failed" else "retry"
+        metrics.SENT.labels(kind=row.kind, outcome=outcome).inc()
 
     def _log_down(self, err: Exception, now: datetime) -> None:
         """Log once per outage, not once per row and flush (Mailman's "log once"); alert the
@@ -524,6 +534,20 @@ async def _reset(smtp: aiosmtplib.SMTP) -> None:
     """RSET after a refused transaction, so the connection serves the next row."""
     with contextlib.suppress(aiosmtplib.SMTPException, OSError):
         await smtp.rset()
+
+
+def _receipt_latency(session: Session, row: Outbox, sent: datetime) -> None:
+    """Observe how long the brief of `row`'s case waited for its receipt: from its arrival
+    in the mailbox (the server's INTERNALDATE, RFC 3501 section 2.3.3; the fetch time when
+    there is none or the clock was set with --now) to `sent`."""
+    brief = session.exec(select(RawMessage).where(RawMessage.case_id == row.case_id)
+                         .order_by(col(RawMessage.id))).first()
+    if brief is None:
+        return
+    arrived = as_utc(brief.fetched_at)
+    if brief.internaldate is not None and as_utc(brief.internaldate) <= arrived:
+        arrived = as_utc(brief.internaldate)
+    metrics.receipt_sent(arrived, sent)
 
 
 def _event(session: Session, row: Outbox, now: datetime, kind: str, detail: str) -> None:

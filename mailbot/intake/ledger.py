@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
+from mailbot import metrics
 from mailbot.app import Bot
 from mailbot.audit import record
 from mailbot.clock import as_utc
@@ -23,6 +24,7 @@ from mailbot.intake.parse import content_sha256, header_message_id, msgid_hash
 from mailbot.models import FetchFailure, MailboxState, RawMessage
 from mailbot.redact import redact_cpr
 from mailbot.vocabulary import Incident, LedgerState
+from mailbot.watchdog import HEARTBEAT
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ def ingest(bot: Bot, mailbox: Mailbox, limit: int | None = None) -> Intake:
                         generations[uid])
     wanted = [uid for uid in batch if uid not in oversize]
     for fetched in mailbox.fetch(wanted):
+        HEARTBEAT.beat()  # a chunk arrived: a large batch is progress, not a stuck loop
         _store(bot, folder, uidvalidity, fetched.mails, generations)
         intake.stored += len(fetched.mails)
         intake.stored += _fetch_failed(bot, folder, uidvalidity, fetched.failed, generations)
@@ -223,6 +226,7 @@ def _fetch_failed(bot: Bot, folder: str, uidvalidity: int, failed: dict[int, str
                                 f"UID {uid} in {folder}: {reason}; moved to "
                                 f"{_folders(bot)[1]} unread, the other mails go on", now)
             quarantined += 1
+    metrics.ingested("", LedgerState.QUARANTINED, quarantined)  # never read: no kind
     return quarantined
 
 
@@ -240,6 +244,7 @@ def _store_oversize(bot: Bot, folder: str, uidvalidity: int, uid: int, size: int
             reason=f"message of {size} bytes exceeds imap.max_message_mb ({limit} bytes)",
         ))
     log.warning("UID %s quarantined unread: %s bytes > %s", uid, size, limit)
+    metrics.ingested("", LedgerState.QUARANTINED)
 
 
 def move_done(bot: Bot, mailbox: Mailbox) -> int:
@@ -364,6 +369,7 @@ def quarantine(bot: Bot, raw_id: int, reason: str, poison: bool = False) -> Ledg
                                 f"raw message {raw_id} ({row.message_id or 'no Message-ID'}, "
                                 f"UID {row.uid} in {row.folder}): {reason}", bot.clock.now())
     log.warning("raw message %s (%s) quarantined: %s", raw_id, row.message_id, reason)
+    metrics.ingested(row.kind, LedgerState.QUARANTINED)
     return LedgerState.QUARANTINED
 
 

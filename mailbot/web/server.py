@@ -10,11 +10,12 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-
-import uvicorn
-from starlette.types import ASGIApp
+from typing import TYPE_CHECKING
 
 from mailbot.errors import MailbotError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class WebServer:
     """uvicorn serving `app` on an already bound socket, in a daemon thread."""
 
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+        # here, not at the top: config validation parses `[web] listen` with Listen, and
+        # every command loads the config
+        import uvicorn
+
         self.sock = sock
         # proxy_headers off: uvicorn would otherwise replace the peer address by
         # X-Forwarded-For from 127.0.0.1, and `[web] auth = "proxy"` must judge the real peer
