@@ -30,6 +30,8 @@ from mailbot.errors import COMMAND_LINE, ConfigError
 from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review
 from mailbot.vocabulary import (
     OPEN_STATUSES,
+    TO_REVIEWERS,
+    UNSENT,
     CaseStatus,
     LedgerState,
     OutboxState,
@@ -38,7 +40,7 @@ from mailbot.vocabulary import (
 
 OPERATOR = "the operator (command line)"
 RETRYABLE = (OutboxState.FAILED, OutboxState.UNCERTAIN)
-CANCELLABLE = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.UNCERTAIN)
+CANCELLABLE = UNSENT
 
 
 def refused(key: str, problem: str, fix: str) -> ConfigError:
@@ -93,6 +95,7 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
                           f"{row_id} --not-delivered`")
         if before not in RETRYABLE:
             raise _not_now(row, "retry", RETRYABLE)
+        _refuse_reviewer_mail_of_a_closed_case(session, row)
         accepted = {r: v for r, v in row.results.items() if str(v).startswith("2")}
         why = f"retried by {OPERATOR}; it was {before}: {row.last_error}"[:2000]
         _change(session, row, before, state=OutboxState.PENDING, next_attempt_at=now,
@@ -104,6 +107,20 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
                   if before == OutboxState.UNCERTAIN else ""))
         session.refresh(row)
         return row, before
+
+
+def _refuse_reviewer_mail_of_a_closed_case(session: Session, row: Outbox) -> None:
+    """A review request or reminder (vocabulary.TO_REVIEWERS) about a decided or withdrawn
+    case must not go out: it asks a reviewer to work on a case that is over. Raises
+    ConfigError naming the case, its status and `outbox cancel`."""
+    if row.kind not in TO_REVIEWERS or row.case_id is None:
+        return
+    case = session.get(Case, row.case_id)
+    if case is None or case.status in OPEN_STATUSES:
+        return
+    raise refused("ID", f"outbox row {row.id} is a {row.kind} mail to reviewers of {case.ref}, "
+                  f"and {case.ref} is {case.status}: no reviewer is asked about a case that "
+                  "is over", f"`mailbot outbox cancel {row.id}`")
 
 
 def cancel_outbox(engine: Engine, row_id: int, now: datetime) -> tuple[Outbox, str]:
@@ -254,16 +271,17 @@ def open_case(session: Session, ref: str, action: str) -> Case:
     return case
 
 
-def withdraw_case(bot: Bot, ref: str, now: datetime) -> Case:
+def withdraw_case(bot: Bot, ref: str, now: datetime) -> tuple[Case, list[Outbox]]:
     """Withdraw an open case as the applicant's "træk tilbage" does (council.decisions
-    .withdraw): off the agenda, no more reminders, the applicant told in the decision mail,
-    a `withdrawn` event. Raises ConfigError as open_case does."""
+    .withdraw): off the agenda, no more reminders, its unsent mails to reviewers cancelled
+    (returned), the applicant told in the decision mail, a `withdrawn` event. Raises
+    ConfigError as open_case does."""
     from mailbot.council.decisions import withdraw
 
     with transaction(bot.engine) as session:
         case = open_case(session, ref, "withdraw")
-        withdraw(session, bot, case, now, f"by {OPERATOR}")
-        return case
+        cancelled = withdraw(session, bot, case, now, f"by {OPERATOR}")
+        return case, cancelled
 
 
 @dataclass(frozen=True)

@@ -471,13 +471,16 @@ def _withdraw(ref: str, as_json: bool) -> None:
 
     bot = _writer()
     with _exclusive(bot, None, _CASE_FIX):
-        withdrawn = withdraw_case(bot, ref, bot.clock.now())
+        withdrawn, cancelled = withdraw_case(bot, ref, bot.clock.now())
     if as_json:
         with Session(bot.engine) as session:
             _echo_json(views.case_data(session, withdrawn, _zone(bot.settings)))
         return
-    _show(f"{withdrawn.ref} withdrawn: off the agenda, no more reminders; the mail telling "
-          "the applicant is in the outbox (the daemon sends it once started again)")
+    stopped = ("; unsent mail to reviewers cancelled: "
+               + ", ".join(f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)})"
+                           for row in cancelled) if cancelled else "")
+    _show(f"{withdrawn.ref} withdrawn: off the agenda, no more reminders{stopped}; the mail "
+          "telling the applicant is in the outbox (the daemon sends it once started again)")
 
 
 @app.command()

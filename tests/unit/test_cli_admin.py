@@ -216,6 +216,44 @@ def test_withdraw_takes_the_case_off_the_agenda_and_tells_the_applicant(
            "them\n")
 
 
+def test_withdraw_cancels_the_unsent_mail_to_reviewers(
+        config: Path, url: str, mailbot: MailbotRunner) -> None:
+    add_case(url, "ITP-2026-0001", status="complete", thread_message_id="<brief@kommune.dk>")
+    case_id = _case(url, "ITP-2026-0001").id
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    _outbox(url, 2, kind="remind", state="pending", case_id=case_id,
+            recipients=["jura@kommune.dk"])
+    _outbox(url, 3, kind="review", state="sent", case_id=case_id)
+    _outbox(url, 4, kind="receipt", state="failed", case_id=case_id)
+    result = mailbot("--config", str(config), "case", "ITP-2026-0001", "--withdraw")
+    assert result.code == 0, result.err
+    assert "unsent mail to reviewers cancelled: outbox 1 (review to drift@kommune.dk), " \
+        "outbox 2 (remind to jura@kommune.dk)" in result.out
+    assert [_row(url, n).state for n in (1, 2, 3, 4)] == [
+        "cancelled", "cancelled", "sent", "failed"]
+    assert _events(url, "outbox_cancelled") == [
+        "review <r1@kommune.dk>: failed -> cancelled; the case was withdrawn; never sent",
+        "remind <r2@kommune.dk>: pending -> cancelled; the case was withdrawn; never sent"]
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "decided"])
+def test_retry_refuses_a_review_request_of_a_case_that_is_over(
+        config: Path, url: str, mailbot: MailbotRunner, status: str) -> None:
+    add_case(url, "ITP-2026-0001", status=status)
+    case_id = _case(url, "ITP-2026-0001").id
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id)
+    _outbox(url, 2, kind="decision", state="failed", case_id=case_id)
+    refused = mailbot("--config", str(config), "outbox", "retry", "1")
+    assert (refused.code, refused.err) == (2, (
+        f"command line: [ID] outbox row 1 is a review mail to reviewers of ITP-2026-0001, and "
+        f"ITP-2026-0001 is {status}: no reviewer is asked about a case that is over. Fix: "
+        "`mailbot outbox cancel 1`\n"))
+    assert _row(url, 1).state == "failed"
+    # the applicant's decision mail is still hers to get
+    assert mailbot("--config", str(config), "outbox", "retry", "2").code == 0
+
+
 def test_withdraw_is_refused_while_the_daemon_runs(config: Path, url: str,
                                                    mailbot: MailbotRunner, daemon: None,
                                                    tmp_path: Path) -> None:
