@@ -27,7 +27,7 @@ from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import completeness
 from mailbot.db import rows_changed, transaction
 from mailbot.errors import COMMAND_LINE, ConfigError
-from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review
+from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review, still_quarantined
 from mailbot.vocabulary import (
     OPEN_STATUSES,
     TO_REVIEWERS,
@@ -153,8 +153,7 @@ def _change(session: Session, row: Outbox, before: str, **values: object) -> Non
 # -- quarantine -------------------------------------------------------------------------------
 def quarantined(session: Session) -> list[RawMessage]:
     """The quarantined mails not deleted, newest first."""
-    return list(session.exec(select(RawMessage).where(
-        RawMessage.state == LedgerState.QUARANTINED, col(RawMessage.purged_at).is_(None))
+    return list(session.exec(select(RawMessage).where(still_quarantined())
         .order_by(col(RawMessage.id).desc())).all())
 
 

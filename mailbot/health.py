@@ -24,8 +24,8 @@ from sqlmodel import Session, col, func, select
 
 from mailbot.clock import as_utc
 from mailbot.db import schema, transaction
-from mailbot.models import CircuitBreaker, Outbox, RawMessage, ServiceState
-from mailbot.vocabulary import ImapState, LedgerState, OutboxState
+from mailbot.models import CircuitBreaker, Outbox, RawMessage, ServiceState, still_quarantined
+from mailbot.vocabulary import ImapState, OutboxState
 
 if TYPE_CHECKING:
     from mailbot.app import Bot
@@ -223,8 +223,7 @@ def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[Hea
 
 def _quarantine(session: Session, limits: HealthSettings, now: datetime) -> HealthCheck:
     count = session.exec(select(func.count()).select_from(RawMessage).where(
-        RawMessage.state == LedgerState.QUARANTINED,
-        col(RawMessage.fetched_at) >= now - QUARANTINE_WINDOW)).one()
+        still_quarantined(), col(RawMessage.fetched_at) >= now - QUARANTINE_WINDOW)).one()
     status = _graded(count, limits.quarantine_warning, limits.quarantine_critical)
     return HealthCheck("quarantine", status, f"{count} mails quarantined in the last 24 h"
                        + ("" if status == OK else

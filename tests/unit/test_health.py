@@ -183,3 +183,20 @@ def test_the_leader_check_names_the_holder_of_the_lock_and_a_free_lock_is_ok(
                 f"{settings.bot.data_dir / 'mailbot.lock'}")
     [free] = [c for c in judge(settings, engine, NOW).checks if c.name == "leader"]
     assert free.status == OK and free.detail.startswith("nobody holds")
+
+
+def test_a_deleted_or_released_mail_is_no_longer_quarantined(healthy: Path) -> None:
+    from mailbot.metrics import registry_for
+
+    hour_ago = NOW - timedelta(hours=1)
+    deleted = _quarantined(1, hour_ago)
+    deleted.purged_at = NOW  # `mailbot quarantine delete`'s tombstone
+    released = _quarantined(2, hour_ago)
+    released.state = "released"
+    _add(healthy, deleted, released)
+    assert _statuses(healthy)["quarantine"] == OK
+    engine = make_engine(load_settings(healthy, environ={}).database_url)
+    assert registry_for(engine).get_sample_value("mailbot_quarantined_mails") == 0
+    _add(healthy, _quarantined(3, hour_ago))
+    assert _statuses(healthy)["quarantine"] == WARNING
+    assert registry_for(engine).get_sample_value("mailbot_quarantined_mails") == 1
