@@ -1227,16 +1227,18 @@ def listen_socket(settings: Settings) -> socket.socket:
     empty, not HOST:PORT, or cannot be bound (a taken port)."""
     from mailbot.web.server import LISTEN_KEY, Listen, ListenError, bind
 
+    # the file or the environment variable the value came from, as the daemon names it
+    source, key = settings.origin(LISTEN_KEY)
     if not settings.web.listen.strip():
-        raise ConfigError(settings.source, LISTEN_KEY, "is empty: the web endpoints are off",
+        raise ConfigError(source, key, "is empty: the web endpoints are off",
                           'set it to HOST:PORT, e.g. "127.0.0.1:8025"')
     try:
         return bind(Listen.parse(settings.web.listen))
     except ValueError as err:
-        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+        raise ConfigError(source, key, str(err),
                           'write HOST:PORT, e.g. "127.0.0.1:8025"') from err
     except ListenError as err:
-        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+        raise ConfigError(source, key, str(err),
                           "stop what uses that port or set another HOST:PORT") from err
 
 
