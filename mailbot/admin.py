@@ -35,6 +35,8 @@ from mailbot.vocabulary import (
     CaseStatus,
     LedgerState,
     OutboxState,
+    Purpose,
+    ReviewState,
     check_transition,
 )
 
@@ -138,6 +140,17 @@ def cancel_outbox(engine: Engine, row_id: int, now: datetime) -> tuple[Outbox, s
                "never sent")
         session.refresh(row)
         return row, before
+
+
+def waiting_review(session: Session, row: Outbox) -> Review | None:
+    """The review still waiting for an answer whose request `row` is (a `review` row), or
+    None. After `outbox cancel` it waits on: the reviewer never got the request, so no
+    answer can come, and council.reminders no longer reminds them of it."""
+    if row.kind != Purpose.REVIEW:
+        return None
+    return session.exec(select(Review).where(
+        Review.request_message_id == row.message_id,
+        Review.state == ReviewState.REQUESTED)).first()
 
 
 def _change(session: Session, row: Outbox, before: str, **values: object) -> None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mailbot.app import Bot
     from mailbot.config import Settings
     from mailbot.delivery.breaker import Breaker
-    from mailbot.models import Agenda, RawMessage
+    from mailbot.models import Agenda, Outbox, RawMessage
     from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -677,7 +677,7 @@ def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
         told = "it goes out at the daemon's next send (`mailbot run --once` sends it now)"
     else:
         row, before = cancel_outbox(engine, row_id, moment)
-        told = "it is never sent"
+        told = "it is never sent" + _review_left_waiting(engine, row)
     if as_json:
         with Session(engine) as session:
             _echo_json({**views.outbox_data(session, [row], _zone(settings))[0],
@@ -685,6 +685,23 @@ def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
         return
     _show(f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}): {before} -> "
           f"{row.state}; {told}")
+
+
+def _review_left_waiting(engine: Engine, row: Outbox) -> str:
+    """What a cancelled review request leaves behind, for `outbox cancel`'s line ("" for
+    other mail)."""
+    from sqlmodel import Session
+
+    from mailbot.admin import waiting_review
+
+    with Session(engine) as session:
+        review = waiting_review(session, row)
+    if review is None:
+        return ""
+    return (f". The review of {review.role} ({', '.join(review.recipients)}) still waits for "
+            "an answer, and none can come: the reviewer never got the request and is not "
+            "reminded of it; a new request goes out when the applicant sends a new version "
+            "of its documents")
 
 
 def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: int | None,

@@ -237,6 +237,29 @@ def test_withdraw_cancels_the_unsent_mail_to_reviewers(
         "remind <r2@kommune.dk>: pending -> cancelled; the case was withdrawn; never sent"]
 
 
+def test_cancelling_a_review_request_says_the_review_still_waits(
+        config: Path, url: str, mailbot: MailbotRunner) -> None:
+    from mailbot.models import Review
+
+    add_case(url, "ITP-2026-0001", status="complete")
+    case_id = _case(url, "ITP-2026-0001").id
+    assert case_id is not None
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    with Session(make_engine(url)) as session:
+        session.add(Review(case_id=case_id, role="it_operations",
+                           recipients=["drift@kommune.dk"], requested_at=AT,
+                           request_message_id="<r1@kommune.dk>"))
+        session.commit()
+    result = mailbot("--config", str(config), "outbox", "cancel", "1")
+    assert result.code == 0, result.err
+    assert " ".join(result.out.split()) == (
+        "outbox 1 (review to drift@kommune.dk): failed -> cancelled; it is never sent. The "
+        "review of it_operations (drift@kommune.dk) still waits for an answer, and none can "
+        "come: the reviewer never got the request and is not reminded of it; a new request "
+        "goes out when the applicant sends a new version of its documents")
+
+
 @pytest.mark.parametrize("status", ["withdrawn", "decided"])
 def test_retry_refuses_a_review_request_of_a_case_that_is_over(
         config: Path, url: str, mailbot: MailbotRunner, status: str) -> None:
