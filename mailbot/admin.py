@@ -170,17 +170,30 @@ def quarantined(session: Session) -> list[RawMessage]:
         .order_by(col(RawMessage.id).desc())).all())
 
 
-def quarantined_row(session: Session, raw_id: int) -> RawMessage:
-    """The quarantined mail `raw_id` (its ledger row). Raises ConfigError (key ID) when there
-    is no such row, it is not quarantined, or it was deleted."""
+_LIST_FIX = "`mailbot quarantine list` lists the quarantined mails (the id column)"
+
+
+def quarantine_record(session: Session, raw_id: int) -> RawMessage:
+    """The mail `raw_id` if it is or was quarantined: quarantined, released, or a deleted
+    quarantined mail's tombstone (`quarantine show` reads them all). Raises ConfigError (key
+    ID) when there is no such row or it never was quarantined."""
     row = session.get(RawMessage, raw_id)
-    fix = "`mailbot quarantine list` lists the quarantined mails (the id column)"
     if row is None:
-        raise refused("ID", f"there is no mail {raw_id} in the ledger", fix)
+        raise refused("ID", f"there is no mail {raw_id} in the ledger", _LIST_FIX)
+    if row.state not in (LedgerState.QUARANTINED, LedgerState.RELEASED):
+        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", _LIST_FIX)
+    return row
+
+
+def quarantined_row(session: Session, raw_id: int) -> RawMessage:
+    """The quarantined mail `raw_id` (its ledger row), to release or delete. Raises
+    ConfigError (key ID) when there is no such row, it is not quarantined, or it was
+    deleted."""
+    row = quarantine_record(session, raw_id)
     if row.purged_at is not None:
-        raise refused("ID", f"mail {raw_id} was deleted (its content is gone)", fix)
+        raise refused("ID", f"mail {raw_id} was deleted (its content is gone)", _LIST_FIX)
     if row.state != LedgerState.QUARANTINED:
-        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", fix)
+        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", _LIST_FIX)
     return row
 
 

@@ -993,18 +993,19 @@ def quarantine_list(as_json: JsonOption = False, config: ConfigAfter = None,
 @quarantine_app.command("show")
 def quarantine_show(raw_id: IdArgument, as_json: JsonOption = False,
                     config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """One quarantined mail: its reason, attempts, headers and where its copy is."""
+    """One quarantined mail (also a released or deleted one, read-only): its state, reason,
+    attempts, headers, where its copy is and its audit events."""
     from sqlmodel import Session
 
     from mailbot import views
-    from mailbot.admin import quarantined_row
+    from mailbot.admin import quarantine_record
     from mailbot.blobs import BlobStore
 
     _use(config, now)
     settings, engine = _database()
     number = _row_id(raw_id, "quarantine show")
     with Session(engine) as session:
-        row = quarantined_row(session, number)
+        row = quarantine_record(session, number)
         blobs = BlobStore(settings.bot.data_dir / "blobs")
         raw = blobs.get(row.raw_sha256) if row.raw_sha256 and \
             blobs.exists(row.raw_sha256) else b""

@@ -338,6 +338,38 @@ def test_quarantine_list_and_show(config: Path, url: str, mailbot: MailbotRunner
     assert detail["reason"] == "failed 3 times: ValueError: boom"
 
 
+def test_quarantine_show_reads_a_released_or_deleted_mail_and_its_events(
+        config: Path, url: str, mailbot: MailbotRunner, tmp_path: Path) -> None:
+    from mailbot.audit import record
+    from tests.unit.test_cli_operator_views import _message
+
+    _quarantined(url, tmp_path, 7, state="released")
+    _quarantined(url, tmp_path, 8, purged_at=AT, reason="deleted by the operator")
+    _message(url, 9, state="processed")
+    with Session(make_engine(url)) as session:
+        record(session, None, 1, AT, "quarantine_released", "mail 1 (UID 7) released")
+        record(session, None, 2, AT, "quarantine_deleted", "mail 2 (UID 8) deleted")
+        session.commit()
+    released = mailbot("--config", str(config), "quarantine", "show", "1")
+    assert released.code == 0, released.err
+    assert "state:      released\n" in released.out
+    assert "events:\n  2026-03-02 11:59:00 CET  quarantine_released mail 1 (UID 7) released" \
+        in released.out
+    assert "quarantined mail 1 is released; it was released" in released.out
+    assert "quarantine release 1" not in released.out
+    deleted = json.loads(mailbot("--config", str(config), "quarantine", "show", "2",
+                                 "--json").out)
+    assert deleted["quarantine_state"] == "deleted"
+    assert [(e["kind"], e["detail"]) for e in deleted["events"]] == [
+        ("quarantine_deleted", "mail 2 (UID 8) deleted")]
+    assert "is deleted; it was deleted: only this tombstone is left" in mailbot(
+        "--config", str(config), "quarantine", "show", "2").out
+    never = mailbot("--config", str(config), "quarantine", "show", "3")
+    assert (never.code, never.err) == (2, "command line: [ID] mail 3 is processed, not "
+                                          "quarantined. Fix: `mailbot quarantine list` lists "
+                                          "the quarantined mails (the id column)\n")
+
+
 @pytest.mark.parametrize(("action", "uid", "fields", "error"), [
     ("show", 0, {}, "command line: [ID] there is no mail 5 in the ledger. Fix: `mailbot "
      "quarantine list` lists the quarantined mails (the id column)"),
