@@ -209,7 +209,8 @@ class Copy:
 def quarantine_copy(bot: Bot, row: RawMessage, action: str) -> Copy:
     """The IMAP copy of a quarantined mail, for `action` (release, delete). Raises
     ConfigError when mailbot cannot find it: not moved out of the watched folder yet, moved
-    by someone else, or without a Message-ID (the only way to tell it from other mail)."""
+    by someone else, or, to release it, without a Message-ID (the only way to tell it from
+    other mail; a delete then leaves the copy to a person: Copy.message_id is "")."""
     folder = bot.settings.imap.quarantine_folder
     if row.moved_at is None:
         raise refused("ID", f"mail {row.id} is still in {row.folder}: the daemon moves it to "
@@ -219,11 +220,12 @@ def quarantine_copy(bot: Bot, row: RawMessage, action: str) -> Copy:
         raise refused("ID", f"mail {row.id} has no copy in {folder} that mailbot put there "
                       f"({row.imap_anomaly or 'it is gone'})",
                       "look for it in the mailbox with a mail client")
-    if not row.message_id:
+    if not row.message_id and action == "release":
         raise refused("ID", f"mail {row.id} has no Message-ID, so its copy in {folder} "
                       "cannot be told from other mail", f"move it by hand in a mail client "
-                      f"from {folder} to {row.folder}" if action == "release"
-                      else f"delete it by hand in a mail client from {folder}")
+                      f"from {folder} to {row.folder}")
+    # delete without a Message-ID: the ledger row is tombstoned all the same, and the
+    # copy (message_id "") is left for a person (delete_quarantined says so)
     return Copy(folder, row.message_id, row.size)
 
 
@@ -272,14 +274,16 @@ def delete_quarantined(bot: Bot, raw_id: int, now: datetime) -> tuple[RawMessage
             raise refused("ID", f"mail {raw_id} changed while this command ran",
                           "`mailbot messages --state quarantined`")
         session.refresh(row)
-        uid, folder, size = row.uid, row.folder, row.size
+        uid, folder, size, findable = row.uid, row.folder, row.size, bool(row.message_id)
         sha = purge_mail(session, row, copy_folders(bot), now)
         row.reason = f"deleted by {OPERATOR}"
         session.add(row)
+        quarantine = bot.settings.imap.quarantine_folder
         record(session, row.case_id, raw_id, now, "quarantine_deleted",
                f"mail {raw_id} (UID {uid} of {folder}, {size} bytes) deleted by {OPERATOR}: "
-               f"its content, its stored file and its copy in "
-               f"{bot.settings.imap.quarantine_folder}")
+               + (f"its content, its stored file and its copy in {quarantine}" if findable
+                  else f"its content and its stored file; it has no Message-ID, so its copy "
+                  f"in {quarantine} is left for a person to delete in a mail client"))
         return row, sha
 
 

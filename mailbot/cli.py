@@ -1078,7 +1078,7 @@ def quarantine_delete(raw_id: IdArgument, as_json: JsonOption = False,
     settings, engine = bot.settings, bot.engine
     number = _row_id(raw_id, "quarantine delete")
     with Session(engine) as session:
-        quarantine_copy(bot, quarantined_row(session, number), "delete")
+        by_hand = not quarantine_copy(bot, quarantined_row(session, number), "delete").message_id
     with _lock_if_free(bot) as alone:
         moment = bot.clock.now()
         row, sha = delete_quarantined(bot, number, moment)
@@ -1086,15 +1086,22 @@ def quarantine_delete(raw_id: IdArgument, as_json: JsonOption = False,
         # a file met that recently is left for the daily retention job (purge.leftovers)
         release(bot, [sha], moment, 0 if alone else BLOB_IDLE_SECONDS)
         copies = remove_copies(bot, moment)
+    folder = settings.imap.quarantine_folder
+    left = (f"mail {number} has no Message-ID, so mailbot cannot tell its copy in {folder} "
+            f"from other mail: delete it by hand in a mail client from {folder}"
+            if by_hand else None)
     if as_json:
         with Session(engine) as session:
             _echo_json({**_ledger_json(session, row, settings),
-                        "imap_error": copies.error or None})
+                        "imap_error": copies.error or None, "imap_copy_left": left})
         return
-    _show(f"mail {number} deleted: its content, stored file and copy in "
-          f"{settings.imap.quarantine_folder}; the ledger keeps a tombstone"
-          + (f" (the IMAP copy stays until the next retention run: {copies.error})"
-             if copies.error else ""))
+    if left:
+        _show(f"mail {number} deleted: its content and stored file; the ledger keeps a "
+              f"tombstone. {left}")
+        return
+    _show(f"mail {number} deleted: its content, stored file and copy in {folder}; the ledger "
+          "keeps a tombstone" + (f" (the IMAP copy stays until the next retention run: "
+                                 f"{copies.error})" if copies.error else ""))
 
 
 @contextmanager

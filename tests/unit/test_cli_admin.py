@@ -457,6 +457,38 @@ def test_quarantine_delete_refuses_nothing_found_and_keeps_a_tombstone(
         "line): its content, its stored file and its copy in Quarantine"]
 
 
+def test_quarantine_delete_without_message_id_tombstones_and_leaves_the_copy_to_a_person(
+        config: Path, url: str, tmp_path: Path, mailbot: MailbotRunner) -> None:
+    from mailbot.blobs import BlobStore
+    from mailbot.models import RawMessage
+
+    _quarantined(url, tmp_path, 7, message_id="")
+    sha = _row_sha(url)
+    result = mailbot("--config", str(config), "quarantine", "delete", "1")
+    assert result.code == 0, result.err
+    assert " ".join(result.out.split()) == (
+        "mail 1 deleted: its content and stored file; the ledger keeps a tombstone. mail 1 "
+        "has no Message-ID, so mailbot cannot tell its copy in Quarantine from other mail: "
+        "delete it by hand in a mail client from Quarantine")
+    with Session(make_engine(url)) as session:
+        tomb = session.get(RawMessage, 1)
+        assert tomb is not None and tomb.purged_at is not None and tomb.reason == (
+            "deleted by the operator (command line)")
+    assert not BlobStore(tmp_path / "data" / "blobs").exists(sha)
+    assert _events(url, "quarantine_deleted")[0].endswith(
+        "its content and its stored file; it has no Message-ID, so its copy in Quarantine is "
+        "left for a person to delete in a mail client")
+
+
+def _row_sha(url: str) -> str:
+    from mailbot.models import RawMessage
+
+    with Session(make_engine(url)) as session:
+        row = session.get(RawMessage, 1)
+        assert row is not None
+        return row.raw_sha256
+
+
 # -- document --kind ----------------------------------------------------------------------------
 def _documents(url: str, tmp_path: Path) -> None:
     """ITP-2026-0001 with a technical description, a DPA, a business case, and a contract
