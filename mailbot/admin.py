@@ -313,6 +313,22 @@ def withdraw_case(bot: Bot, ref: str, now: datetime) -> tuple[Case, list[Outbox]
         return case, cancelled
 
 
+_CORRECTED = f"kind set by {OPERATOR}; it was "
+_FIRST_READ = "; first read as "
+
+
+def _corrected_note(old: str, note: str) -> str:
+    """The note of a document whose kind `old` the operator corrects: the latest correction
+    and the reader's original reading, once (an earlier correction's note is not nested):
+    "kind set by …; it was other: file name", then "kind set by …; it was contract_draft;
+    first read as other: file name". Kinds are identifiers, never ":" or ";"."""
+    if not note.startswith(_CORRECTED):
+        return f"{_CORRECTED}{old}: {note}"
+    head, _, original = note[len(_CORRECTED):].partition(": ")
+    first = head.partition(_FIRST_READ)[2] or head
+    return f"{_CORRECTED}{old}{_FIRST_READ}{first}: {original}"
+
+
 @dataclass(frozen=True)
 class KindChange:
     """What `mailbot document REF FILE --kind K` did."""
@@ -346,8 +362,7 @@ def correct_kind(bot: Bot, ref: str, filename: str, kind: str, now: datetime) ->
             raise refused("--kind", f"{document.filename} is {kind} already",
                           "give the kind it should have")
         old, before = document.kind, list(case.missing)
-        relabel(session, document, kind,
-                f"kind set by {OPERATOR}; it was {old}: {document.note}")
+        relabel(session, document, kind, _corrected_note(old, document.note))
         case.missing = missing_items(bot.rules, case,
                                      {d.kind for d in latest_documents(session, case.id)})
         if case.status in (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE):

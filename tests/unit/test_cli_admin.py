@@ -563,6 +563,14 @@ def test_document_kind_correction_routes_it_and_completes_the_case(
     assert back["corrected"] == {"filename": "Aftale med leverandør.pdf",
                                  "old_kind": "contract_draft", "kind": "other", "version": 1,
                                  "missing_before": [], "review_requests": []}
+    mailbot("--config", str(config), "document", "ITP-2026-0001", "Aftale med leverandør.pdf",
+            "--kind", "dpa_draft")
+    # one note: the latest correction and the reader's original reading, not nested
+    notes = [d["note"] for d in json.loads(mailbot(
+        "--config", str(config), "case", "ITP-2026-0001", "--json").out)["documents"]
+        if d["filename"] == "Aftale med leverandør.pdf"]
+    assert notes == ["kind set by the operator (command line); it was other; first read as "
+                     "other: "]
 
 
 @pytest.mark.parametrize(("args", "error"), [
