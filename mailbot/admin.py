@@ -27,18 +27,22 @@ from mailbot.cases.lookup import find_case
 from mailbot.cases.opening import completeness
 from mailbot.db import rows_changed, transaction
 from mailbot.errors import COMMAND_LINE, ConfigError
-from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review
+from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review, still_quarantined
 from mailbot.vocabulary import (
     OPEN_STATUSES,
+    TO_REVIEWERS,
+    UNSENT,
     CaseStatus,
     LedgerState,
     OutboxState,
+    Purpose,
+    ReviewState,
     check_transition,
 )
 
 OPERATOR = "the operator (command line)"
 RETRYABLE = (OutboxState.FAILED, OutboxState.UNCERTAIN)
-CANCELLABLE = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.UNCERTAIN)
+CANCELLABLE = UNSENT
 
 
 def refused(key: str, problem: str, fix: str) -> ConfigError:
@@ -93,6 +97,7 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
                           f"{row_id} --not-delivered`")
         if before not in RETRYABLE:
             raise _not_now(row, "retry", RETRYABLE)
+        _refuse_reviewer_mail_of_a_closed_case(session, row)
         accepted = {r: v for r, v in row.results.items() if str(v).startswith("2")}
         why = f"retried by {OPERATOR}; it was {before}: {row.last_error}"[:2000]
         _change(session, row, before, state=OutboxState.PENDING, next_attempt_at=now,
@@ -104,6 +109,20 @@ def retry_outbox(engine: Engine, row_id: int, now: datetime, not_delivered: bool
                   if before == OutboxState.UNCERTAIN else ""))
         session.refresh(row)
         return row, before
+
+
+def _refuse_reviewer_mail_of_a_closed_case(session: Session, row: Outbox) -> None:
+    """A review request or reminder (vocabulary.TO_REVIEWERS) about a decided or withdrawn
+    case must not go out: it asks a reviewer to work on a case that is over. Raises
+    ConfigError naming the case, its status and `outbox cancel`."""
+    if row.kind not in TO_REVIEWERS or row.case_id is None:
+        return
+    case = session.get(Case, row.case_id)
+    if case is None or case.status in OPEN_STATUSES:
+        return
+    raise refused("ID", f"outbox row {row.id} is a {row.kind} mail to reviewers of {case.ref}, "
+                  f"and {case.ref} is {case.status}: no reviewer is asked about a case that "
+                  "is over", f"`mailbot outbox cancel {row.id}`")
 
 
 def cancel_outbox(engine: Engine, row_id: int, now: datetime) -> tuple[Outbox, str]:
@@ -123,6 +142,17 @@ def cancel_outbox(engine: Engine, row_id: int, now: datetime) -> tuple[Outbox, s
         return row, before
 
 
+def waiting_review(session: Session, row: Outbox) -> Review | None:
+    """The review still waiting for an answer whose request `row` is (a `review` row), or
+    None. After `outbox cancel` it waits on: the reviewer never got the request, so no
+    answer can come, and council.reminders no longer reminds them of it."""
+    if row.kind != Purpose.REVIEW:
+        return None
+    return session.exec(select(Review).where(
+        Review.request_message_id == row.message_id,
+        Review.state == ReviewState.REQUESTED)).first()
+
+
 def _change(session: Session, row: Outbox, before: str, **values: object) -> None:
     """UPDATE the row only while it is still in `before`. Raises ConfigError when the daemon
     changed it first (its sender claimed a pending row, say)."""
@@ -136,22 +166,34 @@ def _change(session: Session, row: Outbox, before: str, **values: object) -> Non
 # -- quarantine -------------------------------------------------------------------------------
 def quarantined(session: Session) -> list[RawMessage]:
     """The quarantined mails not deleted, newest first."""
-    return list(session.exec(select(RawMessage).where(
-        RawMessage.state == LedgerState.QUARANTINED, col(RawMessage.purged_at).is_(None))
+    return list(session.exec(select(RawMessage).where(still_quarantined())
         .order_by(col(RawMessage.id).desc())).all())
 
 
-def quarantined_row(session: Session, raw_id: int) -> RawMessage:
-    """The quarantined mail `raw_id` (its ledger row). Raises ConfigError (key ID) when there
-    is no such row, it is not quarantined, or it was deleted."""
+_LIST_FIX = "`mailbot quarantine list` lists the quarantined mails (the id column)"
+
+
+def quarantine_record(session: Session, raw_id: int) -> RawMessage:
+    """The mail `raw_id` if it is or was quarantined: quarantined, released, or a deleted
+    quarantined mail's tombstone (`quarantine show` reads them all). Raises ConfigError (key
+    ID) when there is no such row or it never was quarantined."""
     row = session.get(RawMessage, raw_id)
-    fix = "`mailbot quarantine list` lists the quarantined mails (the id column)"
     if row is None:
-        raise refused("ID", f"there is no mail {raw_id} in the ledger", fix)
+        raise refused("ID", f"there is no mail {raw_id} in the ledger", _LIST_FIX)
+    if row.state not in (LedgerState.QUARANTINED, LedgerState.RELEASED):
+        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", _LIST_FIX)
+    return row
+
+
+def quarantined_row(session: Session, raw_id: int) -> RawMessage:
+    """The quarantined mail `raw_id` (its ledger row), to release or delete. Raises
+    ConfigError (key ID) when there is no such row, it is not quarantined, or it was
+    deleted."""
+    row = quarantine_record(session, raw_id)
     if row.purged_at is not None:
-        raise refused("ID", f"mail {raw_id} was deleted (its content is gone)", fix)
+        raise refused("ID", f"mail {raw_id} was deleted (its content is gone)", _LIST_FIX)
     if row.state != LedgerState.QUARANTINED:
-        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", fix)
+        raise refused("ID", f"mail {raw_id} is {row.state}, not quarantined", _LIST_FIX)
     return row
 
 
@@ -167,7 +209,8 @@ class Copy:
 def quarantine_copy(bot: Bot, row: RawMessage, action: str) -> Copy:
     """The IMAP copy of a quarantined mail, for `action` (release, delete). Raises
     ConfigError when mailbot cannot find it: not moved out of the watched folder yet, moved
-    by someone else, or without a Message-ID (the only way to tell it from other mail)."""
+    by someone else, or, to release it, without a Message-ID (the only way to tell it from
+    other mail; a delete then leaves the copy to a person: Copy.message_id is "")."""
     folder = bot.settings.imap.quarantine_folder
     if row.moved_at is None:
         raise refused("ID", f"mail {row.id} is still in {row.folder}: the daemon moves it to "
@@ -177,11 +220,12 @@ def quarantine_copy(bot: Bot, row: RawMessage, action: str) -> Copy:
         raise refused("ID", f"mail {row.id} has no copy in {folder} that mailbot put there "
                       f"({row.imap_anomaly or 'it is gone'})",
                       "look for it in the mailbox with a mail client")
-    if not row.message_id:
+    if not row.message_id and action == "release":
         raise refused("ID", f"mail {row.id} has no Message-ID, so its copy in {folder} "
                       "cannot be told from other mail", f"move it by hand in a mail client "
-                      f"from {folder} to {row.folder}" if action == "release"
-                      else f"delete it by hand in a mail client from {folder}")
+                      f"from {folder} to {row.folder}")
+    # delete without a Message-ID: the ledger row is tombstoned all the same, and the
+    # copy (message_id "") is left for a person (delete_quarantined says so)
     return Copy(folder, row.message_id, row.size)
 
 
@@ -230,14 +274,16 @@ def delete_quarantined(bot: Bot, raw_id: int, now: datetime) -> tuple[RawMessage
             raise refused("ID", f"mail {raw_id} changed while this command ran",
                           "`mailbot messages --state quarantined`")
         session.refresh(row)
-        uid, folder, size = row.uid, row.folder, row.size
+        uid, folder, size, findable = row.uid, row.folder, row.size, bool(row.message_id)
         sha = purge_mail(session, row, copy_folders(bot), now)
         row.reason = f"deleted by {OPERATOR}"
         session.add(row)
+        quarantine = bot.settings.imap.quarantine_folder
         record(session, row.case_id, raw_id, now, "quarantine_deleted",
                f"mail {raw_id} (UID {uid} of {folder}, {size} bytes) deleted by {OPERATOR}: "
-               f"its content, its stored file and its copy in "
-               f"{bot.settings.imap.quarantine_folder}")
+               + (f"its content, its stored file and its copy in {quarantine}" if findable
+                  else f"its content and its stored file; it has no Message-ID, so its copy "
+                  f"in {quarantine} is left for a person to delete in a mail client"))
         return row, sha
 
 
@@ -254,16 +300,33 @@ def open_case(session: Session, ref: str, action: str) -> Case:
     return case
 
 
-def withdraw_case(bot: Bot, ref: str, now: datetime) -> Case:
+def withdraw_case(bot: Bot, ref: str, now: datetime) -> tuple[Case, list[Outbox]]:
     """Withdraw an open case as the applicant's "træk tilbage" does (council.decisions
-    .withdraw): off the agenda, no more reminders, the applicant told in the decision mail,
-    a `withdrawn` event. Raises ConfigError as open_case does."""
+    .withdraw): off the agenda, no more reminders, its unsent mails to reviewers cancelled
+    (returned), the applicant told in the decision mail, a `withdrawn` event. Raises
+    ConfigError as open_case does."""
     from mailbot.council.decisions import withdraw
 
     with transaction(bot.engine) as session:
         case = open_case(session, ref, "withdraw")
-        withdraw(session, bot, case, now, f"by {OPERATOR}")
-        return case
+        cancelled = withdraw(session, bot, case, now, f"by {OPERATOR}")
+        return case, cancelled
+
+
+_CORRECTED = f"kind set by {OPERATOR}; it was "
+_FIRST_READ = "; first read as "
+
+
+def _corrected_note(old: str, note: str) -> str:
+    """The note of a document whose kind `old` the operator corrects: the latest correction
+    and the reader's original reading, once (an earlier correction's note is not nested):
+    "kind set by …; it was other: file name", then "kind set by …; it was contract_draft;
+    first read as other: file name". Kinds are identifiers, never ":" or ";"."""
+    if not note.startswith(_CORRECTED):
+        return f"{_CORRECTED}{old}: {note}"
+    head, _, original = note[len(_CORRECTED):].partition(": ")
+    first = head.partition(_FIRST_READ)[2] or head
+    return f"{_CORRECTED}{old}{_FIRST_READ}{first}: {original}"
 
 
 @dataclass(frozen=True)
@@ -299,8 +362,7 @@ def correct_kind(bot: Bot, ref: str, filename: str, kind: str, now: datetime) ->
             raise refused("--kind", f"{document.filename} is {kind} already",
                           "give the kind it should have")
         old, before = document.kind, list(case.missing)
-        relabel(session, document, kind,
-                f"kind set by {OPERATOR}; it was {old}: {document.note}")
+        relabel(session, document, kind, _corrected_note(old, document.note))
         case.missing = missing_items(bot.rules, case,
                                      {d.kind for d in latest_documents(session, case.id)})
         if case.status in (CaseStatus.INCOMPLETE, CaseStatus.COMPLETE):

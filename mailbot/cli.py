@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mailbot.app import Bot
     from mailbot.config import Settings
     from mailbot.delivery.breaker import Breaker
-    from mailbot.models import Agenda, RawMessage
+    from mailbot.models import Agenda, Outbox, RawMessage
     from mailbot.service import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -471,13 +471,16 @@ def _withdraw(ref: str, as_json: bool) -> None:
 
     bot = _writer()
     with _exclusive(bot, None, _CASE_FIX):
-        withdrawn = withdraw_case(bot, ref, bot.clock.now())
+        withdrawn, cancelled = withdraw_case(bot, ref, bot.clock.now())
     if as_json:
         with Session(bot.engine) as session:
             _echo_json(views.case_data(session, withdrawn, _zone(bot.settings)))
         return
-    _show(f"{withdrawn.ref} withdrawn: off the agenda, no more reminders; the mail telling "
-          "the applicant is in the outbox (the daemon sends it once started again)")
+    stopped = ("; unsent mail to reviewers cancelled: "
+               + ", ".join(f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)})"
+                           for row in cancelled) if cancelled else "")
+    _show(f"{withdrawn.ref} withdrawn: off the agenda, no more reminders{stopped}; the mail "
+          "telling the applicant is in the outbox (the daemon sends it once started again)")
 
 
 @app.command()
@@ -637,15 +640,26 @@ def outbox(action: Annotated[str | None, typer.Argument(
 
 
 def _row_id(value: str | None, command: str) -> int:
-    """The ID argument of `mailbot {command} ID` as a number. Raises ConfigError."""
+    """The ID argument of `mailbot {command} ID` as a number: the one parser of every admin
+    command's row id. Raises ConfigError for a missing, non-decimal or too large id (SQLite's
+    INTEGER is a signed 64-bit number, https://www.sqlite.org/datatype3.html; a larger one
+    would be an OverflowError in the driver)."""
     listing = f"`mailbot {command.split()[0]} list`"
     if value is None:
         raise ConfigError(COMMAND_LINE, "ID", f"`{command}` needs the row's id",
                           f"{listing} lists them (the id column), e.g. `mailbot {command} 7`")
-    if not value.strip().isdigit():
+    digits = value.strip()
+    # isdigit() also accepts "²" and other digits int() refuses: ASCII decimals only
+    if not (digits.isascii() and digits.isdigit()):
         raise ConfigError(COMMAND_LINE, "ID", f"{value!r} is not an id",
                           f"give the number from the id column of {listing}")
-    return int(value)
+    if int(digits) > SQLITE_MAX_INTEGER:
+        raise ConfigError(COMMAND_LINE, "ID", f"{digits} is larger than any row id",
+                          f"give the number from the id column of {listing}")
+    return int(digits)
+
+
+SQLITE_MAX_INTEGER = 2**63 - 1
 
 
 def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
@@ -663,7 +677,7 @@ def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
         told = "it goes out at the daemon's next send (`mailbot run --once` sends it now)"
     else:
         row, before = cancel_outbox(engine, row_id, moment)
-        told = "it is never sent"
+        told = "it is never sent" + _review_left_waiting(engine, row)
     if as_json:
         with Session(engine) as session:
             _echo_json({**views.outbox_data(session, [row], _zone(settings))[0],
@@ -671,6 +685,23 @@ def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
         return
     _show(f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}): {before} -> "
           f"{row.state}; {told}")
+
+
+def _review_left_waiting(engine: Engine, row: Outbox) -> str:
+    """What a cancelled review request leaves behind, for `outbox cancel`'s line ("" for
+    other mail)."""
+    from sqlmodel import Session
+
+    from mailbot.admin import waiting_review
+
+    with Session(engine) as session:
+        review = waiting_review(session, row)
+    if review is None:
+        return ""
+    return (f". The review of {review.role} ({', '.join(review.recipients)}) still waits for "
+            "an answer, and none can come: the reviewer never got the request and is not "
+            "reminded of it; a new request goes out when the applicant sends a new version "
+            "of its documents")
 
 
 def _outbox_list(session: Session, breaker: Breaker, state: str | None, limit: int | None,
@@ -962,18 +993,19 @@ def quarantine_list(as_json: JsonOption = False, config: ConfigAfter = None,
 @quarantine_app.command("show")
 def quarantine_show(raw_id: IdArgument, as_json: JsonOption = False,
                     config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """One quarantined mail: its reason, attempts, headers and where its copy is."""
+    """One quarantined mail (also a released or deleted one, read-only): its state, reason,
+    attempts, headers, where its copy is and its audit events."""
     from sqlmodel import Session
 
     from mailbot import views
-    from mailbot.admin import quarantined_row
+    from mailbot.admin import quarantine_record
     from mailbot.blobs import BlobStore
 
     _use(config, now)
     settings, engine = _database()
     number = _row_id(raw_id, "quarantine show")
     with Session(engine) as session:
-        row = quarantined_row(session, number)
+        row = quarantine_record(session, number)
         blobs = BlobStore(settings.bot.data_dir / "blobs")
         raw = blobs.get(row.raw_sha256) if row.raw_sha256 and \
             blobs.exists(row.raw_sha256) else b""
@@ -1046,7 +1078,7 @@ def quarantine_delete(raw_id: IdArgument, as_json: JsonOption = False,
     settings, engine = bot.settings, bot.engine
     number = _row_id(raw_id, "quarantine delete")
     with Session(engine) as session:
-        quarantine_copy(bot, quarantined_row(session, number), "delete")
+        by_hand = not quarantine_copy(bot, quarantined_row(session, number), "delete").message_id
     with _lock_if_free(bot) as alone:
         moment = bot.clock.now()
         row, sha = delete_quarantined(bot, number, moment)
@@ -1054,15 +1086,22 @@ def quarantine_delete(raw_id: IdArgument, as_json: JsonOption = False,
         # a file met that recently is left for the daily retention job (purge.leftovers)
         release(bot, [sha], moment, 0 if alone else BLOB_IDLE_SECONDS)
         copies = remove_copies(bot, moment)
+    folder = settings.imap.quarantine_folder
+    left = (f"mail {number} has no Message-ID, so mailbot cannot tell its copy in {folder} "
+            f"from other mail: delete it by hand in a mail client from {folder}"
+            if by_hand else None)
     if as_json:
         with Session(engine) as session:
             _echo_json({**_ledger_json(session, row, settings),
-                        "imap_error": copies.error or None})
+                        "imap_error": copies.error or None, "imap_copy_left": left})
         return
-    _show(f"mail {number} deleted: its content, stored file and copy in "
-          f"{settings.imap.quarantine_folder}; the ledger keeps a tombstone"
-          + (f" (the IMAP copy stays until the next retention run: {copies.error})"
-             if copies.error else ""))
+    if left:
+        _show(f"mail {number} deleted: its content and stored file; the ledger keeps a "
+              f"tombstone. {left}")
+        return
+    _show(f"mail {number} deleted: its content, stored file and copy in {folder}; the ledger "
+          "keeps a tombstone" + (f" (the IMAP copy stays until the next retention run: "
+                                 f"{copies.error})" if copies.error else ""))
 
 
 @contextmanager
@@ -1213,16 +1252,18 @@ def listen_socket(settings: Settings) -> socket.socket:
     empty, not HOST:PORT, or cannot be bound (a taken port)."""
     from mailbot.web.server import LISTEN_KEY, Listen, ListenError, bind
 
+    # the file or the environment variable the value came from, as the daemon names it
+    source, key = settings.origin(LISTEN_KEY)
     if not settings.web.listen.strip():
-        raise ConfigError(settings.source, LISTEN_KEY, "is empty: the web endpoints are off",
+        raise ConfigError(source, key, "is empty: the web endpoints are off",
                           'set it to HOST:PORT, e.g. "127.0.0.1:8025"')
     try:
         return bind(Listen.parse(settings.web.listen))
     except ValueError as err:
-        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+        raise ConfigError(source, key, str(err),
                           'write HOST:PORT, e.g. "127.0.0.1:8025"') from err
     except ListenError as err:
-        raise ConfigError(settings.source, LISTEN_KEY, str(err),
+        raise ConfigError(source, key, str(err),
                           "stop what uses that port or set another HOST:PORT") from err
 
 

@@ -24,8 +24,8 @@ from sqlmodel import Session, col, func, select
 
 from mailbot.clock import as_utc
 from mailbot.db import schema, transaction
-from mailbot.models import CircuitBreaker, Outbox, RawMessage, ServiceState
-from mailbot.vocabulary import ImapState, LedgerState, OutboxState
+from mailbot.models import CircuitBreaker, Outbox, RawMessage, ServiceState, still_quarantined
+from mailbot.vocabulary import ImapState, OutboxState
 
 if TYPE_CHECKING:
     from mailbot.app import Bot
@@ -166,11 +166,21 @@ def _graded(value: float, warning: float, critical: float) -> int:
     return CRITICAL if value >= critical else WARNING if value >= warning else OK
 
 
+# How far another process's clock (or this one, a moment ago) may be ahead before health
+# says so: more than scheduling jitter, less than any sweep threshold.
+CLOCK_TOLERANCE = timedelta(minutes=1)
+
+
 def _sweep(state: ServiceState, limits: HealthSettings, now: datetime) -> HealthCheck:
     if state.last_sweep_at is None:
         return HealthCheck("sweep", CRITICAL, "no mailbox sweep has completed yet "
                            "(is the daemon running? `mailbot run`)")
     age = now - as_utc(state.last_sweep_at)
+    if age < -CLOCK_TOLERANCE:
+        return HealthCheck("sweep", WARNING, f"the last sweep is in the future (the clocks "
+                           f"differ?): it ended {_minutes(-age)} after now, by this host's "
+                           "clock; a run with `--now` in the future writes such a time too")
+    age = max(age, timedelta(0))  # a few seconds' skew between processes is not news
     status = _graded(age.total_seconds() / 60, limits.sweep_warning_minutes,
                      limits.sweep_critical_minutes)
     detail = f"last completed {_minutes(age)} ago, took {state.sweep_seconds:.1f} s"
@@ -223,8 +233,7 @@ def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[Hea
 
 def _quarantine(session: Session, limits: HealthSettings, now: datetime) -> HealthCheck:
     count = session.exec(select(func.count()).select_from(RawMessage).where(
-        RawMessage.state == LedgerState.QUARANTINED,
-        col(RawMessage.fetched_at) >= now - QUARANTINE_WINDOW)).one()
+        still_quarantined(), col(RawMessage.fetched_at) >= now - QUARANTINE_WINDOW)).one()
     status = _graded(count, limits.quarantine_warning, limits.quarantine_critical)
     return HealthCheck("quarantine", status, f"{count} mails quarantined in the last 24 h"
                        + ("" if status == OK else
@@ -272,14 +281,19 @@ def _leadership(data_dir: Path) -> HealthCheck:
 
 
 def _disk(data_dir: Path, limits: HealthSettings) -> HealthCheck:
+    """Free space on data_dir's file system; a data_dir not created yet is measured at its
+    nearest existing parent (the database check already says the database is missing)."""
+    measured = next((p for p in (data_dir, *data_dir.parents) if p.exists()), data_dir)
+    where = str(data_dir) if measured == data_dir else \
+        f"{measured} (data_dir {data_dir} does not exist yet)"
     try:
-        free_mb = shutil.disk_usage(data_dir).free / MIB
+        free_mb = shutil.disk_usage(measured).free / MIB
     except OSError as err:
-        return HealthCheck("disk", CRITICAL, f"cannot read the free space under {data_dir} "
+        return HealthCheck("disk", CRITICAL, f"cannot read the free space under {where} "
                            f"({err.strerror or err})")
     status = CRITICAL if free_mb < limits.disk_critical_mb else \
         WARNING if free_mb < limits.disk_warning_mb else OK
-    return HealthCheck("disk", status, f"{free_mb:.0f} MiB free under {data_dir}"
+    return HealthCheck("disk", status, f"{free_mb:.0f} MiB free under {where}"
                        + ("" if status == OK else f" (health.disk_warning_mb = "
                           f"{limits.disk_warning_mb}, disk_critical_mb = "
                           f"{limits.disk_critical_mb})"))

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from mailbot.clock import as_utc
-from mailbot.models import Case, Outbox, RawMessage, ServiceState
-from mailbot.vocabulary import LedgerState, OutboxState
+from mailbot.models import Case, Outbox, RawMessage, ServiceState, still_quarantined
+from mailbot.vocabulary import OutboxState
 
 # a `_created` series beside every counter and histogram doubles the scrape for nothing a
 # mailbot alert uses (prometheus_client's README, "Disabling _created metrics")
@@ -76,15 +76,15 @@ class DatabaseCollector(Collector):
             states = dict(session.exec(select(Outbox.state, func.count())
                                        .group_by(Outbox.state)).all())
             quarantined = session.exec(select(func.count()).select_from(RawMessage).where(
-                RawMessage.state == LedgerState.QUARANTINED)).one()
+                still_quarantined())).one()
             cases = session.exec(select(func.count()).select_from(Case)).one()
             state = session.get(ServiceState, 1)
         rows = GaugeMetricFamily("mailbot_outbox_rows", "Outbox rows by state", labels=["state"])
         for name in sorted({*OutboxState, *states}):
             rows.add_metric([name], states.get(name, 0))
         yield rows
-        yield GaugeMetricFamily("mailbot_quarantined_mails", "Mails in the ledger in state "
-                                "quarantined", value=quarantined)
+        yield GaugeMetricFamily("mailbot_quarantined_mails", "Mails quarantined now "
+                                "(not released, not deleted)", value=quarantined)
         yield GaugeMetricFamily("mailbot_cases", "Cases in the database", value=cases)
         last = state.last_sweep_at if state is not None else None
         yield GaugeMetricFamily("mailbot_last_sweep_timestamp_seconds", "Unix time of the "

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, ColumnElement, LargeBinary, UniqueConstraint, and_
+from sqlmodel import Field, SQLModel, col
+
+from mailbot.vocabulary import LedgerState
 
 
 class MailboxState(SQLModel, table=True):
@@ -58,6 +60,15 @@ class RawMessage(SQLModel, table=True):
     # gone) at imap_removed_at, which a later run retries while it is None
     purged_at: datetime | None = None
     imap_removed_at: datetime | None = None
+
+
+def still_quarantined() -> ColumnElement[bool]:
+    """WHERE clause of the mails that are quarantined now: state `quarantined` and not deleted
+    (`mailbot quarantine delete` and retention keep a tombstone in that state with
+    purged_at set; a released mail is `released`). Health, metrics and `quarantine list`
+    count these."""
+    return and_(col(RawMessage.state) == LedgerState.QUARANTINED,
+                col(RawMessage.purged_at).is_(None))
 
 
 class FetchFailure(SQLModel, table=True):

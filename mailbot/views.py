@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from mailbot.app import Bot
     from mailbot.council.meetings import Meeting
-    from mailbot.models import Case, Outbox, RawMessage
+    from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -166,11 +166,16 @@ def case_text(session: Session, case: Case, data: dict[str, Any],
     lines += _reviews_text(data["reviews"])
     lines.append("")
     lines.append("timeline:")
-    stamps = [stamp(e.at, tz) for e in events]
-    width = max(map(len, stamps), default=0)  # CET and CEST in one column
-    lines += [f"  {stamp:{width}}  {e.kind:18} {_short(e.detail, 100)}"
-              for stamp, e in zip(stamps, events, strict=True)]
+    lines += _timeline([(e.at, e.kind, e.detail) for e in events], tz)
     return "\n".join(lines)
+
+
+def _timeline(events: list[tuple[datetime, str, str]], tz: tzinfo) -> list[str]:
+    """Audit events (at, kind, detail) as `  2026-03-02 11:59:00 CET  kind  detail` lines."""
+    stamps = [stamp(at, tz) for at, _, _ in events]
+    width = max(map(len, stamps), default=0)  # CET and CEST in one column
+    return [f"  {stamp:{width}}  {kind:18} {_short(detail, 100)}"
+            for stamp, (_, kind, detail) in zip(stamps, events, strict=True)]
 
 
 def _case_facts(data: dict[str, Any]) -> list[str]:
@@ -540,10 +545,30 @@ def header_lines(raw: bytes) -> list[tuple[str, str]]:
 def quarantine_data(session: Session, row: RawMessage, headers: list[tuple[str, str]],
                     tz: tzinfo = COPENHAGEN) -> dict[str, Any]:
     """`mailbot quarantine show ID --json`: messages_data of the mail, its headers as
-    [name, value] pairs (empty when its body was never downloaded) and its folder now."""
+    [name, value] pairs (empty when its body was never downloaded), its folder now, its
+    quarantine state (`quarantined`, `released`, `deleted`) and its audit events
+    (`case_event` rows with raw_message_id = its id) as {at, kind, detail}."""
     return {**messages_data(session, [row], tz)[0], "size": row.size,
             "headers": [[name, value] for name, value in headers],
-            "copy_folder": row.target_folder if row.moved_at is not None else row.folder}
+            "copy_folder": row.target_folder if row.moved_at is not None else row.folder,
+            "quarantine_state": quarantine_state(row),
+            "events": [{"at": _local_iso(e.at, tz), "kind": e.kind, "detail": e.detail}
+                       for e in mail_events(session, row)]}
+
+
+def quarantine_state(row: RawMessage) -> str:
+    """`deleted` (a tombstone: purged_at set), or the ledger state (quarantined, released)."""
+    return "deleted" if row.purged_at is not None else row.state
+
+
+def mail_events(session: Session, row: RawMessage) -> list[CaseEvent]:
+    """The audit events about one fetched mail (`case_event.raw_message_id`), oldest first."""
+    from sqlmodel import col, select
+
+    from mailbot.models import CaseEvent
+
+    return list(session.exec(select(CaseEvent).where(CaseEvent.raw_message_id == row.id)
+                             .order_by(col(CaseEvent.id))).all())
 
 
 def quarantine_text(row: RawMessage, data: dict[str, Any], tz: tzinfo = COPENHAGEN) -> str:
@@ -551,7 +576,7 @@ def quarantine_text(row: RawMessage, data: dict[str, Any], tz: tzinfo = COPENHAG
     reason (whole, wrapped) and its headers, then what the operator can do."""
     reason = _wrap(data["reason"], 90).splitlines() or ["-"]
     lines = [f"quarantined mail {data['id']}: UID {data['uid']} of {data['folder']}",
-             f"state:      {data['state']}", f"attempts:   {data['attempts']}",
+             f"state:      {data['quarantine_state']}", f"attempts:   {data['attempts']}",
              f"fetched:    {stamp(row.fetched_at, tz)}", f"size:       {data['size']} bytes",
              f"copy in:    {data['copy_folder']}", f"case:       {data['case_ref'] or '-'}",
              f"Message-ID: {data['message_id'] or '-'}", f"reason:     {reason[0]}",
@@ -560,6 +585,14 @@ def quarantine_text(row: RawMessage, data: dict[str, Any], tz: tzinfo = COPENHAG
     lines += [f"  {name + ':':{width}} {_short(value, 200)}" for name, value in data["headers"]]
     if not data["headers"]:
         lines.append("  (not downloaded)" if not data["downloaded"] else "  (none)")
-    lines += ["", f"`mailbot quarantine release {data['id']}` processes it again once the cause "
+    lines.append("events:")
+    lines += _timeline([(datetime.fromisoformat(e["at"]), e["kind"], e["detail"])
+                        for e in data["events"]], tz) or ["  (none)"]
+    done = {"released": f"it was released: its copy went back to {data['folder']} and was read "
+                        "again as a new mail (`mailbot messages`)",
+            "deleted": "it was deleted: only this tombstone is left"}
+    lines += ["", f"quarantined mail {data['id']} is {data['quarantine_state']}; "
+              + done[data["quarantine_state"]] + "." if data["quarantine_state"] in done else
+              f"`mailbot quarantine release {data['id']}` processes it again once the cause "
               f"is fixed; `mailbot quarantine delete {data['id']}` deletes it."]
     return "\n".join(lines)

@@ -113,6 +113,11 @@ class OutboxState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Not sent and not being sent: what the operator may cancel (mailbot.admin) and what a case
+# that is over cancels of its mail to reviewers (council.decisions.cancel_reviewer_mail).
+UNSENT = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.UNCERTAIN)
+
+
 class ImapState(StrEnum):
     """The IMAP connection as the sweeping process last found it (`service_state.imap_state`,
     read by mailbot.health). Written when it changes, not at every sweep."""
@@ -210,6 +215,10 @@ class Purpose(StrEnum):
     def auto_submitted(self) -> AutoSubmitted:
         return AutoSubmitted.REPLIED if self in _DIRECT_ANSWERS else AutoSubmitted.GENERATED
 
+
+# The mails that go to the case's reviewers (council.reviews, council.reminders): they ask
+# for work, so none goes out about a decided or withdrawn case (mailbot.admin).
+TO_REVIEWERS = frozenset({Purpose.REVIEW, Purpose.REMIND})
 
 _DIRECT_ANSWERS = frozenset({Purpose.RECEIPT, Purpose.STATUS, Purpose.UPDATE,
                              Purpose.KLARMELDING, Purpose.ASK_BACK, Purpose.UNMAPPED,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from mailbot.app import Bot
 from mailbot.audit import record
@@ -18,13 +19,23 @@ from mailbot.cases.project_type import choose
 from mailbot.council.agenda import following_meeting, next_agenda_version, queue, send_agenda
 from mailbot.council.agenda_item import review_lines
 from mailbot.council.meetings import CouncilCalendar, Meeting, danish_date
+from mailbot.db import rows_changed
 from mailbot.delivery.mail import Threading, may_answer, queue_mail
 from mailbot.intake.parse import Inbound
 from mailbot.intake.threads import meeting_of
-from mailbot.models import Case
+from mailbot.models import Case, Outbox
 from mailbot.reading.decisions import DecisionReading
 from mailbot.redact import redact_cpr
-from mailbot.vocabulary import CaseStatus, Decision, Delivery, Purpose, check_transition
+from mailbot.vocabulary import (
+    TO_REVIEWERS,
+    UNSENT,
+    CaseStatus,
+    Decision,
+    Delivery,
+    OutboxState,
+    Purpose,
+    check_transition,
+)
 
 BY_APPLICANT = "by the applicant"
 
@@ -163,14 +174,41 @@ def move_on_request(session: Session, bot: Bot, case: Case, command: str,
           moved=True)
 
 
-def withdraw(session: Session, bot: Bot, case: Case, now: datetime, by: str) -> None:
+def withdraw(session: Session, bot: Bot, case: Case, now: datetime, by: str) -> list[Outbox]:
     """Withdraw an open case (the applicant's "træk tilbage", or `mailbot case REF
     --withdraw`): off the agenda, and no more reminders (council.reminders looks at open
-    cases only); a `withdrawn` event (`by` says who; retention counts from it) and the
-    decision mail tells the applicant. Raises InvalidTransition for a case not open."""
+    cases only); its unsent mails to reviewers cancelled (returned; cancel_reviewer_mail); a
+    `withdrawn` event (`by` says who; retention counts from it) and the decision mail tells
+    the applicant. Raises InvalidTransition for a case not open."""
     case.status = check_transition(case.status, CaseStatus.WITHDRAWN)
     case.meeting_date = None
     session.add(case)
     record(session, case.id, None, now, "withdrawn", by)
+    cancelled = cancel_reviewer_mail(session, case, now, "the case was withdrawn")
     _tell_applicant(session, bot, case, Decision.WITHDRAWN, "", None, now,
                     asked=by == BY_APPLICANT)
+    return cancelled
+
+
+def cancel_reviewer_mail(session: Session, case: Case, now: datetime, why: str
+                         ) -> list[Outbox]:
+    """Cancel the case's review requests and reminders (vocabulary.TO_REVIEWERS) not sent
+    yet (pending, failed, uncertain), each with an `outbox_cancelled` event: a reviewer is
+    never asked to work on a case that is over. A row the sender holds (`sending`) is left to
+    finish; the conditional UPDATE (mailbot.db.rows_changed) never takes a row from it."""
+    rows = session.exec(select(Outbox).where(
+        Outbox.case_id == case.id, col(Outbox.kind).in_(TO_REVIEWERS),
+        col(Outbox.state).in_(UNSENT))).all()
+    cancelled = []
+    for row in rows:
+        before = row.state
+        if rows_changed(session, update(Outbox).where(
+                col(Outbox.id) == row.id, col(Outbox.state) == before).values(
+                state=OutboxState.CANCELLED, lease_until=None,
+                last_error=f"cancelled: {why}; it was {before}: {row.last_error}"[:2000])) != 1:
+            continue
+        record(session, case.id, None, now, "outbox_cancelled",
+               f"{row.kind} {row.message_id}: {before} -> cancelled; {why}; never sent")
+        session.refresh(row)
+        cancelled.append(row)
+    return cancelled

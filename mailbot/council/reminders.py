@@ -25,8 +25,8 @@ from mailbot.council.phases import (
 )
 from mailbot.council.reviews import current_reviews, review_state_label
 from mailbot.council.status import send_status
-from mailbot.models import Case, Guidance, Review
-from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, Purpose, ReviewState
+from mailbot.models import Case, Guidance, Outbox, Review
+from mailbot.vocabulary import OPEN_STATUSES, CaseStatus, OutboxState, Purpose, ReviewState
 
 
 def relay_guidance(session: Session, bot: Bot, now: datetime) -> int:
@@ -98,8 +98,13 @@ def remind(session: Session, bot: Bot, now: datetime) -> int:
     count = 0
     # a decided or withdrawn case needs no more answers: its reviewers are not reminded
     open_cases = select(Case.id).where(col(Case.status).in_(OPEN_STATUSES))
-    for review in session.exec(select(Review).where(Review.state == ReviewState.REQUESTED,
-                                                    col(Review.case_id).in_(open_cases))):
+    # nor is a reviewer whose request the operator cancelled (`mailbot outbox cancel`): a
+    # reminder would ask about documents they never got (README "Admin commands")
+    never_sent = select(Outbox.message_id).where(Outbox.kind == Purpose.REVIEW,
+                                                 Outbox.state == OutboxState.CANCELLED)
+    for review in session.exec(select(Review).where(
+            Review.state == ReviewState.REQUESTED, col(Review.case_id).in_(open_cases),
+            col(Review.request_message_id).not_in(never_sent))):
         count += _remind_reviewer(session, bot, review, now)
     return count + _remind_applicants(session, bot, now)
 

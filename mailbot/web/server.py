@@ -6,7 +6,9 @@ caller (uvicorn itself would log it and call sys.exit in its thread).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -37,14 +39,38 @@ class Listen:
     @classmethod
     def parse(cls, value: str) -> Listen:
         """"HOST:PORT" or "[IPv6]:PORT" (e.g. "127.0.0.1:8025", "[::1]:8025"; port 0: any
-        free port). Raises ValueError naming what is wrong."""
+        free port), HOST a plain host name (RFC 1123 2.1 labels), an IPv4 address or an IPv6
+        address in brackets (RFC 3986 3.2.2): no scheme, no path, so a URL pasted in is an
+        error at config load, not at bind time. Raises ValueError naming what is wrong."""
         host, sep, port = value.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8025)")
+        if (not sep or not port.isascii() or not port.isdigit()
+                or not 0 <= int(port) < 65536 or not _plain_host(host)):
+            raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8025; no "
+                             "http://, no path)")
         return cls(host.strip("[]"), int(port))
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _plain_host(host: str) -> bool:
+    """`host` is "[IPv6]", an IPv4 address or a host name of RFC 1123 labels."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        # an all-digit last label is a mistyped IPv4 address, never a name (RFC 1123 2.1)
+        return (0 < len(host) <= 253 and not host.rpartition(".")[2].isdigit()
+                and all(_LABEL.fullmatch(label) for label in host.split(".")))
+    return True
 
 
 def bind(listen: Listen) -> socket.socket:

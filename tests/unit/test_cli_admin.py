@@ -216,6 +216,67 @@ def test_withdraw_takes_the_case_off_the_agenda_and_tells_the_applicant(
            "them\n")
 
 
+def test_withdraw_cancels_the_unsent_mail_to_reviewers(
+        config: Path, url: str, mailbot: MailbotRunner) -> None:
+    add_case(url, "ITP-2026-0001", status="complete", thread_message_id="<brief@kommune.dk>")
+    case_id = _case(url, "ITP-2026-0001").id
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    _outbox(url, 2, kind="remind", state="pending", case_id=case_id,
+            recipients=["jura@kommune.dk"])
+    _outbox(url, 3, kind="review", state="sent", case_id=case_id)
+    _outbox(url, 4, kind="receipt", state="failed", case_id=case_id)
+    result = mailbot("--config", str(config), "case", "ITP-2026-0001", "--withdraw")
+    assert result.code == 0, result.err
+    assert "unsent mail to reviewers cancelled: outbox 1 (review to drift@kommune.dk), " \
+        "outbox 2 (remind to jura@kommune.dk)" in result.out
+    assert [_row(url, n).state for n in (1, 2, 3, 4)] == [
+        "cancelled", "cancelled", "sent", "failed"]
+    assert _events(url, "outbox_cancelled") == [
+        "review <r1@kommune.dk>: failed -> cancelled; the case was withdrawn; never sent",
+        "remind <r2@kommune.dk>: pending -> cancelled; the case was withdrawn; never sent"]
+
+
+def test_cancelling_a_review_request_says_the_review_still_waits(
+        config: Path, url: str, mailbot: MailbotRunner) -> None:
+    from mailbot.models import Review
+
+    add_case(url, "ITP-2026-0001", status="complete")
+    case_id = _case(url, "ITP-2026-0001").id
+    assert case_id is not None
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    with Session(make_engine(url)) as session:
+        session.add(Review(case_id=case_id, role="it_operations",
+                           recipients=["drift@kommune.dk"], requested_at=AT,
+                           request_message_id="<r1@kommune.dk>"))
+        session.commit()
+    result = mailbot("--config", str(config), "outbox", "cancel", "1")
+    assert result.code == 0, result.err
+    assert " ".join(result.out.split()) == (
+        "outbox 1 (review to drift@kommune.dk): failed -> cancelled; it is never sent. The "
+        "review of it_operations (drift@kommune.dk) still waits for an answer, and none can "
+        "come: the reviewer never got the request and is not reminded of it; a new request "
+        "goes out when the applicant sends a new version of its documents")
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "decided"])
+def test_retry_refuses_a_review_request_of_a_case_that_is_over(
+        config: Path, url: str, mailbot: MailbotRunner, status: str) -> None:
+    add_case(url, "ITP-2026-0001", status=status)
+    case_id = _case(url, "ITP-2026-0001").id
+    _outbox(url, 1, kind="review", state="failed", case_id=case_id)
+    _outbox(url, 2, kind="decision", state="failed", case_id=case_id)
+    refused = mailbot("--config", str(config), "outbox", "retry", "1")
+    assert (refused.code, refused.err) == (2, (
+        f"command line: [ID] outbox row 1 is a review mail to reviewers of ITP-2026-0001, and "
+        f"ITP-2026-0001 is {status}: no reviewer is asked about a case that is over. Fix: "
+        "`mailbot outbox cancel 1`\n"))
+    assert _row(url, 1).state == "failed"
+    # the applicant's decision mail is still hers to get
+    assert mailbot("--config", str(config), "outbox", "retry", "2").code == 0
+
+
 def test_withdraw_is_refused_while_the_daemon_runs(config: Path, url: str,
                                                    mailbot: MailbotRunner, daemon: None,
                                                    tmp_path: Path) -> None:
@@ -275,6 +336,38 @@ def test_quarantine_list_and_show(config: Path, url: str, mailbot: MailbotRunner
                                 "--json").out)
     assert ["From", "Ukendt <x@example.org>"] in detail["headers"]
     assert detail["reason"] == "failed 3 times: ValueError: boom"
+
+
+def test_quarantine_show_reads_a_released_or_deleted_mail_and_its_events(
+        config: Path, url: str, mailbot: MailbotRunner, tmp_path: Path) -> None:
+    from mailbot.audit import record
+    from tests.unit.test_cli_operator_views import _message
+
+    _quarantined(url, tmp_path, 7, state="released")
+    _quarantined(url, tmp_path, 8, purged_at=AT, reason="deleted by the operator")
+    _message(url, 9, state="processed")
+    with Session(make_engine(url)) as session:
+        record(session, None, 1, AT, "quarantine_released", "mail 1 (UID 7) released")
+        record(session, None, 2, AT, "quarantine_deleted", "mail 2 (UID 8) deleted")
+        session.commit()
+    released = mailbot("--config", str(config), "quarantine", "show", "1")
+    assert released.code == 0, released.err
+    assert "state:      released\n" in released.out
+    assert "events:\n  2026-03-02 11:59:00 CET  quarantine_released mail 1 (UID 7) released" \
+        in released.out
+    assert "quarantined mail 1 is released; it was released" in released.out
+    assert "quarantine release 1" not in released.out
+    deleted = json.loads(mailbot("--config", str(config), "quarantine", "show", "2",
+                                 "--json").out)
+    assert deleted["quarantine_state"] == "deleted"
+    assert [(e["kind"], e["detail"]) for e in deleted["events"]] == [
+        ("quarantine_deleted", "mail 2 (UID 8) deleted")]
+    assert "is deleted; it was deleted: only this tombstone is left" in mailbot(
+        "--config", str(config), "quarantine", "show", "2").out
+    never = mailbot("--config", str(config), "quarantine", "show", "3")
+    assert (never.code, never.err) == (2, "command line: [ID] mail 3 is processed, not "
+                                          "quarantined. Fix: `mailbot quarantine list` lists "
+                                          "the quarantined mails (the id column)\n")
 
 
 @pytest.mark.parametrize(("action", "uid", "fields", "error"), [
@@ -364,6 +457,38 @@ def test_quarantine_delete_refuses_nothing_found_and_keeps_a_tombstone(
         "line): its content, its stored file and its copy in Quarantine"]
 
 
+def test_quarantine_delete_without_message_id_tombstones_and_leaves_the_copy_to_a_person(
+        config: Path, url: str, tmp_path: Path, mailbot: MailbotRunner) -> None:
+    from mailbot.blobs import BlobStore
+    from mailbot.models import RawMessage
+
+    _quarantined(url, tmp_path, 7, message_id="")
+    sha = _row_sha(url)
+    result = mailbot("--config", str(config), "quarantine", "delete", "1")
+    assert result.code == 0, result.err
+    assert " ".join(result.out.split()) == (
+        "mail 1 deleted: its content and stored file; the ledger keeps a tombstone. mail 1 "
+        "has no Message-ID, so mailbot cannot tell its copy in Quarantine from other mail: "
+        "delete it by hand in a mail client from Quarantine")
+    with Session(make_engine(url)) as session:
+        tomb = session.get(RawMessage, 1)
+        assert tomb is not None and tomb.purged_at is not None and tomb.reason == (
+            "deleted by the operator (command line)")
+    assert not BlobStore(tmp_path / "data" / "blobs").exists(sha)
+    assert _events(url, "quarantine_deleted")[0].endswith(
+        "its content and its stored file; it has no Message-ID, so its copy in Quarantine is "
+        "left for a person to delete in a mail client")
+
+
+def _row_sha(url: str) -> str:
+    from mailbot.models import RawMessage
+
+    with Session(make_engine(url)) as session:
+        row = session.get(RawMessage, 1)
+        assert row is not None
+        return row.raw_sha256
+
+
 # -- document --kind ----------------------------------------------------------------------------
 def _documents(url: str, tmp_path: Path) -> None:
     """ITP-2026-0001 with a technical description, a DPA, a business case, and a contract
@@ -438,6 +563,14 @@ def test_document_kind_correction_routes_it_and_completes_the_case(
     assert back["corrected"] == {"filename": "Aftale med leverandør.pdf",
                                  "old_kind": "contract_draft", "kind": "other", "version": 1,
                                  "missing_before": [], "review_requests": []}
+    mailbot("--config", str(config), "document", "ITP-2026-0001", "Aftale med leverandør.pdf",
+            "--kind", "dpa_draft")
+    # one note: the latest correction and the reader's original reading, not nested
+    notes = [d["note"] for d in json.loads(mailbot(
+        "--config", str(config), "case", "ITP-2026-0001", "--json").out)["documents"]
+        if d["filename"] == "Aftale med leverandør.pdf"]
+    assert notes == ["kind set by the operator (command line); it was other; first read as "
+                     "other: "]
 
 
 @pytest.mark.parametrize(("args", "error"), [

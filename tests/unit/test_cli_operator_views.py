@@ -164,6 +164,13 @@ def test_outbox_show_prints_the_mail_to_send_by_hand(
                     "lists them (the id column)"),
     (("show", "x"), "command line: [ID] 'x' is not an id. Fix: give the number from the id "
                     "column of `mailbot outbox list`"),
+    (("show", "99999999999999999999999"), "command line: [ID] 99999999999999999999999 is "
+     "larger than any row id. Fix: give the number from the id column of `mailbot outbox "
+     "list`"),
+    (("retry", str(2**63)), f"command line: [ID] {2**63} is larger than any row id. Fix: give "
+     "the number from the id column of `mailbot outbox list`"),
+    (("show", "²"), "command line: [ID] '²' is not an id. Fix: give the number from the id "
+                    "column of `mailbot outbox list`"),
     (("resume", "1"), "command line: [ID] `outbox resume` takes no ID. Fix: use `mailbot "
                       "outbox show ID` to see one mail"),
     (("send",), "command line: [ACTION] 'send' is not an outbox action. Fix: use `mailbot "

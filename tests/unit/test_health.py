@@ -183,3 +183,43 @@ def test_the_leader_check_names_the_holder_of_the_lock_and_a_free_lock_is_ok(
                 f"{settings.bot.data_dir / 'mailbot.lock'}")
     [free] = [c for c in judge(settings, engine, NOW).checks if c.name == "leader"]
     assert free.status == OK and free.detail.startswith("nobody holds")
+
+
+def test_a_deleted_or_released_mail_is_no_longer_quarantined(healthy: Path) -> None:
+    from mailbot.metrics import registry_for
+
+    hour_ago = NOW - timedelta(hours=1)
+    deleted = _quarantined(1, hour_ago)
+    deleted.purged_at = NOW  # `mailbot quarantine delete`'s tombstone
+    released = _quarantined(2, hour_ago)
+    released.state = "released"
+    _add(healthy, deleted, released)
+    assert _statuses(healthy)["quarantine"] == OK
+    engine = make_engine(load_settings(healthy, environ={}).database_url)
+    assert registry_for(engine).get_sample_value("mailbot_quarantined_mails") == 0
+    _add(healthy, _quarantined(3, hour_ago))
+    assert _statuses(healthy)["quarantine"] == WARNING
+    assert registry_for(engine).get_sample_value("mailbot_quarantined_mails") == 1
+
+
+def test_a_sweep_in_the_future_is_a_warning_not_negative_minutes(healthy: Path) -> None:
+    settings = load_settings(healthy, environ={})
+    engine = make_engine(settings.database_url)
+    note_sweep(engine, NOW + timedelta(hours=50), 0.4)  # a run with `--now +50 h`
+    [sweep] = [c for c in judge(settings, engine, NOW).checks if c.name == "sweep"]
+    assert sweep.status == WARNING
+    assert sweep.detail.startswith("the last sweep is in the future (the clocks differ?): "
+                                   "it ended 3000 min after now")
+    note_sweep(engine, NOW + timedelta(seconds=5), 0.4)  # a few seconds' skew
+    [sweep] = [c for c in judge(settings, engine, NOW).checks if c.name == "sweep"]
+    assert (sweep.status, sweep.detail) == (OK, "last completed 0 min ago, took 0.4 s")
+
+
+def test_a_missing_data_dir_is_one_critical_and_the_disk_is_measured_above_it(
+        tmp_path: Path, mailbot: MailbotRunner) -> None:
+    config = write_config(tmp_path)
+    ran = mailbot("health", "--config", str(config))
+    assert ran.code == 2
+    assert ran.out.count("critical ") == 1 and "critical database:" in ran.out
+    assert f"MiB free under {tmp_path} (data_dir {tmp_path / 'data'} does not exist yet)" \
+        in ran.out

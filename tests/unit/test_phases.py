@@ -286,6 +286,28 @@ def test_reviewers_of_a_decided_case_are_not_reminded(bot: Bot) -> None:
         assert remind(session, bot, later + timedelta(days=14)) == 0
 
 
+def test_a_reviewer_whose_request_was_cancelled_is_not_reminded(bot: Bot) -> None:
+    """`mailbot outbox cancel` of a review request: the reviewer never got it, so a reminder
+    would ask about documents they do not have."""
+    from mailbot.admin import cancel_outbox
+    from mailbot.models import Outbox
+
+    with Session(bot.engine) as session:
+        opened(session, bot)
+        session.commit()
+        reviews = session.exec(select(Review)).all()
+        first = reviews[0]
+        row = session.exec(select(Outbox).where(
+            Outbox.message_id == first.request_message_id)).one()
+        assert row.id is not None
+    cancel_outbox(bot.engine, row.id, THURSDAY)
+    with Session(bot.engine) as session:
+        later = THURSDAY + timedelta(days=14)
+        assert remind(session, bot, later) >= len(reviews) - 1
+        reminded = {r.id for r in session.exec(select(Review)).all() if r.reminders_sent}
+        assert first.id not in reminded and len(reminded) == len(reviews) - 1
+
+
 def test_one_phase_reminds_as_before(bot: Bot) -> None:
     single = one_phase(bot)
     with Session(single.engine) as session:

@@ -115,7 +115,9 @@ def test_a_taken_port_is_one_listen_error() -> None:
             bind(Listen(host="127.0.0.1", port=port))
 
 
-@pytest.mark.parametrize("value", ["8025", "localhost", "127.0.0.1:99999", ":8025"])
+@pytest.mark.parametrize("value", ["8025", "localhost", "127.0.0.1:99999", ":8025",
+                                   "http://127.0.0.1:8025", "127.0.0.1:8025/", "::1:8025",
+                                   "[not-v6]:8025", "300.1.1.1:8025", "foo bar:8025"])
 def test_a_listen_address_that_is_not_host_port_is_a_config_error(
         tmp_path: Path, mailbot: MailbotRunner, value: str) -> None:
     config = write_config(tmp_path, ('# [web]\n# listen = "127.0.0.1:8025"',
@@ -124,3 +126,19 @@ def test_a_listen_address_that_is_not_host_port_is_a_config_error(
     assert ran.code == 2
     assert ran.err.startswith(f"{config}: [web.listen] {value!r} is not HOST:PORT")
     assert 'Fix: write HOST:PORT, e.g. "127.0.0.1:8025"' in ran.err
+
+
+@pytest.mark.parametrize("value", ["localhost:8025", "mailbot.kommune.dk:0", "[::1]:0",
+                                   "0.0.0.0:8025"])
+def test_a_plain_host_and_port_pass(value: str) -> None:
+    assert Listen.parse(value).port in (0, 8025)
+
+
+def test_mailbot_web_names_the_environment_variable_that_set_listen(
+        tmp_path: Path, mailbot: MailbotRunner) -> None:
+    config = write_config(tmp_path)
+    migrated_database(tmp_path / "data")
+    ran = mailbot("web", "--config", str(config), env={"MAILBOT_WEB__LISTEN": ""})
+    assert (ran.code, ran.err) == (2, "environment: [MAILBOT_WEB__LISTEN] is empty: the web "
+                                      'endpoints are off. Fix: set it to HOST:PORT, e.g. '
+                                      '"127.0.0.1:8025"\n')
