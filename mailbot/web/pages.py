@@ -111,7 +111,7 @@ def routes(bot: Bot) -> list[BaseRoute]:
         Route("/", home),
         Route("/sager", page(lambda r, u: cases_page(view, r, u), READERS)),
         Route("/sager/{ref}", page(lambda r, u: case_page(view, r, u), READERS)),
-        Route("/sager/{ref}/dokumenter/{document:int}",
+        Route("/sager/{ref}/dokumenter/{document}",
               page(lambda r, u: document_download(view, r, u), DOWNLOADERS)),
         Route("/moeder", page(lambda r, u: meetings_page(view, r, u), READERS)),
         Route("/drift", page(lambda r, u: operations_page(view, r, u), OPERATIONS)),
@@ -270,6 +270,18 @@ def downloadable(document: Any) -> bool:
     return bool(document.blob_sha256) and document.purged_at is None and not document.held
 
 
+SQLITE_MAX_INTEGER = 2 ** 63 - 1  # INTEGER is a signed 8-byte value (sqlite.org/datatype3.html)
+
+
+def row_id(text: str) -> int | None:
+    """A row id from a URL: 1 … SQLITE_MAX_INTEGER as decimal digits, else None (a bigger
+    number would make SQLite raise OverflowError, i.e. a 500 with a traceback in the log)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if 0 < number <= SQLITE_MAX_INTEGER else None
+
+
 def document_download(view: Overview, request: Request, user: WebUser) -> Response:
     """The document's bytes as an attachment: application/octet-stream whatever the
     applicant's mail claimed, so a browser never renders it as a page."""
@@ -280,7 +292,8 @@ def document_download(view: Overview, request: Request, user: WebUser) -> Respon
 
     with Session(view.bot.engine) as session:
         case = find_case(session, request.path_params["ref"])
-        document = session.get(CaseDocument, request.path_params["document"])
+        number = row_id(request.path_params["document"])
+        document = session.get(CaseDocument, number) if number is not None else None
         if case is None or document is None or document.case_id != case.id \
                 or not downloadable(document):
             return view.render(request, "web/missing.html.j2",

@@ -229,3 +229,14 @@ def test_password_guessing_is_throttled(config: Path) -> None:
         assert sign_in(web, "drift", "gæt") == 401
     assert sign_in(web, "drift") == 429  # even the right password, for a while
     assert sign_in(web, "rådet") == 303  # another name is not held back
+
+
+@pytest.mark.parametrize("document", ["99999999999999999999999", "9223372036854775808",
+                                      "abc", "0", "-1", "1e3"])
+def test_a_document_id_sqlite_cannot_hold_is_the_danish_404(config: Path,
+                                                             document: str) -> None:
+    web = client(config)
+    sign_in(web, "sekretær")
+    page = web.get(f"/sager/ITP-2026-0001/dokumenter/{document}")
+    assert page.status_code == 404 and "Ikke fundet" in page.text
+
