@@ -217,11 +217,8 @@ def next_step(bot: Bot, case: Case, reviews: list[Any], now: datetime
 
 
 def _next_deadline(calendar: Any, now: datetime) -> datetime | None:
-    try:
-        deadline: datetime = calendar.next_meeting(now).deadline
-    except ValueError:  # no meeting within 400 days: `mailbot check` says why
-        return None
-    return deadline
+    meeting = _next_meeting(calendar, now)
+    return meeting.deadline if meeting else None
 
 
 # -- En sag -----------------------------------------------------------------------------------
@@ -328,14 +325,25 @@ def meetings_page(view: Overview, request: Request, user: WebUser) -> Response:
         states = {o.message_id: o.state for o in session.exec(
             select(Outbox).where(col(Outbox.message_id).in_(
                 [a.message_id for a in sent if a.message_id]))).all()}
+        # newest version first (the query's order): a meeting's agenda state is its latest's
+        latest = {a.meeting_date: a for a in reversed(sent)}
         meetings = [{"meeting": m, "week": m.day.isocalendar().week,
-                     "cases": agenda_cases(session, m.day),
-                     "sent": any(a.meeting_date == m.day for a in sent)} for m in upcoming]
-        preview = agenda_preview(session, bot, next(
-            (m["meeting"] for m in meetings if not m["sent"]), None))
+                     "cases": agenda_cases(session, m.day), "agenda": latest.get(m.day),
+                     "state": states.get(latest[m.day].message_id, "")
+                     if m.day in latest else ""} for m in upcoming]
+        preview = agenda_preview(session, bot, _next_meeting(calendar, now))
     return view.render(request, "web/moeder.html.j2", {
         "user": user, "meetings": meetings, "preview": preview,
         "sent": [{"agenda": a, "state": states.get(a.message_id, "")} for a in sent]})
+
+
+def _next_meeting(calendar: Any, now: datetime) -> Any:
+    """The meeting `mailbot agenda` previews by default: CouncilCalendar.next_meeting, the
+    first whose deadline is still ahead; None when there is none within 400 days."""
+    try:
+        return calendar.next_meeting(now)
+    except ValueError:  # no meeting within 400 days: `mailbot check` says why
+        return None
 
 
 def agenda_preview(session: Session, bot: Bot, meeting: Any) -> dict[str, Any] | None:

@@ -240,3 +240,25 @@ def test_a_document_id_sqlite_cannot_hold_is_the_danish_404(config: Path,
     page = web.get(f"/sager/ITP-2026-0001/dokumenter/{document}")
     assert page.status_code == 404 and "Ikke fundet" in page.text
 
+
+def test_moeder_previews_the_meeting_mailbot_agenda_previews(config: Path) -> None:
+    """At NOW (Wednesday 4 March) the 9 March deadline has passed: the preview is of the
+    16 March agenda, as `mailbot agenda`'s; a skipped empty agenda is "not sent" in both
+    lists."""
+    from mailbot.council.meetings import CouncilCalendar
+    from mailbot.models import Agenda
+
+    settings = load_settings(config, environ={})
+    chosen = CouncilCalendar(settings.council).next_meeting(NOW)  # what `mailbot agenda` uses
+    assert chosen.day == date(2026, 3, 16)
+    with Session(build_bot(settings, Clock(NOW)).engine) as session:
+        session.add(Agenda(meeting_date=date(2026, 3, 16), version=1, message_id="",
+                           case_refs=[], waiting_refs=[], created_at=NOW))
+        session.commit()
+    web = client(config)
+    sign_in(web, "sekretær")
+    page = web.get("/moeder").text
+    assert "Til mødet 2026-03-16:" in page
+    listed = re.search(r"2026-03-16 kl\..*?</tr>", page, re.S)
+    assert listed is not None
+    assert "ikke sendt (tom dagsorden)" in listed[0] and ">sendt<" not in listed[0]
