@@ -262,3 +262,28 @@ def test_moeder_previews_the_meeting_mailbot_agenda_previews(config: Path) -> No
     listed = re.search(r"2026-03-16 kl\..*?</tr>", page, re.S)
     assert listed is not None
     assert "ikke sendt (tom dagsorden)" in listed[0] and ">sendt<" not in listed[0]
+
+
+def test_drift_speaks_danish_for_states_and_health(config: Path) -> None:
+    """Every outbox and ledger state has a Danish word, and each health check reads in
+    Danish (built from the check's facts), none of mailbot.health's English details."""
+    from mailbot.health import evaluate
+    from mailbot.vocabulary import LedgerState, OutboxState
+    from mailbot.web.pages import environment
+
+    bot = build_bot(load_settings(config, environ={}), Clock(NOW))
+    words = environment(bot).globals["words"]
+    assert set(OutboxState) <= set(words.outbox_states)
+    assert set(LedgerState) <= set(words.ledger_states)
+    with Session(bot.engine) as session:
+        session.add(Outbox(case_id=1, kind="review", message_id="<m2@x>",
+                           recipients=["it@kommune.dk"], raw=b"", subject="Vurdering",
+                           created_at=NOW, next_attempt_at=NOW, state="cancelled"))
+        session.commit()
+    web = client(config)
+    sign_in(web, "drift")
+    page = web.get("/drift").text
+    assert "annulleret" in page and ">cancelled<" not in page
+    assert "kan læses, version" in page and "udbakke, fejlet" in page
+    for check in evaluate(bot, NOW).checks:
+        assert check.detail not in page, check.detail
