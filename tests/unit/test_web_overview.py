@@ -287,3 +287,34 @@ def test_drift_speaks_danish_for_states_and_health(config: Path) -> None:
     assert "kan læses, version" in page and "udbakke, fejlet" in page
     for check in evaluate(bot, NOW).checks:
         assert check.detail not in page, check.detail
+
+
+def test_mailbot_demo_serves_on_8025_or_another_free_port() -> None:
+    """README "Run": `mailbot demo --serve` serves on http://127.0.0.1:8025/, or another free
+    port when that one is taken (not on the demo config's port 0 whatever is free)."""
+    import socket
+
+    from mailbot.demo import demo_socket
+
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", 8025))
+        free = True
+    except OSError:
+        free = False  # another process here holds it: only the fallback can be checked
+    probe.close()
+    first = demo_socket()
+    try:
+        assert (first.getsockname()[1] == 8025) == free
+        second = demo_socket()  # 8025 is now taken (by `first` if it was free)
+        assert second.getsockname()[1] not in (8025, 0)
+        second.close()
+    finally:
+        first.close()
+
+
+def test_readme_names_the_content_security_policy_sent(config: Path) -> None:
+    web = client(config)
+    sent = web.get("/login").headers["content-security-policy"]
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"Content-Security-Policy: {sent}`" in readme
