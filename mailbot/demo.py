@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import smtplib
+import socket
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -81,25 +82,35 @@ def run_demo(keep: bool, echo: Callable[[str], None], serve: bool = False) -> No
             shutil.rmtree(root, ignore_errors=True)
 
 
+def demo_socket() -> socket.socket:
+    """A listening socket at [web] listen's default (127.0.0.1:8025, the address README
+    "Run" names), or any free port on that host when it is taken. Raises ListenError when
+    neither can be had. The demo's own config listens on port 0
+    (mailbot.mailworld.settings_dict) so that its daemon never collides with a real one;
+    the overview served afterwards should not move for that."""
+    from mailbot.config import WebSettings
+    from mailbot.web.server import Listen, ListenError, bind
+
+    listen = Listen.parse(WebSettings.model_fields["listen"].default)
+    try:
+        return bind(listen)
+    except ListenError:
+        return bind(Listen(listen.host, 0))
+
+
 def _serve(config: Path, echo: Callable[[str], None]) -> None:
-    """The overview (mailbot.web) on the demo's database at `[web] listen` (any free port
-    when 8025 is taken) until Ctrl-C, with a secretary user made for this demo only, whose
-    name and password are printed."""
+    """The overview (mailbot.web) on the demo's database at demo_socket() until Ctrl-C,
+    with a secretary user made for this demo only, whose name and password are printed."""
     import secrets
 
     from mailbot.web.app import create_app
     from mailbot.web.auth import add_user
-    from mailbot.web.server import Listen, ListenError, WebServer, bind
+    from mailbot.web.server import WebServer
 
     password = secrets.token_urlsafe(12)
     add_user(config, DEMO_USER, "secretary", password)
     bot = build_bot(load_settings(config, environ={}), Clock())
-    listen = Listen.parse(bot.settings.web.listen)
-    try:
-        sock = bind(listen)
-    except ListenError:
-        sock = bind(Listen(listen.host, 0))
-    server = WebServer(create_app(bot), sock)
+    server = WebServer(create_app(bot), demo_socket())
     echo(f"\n== The overview: {server.address}/ ==\nSign in as {DEMO_USER!r} with the "
          f"password {password!r} (made for this demo only). Ctrl-C stops it.")
     server.serve_forever()

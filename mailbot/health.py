@@ -41,12 +41,15 @@ QUARANTINE_WINDOW = timedelta(days=1)
 
 @dataclass(frozen=True)
 class HealthCheck:
-    """One thing judged: a stable `name` (e.g. "database"), its status (0/1/2) and one line
-    for a person."""
+    """One thing judged: a stable `name` (e.g. "database"), its status (0/1/2), one line
+    for a person (English: the CLI, /healthz) and the `facts` it was built from (numbers,
+    names; the keys per check are those the Drift page's Danish sentences read in
+    templates/web/_words.html.j2; empty for a check that has none)."""
 
     name: str
     status: int
     detail: str
+    facts: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -146,12 +149,15 @@ def _database(engine: Engine) -> HealthCheck:
     try:
         state = schema(engine)
     except SQLAlchemyError as err:
-        return HealthCheck("database", CRITICAL, f"cannot read the database ({_first_line(err)})")
+        return HealthCheck("database", CRITICAL, f"cannot read the database ({_first_line(err)})",
+                           {"error": _first_line(err)})
     if not state.up_to_date:
         return HealthCheck("database", CRITICAL,
                            f"at revision {state.current or 'none'}, this mailbot needs "
-                           f"{state.head}; run `mailbot migrate`")
-    return HealthCheck("database", OK, f"reachable, at revision {state.head}")
+                           f"{state.head}; run `mailbot migrate`",
+                           {"current": state.current or "", "head": state.head})
+    return HealthCheck("database", OK, f"reachable, at revision {state.head}",
+                       {"head": state.head})
 
 
 def _first_line(err: Exception) -> str:
@@ -188,19 +194,23 @@ def _sweep(state: ServiceState, limits: HealthSettings, now: datetime) -> Health
         detail += (f" (health.sweep_warning_minutes = {limits.sweep_warning_minutes}, "
                    f"sweep_critical_minutes = {limits.sweep_critical_minutes}); is the daemon "
                    "running?")
-    return HealthCheck("sweep", status, detail)
+    return HealthCheck("sweep", status, detail, {"minutes": round(age.total_seconds() / 60),
+                                                 "seconds": state.sweep_seconds})
 
 
 def _imap(state: ServiceState, now: datetime) -> HealthCheck:
     since = f" for {_minutes(now - as_utc(state.imap_since))}" if state.imap_since else ""
+    facts = {"state": state.imap_state or "", "error": state.imap_detail or "",
+             "minutes": round((now - as_utc(state.imap_since)).total_seconds() / 60)
+             if state.imap_since else None}
     if state.imap_state == ImapState.CONNECTED:
-        return HealthCheck("imap", OK, "the last login worked")
+        return HealthCheck("imap", OK, "the last login worked", facts)
     if state.imap_state == ImapState.REFUSED:
-        return HealthCheck("imap", CRITICAL, f"login refused{since}: {state.imap_detail}")
+        return HealthCheck("imap", CRITICAL, f"login refused{since}: {state.imap_detail}", facts)
     if state.imap_state == ImapState.UNREACHABLE:
         return HealthCheck("imap", WARNING, f"unreachable{since} (retried by itself): "
-                           f"{state.imap_detail}")
-    return HealthCheck("imap", WARNING, "no connection recorded yet")
+                           f"{state.imap_detail}", facts)
+    return HealthCheck("imap", WARNING, "no connection recorded yet", facts)
 
 
 def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[HealthCheck]:
@@ -213,7 +223,8 @@ def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[Hea
     oldest = session.exec(select(func.min(Outbox.created_at)).where(col(Outbox.state).in_(
         (OutboxState.PENDING, OutboxState.SENDING)))).one()
     if oldest is None:
-        pending = HealthCheck("outbox_pending", OK, "nothing waits to be sent")
+        pending = HealthCheck("outbox_pending", OK, "nothing waits to be sent",
+                              {"waiting": 0, "minutes": 0})
     else:
         age = now - as_utc(oldest)
         status = _graded(age.total_seconds() / 60, limits.pending_warning_minutes,
@@ -223,10 +234,12 @@ def _outbox(session: Session, limits: HealthSettings, now: datetime) -> list[Hea
                               + ("" if status == OK else " (health.pending_warning_minutes = "
                                  f"{limits.pending_warning_minutes}, pending_critical_minutes"
                                  f" = {limits.pending_critical_minutes}); is the SMTP server "
-                                 "reachable? `mailbot outbox`"))
+                                 "reachable? `mailbot outbox`"),
+                              {"waiting": unsent, "minutes": round(age.total_seconds() / 60)})
     stuck = [HealthCheck(f"outbox_{name}", WARNING if counts.get(name) else OK,
                          f"{counts.get(name, 0)} {name}"
-                         + (f": `mailbot outbox --state {name}`" if counts.get(name) else ""))
+                         + (f": `mailbot outbox --state {name}`" if counts.get(name) else ""),
+                         {"count": counts.get(name, 0)})
              for name in (OutboxState.FAILED, OutboxState.UNCERTAIN)]
     return [pending, *stuck]
 
@@ -237,17 +250,18 @@ def _quarantine(session: Session, limits: HealthSettings, now: datetime) -> Heal
     status = _graded(count, limits.quarantine_warning, limits.quarantine_critical)
     return HealthCheck("quarantine", status, f"{count} mails quarantined in the last 24 h"
                        + ("" if status == OK else
-                          ": `mailbot messages --state quarantined`"))
+                          ": `mailbot messages --state quarantined`"), {"count": count})
 
 
 def _breaker(session: Session) -> HealthCheck:
     state = session.get(CircuitBreaker, 1)
     if state is None or state.opened_at is None:
-        return HealthCheck("circuit_breaker", OK, "closed")
+        return HealthCheck("circuit_breaker", OK, "closed", {"open": False})
     return HealthCheck("circuit_breaker", CRITICAL,
                        f"OPEN since {as_utc(state.opened_at):%Y-%m-%d %H:%M} UTC: {state.reason};"
                        " mail to applicants waits. After checking for a loop: "
-                       "`mailbot outbox resume`")
+                       "`mailbot outbox resume`",
+                       {"open": True, "since": as_utc(state.opened_at), "reason": state.reason})
 
 
 def lock_holder(data_dir: Path) -> int | None:
@@ -272,12 +286,13 @@ def _leadership(data_dir: Path) -> HealthCheck:
     try:
         holder = lock_holder(data_dir)
     except (OSError, ValueError) as err:
-        return HealthCheck("leader", OK, f"lock holder unknown ({err})")
+        return HealthCheck("leader", OK, f"lock holder unknown ({err})", {"error": str(err)})
     if holder is None:
         return HealthCheck("leader", OK, f"nobody holds {data_dir / LOCK_NAME} (no daemon runs "
-                           "on this data_dir)")
+                           "on this data_dir)", {"pid": None})
     mine = " (this process)" if holder == os.getpid() else ""
-    return HealthCheck("leader", OK, f"process {holder}{mine} holds {data_dir / LOCK_NAME}")
+    return HealthCheck("leader", OK, f"process {holder}{mine} holds {data_dir / LOCK_NAME}",
+                       {"pid": holder})
 
 
 def _disk(data_dir: Path, limits: HealthSettings) -> HealthCheck:
@@ -296,4 +311,4 @@ def _disk(data_dir: Path, limits: HealthSettings) -> HealthCheck:
     return HealthCheck("disk", status, f"{free_mb:.0f} MiB free under {where}"
                        + ("" if status == OK else f" (health.disk_warning_mb = "
                           f"{limits.disk_warning_mb}, disk_critical_mb = "
-                          f"{limits.disk_critical_mb})"))
+                          f"{limits.disk_critical_mb})"), {"free_mb": round(free_mb)})

@@ -111,7 +111,7 @@ def routes(bot: Bot) -> list[BaseRoute]:
         Route("/", home),
         Route("/sager", page(lambda r, u: cases_page(view, r, u), READERS)),
         Route("/sager/{ref}", page(lambda r, u: case_page(view, r, u), READERS)),
-        Route("/sager/{ref}/dokumenter/{document:int}",
+        Route("/sager/{ref}/dokumenter/{document}",
               page(lambda r, u: document_download(view, r, u), DOWNLOADERS)),
         Route("/moeder", page(lambda r, u: meetings_page(view, r, u), READERS)),
         Route("/drift", page(lambda r, u: operations_page(view, r, u), OPERATIONS)),
@@ -217,11 +217,8 @@ def next_step(bot: Bot, case: Case, reviews: list[Any], now: datetime
 
 
 def _next_deadline(calendar: Any, now: datetime) -> datetime | None:
-    try:
-        deadline: datetime = calendar.next_meeting(now).deadline
-    except ValueError:  # no meeting within 400 days: `mailbot check` says why
-        return None
-    return deadline
+    meeting = _next_meeting(calendar, now)
+    return meeting.deadline if meeting else None
 
 
 # -- En sag -----------------------------------------------------------------------------------
@@ -270,6 +267,18 @@ def downloadable(document: Any) -> bool:
     return bool(document.blob_sha256) and document.purged_at is None and not document.held
 
 
+SQLITE_MAX_INTEGER = 2 ** 63 - 1  # INTEGER is a signed 8-byte value (sqlite.org/datatype3.html)
+
+
+def row_id(text: str) -> int | None:
+    """A row id from a URL: 1 … SQLITE_MAX_INTEGER as decimal digits, else None (a bigger
+    number would make SQLite raise OverflowError, i.e. a 500 with a traceback in the log)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if 0 < number <= SQLITE_MAX_INTEGER else None
+
+
 def document_download(view: Overview, request: Request, user: WebUser) -> Response:
     """The document's bytes as an attachment: application/octet-stream whatever the
     applicant's mail claimed, so a browser never renders it as a page."""
@@ -280,7 +289,8 @@ def document_download(view: Overview, request: Request, user: WebUser) -> Respon
 
     with Session(view.bot.engine) as session:
         case = find_case(session, request.path_params["ref"])
-        document = session.get(CaseDocument, request.path_params["document"])
+        number = row_id(request.path_params["document"])
+        document = session.get(CaseDocument, number) if number is not None else None
         if case is None or document is None or document.case_id != case.id \
                 or not downloadable(document):
             return view.render(request, "web/missing.html.j2",
@@ -315,14 +325,25 @@ def meetings_page(view: Overview, request: Request, user: WebUser) -> Response:
         states = {o.message_id: o.state for o in session.exec(
             select(Outbox).where(col(Outbox.message_id).in_(
                 [a.message_id for a in sent if a.message_id]))).all()}
+        # newest version first (the query's order): a meeting's agenda state is its latest's
+        latest = {a.meeting_date: a for a in reversed(sent)}
         meetings = [{"meeting": m, "week": m.day.isocalendar().week,
-                     "cases": agenda_cases(session, m.day),
-                     "sent": any(a.meeting_date == m.day for a in sent)} for m in upcoming]
-        preview = agenda_preview(session, bot, next(
-            (m["meeting"] for m in meetings if not m["sent"]), None))
+                     "cases": agenda_cases(session, m.day), "agenda": latest.get(m.day),
+                     "state": states.get(latest[m.day].message_id, "")
+                     if m.day in latest else ""} for m in upcoming]
+        preview = agenda_preview(session, bot, _next_meeting(calendar, now))
     return view.render(request, "web/moeder.html.j2", {
         "user": user, "meetings": meetings, "preview": preview,
         "sent": [{"agenda": a, "state": states.get(a.message_id, "")} for a in sent]})
+
+
+def _next_meeting(calendar: Any, now: datetime) -> Any:
+    """The meeting `mailbot agenda` previews by default: CouncilCalendar.next_meeting, the
+    first whose deadline is still ahead; None when there is none within 400 days."""
+    try:
+        return calendar.next_meeting(now)
+    except ValueError:  # no meeting within 400 days: `mailbot check` says why
+        return None
 
 
 def agenda_preview(session: Session, bot: Bot, meeting: Any) -> dict[str, Any] | None:

@@ -26,7 +26,12 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "Sommer i Ærø 2027"
-SIZES = {"desktop": (1366, 900), "telefon": (390, 844)}
+SIZES = {"desktop": (1366, 900), "laptop": (1280, 800), "telefon": (390, 844)}
+# every table fits its box at every size: no sideways scrolling (a .scroll box wider inside
+# than outside, or the page itself wider than the window)
+OVERFLOWING = """return [document.documentElement, ...document.querySelectorAll('.scroll')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.closest('section')?.getAttribute('aria-labelledby') || e.tagName);"""
 XSS_TITLE = "Booking <script>alert('xss')</script>"
 
 
@@ -138,7 +143,7 @@ def test_pages_in_a_real_browser(overview: str, tmp_path: Path,
         assert "Ingen adgang" in browser.find_element("tag name", "h1").text
     finally:
         browser.quit()
-    assert len(list(shots.glob("*.png"))) == 2 * 6
+    assert len(list(shots.glob("*.png"))) == len(SIZES) * 6
 
 
 def _sign_in(browser: Any, overview: str, name: str) -> None:
@@ -155,7 +160,8 @@ def _sign_in(browser: Any, overview: str, name: str) -> None:
 
 def _look(browser: Any, name: str, shots: Path, *texts: str, path: str = "") -> str:
     """Open `path` (or stay), check its texts and that the console is clean, and save a
-    full-height screenshot at each of SIZES. Returns the page's visible text."""
+    full-height screenshot at each of SIZES, where no table may scroll sideways. Returns
+    the page's visible text."""
     if path:
         base = browser.current_url.split("/", 3)
         browser.get(f"{base[0]}//{base[2]}{path}")
@@ -170,5 +176,7 @@ def _look(browser: Any, name: str, shots: Path, *texts: str, path: str = "") -> 
         full = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(width, min(max(int(full), height), 8000))
         browser.save_screenshot(str(shots / f"{name}-{device}.png"))
+        wide = browser.execute_script(OVERFLOWING)
+        assert not wide, f"{name} at {width} px scrolls sideways: {wide}"
     browser.set_window_size(*SIZES["desktop"])
     return text

@@ -229,3 +229,92 @@ def test_password_guessing_is_throttled(config: Path) -> None:
         assert sign_in(web, "drift", "gæt") == 401
     assert sign_in(web, "drift") == 429  # even the right password, for a while
     assert sign_in(web, "rådet") == 303  # another name is not held back
+
+
+@pytest.mark.parametrize("document", ["99999999999999999999999", "9223372036854775808",
+                                      "abc", "0", "-1", "1e3"])
+def test_a_document_id_sqlite_cannot_hold_is_the_danish_404(config: Path,
+                                                             document: str) -> None:
+    web = client(config)
+    sign_in(web, "sekretær")
+    page = web.get(f"/sager/ITP-2026-0001/dokumenter/{document}")
+    assert page.status_code == 404 and "Ikke fundet" in page.text
+
+
+def test_moeder_previews_the_meeting_mailbot_agenda_previews(config: Path) -> None:
+    """At NOW (Wednesday 4 March) the 9 March deadline has passed: the preview is of the
+    16 March agenda, as `mailbot agenda`'s; a skipped empty agenda is "not sent" in both
+    lists."""
+    from mailbot.council.meetings import CouncilCalendar
+    from mailbot.models import Agenda
+
+    settings = load_settings(config, environ={})
+    chosen = CouncilCalendar(settings.council).next_meeting(NOW)  # what `mailbot agenda` uses
+    assert chosen.day == date(2026, 3, 16)
+    with Session(build_bot(settings, Clock(NOW)).engine) as session:
+        session.add(Agenda(meeting_date=date(2026, 3, 16), version=1, message_id="",
+                           case_refs=[], waiting_refs=[], created_at=NOW))
+        session.commit()
+    web = client(config)
+    sign_in(web, "sekretær")
+    page = web.get("/moeder").text
+    assert "Til mødet 2026-03-16:" in page
+    listed = re.search(r"2026-03-16 kl\..*?</tr>", page, re.S)
+    assert listed is not None
+    assert "ikke sendt (tom dagsorden)" in listed[0] and ">sendt<" not in listed[0]
+
+
+def test_drift_speaks_danish_for_states_and_health(config: Path) -> None:
+    """Every outbox and ledger state has a Danish word, and each health check reads in
+    Danish (built from the check's facts), none of mailbot.health's English details."""
+    from mailbot.health import evaluate
+    from mailbot.vocabulary import LedgerState, OutboxState
+    from mailbot.web.pages import environment
+
+    bot = build_bot(load_settings(config, environ={}), Clock(NOW))
+    words = environment(bot).globals["words"]
+    assert set(OutboxState) <= set(words.outbox_states)
+    assert set(LedgerState) <= set(words.ledger_states)
+    with Session(bot.engine) as session:
+        session.add(Outbox(case_id=1, kind="review", message_id="<m2@x>",
+                           recipients=["it@kommune.dk"], raw=b"", subject="Vurdering",
+                           created_at=NOW, next_attempt_at=NOW, state="cancelled"))
+        session.commit()
+    web = client(config)
+    sign_in(web, "drift")
+    page = web.get("/drift").text
+    assert "annulleret" in page and ">cancelled<" not in page
+    assert "kan læses, version" in page and "udbakke, fejlet" in page
+    for check in evaluate(bot, NOW).checks:
+        assert check.detail not in page, check.detail
+
+
+def test_mailbot_demo_serves_on_8025_or_another_free_port() -> None:
+    """README "Run": `mailbot demo --serve` serves on http://127.0.0.1:8025/, or another free
+    port when that one is taken (not on the demo config's port 0 whatever is free)."""
+    import socket
+
+    from mailbot.demo import demo_socket
+
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", 8025))
+        free = True
+    except OSError:
+        free = False  # another process here holds it: only the fallback can be checked
+    probe.close()
+    first = demo_socket()
+    try:
+        assert (first.getsockname()[1] == 8025) == free
+        second = demo_socket()  # 8025 is now taken (by `first` if it was free)
+        assert second.getsockname()[1] not in (8025, 0)
+        second.close()
+    finally:
+        first.close()
+
+
+def test_readme_names_the_content_security_policy_sent(config: Path) -> None:
+    web = client(config)
+    sent = web.get("/login").headers["content-security-policy"]
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"Content-Security-Policy: {sent}`" in readme
