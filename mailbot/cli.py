@@ -790,7 +790,7 @@ def calendar_command(year: Annotated[int | None, typer.Option(help="Default: thi
 
 @app.command()
 def agenda(meeting: Annotated[str | None, typer.Option(
-        help="YYYY-MM-DD; default: the next meeting whose agenda has not gone out.")] = None,
+        help="YYYY-MM-DD; default: the next meeting whose deadline is still ahead.")] = None,
            send: Annotated[bool, typer.Option("--send", help="Send it now.")] = False,
            config: ConfigAfter = None, now: NowAfter = None) -> None:
     """Print the agenda as it would be sent (read-only), or send it now."""
