@@ -276,3 +276,37 @@ def test_password_guessing_is_throttled(config: Path) -> None:
         assert sign_in(web, "drift", "gæt") == 401
     assert sign_in(web, "drift") == 429  # even the right password, for a while
     assert sign_in(web, "rådet") == 303  # another name is not held back
+
+
+def test_an_unknown_path_is_the_danish_not_found_page(config: Path) -> None:
+    web = client(config)
+    assert sign_in(web, "rådet") == 303
+    for path in ("/nonexist", "/sager/ITP-2026-0001/dokumenter/..%2F..",
+                 "/sager/ITP-2026-0001/dokumenter/abc"):
+        answer = web.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "<h1>Ikke fundet</h1>" in answer.text and "Not Found" not in answer.text
+        assert "rådet" in answer.text  # the layout with the signed-in user's menu
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert web.get("/healthz").status_code in (200, 503)
+    assert web.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("status=nonsense", "Der er ingen status, der hedder &bdquo;nonsense&ldquo;, så ingen "
+                        "sager vises."),
+    ("status=%3Cscript%3E", "Der er ingen status, der hedder &bdquo;&lt;script&gt;&ldquo;"),
+    ("moede=2026-99-99", "&bdquo;2026-99-99&ldquo; er ikke en mødedato (skriv ÅÅÅÅ-MM-DD), "
+                         "så ingen sager vises."),
+    ("moede=2026-03-16", "Ingen sager med det filter."),  # a date with no case on it
+])
+def test_an_unknown_filter_shows_no_case_and_says_so(config: Path, query: str,
+                                                     said: str) -> None:
+    web = client(config)
+    assert sign_in(web, "sekretær") == 303
+    page = web.get(f"/sager?{query}")
+    assert page.status_code == 200
+    assert said in page.text
+    assert "ITP-2026-0001" not in page.text and "ITP-2026-0002" not in page.text
+    assert "0 sager" in page.text
