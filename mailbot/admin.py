@@ -369,7 +369,7 @@ def correct_kind(bot: Bot, ref: str, filename: str, kind: str, now: datetime) ->
             case.status = check_transition(case.status, completeness(case.missing))
         case.updated_at = now
         session.add(case)
-        requested = route(session, bot, case, now)
+        requested = route(session, bot, case, now, corrected=True)
         record(session, case.id, document.raw_message_id, now, "document_kind_corrected",
                f"{document.filename}: {old} -> {kind} v{document.version} by {OPERATOR}; "
                f"missing: {', '.join(case.missing) or 'nothing'}; review requests: "

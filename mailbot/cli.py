@@ -1274,7 +1274,7 @@ def web_add_user(name: str, role: Annotated[str, typer.Option(
         "--password-stdin", help="Read the password from standard input (required: a "
                                  "password is never an argument).")] = False,
                  config: ConfigAfter = None) -> None:
-    """Add NAME to `[[web.users]]` in the config file with an argon2 hash of the password
+    r"""Add NAME to `\[\[web.users]]` in the config file with an argon2 hash of the password
     read from standard input, or replace NAME's entry. The password is never printed."""
     from mailbot.web.auth import add_user
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from mailbot.app import Bot
 from mailbot.audit import record
@@ -18,10 +18,11 @@ from mailbot.cases.documents import as_attachments, latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import document_lines
 from mailbot.council.attention import tell_secretary
+from mailbot.db import rows_changed
 from mailbot.intake.parse import Inbound
-from mailbot.models import Case, CaseDocument, Guidance, Review
+from mailbot.models import Case, CaseDocument, Guidance, Outbox, Review
 from mailbot.reading.replies import Verdict as VerdictReading
-from mailbot.vocabulary import Delivery, Purpose, ReviewState, Role, Verdict
+from mailbot.vocabulary import Delivery, OutboxState, Purpose, ReviewState, Role, Verdict
 
 
 def role_addresses(bot: Bot, role: str) -> list[str]:
@@ -46,12 +47,18 @@ def review_state_label(bot: Bot, review: Review, language: str = "da") -> str:
 
 
 # -- routing ------------------------------------------------------------------------------------
-def route(session: Session, bot: Bot, case: Case, now: datetime) -> list[Review]:
+def route(session: Session, bot: Bot, case: Case, now: datetime, *,
+          corrected: bool = False) -> list[Review]:
     """Send each role ONE request with exactly its documents, for every role whose documents
-    are new or in a new version since its last request. An older review is superseded."""
+    are new or in a new version since its last request. An older review is superseded, and
+    its request is cancelled when it has not gone out yet (one request per role in flight).
+    `corrected`: the documents changed because a person corrected a kind
+    (mailbot.admin.correct_kind), not because a new version came: the request says so
+    instead of announcing a new version."""
     created = []
     for role, kinds, mine, names, current in _due(session, bot, case):
-        review = _request(session, bot, case, role, kinds, mine, names, current, now)
+        review = _request(session, bot, case, (role, kinds, mine, names), current, now,
+                          corrected)
         if review is not None:
             created.append(review)
     return created
@@ -87,10 +94,11 @@ def _due(session: Session, bot: Bot, case: Case) -> list[_Due]:
     return due
 
 
-def _request(session: Session, bot: Bot, case: Case, role: Role, kinds: list[str],
-             mine: list[CaseDocument], names: list[str], current: Review | None,
-             now: datetime) -> Review | None:
+def _request(session: Session, bot: Bot, case: Case,
+             due: tuple[Role, list[str], list[CaseDocument], list[str]],
+             current: Review | None, now: datetime, corrected: bool) -> Review | None:
     assert case.id is not None
+    role, kinds, mine, names = due
     recipients = role_addresses(bot, role)
     if not recipients:
         record(session, case.id, None, now, "review_unrouted",
@@ -99,8 +107,10 @@ def _request(session: Session, bot: Bot, case: Case, role: Role, kinds: list[str
     if current is not None:
         current.state = ReviewState.SUPERSEDED
         session.add(current)
+        why = "documents corrected by the operator, now" if corrected else "new version of"
         record(session, case.id, None, now, "review_superseded",
-               f"{role}: new version of {', '.join(names)}")
+               f"{role}: {why} {', '.join(names)}")
+        _cancel_unsent(session, case.id, current, now)
     review = Review(case_id=case.id, role=role, recipients=recipients,
                     document_kinds=kinds, documents=names, requested_at=now)
     session.add(review)
@@ -110,11 +120,35 @@ def _request(session: Session, bot: Bot, case: Case, role: Role, kinds: list[str
         session, bot, case, template="reviewer_request", purpose=Purpose.REVIEW,
         to=recipients, now=now, review=review.id, delivery=Delivery.AT_LEAST_ONCE,
         attachments=as_attachments(bot.blobs, mine),
-        context=_request_context(bot, case, role, mine, superseded=current is not None),
+        context={**_request_context(bot, case, role, mine,
+                                    superseded=current is not None and not corrected),
+                 "corrected": current is not None and corrected},
     ).message_id
     record(session, case.id, None, now, "review_requested",
            f"{role} ({', '.join(recipients)}): {', '.join(names)}")
     return review
+
+
+def _cancel_unsent(session: Session, case_id: int, review: Review, now: datetime) -> None:
+    """The superseded `review`'s request is never sent when it has not gone out yet (pending
+    or failed): the reviewer would get two requests, the first already void (issue #14 trial).
+    A row the sender has claimed (sending) or sent is left as it is. An `outbox_cancelled`
+    event, as `mailbot outbox cancel` writes."""
+    unsent = (OutboxState.PENDING, OutboxState.FAILED)
+    row = session.exec(select(Outbox).where(
+        Outbox.message_id == review.request_message_id,
+        col(Outbox.state).in_(unsent))).first()
+    if row is None:
+        return
+    before = row.state
+    changed = rows_changed(session, update(Outbox).where(
+        col(Outbox.id) == row.id, col(Outbox.state) == before).values(
+        state=OutboxState.CANCELLED, lease_until=None,
+        last_error=f"superseded before it was sent; it was {before}: {row.last_error}"[:2000]))
+    if changed == 1:
+        record(session, case_id, None, now, "outbox_cancelled",
+               f"{row.kind} {row.message_id}: {before} -> cancelled: its review request was "
+               "superseded before it was sent")
 
 
 def _request_context(bot: Bot, case: Case, role: str, documents: list[CaseDocument],

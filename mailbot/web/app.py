@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,7 +28,9 @@ def create_app(bot: Bot, *, pages: bool = True) -> Starlette:
 
     routes: list[BaseRoute] = [*ops.routes(bot)]
     middleware: list[Middleware] = []
+    handlers: dict[Any, Any] = {}
     if pages:
+        handlers[404] = overview.not_found(bot)
         web = bot.settings.web
         if web.auth == "oidc":
             from mailbot.web import oidc
@@ -41,6 +43,6 @@ def create_app(bot: Bot, *, pages: bool = True) -> Starlette:
             SessionMiddleware, secret_key=session_key(bot.secret or secrets.token_bytes(32)),
             session_cookie=SESSION_COOKIE, max_age=int(web.session_hours * 3600),
             same_site="lax", https_only=web.secure_cookie))
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.bot = bot
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import itertools
 import os
 import re
 import secrets
@@ -229,13 +230,20 @@ def add_user(config: Path, name: str, role: str, password: str) -> bool:
     if not password:
         raise ConfigError("standard input", "password", "is empty",
                           "pipe the password in: printf %s \"$PW\" | mailbot web add-user ...")
-    text = config.read_text(encoding="utf-8") if config.exists() else ""
+    if not config.is_file():
+        raise ConfigError(str(config), "web.users", "there is no such config file",
+                          f"write one first: mailbot init --config {config}")
+    text = config.read_text(encoding="utf-8")
     kept, replaced = _without_user(text, name, config)
     entry = (f"\n[[web.users]]\nname = {_toml_string(name)}\nrole = \"{role}\"\n"
              f"password_hash = {_toml_string(hash_password(password))}\n")
     new = kept.rstrip("\n") + "\n" + entry if kept.strip() else entry.lstrip("\n")
-    tomllib.loads(new)  # what we wrote must read back
-    mode = config.stat().st_mode & 0o777 if config.exists() else 0o600
+    try:
+        tomllib.loads(new)  # what we wrote must read back
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(config), "web.users", f"cannot add a table to it ({err})",
+                          "write the users as [[web.users]] tables") from err
+    mode = config.stat().st_mode & 0o777
     fd, tmp = tempfile.mkstemp(dir=config.absolute().parent, prefix=".mailbot-config-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(new)
@@ -248,16 +256,23 @@ def _without_user(text: str, name: str, config: Path) -> tuple[str, bool]:
     """`text` without the `[[web.users]]` tables whose name is `name` (case does not count):
     such a table runs from its header to the next table header."""
     try:
-        tomllib.loads(text)
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(config), "-", f"is not valid TOML ({err})",
                           "correct the file first") from err
     starts = [m.start() for m in _TABLE.finditer(text)]
-    bounds = list(zip(starts, [*starts[1:], len(text)], strict=True))
+    headers = sum(1 for start in starts if _USERS_TABLE.match(_first_line(text, start)))
+    users = parsed.get("web", {}).get("users") if isinstance(parsed.get("web"), dict) else None
+    # an inline array (`users = [{...}]`) cannot be extended by a table (TOML 1.0, "Array
+    # of Tables"), and rewriting it would not keep the file as written
+    if users is not None and (headers == 0 or not isinstance(users, list)
+                              or len(users) != headers):
+        raise ConfigError(str(config), "web.users", "is written inline, so add-user cannot "
+                          "change it", "write the users as [[web.users]] tables, one per user")
     wanted, removed, out, last = name.casefold(), False, [], 0
-    for start, end in bounds:
+    for start, end in itertools.pairwise([*starts, len(text)]):
         block = text[start:end]
-        if _USERS_TABLE.match(block.splitlines()[0]):
+        if _USERS_TABLE.match(_first_line(text, start)):
             body = block.split("\n", 1)[1] if "\n" in block else ""
             try:
                 found = tomllib.loads(body).get("name")
@@ -268,6 +283,12 @@ def _without_user(text: str, name: str, config: Path) -> tuple[str, bool]:
                 last, removed = end, True
     out.append(text[last:])
     return "".join(out), removed
+
+
+def _first_line(text: str, start: int) -> str:
+    """The line of `text` that begins at offset `start`, without its newline."""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def _toml_string(value: str) -> str:

@@ -8,6 +8,7 @@ its own session, which is closed without a commit.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,19 @@ def routes(bot: Bot) -> list[BaseRoute]:
     ]
 
 
+def not_found(bot: Bot) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The handler of Starlette's 404 (a path no route knows, or a path parameter of the
+    wrong shape): the overview's Danish "Ikke fundet" page in its layout, the signed-in
+    user's menu included, instead of the plain English "Not Found" (Starlette docs,
+    "Exceptions": handlers keyed by status code)."""
+    view = Overview(bot, environment(bot))
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        return view.render(request, "web/missing.html.j2",
+                           {"user": auth.current_user(request), "ref": request.url.path}, 404)
+    return handler
+
+
 def stylesheet(view: Overview) -> Response:
     """templates/web/web.css (a local templates folder may replace it)."""
     assert view.env.loader is not None
@@ -136,23 +150,28 @@ def cases_page(view: Overview, request: Request, user: WebUser) -> Response:
     from mailbot.vocabulary import CaseStatus
 
     bot, now = view.bot, view.bot.clock.now()
-    status = request.query_params.get("status", "")
-    meeting = _day(request.query_params.get("moede", ""))
+    status = request.query_params.get("status", "").strip()
+    asked_meeting = request.query_params.get("moede", "").strip()
+    meeting = _day(asked_meeting)
+    # a mistyped filter shows no case rather than every case: a wrong bookmark must not
+    # look like a filter that worked (issue #14 trial)
+    bad_status = status if status not in ("", *CaseStatus.__members__.values()) else ""
+    bad_meeting = asked_meeting if asked_meeting and meeting is None else ""
     with Session(bot.engine) as session:
         query = select(Case)
-        if status in CaseStatus.__members__.values():
+        if status:
             query = query.where(Case.status == status)
         if meeting is not None:
             query = query.where(Case.meeting_date == meeting)
-        rows = [case_row(session, bot, case, now) for case in session.exec(query).all()]
+        rows = ([] if bad_status or bad_meeting else
+                [case_row(session, bot, case, now) for case in session.exec(query).all()])
         meetings = sorted({d for d in session.exec(select(col(Case.meeting_date))).all() if d})
     far = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
     rows.sort(key=lambda r: (r["due"] is None, r["due"] or far, r["ref"]))
     return view.render(request, "web/sager.html.j2", {
-        "user": user, "rows": rows,
-        "status": status if status in CaseStatus.__members__.values() else "",
+        "user": user, "rows": rows, "status": "" if bad_status else status,
         "meeting": meeting.isoformat() if meeting else "", "meetings": meetings,
-        "bad_meeting": bool(request.query_params.get("moede")) and meeting is None})
+        "bad_status": bad_status, "bad_meeting": bad_meeting})
 
 
 def _day(text: str) -> date | None:

@@ -573,6 +573,36 @@ def test_document_kind_correction_routes_it_and_completes_the_case(
                      "other: "]
 
 
+def test_a_correction_cancels_the_unsent_request_it_supersedes_and_claims_no_new_version(
+        config: Path, url: str, mailbot: MailbotRunner, tmp_path: Path) -> None:
+    """Two corrections before the daemon sends anything: the contract manager gets one
+    request (the newest), and it says the documents were corrected, not that a new version
+    came (issue #14 trial: two mails within a second, the first void)."""
+    from email import message_from_bytes, policy
+
+    _documents(url, tmp_path)
+    for name in ("Aftale med leverandør.pdf", "Business case.pdf"):
+        result = mailbot("--config", str(config), "document", "ITP-2026-0001", name,
+                         "--kind", "contract_draft")
+        assert result.code == 0, result.err
+    with Session(make_engine(url)) as session:
+        mails = session.exec(select(Outbox).where(Outbox.kind == "review")
+                             .order_by(col(Outbox.id))).all()
+    to_contracts = [m for m in mails if m.recipients == ["kontrakter@kommune.dk"]]
+    assert [m.state for m in to_contracts] == ["cancelled", "pending"]
+    text = message_from_bytes(to_contracts[1].raw, policy=policy.default)
+    body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "ny version" not in body
+    assert "Dokumenterne til din vurdering i sag ITP-2026-0001 er blevet rettet" in body
+    assert "Business case.pdf" in body
+    assert f"{to_contracts[0].message_id}: pending -> cancelled: its review request was " \
+        "superseded before it was sent" in " ".join(_events(url, "outbox_cancelled"))
+    superseded = [e for e in _events(url, "review_superseded")
+                  if e.startswith("contract_manager")]
+    assert superseded == ["contract_manager: documents corrected by the operator, now "
+                          "Business case.pdf (v2)"]
+
+
 @pytest.mark.parametrize(("args", "error"), [
     (("ITP-2026-0009", "x.pdf", "--kind", "other"), "command line: [REF] there is no case "
      "ITP-2026-0009. Fix: `mailbot cases` lists them"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.unit.conftest import ROOT, MailbotRunner, write_config
 
@@ -46,3 +48,29 @@ def test_now_after_the_command(tmp_path: Path, mailbot: MailbotRunner) -> None:
     assert "2028-01-10" in result.out  # the default year is the year of --now
     bad = mailbot("calendar", "--config", str(config), "--now", "soon")
     assert bad.code == 2 and bad.err.startswith("command line: [--now] 'soon' is not an ISO")
+
+
+def test_every_bracket_of_a_help_text_reaches_the_screen(mailbot: MailbotRunner) -> None:
+    """Typer renders help with Rich markup, where `[web.users]` is a style tag and vanishes
+    unless written `\\[`: every `[...]` of every command's help (and its options') must be
+    printed by `--help` (issue #14 trial: add-user showed `[]`)."""
+    import typer
+
+    from mailbot.cli import app
+
+    def commands(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, (*path, name))
+
+    checked = 0
+    for path, command in commands(typer.main.get_command(app), ()):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        wanted = re.findall(r"\[+[^\]]*\]+", " ".join(" ".join(texts).replace("\\[", "[").split()))
+        if not wanted:
+            continue
+        shown = " ".join(mailbot(*path, "--help").out.replace("│", " ").split())
+        for token in wanted:
+            assert token in shown, f"`mailbot {' '.join(path)} --help` lost {token}"
+            checked += 1
+    assert checked >= 3  # [retention], [anden person], [[web.users]] at least

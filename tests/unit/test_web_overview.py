@@ -20,7 +20,7 @@ from mailbot.db import make_engine
 from mailbot.models import CaseDocument, CaseEvent, Outbox, RawMessage, Review
 from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
-from tests.unit.conftest import MailbotRunner, add_case, migrated_database, write_config
+from tests.unit.conftest import MailbotRunner, Ran, add_case, migrated_database, write_config
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 PASSWORD = "hemmeligt kodeord æøå"
@@ -165,6 +165,53 @@ def test_add_user_appends_then_replaces_and_never_prints(config: Path,
         ("sekretær", "secretary"), ("rådet", "council"), ("drift", "secretary")]
     web = client(config)
     assert sign_in(web, "drift", "nyt kodeord") == 303
+
+
+def _add_user_reading(mailbot: MailbotRunner, config: Path, password: str) -> Ran:
+    """`mailbot web add-user ole --role council --password-stdin` with `password` on stdin."""
+    import io
+    import sys
+
+    stdin = sys.stdin
+    sys.stdin = io.StringIO(password)
+    try:
+        return mailbot("--config", str(config), "web", "add-user", "ole", "--role", "council",
+                       "--password-stdin")
+    finally:
+        sys.stdin = stdin
+
+
+def test_add_user_without_a_config_file_says_to_write_one(tmp_path: Path,
+                                                          mailbot: MailbotRunner) -> None:
+    missing = tmp_path / "ny.toml"
+    result = _add_user_reading(mailbot, missing, "kodeord")
+    assert result.code == 2
+    assert result.err.strip() == (f"{missing}: [web.users] there is no such config file. "
+                                  f"Fix: write one first: mailbot init --config {missing}")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("inline", ['[web]\nusers = [{name = "anne", role = "council"}]\n',
+                                    "[web]\nusers = []\n"])
+def test_add_user_refuses_inline_users_in_one_line(tmp_path: Path, mailbot: MailbotRunner,
+                                                   inline: str) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + inline, encoding="utf-8")
+    before = config.read_text(encoding="utf-8")
+    result = _add_user_reading(mailbot, config, "kodeord")
+    assert result.code == 2
+    assert result.err.strip() == (f"{config}: [web.users] is written inline, so add-user "
+                                  "cannot change it. Fix: write the users as [[web.users]] "
+                                  "tables, one per user")
+    assert config.read_text(encoding="utf-8") == before
+
+
+def test_add_user_to_a_config_without_tables(tmp_path: Path, mailbot: MailbotRunner) -> None:
+    config = tmp_path / "kun.toml"
+    config.write_text('# kun en kommentar\n', encoding="utf-8")
+    assert _add_user_reading(mailbot, config, "kodeord").code == 0
+    users = tomllib.loads(config.read_text(encoding="utf-8"))["web"]["users"]
+    assert [(u["name"], u["role"]) for u in users] == [("ole", "council")]
 
 
 def _with_web(config: Path, lines: str) -> None:
@@ -318,3 +365,35 @@ def test_readme_names_the_content_security_policy_sent(config: Path) -> None:
     sent = web.get("/login").headers["content-security-policy"]
     readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
     assert f"Content-Security-Policy: {sent}`" in readme
+def test_an_unknown_path_is_the_danish_not_found_page(config: Path) -> None:
+    web = client(config)
+    assert sign_in(web, "rådet") == 303
+    for path in ("/nonexist", "/sager/ITP-2026-0001/dokumenter/..%2F..",
+                 "/sager/ITP-2026-0001/dokumenter/abc"):
+        answer = web.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "<h1>Ikke fundet</h1>" in answer.text and "Not Found" not in answer.text
+        assert "rådet" in answer.text  # the layout with the signed-in user's menu
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert web.get("/healthz").status_code in (200, 503)
+    assert web.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("status=nonsense", "Der er ingen status, der hedder &bdquo;nonsense&ldquo;, så ingen "
+                        "sager vises."),
+    ("status=%3Cscript%3E", "Der er ingen status, der hedder &bdquo;&lt;script&gt;&ldquo;"),
+    ("moede=2026-99-99", "&bdquo;2026-99-99&ldquo; er ikke en mødedato (skriv ÅÅÅÅ-MM-DD), "
+                         "så ingen sager vises."),
+    ("moede=2026-03-16", "Ingen sager med det filter."),  # a date with no case on it
+])
+def test_an_unknown_filter_shows_no_case_and_says_so(config: Path, query: str,
+                                                     said: str) -> None:
+    web = client(config)
+    assert sign_in(web, "sekretær") == 303
+    page = web.get(f"/sager?{query}")
+    assert page.status_code == 200
+    assert said in page.text
+    assert "ITP-2026-0001" not in page.text and "ITP-2026-0002" not in page.text
+    assert "0 sager" in page.text
