@@ -74,7 +74,8 @@ def apply_decisions(session: Session, bot: Bot, agenda_token: str, mail: Inbound
 def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str,
            meeting_day: date, now: datetime) -> None:
     """Record one decision; a postponed case moves to the next agenda, any other decision
-    is final and the applicant is told (a forwarded case also goes to the board). The
+    is final: the case's unsent mails to reviewers are cancelled (cancel_reviewer_mail) and
+    the applicant is told (a forwarded case also goes to the board). The
     secretary's text is stored and passed on CPR-redacted (SCENARIOS G1)."""
     text = redact_cpr(text)
     record(session, case.id, None, now, "decision", f"{decision}: {text}")
@@ -84,6 +85,7 @@ def decide(session: Session, bot: Bot, case: Case, decision: Decision, text: str
     case.decision, case.decision_text, case.decided_at = decision, text, now
     case.status = check_transition(case.status, CaseStatus.DECIDED)
     session.add(case)
+    cancel_reviewer_mail(session, case, now, f"the case was decided ({decision})")
     _tell_applicant(session, bot, case, decision, text, meeting_day, now)
     if decision == Decision.FORWARDED:
         _forward_to_board(session, bot, case, now)

@@ -672,3 +672,37 @@ def test_a_retried_row_is_given_up_counting_from_the_retry(config: Path, url: st
     assert (report.retry, report.failed) == (1, 0)
     row = _row(url, 1)
     assert row.state == "pending" and "SMTP server unavailable" in row.last_error
+
+
+def test_a_decision_cancels_the_unsent_mail_to_reviewers(config: Path, url: str) -> None:
+    """As a withdrawal does: a reviewer is never asked about a case the council decided (a
+    postponed case is not decided, and keeps them)."""
+    from mailbot.app import build_bot
+    from mailbot.clock import Clock
+    from mailbot.config import load_settings
+    from mailbot.council.decisions import decide
+    from mailbot.db import transaction
+    from mailbot.vocabulary import Decision
+
+    add_case(url, "ITP-2026-0001", status="queued", thread_message_id="<brief@kommune.dk>")
+    case_id = _case(url, "ITP-2026-0001").id
+    _outbox(url, 1, kind="review", state="pending", case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    _outbox(url, 2, kind="remind", state="failed", case_id=case_id,
+            recipients=["jura@kommune.dk"])
+    bot = build_bot(load_settings(config, environ={}), Clock(AT))
+    with transaction(bot.engine) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        decide(session, bot, case, Decision.POSTPONED, "", date(2026, 3, 9), AT)
+    assert [_row(url, n).state for n in (1, 2)] == ["pending", "failed"]
+    with transaction(bot.engine) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        decide(session, bot, case, Decision.APPROVED, "Godkendt.", date(2026, 3, 16), AT)
+    assert [_row(url, n).state for n in (1, 2)] == ["cancelled", "cancelled"]
+    assert _events(url, "outbox_cancelled") == [
+        "review <r1@kommune.dk>: pending -> cancelled; the case was decided (approved); "
+        "never sent",
+        "remind <r2@kommune.dk>: failed -> cancelled; the case was decided (approved); "
+        "never sent"]
