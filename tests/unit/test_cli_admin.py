@@ -216,14 +216,22 @@ def test_withdraw_takes_the_case_off_the_agenda_and_tells_the_applicant(
            "them\n")
 
 
+def _case_with_reviewer_mail(url: str, status: str, review: str, remind: str) -> int:
+    """Case ITP-2026-0001 in `status` with a review request (outbox 1, to drift@) and a
+    reminder (outbox 2, to jura@) in the given outbox states; returns the case's id."""
+    add_case(url, "ITP-2026-0001", status=status, thread_message_id="<brief@kommune.dk>")
+    case_id = _case(url, "ITP-2026-0001").id
+    assert case_id is not None
+    _outbox(url, 1, kind="review", state=review, case_id=case_id,
+            recipients=["drift@kommune.dk"])
+    _outbox(url, 2, kind="remind", state=remind, case_id=case_id,
+            recipients=["jura@kommune.dk"])
+    return case_id
+
+
 def test_withdraw_cancels_the_unsent_mail_to_reviewers(
         config: Path, url: str, mailbot: MailbotRunner) -> None:
-    add_case(url, "ITP-2026-0001", status="complete", thread_message_id="<brief@kommune.dk>")
-    case_id = _case(url, "ITP-2026-0001").id
-    _outbox(url, 1, kind="review", state="failed", case_id=case_id,
-            recipients=["drift@kommune.dk"])
-    _outbox(url, 2, kind="remind", state="pending", case_id=case_id,
-            recipients=["jura@kommune.dk"])
+    case_id = _case_with_reviewer_mail(url, "complete", review="failed", remind="pending")
     _outbox(url, 3, kind="review", state="sent", case_id=case_id)
     _outbox(url, 4, kind="receipt", state="failed", case_id=case_id)
     result = mailbot("--config", str(config), "case", "ITP-2026-0001", "--withdraw")
@@ -684,22 +692,18 @@ def test_a_decision_cancels_the_unsent_mail_to_reviewers(config: Path, url: str)
     from mailbot.db import transaction
     from mailbot.vocabulary import Decision
 
-    add_case(url, "ITP-2026-0001", status="queued", thread_message_id="<brief@kommune.dk>")
-    case_id = _case(url, "ITP-2026-0001").id
-    _outbox(url, 1, kind="review", state="pending", case_id=case_id,
-            recipients=["drift@kommune.dk"])
-    _outbox(url, 2, kind="remind", state="failed", case_id=case_id,
-            recipients=["jura@kommune.dk"])
+    case_id = _case_with_reviewer_mail(url, "queued", review="pending", remind="failed")
     bot = build_bot(load_settings(config, environ={}), Clock(AT))
-    with transaction(bot.engine) as session:
-        case = session.get(Case, case_id)
-        assert case is not None
-        decide(session, bot, case, Decision.POSTPONED, "", date(2026, 3, 9), AT)
+
+    def council_decides(decision: Decision, text: str, day: date) -> None:
+        with transaction(bot.engine) as session:
+            case = session.get(Case, case_id)
+            assert case is not None
+            decide(session, bot, case, decision, text, day, AT)
+
+    council_decides(Decision.POSTPONED, "", date(2026, 3, 9))
     assert [_row(url, n).state for n in (1, 2)] == ["pending", "failed"]
-    with transaction(bot.engine) as session:
-        case = session.get(Case, case_id)
-        assert case is not None
-        decide(session, bot, case, Decision.APPROVED, "Godkendt.", date(2026, 3, 16), AT)
+    council_decides(Decision.APPROVED, "Godkendt.", date(2026, 3, 16))
     assert [_row(url, n).state for n in (1, 2)] == ["cancelled", "cancelled"]
     assert _events(url, "outbox_cancelled") == [
         "review <r1@kommune.dk>: pending -> cancelled; the case was decided (approved); "
