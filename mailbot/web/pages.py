@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailbot.app import template_folders
 from mailbot.clock import as_utc
+from mailbot.council.meetings import CouncilCalendar, Meeting
 from mailbot.redact import redact_cpr
 from mailbot.web import auth
 from mailbot.web.auth import WebUser
@@ -163,8 +164,9 @@ def cases_page(view: Overview, request: Request, user: WebUser) -> Response:
             query = query.where(Case.status == status)
         if meeting is not None:
             query = query.where(Case.meeting_date == meeting)
+        clock = AgendaClock.at(bot, now)  # one calendar for every row
         rows = ([] if bad_status or bad_meeting else
-                [case_row(session, bot, case, now) for case in session.exec(query).all()])
+                [case_row(session, bot, case, clock) for case in session.exec(query).all()])
         meetings = sorted({d for d in session.exec(select(col(Case.meeting_date))).all() if d})
     far = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
     rows.sort(key=lambda r: (r["due"] is None, r["due"] or far, r["ref"]))
@@ -181,14 +183,29 @@ def _day(text: str) -> date | None:
         return None
 
 
-def case_row(session: Session, bot: Bot, case: Case, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AgendaClock:
+    """The council's calendar and the next agenda deadline at one moment: the same for every
+    case of a page, so it is worked out once per page, not once per case."""
+
+    calendar: CouncilCalendar
+    deadline: datetime | None  # the next agenda deadline still ahead (UTC); None: none
+
+    @classmethod
+    def at(cls, bot: Bot, now: datetime) -> AgendaClock:
+        calendar = CouncilCalendar(bot.settings.council)
+        meeting = _next_meeting(calendar, now)
+        return cls(calendar, meeting.deadline if meeting else None)
+
+
+def case_row(session: Session, bot: Bot, case: Case, clock: AgendaClock) -> dict[str, Any]:
     """One line of Sager: the case's facts in Danish and its next step (`step`, `due`)."""
     from mailbot.cases.summary import missing_labels
     from mailbot.council.reviews import current_reviews, review_state_label
 
     assert case.id is not None
     reviews = current_reviews(session, case.id)
-    step, due = next_step(bot, case, reviews, now)
+    step, due = next_step(bot, case, reviews, clock)
     return {"ref": case.ref, "title": case.title, "applicant": case.applicant_name,
             "address": case.applicant_address, "status": case.status, "phase": case.phase,
             "missing": missing_labels(bot.rules, case.missing),
@@ -202,20 +219,19 @@ def _decision(bot: Bot, case: Case) -> str:
     return bot.rules.labels.get("decisions", case.decision) if case.decision else ""
 
 
-def next_step(bot: Bot, case: Case, reviews: list[Any], now: datetime
+def next_step(bot: Bot, case: Case, reviews: list[Any], clock: AgendaClock
               ) -> tuple[str, datetime | None]:
     """What the case waits for and when it is due (UTC), from the rules the daemon acts on:
     a review answer by its next reminder (`reviews.reminder_working_days`), the applicant's
     missing items by the reminder (`reviews.applicant_reminder_working_days`), a queued case
     by its meeting, anything else by the next agenda deadline (CouncilCalendar). None: a
     decided or withdrawn case waits for nothing."""
-    from mailbot.council.meetings import CouncilCalendar, add_working_days
+    from mailbot.council.meetings import add_working_days
 
     if case.decision or case.status in ("decided", "withdrawn"):
         return "intet (afsluttet)", None
-    calendar = CouncilCalendar(bot.settings.council)
     if case.meeting_date is not None:
-        meeting = calendar.meeting_on(case.meeting_date)
+        meeting = clock.calendar.meeting_on(case.meeting_date)
         return "behandles på mødet", meeting.starts if meeting else None
     days = bot.settings.reviews
     waiting = [r for r in reviews if r.verdict is None]
@@ -224,7 +240,7 @@ def next_step(bot: Bot, case: Case, reviews: list[Any], now: datetime
                                    days.reminder_working_days) for r in waiting)
         names = ", ".join(bot.rules.role_name(r.role) for r in waiting)
         return f"svar fra {names}", due
-    deadline = _next_deadline(calendar, now)
+    deadline = clock.deadline
     if case.missing:
         if case.applicant_reminded_at is None:
             return "ansøgeren mangler noget", add_working_days(
@@ -233,11 +249,6 @@ def next_step(bot: Bot, case: Case, reviews: list[Any], now: datetime
     if case.status == "guided":
         return "klarmelding fra ansøgeren", deadline
     return "næste dagsorden", deadline
-
-
-def _next_deadline(calendar: Any, now: datetime) -> datetime | None:
-    meeting = _next_meeting(calendar, now)
-    return meeting.deadline if meeting else None
 
 
 # -- En sag -----------------------------------------------------------------------------------
@@ -263,7 +274,7 @@ def case_page(view: Overview, request: Request, user: WebUser) -> Response:
                               .order_by(col(CaseEvent.at), col(CaseEvent.id))).all()
         mails = session.exec(select(Outbox).where(Outbox.case_id == case.id)
                              .order_by(col(Outbox.created_at), col(Outbox.id))).all()
-        row = case_row(session, bot, case, bot.clock.now())
+        row = case_row(session, bot, case, AgendaClock.at(bot, bot.clock.now()))
         context = {
             "user": user, "case": case, "row": row, "data": data,
             "answers": [(answer_label(bot.rules, qid), text) for qid, text
@@ -330,7 +341,6 @@ def meetings_page(view: Overview, request: Request, user: WebUser) -> Response:
     will be sent (the agenda mail's own rendering: mailbot.council.agenda), and the agendas
     already sent."""
     from mailbot.council.agenda import agenda_cases
-    from mailbot.council.meetings import CouncilCalendar
     from mailbot.models import Agenda, Outbox
 
     bot, now = view.bot, view.bot.clock.now()
@@ -356,7 +366,7 @@ def meetings_page(view: Overview, request: Request, user: WebUser) -> Response:
         "sent": [{"agenda": a, "state": states.get(a.message_id, "")} for a in sent]})
 
 
-def _next_meeting(calendar: Any, now: datetime) -> Any:
+def _next_meeting(calendar: CouncilCalendar, now: datetime) -> Meeting | None:
     """The meeting `mailbot agenda` previews by default: CouncilCalendar.next_meeting, the
     first whose deadline is still ahead; None when there is none within 400 days."""
     try:
