@@ -284,7 +284,7 @@ def messages_data(session: Session, rows: list[RawMessage], tz: tzinfo = COPENHA
                   ) -> list[dict[str, Any]]:
     """`mailbot messages --json`: one object per mail; `sender` and `subject` are null when
     the mail was never read (`parsed` false: a poison mail, one not downloaded)."""
-    refs = _case_refs(session, {r.case_id for r in rows})
+    refs = case_refs(session, {r.case_id for r in rows})
     return [{"id": r.id, "folder": r.folder, "uid": r.uid, "message_id": r.message_id,
              "state": r.state, "kind": r.kind, "sender": r.sender or None,
              "subject": r.subject if r.sender else None, "parsed": bool(r.sender),
@@ -295,7 +295,7 @@ def messages_data(session: Session, rows: list[RawMessage], tz: tzinfo = COPENHA
             for r in rows]
 
 
-def _case_refs(session: Session, ids: set[int | None]) -> dict[int | None, str]:
+def case_refs(session: Session, ids: set[int | None]) -> dict[int | None, str]:
     from sqlmodel import col, select
 
     from mailbot.models import Case
@@ -335,7 +335,7 @@ def outbox_data(session: Session, rows: list[Outbox], tz: tzinfo = COPENHAGEN
                 ) -> list[dict[str, Any]]:
     """`mailbot outbox --json`: one object per row, times ISO 8601 in `tz` (`retried_at`:
     the operator's last `outbox retry`, or null)."""
-    refs = _case_refs(session, {r.case_id for r in rows})
+    refs = case_refs(session, {r.case_id for r in rows})
     return [{"id": r.id, "kind": r.kind, "state": r.state, "delivery": r.delivery,
              "attempts": r.attempts, "recipients": r.recipients, "subject": r.subject,
              "message_id": r.message_id, "case_ref": refs.get(r.case_id),

@@ -42,7 +42,9 @@ _TRACE_HEADERS = frozenset(
      "authentication-results", "arc-seal", "arc-message-signature",
      "arc-authentication-results", "x-ms-exchange-organization-authas"}
 )
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# an address anywhere in a text (display names, free text): what redaction and erasure replace
+# (mailbot.privacy), the loose shape mail clients write, not RFC 5322's whole grammar
+ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature",
                               "application/pgp-signature"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -162,7 +164,7 @@ def strict_address(value: str) -> str:
     """
     if not value or ";" in value:
         return ""
-    seen = {m.lower() for m in _ADDRESS.findall(value)}
+    seen = {m.lower() for m in ADDRESS_PATTERN.findall(value)}
     if len(seen) != 1:
         return ""
     # "Sørensen, Åse <aase@kommune.dk>" (an unquoted comma in a raw display name) splits into

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 from mailbot.audit import record
 from mailbot.clock import COPENHAGEN, as_utc
 from mailbot.db import transaction
-from mailbot.intake.parse import _ADDRESS, display_name, split_header_block
+from mailbot.intake.parse import ADDRESS_PATTERN, display_name, split_header_block
 from mailbot.intake.threads import is_own_message_id
 from mailbot.models import (
     Alert,
@@ -95,7 +95,7 @@ def normalised(address: str) -> str:
 
 def exactly(address: str) -> re.Pattern[str]:
     """The address as a whole word in any case: `mette@k.dk` is not found inside
-    `it-mette@k.dk` or `mette@k.dk.example` (parse._ADDRESS's characters bound it)."""
+    `it-mette@k.dk` or `mette@k.dk.example` (parse.ADDRESS_PATTERN's characters bound it)."""
     return re.compile(rf"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]){re.escape(address)}"
                       rf"(?![A-Za-z0-9-]|\.[A-Za-z0-9])", re.IGNORECASE)
 
@@ -181,7 +181,7 @@ class Others:
             self.bot_domain and is_own_message_id(f"<{found}>", self.bot_domain))
 
     def text(self, value: str) -> str:
-        value = _ADDRESS.sub(lambda m: m.group(0) if self._kept(m.group(0))
+        value = ADDRESS_PATTERN.sub(lambda m: m.group(0) if self._kept(m.group(0))
                              else self.placeholder, value)
         for name in self.names:
             value = re.sub(re.escape(name), self.placeholder, value, flags=re.IGNORECASE)
@@ -236,7 +236,7 @@ def others_for(bot: Bot, held: Held) -> Others:
         if case.system_owner and "system_owner" not in held.roles[cid]:
             # "Søren Ravn (soren@k.dk), Bo Hansen (bo@k.dk)": the names without addresses
             names |= {part.strip(" ()<>\"") for part in
-                      _ADDRESS.sub("", case.system_owner).split(",")}
+                      ADDRESS_PATTERN.sub("", case.system_owner).split(",")}
     # a name of two letters would hide words, not people; the person's own name stays
     return Others(keep=frozenset({held.address, bot.address}),
                   names=tuple(sorted(n for n in names if len(n) > 2 and n.lower() not in mine)),

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.db import transaction
 from mailbot.errors import MailbotError
-from mailbot.intake.parse import _ADDRESS
+from mailbot.intake.parse import ADDRESS_PATTERN
 from mailbot.models import Case, CaseDocument, CaseEvent, Guidance, Outbox, RawMessage, Review
 from mailbot.vocabulary import OutboxState, PrivacyEvent
 
@@ -200,7 +200,7 @@ def anonymise_case(session: Session, case: Case, placeholder: str, copies: tuple
         purge_sent(session, sent)
         sent.recipients, sent.subject = [placeholder], ""
         sent.results = relabel_results(sent.results, lambda _: placeholder)
-        sent.last_error = _ADDRESS.sub(placeholder, sent.last_error)
+        sent.last_error = ADDRESS_PATTERN.sub(placeholder, sent.last_error)
         session.add(sent)
     for item in session.exec(select(Guidance).where(Guidance.case_id == case.id)):
         item.comment = ""
@@ -230,7 +230,7 @@ def relabel_results(results: dict[str, Any], name: Callable[[str], str]) -> dict
         while key in out:
             n += 1
             key = f"{base} {n}"
-        out[key] = _ADDRESS.sub(lambda m: name(m.group(0)), reply) \
+        out[key] = ADDRESS_PATTERN.sub(lambda m: name(m.group(0)), reply) \
             if isinstance(reply, str) else reply
     return out
 

@@ -394,7 +394,7 @@ def operations_page(view: Overview, request: Request, user: WebUser) -> Response
     """mailbot.health's report, the outbox (rows not sent first) and the quarantine."""
     from mailbot.health import evaluate
     from mailbot.models import Outbox, RawMessage
-    from mailbot.views import _case_refs, message_sender, outbox_problem
+    from mailbot.views import case_refs, message_sender, outbox_problem
 
     bot = view.bot
     report = evaluate(bot, bot.clock.now())
@@ -403,7 +403,7 @@ def operations_page(view: Overview, request: Request, user: WebUser) -> Response
             (col(Outbox.state) == "sent"), col(Outbox.id).desc()).limit(ROWS_SHOWN)).all()
         quarantined = session.exec(select(RawMessage).where(RawMessage.state == "quarantined")
                                    .order_by(col(RawMessage.id).desc()).limit(ROWS_SHOWN)).all()
-        refs = _case_refs(session, {r.case_id for r in outbox} | {r.case_id for r in quarantined})
+        refs = case_refs(session, {r.case_id for r in outbox} | {r.case_id for r in quarantined})
     return view.render(request, "web/drift.html.j2", {
         "user": user, "report": report,
         "outbox": [{"row": r, "ref": refs.get(r.case_id), "problem": outbox_problem(r)}
