@@ -28,6 +28,7 @@ from mailbot.service import Service
 from tests.dovecot import Dovecot, TlsFiles, dovecot_available
 from tests.mails import brief
 from tests.oauth2_server import Endpoint, TokenBook, https_endpoint
+from tests.postgres import Postgres, postgres_available
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -61,6 +62,53 @@ def dovecot() -> Iterator[Dovecot | None]:
     server.cleanup()
 
 
+# -- the database backends (issue #15) -------------------------------------------------------
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a mail world runs once per database backend; a test marked `soak` or
+    `one_backend` runs on SQLite only (a long soak twice would double CI's time for no new
+    fault), and a test marked `postgresql_only` on PostgreSQL only."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgresql_only"):
+        backends: tuple[str, ...] = ("postgresql",)
+    elif metafunc.definition.get_closest_marker("soak") or \
+            metafunc.definition.get_closest_marker("one_backend"):
+        backends = ("sqlite",)
+    else:
+        backends = BACKENDS
+    metafunc.parametrize("backend", backends, scope="function")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres | None]:
+    """A private PostgreSQL cluster for the whole run (tests/postgres.py); None when
+    PostgreSQL is not installed here (its tests are skipped; under CI=true they fail)."""
+    if not postgres_available():
+        yield None
+        return
+    server = Postgres()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(backend: str, postgres: Postgres | None) -> str | None:
+    """The `bot.database_url` of this test's backend: None for SQLite (the default file in
+    data_dir), else a fresh PostgreSQL database migrated to head."""
+    if backend == "sqlite":
+        return None
+    if postgres is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: PostgreSQL is mandatory (apt-get install postgresql "
+                        "and pip install -e '.[test]', which brings psycopg)")
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    return postgres.new_database()
+
+
 _COUNTER = itertools.count(1)
 
 
@@ -74,6 +122,11 @@ class World:
     tmp: Path
     applicant: str
     extra: dict[str, dict[str, object]] = field(default_factory=dict)
+    database_url: str | None = None  # None: SQLite in data_dir; else PostgreSQL (issue #15)
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.database_url is None else "postgresql"
 
     @property
     def on_dovecot(self) -> bool:
@@ -101,6 +154,8 @@ class World:
         self.extra.setdefault("council", {"secretary": [self.secretary],
                                           "strategic_board": [f"sit-{self.applicant}"],
                                           "empty_agenda": "skip", "phases": 1})
+        if self.database_url is not None:
+            self.extra.setdefault("bot", {}).setdefault("database_url", self.database_url)
         for section, values in extra.items():
             self.extra.setdefault(section, {}).update(values)
         config = settings_dict(self.imap.port, self.smtp.port, self.tmp / "data",
@@ -178,7 +233,7 @@ def _email(raw: bytes) -> EmailMessage:
 
 
 @pytest.fixture
-def world(dovecot: Dovecot | None, tmp_path: Path) -> Iterator[World]:
+def world(dovecot: Dovecot | None, tmp_path: Path, database_url: str | None) -> Iterator[World]:
     n = next(_COUNTER)
     address = f"bot{n}-{os.getpid()}@kommune.test"
     imap: Dovecot | Pymap
@@ -191,7 +246,8 @@ def world(dovecot: Dovecot | None, tmp_path: Path) -> Iterator[World]:
     sink.start()
     try:
         yield World(imap=imap, smtp=sink, bot_address=address, tmp=tmp_path,
-                    applicant=f"mette{n}-{os.getpid()}@kommune.test")
+                    applicant=f"mette{n}-{os.getpid()}@kommune.test",
+                    database_url=database_url)
     finally:
         sink.stop()
         if dovecot is None:
