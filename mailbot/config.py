@@ -71,8 +71,16 @@ class BotSettings(_Section):
     log_format: Literal["text", "json"] = "text"
     rules_dir: Path | None = None
     templates_dir: Path | None = None
-    # signs the Message-IDs of the bot's mails; empty: generated once into data_dir/secret
+    # signs the Message-IDs of the bot's mails; empty: generated once and kept in the
+    # database (all hosts on one database share it; issue #15)
     secret: SecretStr = SecretStr("")
+    # where raw mail and attachments live: "database" (every host on the database reads
+    # them: no shared disk) or "files" (data_dir/blobs); "" : "database" on PostgreSQL,
+    # "files" on SQLite (issue #15)
+    blob_store: Literal["", "database", "files"] = ""
+    # PostgreSQL: a standby takes the leadership within this many seconds of the leader's
+    # database session ending (it tries the advisory lock every takeover_seconds / 3)
+    takeover_seconds: float = Field(default=15, ge=1, le=3600)
 
     @property
     def domain(self) -> str:
@@ -382,6 +390,19 @@ class Settings(_Section):
         if self.bot.database_url:
             return self.bot.database_url
         return f"sqlite:///{(self.bot.data_dir / 'mailbot.sqlite3').resolve()}"
+
+    @property
+    def on_postgresql(self) -> bool:
+        """The database is PostgreSQL (leadership by advisory lock, blobs in the database
+        by default); else SQLite (one host, a file lock)."""
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def blob_store(self) -> Literal["database", "files"]:
+        """bot.blob_store, "" resolved: "database" on PostgreSQL, "files" on SQLite."""
+        if self.bot.blob_store:
+            return self.bot.blob_store
+        return "database" if self.on_postgresql else "files"
 
 
 _FIXES = {
@@ -1005,7 +1026,11 @@ language = "da"                       # "da" or "en": language of the bot's mail
 #                                     # case ref, Message-ID), for a log collector
 # rules_dir = "/etc/mailbot/rules"          # a local copy of rules/ (default: the shipped one)
 # templates_dir = "/etc/mailbot/templates"  # templates here override the shipped ones by name
-# secret = "..."                      # signs the bot's Message-IDs (default: data_dir/secret)
+# secret = "..."                      # signs the bot's Message-IDs (default: generated
+#                                     # once and kept in the database)
+# blob_store = "database"             # raw mail and attachments: "database" or "files"
+#                                     # (data_dir/blobs); default database on PostgreSQL
+# takeover_seconds = 15               # PostgreSQL, two hosts: a standby takes over this soon
 
 [imap]
 host = "imap.kommune.dk"
