@@ -123,7 +123,8 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
     settings = settings or _settings()
     configure_logging(settings.bot.log_level, settings.bot.log_format)
     bot = build_bot(settings, Clock(OPTIONS.now))
-    applied = migrate(bot.engine, quiet=report is not None)
+    applied = migrate(bot.engine, quiet=report is not None,
+                      secret_file=settings.bot.data_dir / "secret")
     if report is not None:
         report.extend(applied)
     return bot
@@ -367,7 +368,7 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     before = reachable_schema(engine, settings.database_url)
     if not before.known:
         raise schema_error(settings.database_url, before)
-    applied = migrate(engine, quiet=True)
+    applied = migrate(engine, quiet=True, secret_file=settings.bot.data_dir / "secret")
     database = where(settings.database_url)
     if not applied:
         typer.echo(f"{database}: already at revision {before.head}, nothing to do")
@@ -999,14 +1000,14 @@ def quarantine_show(raw_id: IdArgument, as_json: JsonOption = False,
 
     from mailbot import views
     from mailbot.admin import quarantine_record
-    from mailbot.blobs import BlobStore
+    from mailbot.app import blob_store
 
     _use(config, now)
     settings, engine = _database()
     number = _row_id(raw_id, "quarantine show")
     with Session(engine) as session:
         row = quarantine_record(session, number)
-        blobs = BlobStore(settings.bot.data_dir / "blobs")
+        blobs = blob_store(settings, engine)
         raw = blobs.get(row.raw_sha256) if row.raw_sha256 and \
             blobs.exists(row.raw_sha256) else b""
         data = views.quarantine_data(session, row, views.header_lines(raw) if raw else [],
