@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -235,3 +236,47 @@ def test_a_configured_secret_wins_and_read_only_creates_nothing(url: str,
     assert len(created) == 64 and load_secret(settings, engine) == created
     engine.dispose()
 
+
+# -- case numbers ------------------------------------------------------------------------------
+def _open_at_once(engine: Engine, year: int, hold_seconds: float) -> list[str]:
+    """Two connections each number a case of `year` at the same moment (a barrier), keep
+    their transaction open `hold_seconds` (the rest of a real case opening) and commit.
+    Returns the two refs committed."""
+    from mailbot.cases.opening import next_ref
+    from mailbot.db import transaction
+    from mailbot.models import Case
+
+    barrier = threading.Barrier(2)
+    refs: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one(n: int) -> None:
+        try:
+            barrier.wait()
+            with transaction(engine) as session:
+                ref = next_ref(session, year)
+                session.add(Case(ref=ref, applicant_address=f"a{n}@kommune.dk", title="T",
+                                 created_at=datetime.now(UTC), updated_at=datetime.now(UTC)))
+                time.sleep(hold_seconds)
+            refs.append(ref)
+        except BaseException as err:  # reported by the caller's assert
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return refs
+
+
+def test_two_cases_opened_at_the_same_moment_get_distinct_numbers(engine: Engine) -> None:
+    """Issue #15: two briefs committed at the same moment by two connections. 50 rounds in
+    one year, then the FIRST case of 25 new years from both at once (the counter row does
+    not exist yet): every number distinct, in sequence, none skipped."""
+    refs = [ref for _ in range(50) for ref in _open_at_once(engine, 2026, 0.01)]
+    assert sorted(refs) == [f"ITP-2026-{n:04d}" for n in range(1, 101)]
+    for year in range(2030, 2055):
+        assert sorted(_open_at_once(engine, year, 0.01)) == [f"ITP-{year}-0001",
+                                                              f"ITP-{year}-0002"]
