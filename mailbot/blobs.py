@@ -106,6 +106,11 @@ class BlobStore:
         return True
 
 
+# a blob touched this recently is safe from retention's grace (BLOB_IDLE_SECONDS, 600 s in
+# mailbot.privacy.purge) for far longer than a commit takes: put() need not touch it again
+TOUCH_SECONDS = 60
+
+
 class DatabaseBlobStore:
     """Blobs in the `blob` table (models.Blob), read by every host on the database.
 
@@ -127,9 +132,11 @@ class DatabaseBlobStore:
         """Store once, in a transaction of its own committed before this returns: durable
         before any commit that names it. On SQLite (WAL) commits reach the log in order, so a
         later commit naming the blob cannot survive a crash that this one does not. The same
-        bytes stored again (by this host or another at the same moment) leave one row and
-        refresh its touched_at, which retention's grace reads (mailbot.privacy.purge)."""
-        from sqlalchemy import update
+        bytes stored again (by this host or another at the same moment) leave one row
+        (INSERT ... ON CONFLICT DO NOTHING) and refresh its touched_at, which retention's
+        grace reads (mailbot.privacy.purge); a row touched within TOUCH_SECONDS is only read,
+        so an attachment that every brief carries costs no write (and no fsync) each time."""
+        from sqlalchemy import select, update
 
         from mailbot.db import insert_if_missing
         from mailbot.models import Blob
@@ -137,11 +144,16 @@ class DatabaseBlobStore:
         digest = hashlib.sha256(data).hexdigest()
         now = datetime.now(UTC)
         table = Blob.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            touched = conn.execute(select(table.c.touched_at).where(table.c.sha256 == digest)
+                                   ).scalar_one_or_none()
+        if touched is not None and touched >= now - timedelta(seconds=TOUCH_SECONDS):
+            return digest
         with self.engine.begin() as conn:
-            # the UPDATE first: a blob met again (a duplicate, a re-fetch) is not sent twice
-            touched = conn.execute(update(table).where(table.c.sha256 == digest)
-                                   .values(touched_at=now)).rowcount
-            if not touched:
+            # met again: the UPDATE alone, the bytes are not sent twice
+            if touched is None or not conn.execute(
+                    update(table).where(table.c.sha256 == digest)
+                    .values(touched_at=now)).rowcount:
                 insert_if_missing(conn, table, {"sha256": digest, "data": data,
                                                 "size": len(data), "stored_at": now,
                                                 "touched_at": now}, ["sha256"])
