@@ -326,3 +326,16 @@ class ServiceState(SQLModel, table=True):
     imap_state: str = ""  # mailbot.vocabulary.ImapState; "" never connected
     imap_since: datetime | None = None  # when imap_state began
     imap_detail: str = ""  # the last error, for a state other than connected
+
+
+class Leadership(SQLModel, table=True):
+    """One row: the process that holds the leader lock (mailbot.leadership) and since when,
+    written when it takes the lock and deleted when it lets go, so `mailbot status` can name
+    it. A row left by a killed leader is stale: readers check it against the lock itself."""
+
+    __tablename__ = "leadership"
+    id: int = Field(default=1, primary_key=True)
+    holder: str  # "mailbot HOST:PID", also the lock connection's application_name
+    host: str
+    pid: int
+    since: datetime  # UTC, when it took the lock
