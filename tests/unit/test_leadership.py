@@ -160,3 +160,25 @@ def test_status_shows_backend_migration_and_leader(
     with lead(pg, pg_engine):
         led = mailbot("status", "--config", str(config), env=env)
     assert f"leader:    {identity()} since " in led.out, led.out
+
+
+def test_health_s_leader_check_reads_the_advisory_lock_on_postgresql(
+        tmp_path: Path, postgres: Postgres | None) -> None:
+    from datetime import UTC, datetime
+
+    from mailbot.health import OK, judge
+
+    url = _pg_url(postgres)
+    _, settings = _settings(tmp_path, url)
+    engine = make_engine(url)
+
+    def leader_check() -> tuple[int, str]:
+        [check] = [c for c in judge(settings, engine, datetime.now(UTC)).checks
+                   if c.name == "leader"]
+        return check.status, check.detail
+
+    status, detail = leader_check()
+    assert status == OK and detail.startswith(f"nobody holds advisory lock {lock_key(settings)}")
+    with lead(settings, engine):
+        status, detail = leader_check()
+    assert status == OK and detail.startswith(f"{identity()} since ")
