@@ -350,3 +350,16 @@ class BotSecret(SQLModel, table=True):
     name: str = Field(primary_key=True)
     value: str  # hex, as data_dir/secret held it before issue #15
     created_at: datetime
+
+
+class Leadership(SQLModel, table=True):
+    """One row: the process that holds the leader lock (mailbot.leadership) and since when,
+    written when it takes the lock and deleted when it lets go, so `mailbot status` can name
+    it. A row left by a killed leader is stale: readers check it against the lock itself."""
+
+    __tablename__ = "leadership"
+    id: int = Field(default=1, primary_key=True)
+    holder: str  # "mailbot HOST:PID", also the lock connection's application_name
+    host: str
+    pid: int
+    since: datetime  # UTC, when it took the lock

@@ -136,7 +136,8 @@ def test_a_scrape_after_a_brief_counts_it_and_the_daemon_tells_systemd_ready_and
             wait_until(lambda: notify.messages("READY=1"), timeout=30)
             world.deliver(world.brief(subject="Målt sag"))
             wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=60)
-            wait_until(lambda: 'mailbot_mails_sent_total{kind="receipt",outcome="sent"} 1.0'
+            # the receipt and the four review requests: the outbox sends them one by one
+            wait_until(lambda: 'mailbot_outbox_rows{state="sent"} 5.0'
                        in httpx.get(address + "/metrics", timeout=10).text, timeout=30)
             scraped = httpx.get(address + "/metrics", timeout=10).text.splitlines()
             health = httpx.get(address + "/healthz", timeout=10)
