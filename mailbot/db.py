@@ -60,7 +60,7 @@ def _create(url: str, source: str, key: str) -> Engine:
             event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
             return engine
         engine = create_engine(url, pool_pre_ping=True)
-        if url.startswith("postgresql"):
+        if engine.dialect.name == "postgresql":
             event.listen(engine, "do_connect", _name_session)
         return engine
     except ModuleNotFoundError as err:

@@ -158,20 +158,20 @@ def lease_owner() -> str:
 def owner_alive(session: Session, owner: str) -> bool:
     """Whether the process that wrote lease owner `owner` (`lease_owner`) may still be
     sending: False only when it is provably gone. On this host: its pid runs no longer (or
-    is a zombie); on PostgreSQL, on any host: no session in `pg_stat_activity` carries its
+    is a zombie). On another host (PostgreSQL): no session in `pg_stat_activity` carries its
     `db.session_name` (PostgreSQL ends the sessions of a killed process at once, those of a
     vanished host when TCP keepalive gives up: PostgreSQL docs 20.3.1, tcp_keepalives_*).
-    Anything else counts as alive, and its rows wait for their lease (LEASE) to run out.
-    A pid reused by another process only delays recovery; it never takes a live row."""
+    Anything else counts as alive, and its rows wait for their lease (LEASE) to run out: a
+    pid reused by another process only delays recovery, it never takes a live row."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if not pid_text.isdigit():
         return False  # not written by a process (a test's or an old mailbot's row)
     pid = int(pid_text)
-    if host == socket.gethostname() and not _pid_runs(pid):
-        return False
+    if host == socket.gethostname():
+        return _pid_runs(pid)
     if session.get_bind().dialect.name != "postgresql":
-        return True  # SQLite: one host, and the pid said it runs
+        return True  # SQLite is one host's: another host's process cannot be asked
     return session.execute(
         text("SELECT 1 FROM pg_stat_activity WHERE application_name = :name"),
         {"name": session_name(host, pid)}).first() is not None
