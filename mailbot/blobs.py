@@ -1,12 +1,50 @@
-"""Content-addressed storage for raw mail and attachments: paths are hashes, never names."""
+"""Content-addressed storage for raw mail and attachments: keys are hashes, never names.
+
+Two stores with one interface (BlobStorage): files under data_dir/blobs (BlobStore, one host)
+and a table in the database (DatabaseBlobStore, every host on the database; issue #15).
+`bot.blob_store` chooses (mailbot.app.blob_store).
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+class BlobStorage(Protocol):
+    """What the bot needs of a blob store. The invariant every caller relies on: `put`
+    returns only once the bytes are durable, before the commit of the row that names them
+    (a crash in between leaves an unnamed blob, never a row without its blob)."""
+
+    def put(self, data: bytes) -> str:
+        """Store `data` once; returns its SHA-256 (64 lowercase hex digits)."""
+        ...
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes stored under `sha256`; FileNotFoundError when there are none."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        ...
+
+    def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
+        """Delete unless `put` stored or met it within `idle_seconds` before `now`; True
+        when something was deleted."""
+        ...
+
+
+def check_digest(sha256: str) -> None:
+    """Raises ValueError unless `sha256` is a SHA-256 hex digest (a key is never a name)."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
 
 
 class BlobStore:
@@ -14,8 +52,7 @@ class BlobStore:
         self.root = root
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        check_digest(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
@@ -67,6 +104,98 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+
+class DatabaseBlobStore:
+    """Blobs in the `blob` table (models.Blob), read by every host on the database.
+
+    `fallback`: the file store of data_dir/blobs. An installation that switched to the
+    database keeps reading the mail it stored in files before: get/exists look there when the
+    table has no row, and remove_if_idle deletes there too. Nothing is copied: new blobs go to
+    the table only.
+
+    Database errors are SQLAlchemy's own (OperationalError for a locked, read-only or
+    unreachable database), so the daemon's storage handling (mailbot.storage, SCENARIOS R10)
+    treats them as it treats a full disk with the file store.
+    """
+
+    def __init__(self, engine: Engine, fallback: BlobStore | None = None) -> None:
+        self.engine = engine
+        self.fallback = fallback
+
+    def put(self, data: bytes) -> str:
+        """Store once, in a transaction of its own committed before this returns: durable
+        before any commit that names it. On SQLite (WAL) commits reach the log in order, so a
+        later commit naming the blob cannot survive a crash that this one does not. The same
+        bytes stored again (by this host or another at the same moment) leave one row and
+        refresh its touched_at, which retention's grace reads (mailbot.privacy.purge)."""
+        from sqlalchemy import update
+
+        from mailbot.db import insert_if_missing
+        from mailbot.models import Blob
+
+        digest = hashlib.sha256(data).hexdigest()
+        now = datetime.now(UTC)
+        table = Blob.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            # the UPDATE first: a blob met again (a duplicate, a re-fetch) is not sent twice
+            touched = conn.execute(update(table).where(table.c.sha256 == digest)
+                                   .values(touched_at=now)).rowcount
+            if not touched:
+                insert_if_missing(conn, table, {"sha256": digest, "data": data,
+                                                "size": len(data), "stored_at": now,
+                                                "touched_at": now}, ["sha256"])
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        from sqlalchemy import select
+
+        from mailbot.models import Blob
+
+        check_digest(sha256)
+        table = Blob.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            data = conn.execute(select(table.c.data).where(table.c.sha256 == sha256)
+                                ).scalar_one_or_none()
+        if data is not None:
+            return bytes(data)
+        if self.fallback is not None and self.fallback.exists(sha256):
+            return self.fallback.get(sha256)
+        raise FileNotFoundError(errno.ENOENT, "no such blob in the database", sha256)
+
+    def exists(self, sha256: str) -> bool:
+        from sqlalchemy import select
+
+        from mailbot.models import Blob
+
+        check_digest(sha256)
+        table = Blob.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            found = conn.execute(select(table.c.sha256).where(table.c.sha256 == sha256)
+                                 ).first() is not None
+        return found or (self.fallback is not None and self.fallback.exists(sha256))
+
+    def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
+        """As BlobStore.remove_if_idle: delete the row (and a file left from before the
+        switch) unless `put` met it within `idle_seconds` before `now` (the bot's clock).
+        One conditional DELETE, so a put() by another host at the same moment either comes
+        first (the row stays) or after (it stores the row again)."""
+        from sqlalchemy import delete
+
+        from mailbot.models import Blob
+
+        check_digest(sha256)
+        table = Blob.__table__  # type: ignore[attr-defined]
+        statement = delete(table).where(table.c.sha256 == sha256)
+        if idle_seconds > 0:
+            cutoff = now - timedelta(seconds=idle_seconds)
+            statement = statement.where(table.c.touched_at <= cutoff)
+        with self.engine.begin() as conn:
+            deleted = bool(conn.execute(statement).rowcount)
+        if self.fallback is not None and self.fallback.remove_if_idle(sha256, now,
+                                                                      idle_seconds):
+            deleted = True
+        return deleted
 
 
 def _fsync_folder(folder: Path) -> None:

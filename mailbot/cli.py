@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from mailbot.app import Bot
     from mailbot.config import Settings
+    from mailbot.db import Schema
     from mailbot.delivery.breaker import Breaker
     from mailbot.models import Agenda, Outbox, RawMessage
     from mailbot.service import Service
@@ -123,7 +124,8 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
     settings = settings or _settings()
     configure_logging(settings.bot.log_level, settings.bot.log_format)
     bot = build_bot(settings, Clock(OPTIONS.now))
-    applied = migrate(bot.engine, quiet=report is not None)
+    applied = migrate(bot.engine, quiet=report is not None,
+                      secret_file=settings.bot.data_dir / "secret")
     if report is not None:
         report.extend(applied)
     return bot
@@ -155,22 +157,68 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
 @app.command()
 def run(once: Annotated[bool, typer.Option("--once", help="Process what waits, then exit.")]
         = False, config: ConfigAfter = None, now: NowAfter = None) -> None:
-    """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT)."""
-    from mailbot.service import Service, leader_lock
+    """Run the daemon (foreground; stops cleanly on SIGTERM/SIGINT). On PostgreSQL a second
+    daemon waits as a standby and takes over when the leader's session ends."""
+    from mailbot.leadership import lead
+    from mailbot.service import Service
 
     _use(config, now)
 
     bot = _bot()
-    with leader_lock(bot.settings.bot.data_dir):
+    if once:
+        with lead(bot.settings, bot.engine) as lock:
+            _preflight(bot)
+            Service(bot, lock).run_once()
+        return
+    _daemon(bot)
+
+
+# the exit code of a daemon that lost the leader lock: not a configuration problem (2), so
+# systemd's Restart=on-failure starts it again, as a standby
+LOST_LEADERSHIP = 3
+
+
+def _daemon(bot: Bot) -> None:
+    """Lead (or wait as a standby until the lock comes free, mailbot.leadership), then run
+    until SIGTERM; losing the lock ends the process with LOST_LEADERSHIP."""
+    import threading
+
+    from mailbot.leadership import let_go, wait_to_lead
+    from mailbot.service import Service
+    from mailbot.watchdog import HEARTBEAT, Watchdog
+
+    stop = threading.Event()
+    running: list[Service] = []
+
+    def stopping() -> None:
+        stop.set()
+        for service in running:
+            service.stop()
+
+    _install_signal_handlers(stopping)
+    watchdog = Watchdog()
+    if bot.settings.on_postgresql:
+        watchdog.ready()  # systemd's start ends here: a standby is a started service
+    lock = wait_to_lead(bot.settings, bot.engine, stop, HEARTBEAT.beat)
+    if lock is None:  # SIGTERM while a standby
+        watchdog.stopping()
+        log.info("mailbot stopped (it was a standby)")
+        return
+    try:
         _preflight(bot)
-        service = Service(bot)
-        if once:
-            service.run_once()
-            return
-        _install_signal_handlers(service)
+        service = Service(bot, lock)
+        running.append(service)
+        if stop.is_set():
+            service.stop()
         log.info("mailbot started for %s", bot.address)
-        service.run_forever()
-        log.info("mailbot stopped")
+        service.run_forever(watchdog)
+    finally:
+        let_go(bot.engine, lock)
+    if service.lost.is_set():
+        log.error("mailbot stopped: it lost the leadership (exit %s; under systemd it starts "
+                  "again and waits as a standby)", LOST_LEADERSHIP)
+        raise typer.Exit(LOST_LEADERSHIP)
+    log.info("mailbot stopped")
 
 
 def _preflight(bot: Bot) -> None:
@@ -190,13 +238,13 @@ def _preflight(bot: Bot) -> None:
         log.warning("%s", err)
 
 
-def _install_signal_handlers(service: Service) -> None:
+def _install_signal_handlers(stopping: Callable[[], None]) -> None:
     import signal
     from types import FrameType
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
-        service.stop()
+        stopping()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -227,6 +275,7 @@ def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
         revisions = ", ".join(step.split()[0] for step in applied)
         steps.append(("database", f"{where(settings.database_url)} reachable and migrated"
                       + (f" (applied {revisions})" if applied else " (up to date)")))
+        steps.extend(_check_leadership(bot))
         _check_templates(bot)
         steps.append(("templates", "render"))
         if bot.tokens is not None:
@@ -248,6 +297,16 @@ def check(config: ConfigAfter = None, now: NowAfter = None) -> None:
     finally:  # what passed, also when a later step fails (main prints that error)
         for name, detail in steps:
             typer.echo(f"ok    {name}: {detail}")
+
+
+def _check_leadership(bot: Bot) -> list[tuple[str, str]]:
+    """`check`'s backend and leader lines, as `mailbot status` prints them."""
+    from mailbot.db import schema
+    from mailbot.leadership import leader_state
+
+    data = {**_backend_data(bot.settings), "migration": _migration_data(schema(bot.engine)),
+            **leader_state(bot.settings, bot.engine).as_dict()}
+    return [line for line in _status_lines(data) if line[0] != "migration"]
 
 
 def _check_token(bot: Bot) -> str:
@@ -367,7 +426,7 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
     before = reachable_schema(engine, settings.database_url)
     if not before.known:
         raise schema_error(settings.database_url, before)
-    applied = migrate(engine, quiet=True)
+    applied = migrate(engine, quiet=True, secret_file=settings.bot.data_dir / "secret")
     database = where(settings.database_url)
     if not applied:
         typer.echo(f"{database}: already at revision {before.head}, nothing to do")
@@ -376,6 +435,82 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
                f"to {before.head}")
     for step in applied:
         typer.echo(f"  applied {step}")
+
+
+# -- status (issue #15) -----------------------------------------------------------------------
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False,
+           config: ConfigAfter = None, now: NowAfter = None) -> None:
+    """The database (SQLite or PostgreSQL, where), its migration state, and who leads since
+    when (and the standbys, on PostgreSQL). Read-only: never migrates, creates nothing."""
+    from mailbot.db import make_engine, reachable_schema, sqlite_path
+    from mailbot.leadership import leader_state
+    from mailbot.redact import configure_logging
+
+    _use(config, now)
+    settings = _settings()
+    configure_logging(settings.bot.log_level, settings.bot.log_format)
+    url = settings.database_url
+    path = sqlite_path(url)
+    engine = None if path is not None and not path.is_file() else \
+        make_engine(url, *settings.origin("bot.database_url"))
+    state = reachable_schema(engine, url) if engine is not None else None
+    data = {**_backend_data(settings), "migration": _migration_data(state),
+            **leader_state(settings, engine).as_dict()}
+    if engine is not None:
+        engine.dispose()
+    if as_json:
+        _echo_json(data)
+        return
+    typer.echo("\n".join(f"{name + ':':<11}{line}" for name, line in _status_lines(data)))
+
+
+def _backend_data(settings: Settings) -> dict[str, Any]:
+    from mailbot.db import where
+
+    backend = "postgresql" if settings.on_postgresql else "sqlite"
+    return {"backend": backend, "database": where(settings.database_url),
+            "takeover_seconds": settings.bot.takeover_seconds if settings.on_postgresql
+            else None}
+
+
+def _migration_data(state: Schema | None) -> dict[str, Any]:
+    """{"state": "up to date" | "behind" | "ahead" | "missing", "current", "head"}."""
+    from mailbot.db import head_revision
+
+    if state is None:
+        return {"state": "missing", "current": None, "head": head_revision()}
+    word = "up to date" if state.up_to_date else "ahead" if not state.known else "behind"
+    return {"state": word, "current": state.current, "head": state.head}
+
+
+def _status_lines(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The text of `status` (and the extra lines of `check`) from its JSON data."""
+    from mailbot.leadership import Holder, LeaderState
+
+    backend = data["backend"]
+    how = (f"leadership by advisory lock; a standby takes over within "
+           f"{data['takeover_seconds']:g} s" if backend == "postgresql"
+           else "one host, leadership by a file lock")
+    migration = data["migration"]
+    words = {"up to date": f"up to date (revision {migration['head']})",
+             "behind": f"behind: at {migration['current'] or 'none (never migrated)'}, this "
+                       f"mailbot needs {migration['head']}; run `mailbot migrate`",
+             "ahead": f"ahead: at {migration['current']}, which this mailbot does not know "
+                      f"(it needs {migration['head']}): a newer mailbot migrated it",
+             "missing": f"no database yet; `mailbot migrate` creates it at {migration['head']}"}
+    leader = data["leader"]
+    state = LeaderState(backend, data["lock"], error=data["error"] or "", holder=None if
+                        leader is None else Holder(leader["holder"], _when(leader["since"])),
+                        standbys=[Holder(s["holder"], _when(s["since"]))
+                                  for s in data["standbys"]])
+    lines = [("backend", f"{backend} {data['database']} ({how})"),
+             ("migration", words[migration["state"]]), ("leader", state.text())]
+    return lines
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # -- looking inside (read-only: never migrates, creates nothing) ----------------------------
@@ -840,14 +975,15 @@ def _deliver_now(bot: Bot, agenda_row: Agenda | None) -> str:
     daemon's in-flight rows are never touched); else leave it to the daemon."""
     from sqlmodel import Session, select
 
+    from mailbot.leadership import AlreadyRunning, lead
     from mailbot.models import Outbox
-    from mailbot.service import AlreadyRunning, Service, leader_lock
+    from mailbot.service import Service
 
     if agenda_row is None:
         return "not sent (nothing on it and council.empty_agenda = \"skip\")"
     try:
-        with leader_lock(bot.settings.bot.data_dir):
-            Service(bot).flush_outbox()
+        with lead(bot.settings, bot.engine) as lock:
+            Service(bot, lock).flush_outbox()
     except AlreadyRunning:
         return "queued; the running daemon sends it"
     with Session(bot.engine) as session:
@@ -999,14 +1135,14 @@ def quarantine_show(raw_id: IdArgument, as_json: JsonOption = False,
 
     from mailbot import views
     from mailbot.admin import quarantine_record
-    from mailbot.blobs import BlobStore
+    from mailbot.app import blob_store
 
     _use(config, now)
     settings, engine = _database()
     number = _row_id(raw_id, "quarantine show")
     with Session(engine) as session:
         row = quarantine_record(session, number)
-        blobs = BlobStore(settings.bot.data_dir / "blobs")
+        blobs = blob_store(settings, engine)
         raw = blobs.get(row.raw_sha256) if row.raw_sha256 and \
             blobs.exists(row.raw_sha256) else b""
         data = views.quarantine_data(session, row, views.header_lines(raw) if raw else [],
@@ -1110,11 +1246,11 @@ def _lock_if_free(bot: Bot) -> Iterator[bool]:
     that runs beside the daemon but may do more when alone."""
     from contextlib import ExitStack
 
-    from mailbot.service import AlreadyRunning, leader_lock
+    from mailbot.leadership import AlreadyRunning, lead
 
     stack = ExitStack()
     try:
-        stack.enter_context(leader_lock(bot.settings.bot.data_dir))
+        stack.enter_context(lead(bot.settings, bot.engine))
         alone = True
     except AlreadyRunning:
         alone = False
@@ -1211,13 +1347,13 @@ def _exclusive(bot: Bot, dry_run: bool | None, daemon_fix: str) -> Iterator[None
     """The leader lock around a command that changes what the daemon also changes (as the
     daemon's own jobs run under it); a dry run needs none (None: the command has none).
     Raises MailbotError when a daemon holds it."""
-    from mailbot.service import AlreadyRunning, leader_lock
+    from mailbot.leadership import AlreadyRunning, lead
 
     if dry_run:
         yield
         return
     try:
-        with leader_lock(bot.settings.bot.data_dir):
+        with lead(bot.settings, bot.engine):
             yield
     except AlreadyRunning as err:
         also = "" if dry_run is None else " (--dry-run works while it runs)"

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.sql import Update
@@ -150,6 +150,28 @@ def rows_changed(session: Session, statement: Update) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
+def insert_if_missing(db: Session | Connection, table: Table, values: dict[str, Any],
+                      key: list[str]) -> int:
+    """INSERT `values` into `table` unless a row with the same `key` columns is there, in the
+    caller's transaction: `INSERT ... ON CONFLICT (key) DO NOTHING` (PostgreSQL docs, "INSERT",
+    ON CONFLICT Clause; SQLite "UPSERT", the same syntax). Two processes inserting the same key
+    at once both succeed and leave one row: on PostgreSQL the second waits for the first's
+    transaction and does nothing if it committed; on SQLite writers are serialised. Returns the
+    rows inserted: 1, or 0 when the key was there."""
+    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=key)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=key)
+    return int(getattr(db.execute(statement), "rowcount", 0))
+
+
 # -- migrations -------------------------------------------------------------------------------
 @contextmanager
 def _quiet_alembic() -> Iterator[None]:
@@ -163,7 +185,7 @@ def _quiet_alembic() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _alembic_config(engine: Engine | None) -> AlembicConfig:
+def _alembic_config(engine: Engine | None, secret_file: Path | None = None) -> AlembicConfig:
     # alembic is imported only where a schema is looked at: most commands never need it;
     # quiet, because it logs its plugins at INFO as it loads
     with _quiet_alembic():
@@ -172,6 +194,7 @@ def _alembic_config(engine: Engine | None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    cfg.attributes["secret_file"] = secret_file
     return cfg
 
 
@@ -215,12 +238,15 @@ def schema(engine: Engine) -> Schema:
     return Schema(current, head_revision(), known)
 
 
-def migrate(engine: Engine, revision: str = "head", quiet: bool = False) -> list[str]:
+def migrate(engine: Engine, revision: str = "head", quiet: bool = False,
+            secret_file: Path | None = None) -> list[str]:
     """Bring the schema to `revision` (safe to call at every start).
 
     Returns the revisions applied, oldest first, each as "0004 council agenda and decisions".
     Raises TransientError when the database refuses (the driver's own errors vary).
-    quiet: no alembic log lines (the caller reports).
+    quiet: no alembic log lines (the caller reports). secret_file: data_dir/secret, whose
+    value migration 0020 keeps as the shared signing secret when the file exists
+    (mailbot.app.load_secret); without it that migration makes a random one.
     """
     with _quiet_alembic():  # before the import: alembic logs its plugins as it loads
         from alembic import command
@@ -228,7 +254,7 @@ def migrate(engine: Engine, revision: str = "head", quiet: bool = False) -> list
     try:
         before = schema(engine).current
         with _quiet_alembic() if quiet else nullcontext():
-            command.upgrade(_alembic_config(engine), revision)
+            command.upgrade(_alembic_config(engine, secret_file), revision)
         after = schema(engine).current
     except Exception as err:  # the driver's own errors vary by database
         raise TransientError(f"database migration failed: {err}") from err

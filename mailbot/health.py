@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 OK, WARNING, CRITICAL = 0, 1, 2
 LABELS = {OK: "ok", WARNING: "warning", CRITICAL: "critical"}
-LOCK_NAME = "mailbot.lock"  # mailbot.service.leader_lock's file in data_dir
-PROC_LOCKS = Path("/proc/locks")  # Linux: every lock held, with its holder (proc(5))
 MIB = 1024 * 1024
 QUARANTINE_WINDOW = timedelta(days=1)
 
@@ -123,7 +121,7 @@ def judge(settings: Settings, engine: Engine, now: datetime) -> HealthReport:
     are left out (they would only repeat it)."""
     database = _database(engine)
     if database.status != OK:
-        return unreadable(settings, database.detail)
+        return unreadable(settings, database.detail, engine)
     limits = settings.health
     try:
         with Session(engine) as session:
@@ -132,16 +130,17 @@ def judge(settings: Settings, engine: Engine, now: datetime) -> HealthReport:
                       *_outbox(session, limits, now), _quarantine(session, limits, now),
                       _breaker(session)]
     except SQLAlchemyError as err:
-        return unreadable(settings, f"cannot read the database ({_first_line(err)})")
-    return HealthReport([*checks, _leadership(settings.bot.data_dir),
+        return unreadable(settings, f"cannot read the database ({_first_line(err)})", engine)
+    return HealthReport([*checks, _leadership(settings, engine),
                          _disk(settings.bot.data_dir, limits)])
 
 
-def unreadable(settings: Settings, detail: str) -> HealthReport:
+def unreadable(settings: Settings, detail: str, engine: Engine | None = None) -> HealthReport:
     """The report when the database cannot be judged (`detail`: why, with the fix): the
-    critical `database` check and the checks that need no database."""
+    critical `database` check and the checks that need no database (the leader check reads
+    the lock through `engine` on PostgreSQL, when there is one)."""
     return HealthReport([HealthCheck("database", CRITICAL, detail),
-                         _leadership(settings.bot.data_dir),
+                         _leadership(settings, engine),
                          _disk(settings.bot.data_dir, settings.health)])
 
 
@@ -264,35 +263,27 @@ def _breaker(session: Session) -> HealthCheck:
                        {"open": True, "since": as_utc(state.opened_at), "reason": state.reason})
 
 
-def lock_holder(data_dir: Path) -> int | None:
-    """The process id holding data_dir/mailbot.lock (mailbot.service.leader_lock), read
-    from /proc/locks without touching the lock; None when nobody holds it. Raises OSError
-    when /proc/locks cannot be read (not Linux)."""
-    try:
-        inode = (data_dir / LOCK_NAME).stat().st_ino
-    except FileNotFoundError:
-        return None
-    for line in PROC_LOCKS.read_text().splitlines():
-        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter has "->" after "1:"
-        parts = line.split()
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rpartition(":")[2] == str(inode):
-            return int(parts[4])
-    return None
+def _leadership(settings: Settings, engine: Engine | None) -> HealthCheck:
+    """Who holds the leader lock (mailbot.leadership.leader_state: the file lock on SQLite,
+    the advisory lock on PostgreSQL). Never a problem by itself: a daemon that died shows as
+    an old sweep, a `mailbot` command may hold the lock for a moment."""
+    from mailbot.leadership import leader_state
 
-
-def _leadership(data_dir: Path) -> HealthCheck:
-    """Who holds the leader lock. Never a problem by itself: a daemon that died shows as an
-    old sweep, a `mailbot` command may hold the lock for a moment."""
-    try:
-        holder = lock_holder(data_dir)
-    except (OSError, ValueError) as err:
-        return HealthCheck("leader", OK, f"lock holder unknown ({err})", {"error": str(err)})
-    if holder is None:
-        return HealthCheck("leader", OK, f"nobody holds {data_dir / LOCK_NAME} (no daemon runs "
-                           "on this data_dir)", {"pid": None})
-    mine = " (this process)" if holder == os.getpid() else ""
-    return HealthCheck("leader", OK, f"process {holder}{mine} holds {data_dir / LOCK_NAME}",
-                       {"pid": holder})
+    state = leader_state(settings, engine)
+    if state.error:
+        return HealthCheck("leader", OK, f"lock holder unknown ({state.error})",
+                           {"error": state.error})
+    if state.holder is None:
+        where = "on this data_dir" if state.backend == "sqlite" else "on this database"
+        return HealthCheck("leader", OK, f"nobody holds {state.lock} (no daemon runs {where})",
+                           {"pid": None, "backend": state.backend})
+    holder = state.holder
+    facts = {"pid": holder.pid, "host": holder.host, "since": holder.since,
+             "backend": state.backend, "standbys": len(state.standbys)}
+    if state.backend == "sqlite":
+        mine = " (this process)" if holder.pid == os.getpid() else ""
+        return HealthCheck("leader", OK, f"process {holder.pid}{mine} holds {state.lock}", facts)
+    return HealthCheck("leader", OK, state.text(), facts)
 
 
 def _disk(data_dir: Path, limits: HealthSettings) -> HealthCheck:

@@ -326,3 +326,40 @@ class ServiceState(SQLModel, table=True):
     imap_state: str = ""  # mailbot.vocabulary.ImapState; "" never connected
     imap_since: datetime | None = None  # when imap_state began
     imap_detail: str = ""  # the last error, for a state other than connected
+
+
+class Leadership(SQLModel, table=True):
+    """One row: the process that holds the leader lock (mailbot.leadership) and since when,
+    written when it takes the lock and deleted when it lets go, so `mailbot status` can name
+    it. A row left by a killed leader is stale: readers check it against the lock itself."""
+
+    __tablename__ = "leadership"
+    id: int = Field(default=1, primary_key=True)
+    holder: str  # "mailbot HOST:PID", also the lock connection's application_name
+    host: str
+    pid: int
+    since: datetime  # UTC, when it took the lock
+
+
+# -- shared by every host on the database (issue #15, H3) ------------------------------------
+class Blob(SQLModel, table=True):
+    """Raw mail and attachments with `bot.blob_store = "database"` (mailbot.blobs.
+    DatabaseBlobStore): content-addressed like the file store, so every host on the database
+    reads what any host stored, without a shared disk."""
+
+    __tablename__ = "blob"
+    sha256: str = Field(primary_key=True, max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int  # len(data), bytes: what `mailbot health` and an operator can sum cheaply
+    stored_at: datetime  # when the first host stored it
+    touched_at: datetime  # the last put() of the same bytes (retention's grace)
+
+
+class BotSecret(SQLModel, table=True):
+    """The signing secret when `bot.secret` is not configured: generated once by whichever
+    host comes first, read by all (mailbot.app.load_secret). One row, name "signing"."""
+
+    __tablename__ = "bot_secret"
+    name: str = Field(primary_key=True)
+    value: str  # hex, as data_dir/secret held it before issue #15
+    created_at: datetime

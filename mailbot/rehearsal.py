@@ -115,7 +115,7 @@ def _stage_bot(bot: Bot, folder: Path) -> Bot:
     return Bot(settings=settings, engine=engine, rules=bot.rules, renderer=bot.renderer,
                blobs=BlobStore(folder / "blobs"), clock=bot.clock,
                sender=Sender(engine, settings.smtp, settings.bot.address),
-               secret=REHEARSAL_SECRET)
+               fixed_secret=REHEARSAL_SECRET)
 
 
 def _with_phases(bot: Bot, phases: int) -> Bot:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -22,9 +17,10 @@ from mailbot.council.owner import look_up_owners
 from mailbot.council.phases import give_guidance
 from mailbot.council.reminders import relay_guidance, remind
 from mailbot.db import transaction
-from mailbot.errors import ConfigError, MailbotError, TransientError
+from mailbot.errors import ConfigError, TransientError
 from mailbot.health import note_imap, note_sweep
 from mailbot.intake.mailbox import Mailbox
+from mailbot.leadership import LeadershipLost, Lock
 from mailbot.pipeline import SweepReport, sweep
 from mailbot.storage import StorageWatch
 from mailbot.vocabulary import ImapState, Incident
@@ -44,38 +40,14 @@ LOGIN_BACKOFF_CAP_SECONDS = 900  # a refused login is retried at least every 15 
 RETENTION_AT = (3, 30)  # the daily retention job, Copenhagen time: a quiet hour for the mailbox
 
 
-class AlreadyRunning(MailbotError):
-    pass
-
-
-@contextmanager
-def leader_lock(data_dir: Path) -> Iterator[None]:
-    """One daemon per data directory (SCENARIOS C1): a second one exits with a clear message."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "mailbot.lock"
-    handle: IO[str] = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as err:
-        handle.close()
-        raise AlreadyRunning(
-            f"another mailbot is running on {data_dir} (lock {path}); stop it first"
-        ) from err
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
 class Service:
-    def __init__(self, bot: Bot) -> None:
-        """Build under the leader lock: orphaned outbox leases are resolved here."""
+    def __init__(self, bot: Bot, lock: Lock | None = None) -> None:
+        """Build under the leader lock (mailbot.leadership; `lock`: the one held, checked at
+        every sweep, flush and job and every takeover_seconds / 3; None: the caller holds
+        one that cannot be lost): orphaned outbox leases are resolved here."""
         self.bot = bot
+        self.lock = lock or Lock()
+        self.lost = threading.Event()  # the lock went away: this process leads no more
         bot.sender.recover(bot.clock.now())
         self.stop_event = threading.Event()
         self.flush_lock = threading.Lock()
@@ -116,9 +88,27 @@ class Service:
         note_imap(self.bot.engine, ImapState.CONNECTED, now())
         return mailbox
 
+    def leading(self) -> bool:
+        """Does this process still hold the leader lock? The first time it does not: one
+        ERROR line (`event=leadership_lost`), and stop(): no sweep, send or job after it,
+        since another host may lead already (README "How takeover works")."""
+        if self.lost.is_set():
+            return False
+        if self.lock.check():
+            return True
+        if not self.lost.is_set():
+            self.lost.set()
+            log.error("event=leadership_lost the leader lock is gone (its database session "
+                      "ended); mailbot stops sweeping and sending now and exits, another host "
+                      "may lead already")
+        self.stop()
+        return False
+
     def _sweep(self, mailbox: Mailbox) -> SweepReport:
         """One sweep (mailbot.pipeline.sweep), timed and recorded for `mailbot health` and
-        /metrics: one row update per sweep."""
+        /metrics: one row update per sweep. Raises LeadershipLost when the lock went away."""
+        if not self.leading():
+            raise LeadershipLost("the leader lock is gone: another host may lead")
         HEARTBEAT.beat()
         started = time.monotonic()
         report = sweep(self.bot, mailbox)
@@ -144,6 +134,8 @@ class Service:
     def run_jobs(self) -> None:
         """Guidance given (two phases), the batched guidance relay, reminders, cases queued
         and agendas: whatever is due at the bot's `now`."""
+        if not self.leading():
+            return
         now = self.bot.clock.now()
         with transaction(self.bot.engine) as session:
             give_guidance(session, self.bot, now)  # before the relay: it says so
@@ -158,17 +150,21 @@ class Service:
     def look_up_owners(self) -> None:
         """The system owners of new cases (mailbot.council.owner): its own job, because it
         may wait on KITOS, and mail must never wait for that."""
+        if not self.leading():
+            return
         found = look_up_owners(self.bot, self.bot.clock.now())
         if found:
             log.info("jobs: %s system owner lookups", found)
 
     def run_retention(self) -> None:
         """Remove the personal data whose retention ran out (mailbot.privacy.retention).
-        Runs in this process, which holds the leader lock (`leader_lock`), so no second
+        Runs in this process, which holds the leader lock (mailbot.leadership), so no second
         daemon purges at the same time."""
         from mailbot.privacy.purge import BLOB_IDLE_SECONDS
         from mailbot.privacy.retention import run
 
+        if not self.leading():
+            return
         # the intake runs beside this job: a blob it just stored may be a mail not committed
         report = run(self.bot, self.bot.clock.now(), blob_grace=BLOB_IDLE_SECONDS)
         if not report.due.empty or report.blobs_deleted or report.imap_deleted \
@@ -177,6 +173,8 @@ class Service:
                 log.info("%s", line)
 
     def flush_outbox(self) -> None:
+        if not self.leading():
+            return
         with self.flush_lock:
             report = self.bot.sender.flush(self.bot.clock.now())
         if report.sent or report.retry or report.failed or report.uncertain:
@@ -184,17 +182,21 @@ class Service:
                      report.sent, report.retry, report.failed, report.uncertain)
 
     # -- daemon ---------------------------------------------------------------------------------
-    def run_forever(self) -> None:
+    def run_forever(self, watchdog: Watchdog | None = None) -> None:
         """The scheduler, the IMAP watcher, the web endpoints (`[web] listen`) and systemd's
-        READY/WATCHDOG (mailbot.watchdog), until stop()."""
+        READY/WATCHDOG (mailbot.watchdog; `watchdog`: the one a standby wait started), until
+        stop() or the leader lock is lost (self.lost)."""
         web = self._serve_web()
-        watchdog = Watchdog()
+        watchdog = watchdog or Watchdog()
         self.scheduler.add_job(self._outbox_job, "interval", seconds=OUTBOX_INTERVAL_SECONDS,
                                id="outbox", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._jobs_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
                                id="jobs", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._owners_job, "interval", seconds=JOBS_INTERVAL_SECONDS,
                                id="owners", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.leading, "interval",
+                               seconds=self.bot.settings.bot.takeover_seconds / 3,
+                               id="leadership", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._retention_job, "cron", hour=RETENTION_AT[0],
                                minute=RETENTION_AT[1], id="retention", max_instances=1,
                                coalesce=True)
@@ -290,6 +292,8 @@ class Service:
                          self.bot.settings.imap.host, self.bot.settings.imap.port,
                          self.bot.settings.imap.folder)
                 self._session(mailbox)
+            except LeadershipLost:
+                return
             except ConfigError as err:
                 # refused while running (a changed password, an expired secret, a removed
                 # permission): the operator must act, but a dead daemon restarted by systemd

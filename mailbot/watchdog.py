@@ -66,10 +66,11 @@ class Watchdog:
         self.thread = threading.Thread(target=self._ping, name="watchdog", daemon=True)
 
     def ready(self) -> None:
-        """The loop runs: READY=1, and the pings start when systemd asked for them."""
+        """The loop runs: READY=1, and the pings start when systemd asked for them. Safe to
+        call again (a standby is ready while it waits, and again when it leads)."""
         self.heartbeat.last = time.monotonic()  # the start counts as life, whoever calls
         self.notifier.notify("READY=1")
-        if self.interval is not None:
+        if self.interval is not None and not self.thread.is_alive():
             log.info("systemd watchdog: a ping every %.1f s while the sweep loop is alive",
                      self.interval / 2)
             self.thread.start()

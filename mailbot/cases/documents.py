@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from mailbot.blobs import BlobStore
+from mailbot.blobs import BlobStorage
 from mailbot.clock import as_utc
 from mailbot.intake.parse import Attachment, display_name
 from mailbot.models import CaseDocument
@@ -58,7 +58,7 @@ def relabel(session: Session, document: CaseDocument, kind: str, note: str) -> N
     session.flush()
 
 
-def store_documents(session: Session, blobs: BlobStore, case_id: int, raw_id: int,
+def store_documents(session: Session, blobs: BlobStorage, case_id: int, raw_id: int,
                     found: Iterable[tuple[Attachment, DocumentReading]], now: datetime
                     ) -> list[CaseDocument]:
     """Store each (attachment, reading) as a document of the case: the payload in the blob
@@ -112,7 +112,7 @@ def forwarded_name(filename: str, payload: bytes) -> str:
     return display_name(filename)
 
 
-def as_attachments(blobs: BlobStore, documents: Iterable[CaseDocument]
+def as_attachments(blobs: BlobStorage, documents: Iterable[CaseDocument]
                    ) -> tuple[tuple[str, bytes, str], ...]:
     """(filename, payload, content type) of each document, to attach to a mail, named by
     forwarded_name; an archive that several members' rows hold goes once. A held document

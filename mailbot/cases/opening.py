@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from mailbot.app import Bot
@@ -23,6 +24,7 @@ from mailbot.cases.summary import (
     missing_documents,
     understood_answers,
 )
+from mailbot.db import insert_if_missing
 from mailbot.delivery.mail import Threading
 from mailbot.intake.parse import Inbound, clean_header_text
 from mailbot.intake.threads import format_ref
@@ -40,14 +42,23 @@ MAX_TITLE_CHARS = 200
 
 
 def next_ref(session: Session, year: int) -> str:
-    """The next case reference of `year`, `ITP-<year>-<nnnn>`; numbers are never reused."""
-    counter = session.get(CaseCounter, year)
-    if counter is None:
-        counter = CaseCounter(year=year, last_number=0)
-    counter.last_number += 1
-    session.add(counter)
-    session.flush()  # the UPDATE takes the write lock, so two writers cannot share a number
-    return format_ref(year, counter.last_number)
+    """The next case reference of `year`, `ITP-<year>-<nnnn>`, in the caller's transaction;
+    numbers are never reused, also when two processes (two hosts) open cases at once.
+
+    The year's counter row is made if missing (INSERT ... ON CONFLICT DO NOTHING, db.
+    insert_if_missing), then moved on by ONE `UPDATE ... SET last_number = last_number + 1
+    ... RETURNING last_number`: never read-then-write. On PostgreSQL the UPDATE locks the row
+    until the caller commits, and a second transaction's UPDATE waits, then adds to the
+    committed value (docs, "Transaction Isolation", 13.2.1: Read Committed re-evaluates the
+    updated row); on SQLite the first write takes the database's write lock. A transaction
+    rolled back gives its number back, so numbers stay without gaps."""
+    table = CaseCounter.__table__  # type: ignore[attr-defined]
+    insert_if_missing(session, table, {"year": year, "last_number": 0}, ["year"])
+    number = session.execute(
+        update(table).where(table.c.year == year)
+        .values(last_number=table.c.last_number + 1).returning(table.c.last_number)
+    ).scalar_one()
+    return format_ref(year, int(number))
 
 
 def title_from_subject(subject: str) -> str:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# In the daemon, a blob that BlobStore.put stored or met this recently may belong to a mail
+# In the daemon, a blob that the blob store's put stored or met this recently may belong to a mail
 # whose ledger row is not committed yet (put comes first, then the commit): the daily job
 # leaves it for the next run. The commands run under the leader lock, with no intake: no grace.
 BLOB_IDLE_SECONDS = 600

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from mailbot.db import make_engine
+from mailbot.leadership import Holder, leader_state
 from mailbot.models import Case, Outbox, RawMessage
 from tests.conftest import World
 
@@ -32,3 +34,14 @@ def outbox(world: World) -> list[Outbox]:
 def every_outbox_row(world: World) -> list[Outbox]:
     with Session(world.bot().engine) as session:
         return list(session.exec(select(Outbox)).all())
+
+
+def leader(world: World) -> Holder | None:
+    """Who holds the leader lock now (the file lock on SQLite, the advisory lock on
+    PostgreSQL: mailbot.leadership.leader_state), None: nobody."""
+    settings = world.settings()
+    engine = make_engine(settings.database_url)
+    try:
+        return leader_state(settings, engine).holder
+    finally:
+        engine.dispose()

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.models import CaseEvent, RawMessage
 from tests.conftest import World, wait_until
-from tests.e2e.records import case_count, outbox, rows
+from tests.e2e.records import case_count, leader, outbox, rows
 
 pytestmark = pytest.mark.e2e
 
@@ -184,7 +184,7 @@ def test_release_beside_the_running_daemon(world: World) -> None:
     row = _poisoned(world)
     daemon = world.spawn("run")
     try:
-        wait_until(lambda: (world.tmp / "data" / "mailbot.lock").exists(), timeout=30)
+        wait_until(lambda: leader(world) is not None, timeout=30)
         released = world.cli("quarantine", "release", str(row.id))
         assert released.returncode == 0, released.stderr
         wait_until(lambda: len(world.smtp.to(world.applicant)) == 1, timeout=90)

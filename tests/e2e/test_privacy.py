@@ -96,7 +96,9 @@ def digest_of(world: World, filename: str) -> str:
 
 
 def on_disk(world: World, digest: str) -> bool:
-    return any((world.tmp / "data" / "blobs").rglob(digest))
+    """The blob is still stored (in data_dir/blobs or, with blob_store = "database", the
+    blob table: the store the bot is built with)."""
+    return world.bot().blobs.exists(digest)
 
 
 def in_folder(world: World, folder: str, sender: str) -> int:

@@ -18,7 +18,7 @@ from mailbot.models import Case, CaseEvent, Outbox, RawMessage
 from mailbot.pipeline import MAX_ATTEMPTS, MAX_DEATHS, ingest, move_done, process_pending
 from tests.conftest import World, wait_until
 from tests.dovecot import Dovecot
-from tests.e2e.records import case_count, every_outbox_row, outbox, rows
+from tests.e2e.records import case_count, every_outbox_row, leader, outbox, rows
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -287,7 +287,7 @@ def test_sigterm_stops_the_daemon_cleanly_and_a_second_instance_is_refused(
         world: World) -> None:
     daemon = world.spawn("run")
     try:
-        wait_until(lambda: (world.tmp / "data" / "mailbot.lock").exists(), timeout=30)
+        wait_until(lambda: leader(world) is not None, timeout=30)
         time.sleep(1.0)
         second = world.cli("run", "--once")
         assert second.returncode != 0

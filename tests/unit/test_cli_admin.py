@@ -15,8 +15,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailbot.db import make_engine
+from mailbot.leadership import file_lock
 from mailbot.models import Case, CaseEvent, Outbox
-from mailbot.service import leader_lock
 from tests.unit.conftest import MailbotRunner, add_case
 from tests.unit.test_cli_operator_views import _outbox
 
@@ -25,8 +25,8 @@ AT = datetime(2026, 3, 2, 10, 59, tzinfo=UTC)
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[None]:
-    """The lock a running daemon holds on data_dir (service.leader_lock), held by this test."""
-    with leader_lock(tmp_path / "data"):
+    """The lock a running daemon holds on data_dir (leadership.file_lock), held by this test."""
+    with file_lock(tmp_path / "data"):
         yield
 
 

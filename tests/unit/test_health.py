@@ -168,15 +168,15 @@ def test_the_health_thresholds_must_come_before_their_critical_ones(tmp_path: Pa
 
 def test_the_leader_check_names_the_holder_of_the_lock_and_a_free_lock_is_ok(
         healthy: Path) -> None:
-    """Read from /proc/locks: the real flock of mailbot.service.leader_lock, never taken by
+    """Read from /proc/locks: the real flock of mailbot.leadership.file_lock, never taken by
     the check itself (a daemon starting meanwhile must not find it held)."""
     import os
 
-    from mailbot.service import leader_lock
+    from mailbot.leadership import file_lock
 
     settings = load_settings(healthy, environ={})
     engine = make_engine(settings.database_url)
-    with leader_lock(settings.bot.data_dir):
+    with file_lock(settings.bot.data_dir):
         [held] = [c for c in judge(settings, engine, NOW).checks if c.name == "leader"]
         assert (held.status, held.detail) == (
             OK, f"process {os.getpid()} (this process) holds "

@@ -214,7 +214,7 @@ def test_erasure_of_a_reviewer_reaches_every_row_that_names_them(tmp_path: Path)
 
 def test_the_commands_refuse_a_bad_address_and_a_running_daemon(
         tmp_path: Path, mailbot: MailbotRunner) -> None:
-    from mailbot.service import leader_lock
+    from mailbot.leadership import file_lock
 
     config = str(write_config(tmp_path))
     bad = mailbot("gdpr", "export", "Mette <a@x.dk>, b@x.dk", "--out", "x.zip",
@@ -224,7 +224,7 @@ def test_the_commands_refuse_a_bad_address_and_a_running_daemon(
 
     empty = mailbot("retention", "run", "--config", config)
     assert empty.code == 0 and "case_mail 0" in empty.out
-    with leader_lock(tmp_path / "data"):  # as a running daemon holds it
+    with file_lock(tmp_path / "data"):  # as a running daemon holds it
         refused = mailbot("retention", "run", "--config", config)
         erasing = mailbot("gdpr", "erase", "a@x.dk", "--config", config)
         dry = mailbot("gdpr", "erase", "a@x.dk", "--dry-run", "--config", config)
