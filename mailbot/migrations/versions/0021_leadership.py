@@ -5,7 +5,7 @@ rewritten at every sweep; this row changes only when the leadership does, and is
 process that may not have swept yet (a standby that just took over).
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-11-30 09:00:00
 """
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0021'
-down_revision = '0019'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
