@@ -8,9 +8,7 @@ change it.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -59,10 +57,7 @@ def _create(url: str, source: str, key: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": timeout})
             event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
             return engine
-        engine = create_engine(url, pool_pre_ping=True)
-        if engine.dialect.name == "postgresql":
-            event.listen(engine, "do_connect", _name_session)
-        return engine
+        return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as err:
         dialect = url.partition(":")[0].partition("+")[0]
         raise ConfigError(source, key, f"the {dialect} driver {err.name!r} is not installed",
@@ -99,25 +94,6 @@ def where(url: str) -> str:
     """How an operator recognises the database: the SQLite file, else the URL."""
     path = sqlite_path(url)
     return str(path) if path is not None else hide_password(url)
-
-
-# PostgreSQL keeps application_name to NAMEDATALEN - 1 = 63 bytes (runtime-config-logging)
-_APPLICATION_NAME_BYTES = 63
-
-
-def session_name(host: str | None = None, pid: int | None = None) -> str:
-    """`mailbot HOST:PID`, the `application_name` of every PostgreSQL session of process PID
-    on HOST (this process by default), cut to the 63 bytes PostgreSQL keeps. Another host
-    reads in `pg_stat_activity` whether that process still has a session (a process that is
-    gone has none: PostgreSQL ends a session whose client went away); the leader's lock
-    connection carries the same name (mailbot.leadership)."""
-    name = f"mailbot {host or socket.gethostname()}:{pid or os.getpid()}"
-    return name.encode("ascii", "replace")[:_APPLICATION_NAME_BYTES].decode("ascii")
-
-
-def _name_session(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-    # at each connect, not once at create_engine: a forked child names its own sessions
-    cparams.setdefault("application_name", session_name())
 
 
 def _sqlite_pragmas(timeout: float, dbapi_conn: Any, _record: Any) -> None:

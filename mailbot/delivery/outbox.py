@@ -27,12 +27,13 @@ from sqlmodel import Session, col, select
 from mailbot import metrics
 from mailbot.clock import as_utc
 from mailbot.config import LimitSettings, SmtpSettings
-from mailbot.db import rows_changed, session_name, transaction
+from mailbot.db import rows_changed, transaction
 from mailbot.delivery.breaker import APPLICANT_KINDS, Breaker
 from mailbot.delivery.compose import Outgoing
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
 from mailbot.intake.mailbox import tls_context
+from mailbot.leadership import NAME_PREFIX
 from mailbot.models import CaseEvent, Outbox, RawMessage
 from mailbot.vocabulary import Incident, Purpose
 from mailbot.watchdog import HEARTBEAT
@@ -158,9 +159,10 @@ def lease_owner() -> str:
 def owner_alive(session: Session, owner: str) -> bool:
     """Whether the process that wrote lease owner `owner` (`lease_owner`) may still be
     sending: False only when it is provably gone. On this host: its pid runs no longer (or
-    is a zombie). On another host (PostgreSQL): no session in `pg_stat_activity` carries its
-    `db.session_name` (PostgreSQL ends the sessions of a killed process at once, those of a
-    vanished host when TCP keepalive gives up: PostgreSQL docs 20.3.1, tcp_keepalives_*).
+    is a zombie). On another host (PostgreSQL): its leader lock session is gone, no session
+    in `pg_stat_activity` named `mailbot HOST:PID` (mailbot.leadership: every process that
+    sends holds the leadership on that session; PostgreSQL ends it when the process is
+    killed, and for a vanished host when TCP keepalive gives up, within takeover_seconds).
     Anything else counts as alive, and its rows wait for their lease (LEASE) to run out: a
     pid reused by another process only delays recovery, it never takes a live row."""
     host, _, rest = owner.partition(":")
@@ -172,9 +174,11 @@ def owner_alive(session: Session, owner: str) -> bool:
         return _pid_runs(pid)
     if session.get_bind().dialect.name != "postgresql":
         return True  # SQLite is one host's: another host's process cannot be asked
+    # leadership.identity() of that process, as the lock connection carries it
+    name = f"{NAME_PREFIX}{host}:{pid}"[:63]
     return session.execute(
         text("SELECT 1 FROM pg_stat_activity WHERE application_name = :name"),
-        {"name": session_name(host, pid)}).first() is not None
+        {"name": name}).first() is not None
 
 
 def _pid_runs(pid: int) -> bool:

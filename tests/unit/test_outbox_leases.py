@@ -3,8 +3,8 @@ whose lease ran out or whose owner is provably gone (on this host: its pid no lo
 on PostgreSQL: no session carries its name), never a live owner's row within its lease.
 
 Real databases (SQLite in tmp_path, and the test cluster's PostgreSQL); a process on
-"another host" is a real PostgreSQL session carrying that process's application_name, as
-mailbot's own sessions carry theirs (db.session_name).
+"another host" is a real PostgreSQL session named as that process's leader lock connection
+is (mailbot.leadership.identity: `mailbot HOST:PID`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.config import SmtpSettings
-from mailbot.db import make_engine, migrate, session_name
+from mailbot.db import make_engine, migrate
 from mailbot.delivery.outbox import LEASE, Sender, lease_owner
 from mailbot.models import Outbox
 
@@ -94,7 +93,7 @@ def test_an_owner_on_another_host_is_alive_while_it_may_be(engine: Engine) -> No
     import psycopg
 
     other = psycopg.connect(engine.url.render_as_string(hide_password=False).replace(
-        "postgresql+psycopg", "postgresql"), application_name=session_name("otherhost", 4243))
+        "postgresql+psycopg", "postgresql"), application_name="mailbot otherhost:4243")
     try:
         _recover(engine)
         assert _states(engine) == {gone: "pending", live: "sending"}
@@ -102,13 +101,3 @@ def test_an_owner_on_another_host_is_alive_while_it_may_be(engine: Engine) -> No
         other.close()
     _recover(engine)  # its session ended: the process is gone
     assert _states(engine) == {gone: "pending", live: "pending"}
-
-
-def test_every_postgresql_session_of_mailbot_carries_its_process_name(
-        engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("application_name is PostgreSQL's")
-    with engine.connect() as conn:
-        name = conn.execute(text("SELECT application_name FROM pg_stat_activity "
-                                 "WHERE pid = pg_backend_pid()")).scalar_one()
-    assert name == session_name() and name.startswith("mailbot ")
