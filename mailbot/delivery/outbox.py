@@ -9,15 +9,18 @@ import logging
 import os
 import random
 import re
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -30,6 +33,7 @@ from mailbot.delivery.compose import Outgoing
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.faults import crash_point
 from mailbot.intake.mailbox import tls_context
+from mailbot.leadership import NAME_PREFIX
 from mailbot.models import CaseEvent, Outbox, RawMessage
 from mailbot.vocabulary import Incident, Purpose
 from mailbot.watchdog import HEARTBEAT
@@ -39,7 +43,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long a claimed row is its owner's alone. Longer than one SMTP transaction takes (each
+# step waits at most smtp.timeout_seconds, 60 s by default); only a fallback for an owner
+# whose death cannot be proven (see Sender._expire_leases): a dead one is recovered at once.
 LEASE = timedelta(minutes=5)
+# this process's own part of its lease owner: pids repeat across hosts and restarts
+_NONCE = secrets.token_hex(4)
 CLAIM_BATCH = 200
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
@@ -140,6 +149,54 @@ async def send_direct(s: SmtpSettings, tokens: TokenSource | None, envelope_from
             smtp.close()
 
 
+def lease_owner() -> str:
+    """`HOST:PID:NONCE`, this process as the owner of the outbox rows it claims: the pid names
+    the process on its host, the random nonce this run of it (pids repeat across hosts and
+    restarts, and a restarted process must not take its predecessor's rows for its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_NONCE}"
+
+
+def owner_alive(session: Session, owner: str) -> bool:
+    """Whether the process that wrote lease owner `owner` (`lease_owner`) may still be
+    sending: False only when it is provably gone. On this host: its pid runs no longer (or
+    is a zombie). On another host (PostgreSQL): its leader lock session is gone, no session
+    in `pg_stat_activity` named `mailbot HOST:PID` (mailbot.leadership: every process that
+    sends holds the leadership on that session; PostgreSQL ends it when the process is
+    killed, and for a vanished host when TCP keepalive gives up, within takeover_seconds).
+    Anything else counts as alive, and its rows wait for their lease (LEASE) to run out: a
+    pid reused by another process only delays recovery, it never takes a live row."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if not pid_text.isdigit():
+        return False  # not written by a process (a test's or an old mailbot's row)
+    pid = int(pid_text)
+    if host == socket.gethostname():
+        return _pid_runs(pid)
+    if session.get_bind().dialect.name != "postgresql":
+        return True  # SQLite is one host's: another host's process cannot be asked
+    # leadership.identity() of that process, as the lock connection carries it
+    name = f"{NAME_PREFIX}{host}:{pid}"[:63]
+    return session.execute(
+        text("SELECT 1 FROM pg_stat_activity WHERE application_name = :name"),
+        {"name": name}).first() is not None
+
+
+def _pid_runs(pid: int) -> bool:
+    """A process with this pid runs on this host (a zombie, killed but not yet reaped by
+    its parent, does not: Linux's /proc/PID/stat state Z)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # no /proc here: the signal said it exists
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 SMTP_OUTAGE_ALERT = timedelta(minutes=15)  # shorter outages (a server restart) alert nobody
 
 
@@ -167,7 +224,8 @@ class Sender:
         self.envelope_from = envelope_from
         self.give_up = timedelta(hours=settings.give_up_hours)
         self.settings = settings
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = lease_owner()
+        self._flush_began = time.monotonic()  # when the running flush's `now` was read
         self._down_logged = False
         self._down_since: datetime | None = None  # the current SMTP outage began
         self._outage_alerted = False
@@ -189,12 +247,17 @@ class Sender:
             self.on_incident(session, Incident.OUTBOX_FAILURES, detail, now)
 
     def recover(self, now: datetime) -> int:
-        """At start, under the leader lock, every row still `sending` belongs to a dead
-        process (SCENARIOS O1/O2): resolve them now rather than when their lease runs out."""
-        return self._expire_leases(now, everything=True)
+        """At start: resolve the rows a dead process left `sending` (SCENARIOS O1/O2) now
+        rather than when their lease runs out. Only rows whose owner is provably dead or
+        whose lease expired (`_expire_leases`): another host may be sending right now.
+        Returns how many became `uncertain`."""
+        return self._expire_leases(now)
 
     def flush(self, now: datetime) -> FlushReport:
-        """Send every row that is due; safe to call from several places (rows are leased)."""
+        """Send every row that is due; safe to call from several processes at once, on one
+        host or two (every row is claimed by a conditional UPDATE and leased, and each later
+        change of it is conditional on this process still owning it)."""
+        self._flush_began = time.monotonic()
         report = FlushReport()
         report.uncertain = self._expire_leases(now)
         while not self.stopping.is_set() and (ids := self._due(now)):
@@ -207,33 +270,55 @@ class Sender:
         return report
 
     # -- leasing ----------------------------------------------------------------------------
-    def _expire_leases(self, now: datetime, everything: bool = False) -> int:
-        """A row left in `sending` by a dead process: the SMTP server may have accepted it."""
+    def _expire_leases(self, now: datetime) -> int:
+        """Resolve the `sending` rows whose owner cannot finish them: its lease ran out
+        (lease_until < now), or it is provably dead (`owner_alive`). Never a live owner's
+        row within its lease: that process is in its SMTP transaction right now. Each row
+        changes by a conditional UPDATE on the claim it had (owner and attempt), so two
+        processes recovering at once resolve it once; its old owner, should it live after
+        all, finds the row no longer its own and neither sends the final "." nor records
+        anything (`_mark_data`, `_hold`). Returns how many became `uncertain`.
+
+        A row that never reached the final "." of DATA (data_at unset) cannot be at the
+        server (RFC 5321 4.1.1.4): pending again. Past it, the server may have the mail:
+        at most once -> `uncertain`, at least once -> pending (same Message-ID)."""
         count = 0
+        alive: dict[str, bool] = {}
         with transaction(self.engine) as session:
-            query = select(Outbox).where(Outbox.state == "sending")
-            if not everything:
-                query = query.where(col(Outbox.lease_until) < now)
-            stale = session.exec(query).all()
-            for row in stale:
+            for row in session.exec(select(Outbox).where(Outbox.state == "sending")).all():
+                expired = row.lease_until is None or as_utc(row.lease_until) < now
+                if not expired:
+                    if row.lease_owner not in alive:
+                        alive[row.lease_owner] = owner_alive(session, row.lease_owner)
+                    if alive[row.lease_owner]:
+                        continue
                 if row.data_at is None:
-                    # died before DATA began: the server cannot have the mail (O1)
-                    row.state = "pending"
-                    row.last_error = "process died before DATA; sending again"
+                    # died before DATA ended: the server cannot have the mail (O1)
+                    state, error = "pending", "process died before DATA; sending again"
                 elif row.delivery == "at_most_once":
-                    row.state = "uncertain"
-                    row.last_error = "process died during the SMTP transaction; not resent"
+                    state = "uncertain"
+                    error = "process died during the SMTP transaction; not resent"
+                else:
+                    state = "pending"
+                    error = ("process died during the SMTP transaction; resending with the "
+                             "same Message-ID (possible duplicate)")
+                why = "its lease ran out" if expired else "that process is gone"
+                error += f" ({row.lease_owner or 'no owner'}: {why})"
+                taken = rows_changed(session, update(Outbox).where(
+                    col(Outbox.id) == row.id, col(Outbox.state) == "sending",
+                    col(Outbox.lease_owner) == row.lease_owner,
+                    col(Outbox.attempts) == row.attempts,
+                ).values(state=state, last_error=error, lease_until=None))
+                if taken != 1:
+                    continue  # another process resolved it first
+                session.refresh(row)
+                if state == "uncertain":
                     count += 1
                     metrics.SENT.labels(kind=row.kind, outcome="uncertain").inc()
                     log.warning("outbox %s (%s) uncertain after a crash; not resent",
                                 row.id, row.message_id)
                     self._incident(session, row, now, _told(row))
-                else:
-                    row.state = "pending"
-                    row.last_error = ("process died during the SMTP transaction; resending with "
-                                      "the same Message-ID (possible duplicate)")
                 _event(session, row, now, "outbox_" + row.state, row.last_error)
-                session.add(row)
         return count
 
     def _due(self, now: datetime) -> list[int]:
@@ -261,12 +346,36 @@ class Sender:
             claimed = rows_changed(session,
                 update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == "pending")
                 .values(state="sending", data_at=None,  # this attempt has not reached DATA
-                        lease_owner=self.owner, lease_until=now + LEASE,
+                        lease_owner=self.owner, lease_until=self._lease_end(now),
                         attempts=col(Outbox.attempts) + 1))
             if claimed != 1:
                 return None
             session.refresh(row)
             return row
+
+    def _lease_end(self, now: datetime) -> datetime:
+        """LEASE from the moment of the claim: `now` is when the flush began (the bot's clock,
+        which --now may shift), and a long batch claims its last rows minutes later."""
+        return now + timedelta(seconds=time.monotonic() - self._flush_began) + LEASE
+
+    def _held(self, row: Outbox) -> ColumnElement[bool]:
+        """The claim `row` was taken with (`_start`): still `sending`, by this process, in
+        the same attempt. False once recovery gave the row to another process."""
+        return and_(col(Outbox.id) == row.id, col(Outbox.state) == "sending",
+                    col(Outbox.lease_owner) == self.owner,
+                    col(Outbox.attempts) == row.attempts)
+
+    def _hold(self, session: Session, row: Outbox) -> Outbox | None:
+        """The row, locked in the caller's transaction, while this process still owns it
+        (a conditional UPDATE: on PostgreSQL it waits for, then sees, a concurrent
+        recovery's commit; on SQLite it takes the write lock); None, and a log line, when it
+        was taken over: the new owner decides what happens to it."""
+        if rows_changed(session, update(Outbox).where(self._held(row))
+                        .values(lease_owner=self.owner)) != 1:
+            log.warning("outbox %s (%s) was taken over by another process; leaving it to it",
+                        row.id, row.message_id)
+            return None
+        return session.get(Outbox, row.id)
 
     # -- sending ----------------------------------------------------------------------------
     async def _send_all(self, ids: list[int], now: datetime, report: FlushReport) -> None:
@@ -291,9 +400,11 @@ class Sender:
                 if self.stopping.is_set():
                     break  # shutting down: the rest stays pending for the next start
                 row = self._start(row_id, now)
-                if row is not None:
-                    HEARTBEAT.beat()  # one SMTP transaction each: progress, not a hang
-                    await self._send_one(smtp, row, now, report)
+                if row is None:
+                    continue
+                HEARTBEAT.beat()  # one SMTP transaction each: progress, not a hang
+                if not await self._send_one(smtp, row, now, report):
+                    break  # the connection was dropped mid-DATA: the rest in a new one
         finally:
             try:
                 await smtp.quit()
@@ -313,14 +424,17 @@ class Sender:
         return smtp_client(self.settings)
 
     async def _send_one(self, smtp: aiosmtplib.SMTP, row: Outbox, now: datetime,
-                        report: FlushReport) -> None:
+                        report: FlushReport) -> bool:
         """One SMTP transaction, step by step, so that each failure is known for what it is
         (SCENARIOS O3, O7): MAIL and RCPT failures are safe to retry (nothing was accepted);
         a 4xx for one recipient is retried for that recipient only, a 5xx is final for it.
         The content of DATA goes out without its final "." line, and a failure up to there is
         retried too (the server keeps nothing without it). `data_at` is committed just before
         the final "."; a timeout or a dropped connection after it may mean the server took
-        the mail, so an at-most-once row becomes `uncertain` and is never resent by itself."""
+        the mail, so an at-most-once row becomes `uncertain` and is never resent by itself.
+        When that commit finds the row taken over (`_mark_data`), the final "." is never sent
+        and the connection is dropped: returns False (the connection is unusable), else
+        True."""
         results = dict(row.results)
         waiting = [r for r in row.recipients if _open(results.get(r))]
         try:
@@ -335,48 +449,55 @@ class Sender:
         except aiosmtplib.SMTPResponseException as err:
             await _reset(smtp)
             self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
-            return
+            return True
         except (aiosmtplib.SMTPException, OSError) as err:
             self._retry(row, now, f"{type(err).__name__}: {err}", report, results)
-            return
+            return True
         if not accepted:
             await _reset(smtp)
             self._settle(row, now, results, report)
-            return
+            return True
         crash_point("before_data")
         try:
             await _data_content(smtp, row.raw)
         except aiosmtplib.SMTPResponseException as err:  # DATA refused: nothing taken
             self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
-            return
+            return True
         except (aiosmtplib.SMTPException, OSError) as err:
             # cut before the final ".": the server throws the content away (RFC 5321 4.1.1.4)
             self._retry(row, now, f"{type(err).__name__} during DATA, before its end: {err}",
                         report, results)
-            return
+            return True
         crash_point("before_final_dot")
-        self._mark_data(row, now)
+        if not self._mark_data(row, now):
+            # another process owns the row now and sends it: without the final "." the
+            # server delivers nothing (RFC 5321 4.1.1.4, 3.8), and mid-DATA there is no RSET
+            log.warning("outbox %s (%s) was taken over before the end of DATA; the final "
+                        '"." is not sent, the connection is dropped', row.id, row.message_id)
+            smtp.close()
+            return False
         try:
             response = await smtp.execute_command(b".")
         except (aiosmtplib.SMTPException, OSError) as err:
             self._unknown(row, now, f"{type(err).__name__} after the end of DATA: {err}", report)
-            return
+            return True
         if response.code != 250:  # the server answered: not taken
             self._refused(row, now, response.code, f"{response.code} {response.message}",
                           results, report)
-            return
+            return True
         crash_point("after_smtp", row.raw)
         results.update(dict.fromkeys(accepted, "250 accepted"))
         self._settle(row, now, results, report)
+        return True
 
-    def _mark_data(self, row: Outbox, now: datetime) -> None:
+    def _mark_data(self, row: Outbox, now: datetime) -> bool:
         """Commit that the final "." of DATA goes out: from here on a crash may leave the mail
-        at the server. Before it, the server has nothing it would deliver."""
+        at the server. Before it, the server has nothing it would deliver. Conditional on
+        this process still owning the row (`_held`): False when recovery gave it to another
+        process (this one was frozen or cut off past its lease), which then sends it."""
         with transaction(self.engine) as session:
-            current = session.get(Outbox, row.id)
-            if current is not None:
-                current.data_at = now
-                session.add(current)
+            return rows_changed(session, update(Outbox).where(self._held(row))
+                                .values(data_at=now)) == 1
 
     def _refused(self, row: Outbox, now: datetime, code: int, error: str,
                  results: dict[str, str], report: FlushReport) -> None:
@@ -406,7 +527,7 @@ class Sender:
             self._retry(row, now, error, report)
             return
         with transaction(self.engine) as session:
-            current = session.get(Outbox, row.id)
+            current = self._hold(session, row)
             if current is None:
                 return
             current.state, current.lease_until = "uncertain", None
@@ -420,8 +541,9 @@ class Sender:
 
     def _finish(self, row: Outbox, state: str, now: datetime, error: str,
                 results: dict[str, str], report: FlushReport) -> None:
+        """`sent` or `failed` for good, unless the row was taken over (`_hold`)."""
         with transaction(self.engine) as session:
-            current = session.get(Outbox, row.id)
+            current = self._hold(session, row)
             if current is None:
                 return
             current.state = state
@@ -445,8 +567,10 @@ class Sender:
 
     def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport,
                results: dict[str, str] | None = None) -> None:
+        """Pending again after a backoff, or `failed` once smtp.give_up_hours have passed;
+        nothing when the row was taken over (`_hold`)."""
         with transaction(self.engine) as session:
-            current = session.get(Outbox, row.id)
+            current = self._hold(session, row)
             if current is None:
                 return
             current.last_error = error

@@ -5,7 +5,7 @@ rewritten at every sweep; this row changes only when the leadership does, and is
 process that may not have swept yet (a standby that just took over).
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-11-30 09:00:00
 """
 import sqlalchemy as sa
