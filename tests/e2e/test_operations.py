@@ -11,7 +11,6 @@ import json
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from mailbot.db import make_engine
 from mailbot.models import Outbox
 from tests.conftest import World, wait_until
 
@@ -119,8 +119,10 @@ def test_health_after_run_once_is_ok_a_failed_row_warns_an_unmigrated_database_i
     assert warned.returncode == 1, warned.stdout
     assert '"name": "outbox_failed",\n      "status": "warning"' in warned.stdout
 
-    with sqlite3.connect(world.tmp / "data" / "mailbot.sqlite3") as db:
-        db.execute("DELETE FROM alembic_version")  # as if never migrated
+    engine = make_engine(world.settings().database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alembic_version")  # as if never migrated
+    engine.dispose()
     critical = world.cli("health")
     assert critical.returncode == 2, critical.stdout
     assert "critical database:" in critical.stdout
