@@ -169,3 +169,20 @@ def test_processes_starting_together_on_a_new_database_migrate_it_once(
     engine = make_engine(empty_database_url)
     assert schema(engine).current == head_revision()
     engine.dispose()
+
+
+def test_a_tls_url_with_a_password_reaches_libpq_as_written() -> None:
+    """README "PostgreSQL and two hosts": the URL an operator writes in
+    MAILBOT_BOT__DATABASE_URL, a percent-encoded password and libpq's TLS parameters
+    (https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS) pass through
+    SQLAlchemy to psycopg unchanged; logs and errors show the URL without the password."""
+    url = ("postgresql+psycopg://mailbot:S3cret-pw%2F42@db.kommune.dk:5432/mailbot"
+           "?sslmode=verify-full&sslrootcert=/etc/mailbot/db-ca.pem")
+    engine = make_engine(url)
+    _, params = engine.dialect.create_connect_args(engine.url)
+    params.pop("context")  # SQLAlchemy's own type adapters
+    assert params == {"host": "db.kommune.dk", "port": 5432, "dbname": "mailbot",
+                      "user": "mailbot", "password": "S3cret-pw/42",
+                      "sslmode": "verify-full", "sslrootcert": "/etc/mailbot/db-ca.pem"}
+    assert where(url) == ("postgresql+psycopg://mailbot:***@db.kommune.dk:5432/mailbot"
+                          "?sslmode=verify-full&sslrootcert=/etc/mailbot/db-ca.pem")

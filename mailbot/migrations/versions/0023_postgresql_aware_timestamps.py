@@ -1,9 +1,9 @@
-"""PostgreSQL: the nine columns later migrations added as `timestamp without time zone` become
-`timestamp with time zone`, as the models (UTCDateTime) and every other timestamp are.
+"""PostgreSQL: nine timestamp columns without time zone get one, as the models have
 
-On a naive column PostgreSQL stores an aware value in the session's TimeZone and mailbot reads
-it back as if it were UTC: on a server set to Europe/Copenhagen every such time was an hour or
-two off. The conversion reads the stored values in the session's TimeZone again, the inverse
+The nine columns later migrations added as `timestamp without time zone` become `timestamp
+with time zone`, as the models (UTCDateTime) and every other timestamp are. On a naive column
+PostgreSQL stores an aware value in the session's TimeZone and mailbot reads it back as if it
+were UTC: on a server set to Europe/Copenhagen every such time was an hour or two off. The conversion reads the stored values in the session's TimeZone again, the inverse
 of how they were written (PostgreSQL docs 8.5.1.3, "Time Stamps"). SQLite has one DATETIME
 type for both: nothing changes there.
 
