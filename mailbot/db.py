@@ -37,6 +37,10 @@ SQLITE_TIMEOUT_SECONDS = 30.0  # a write waits this long for another process's l
 # PostgreSQL waits for a lock for ever by default: a stuck session would hang the daemon
 LOCK_TIMEOUT_MS = int(SQLITE_TIMEOUT_SECONDS * 1000)
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+# the largest row id either database holds: the id columns are `integer` on PostgreSQL (4 bytes,
+# PostgreSQL docs 8.1.1, "Integer Types"); SQLite's INTEGER is 8 bytes. A larger number bound
+# to an id is an error in the database ("integer out of range"), not "no such row"
+MAX_ROW_ID = 2**31 - 1
 
 
 def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
