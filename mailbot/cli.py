@@ -660,7 +660,6 @@ def _row_id(value: str | None, command: str) -> int:
     return int(digits)
 
 
-
 def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,
                    not_delivered: bool, as_json: bool) -> None:
     """`outbox retry|cancel ID`: one conditional UPDATE with its audit event, safe beside a
