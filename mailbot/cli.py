@@ -776,9 +776,10 @@ def outbox(action: Annotated[str | None, typer.Argument(
 
 def _row_id(value: str | None, command: str) -> int:
     """The ID argument of `mailbot {command} ID` as a number: the one parser of every admin
-    command's row id. Raises ConfigError for a missing, non-decimal or too large id (SQLite's
-    INTEGER is a signed 64-bit number, https://www.sqlite.org/datatype3.html; a larger one
-    would be an OverflowError in the driver)."""
+    command's row id. Raises ConfigError for a missing, non-decimal or too large id (above
+    mailbot.db.MAX_ROW_ID, which the database would refuse with an error of its own)."""
+    from mailbot.db import MAX_ROW_ID
+
     listing = f"`mailbot {command.split()[0]} list`"
     if value is None:
         raise ConfigError(COMMAND_LINE, "ID", f"`{command}` needs the row's id",
@@ -788,13 +789,10 @@ def _row_id(value: str | None, command: str) -> int:
     if not (digits.isascii() and digits.isdigit()):
         raise ConfigError(COMMAND_LINE, "ID", f"{value!r} is not an id",
                           f"give the number from the id column of {listing}")
-    if int(digits) > SQLITE_MAX_INTEGER:
+    if int(digits) > MAX_ROW_ID:
         raise ConfigError(COMMAND_LINE, "ID", f"{digits} is larger than any row id",
                           f"give the number from the id column of {listing}")
     return int(digits)
-
-
-SQLITE_MAX_INTEGER = 2**63 - 1
 
 
 def _outbox_change(settings: Settings, engine: Engine, action: str, row_id: int,

@@ -34,7 +34,13 @@ MIGRATE_FIX = "run `mailbot migrate`"
 # the extra that brings the driver of each database mailbot supports besides SQLite
 _EXTRAS = {"postgresql": "pip install 'mailbot[postgres]'"}
 SQLITE_TIMEOUT_SECONDS = 30.0  # a write waits this long for another process's lock
+# PostgreSQL waits for a lock for ever by default: a stuck session would hang the daemon
+LOCK_TIMEOUT_MS = int(SQLITE_TIMEOUT_SECONDS * 1000)
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+# the largest row id either database holds: the id columns are `integer` on PostgreSQL (4 bytes,
+# PostgreSQL docs 8.1.1, "Integer Types"); SQLite's INTEGER is 8 bytes. A larger number bound
+# to an id is an error in the database ("integer out of range"), not "no such row"
+MAX_ROW_ID = 2**31 - 1
 
 
 def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
@@ -57,7 +63,10 @@ def _create(url: str, source: str, key: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": timeout})
             event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "connect", _postgresql_lock_timeout)
+        return engine
     except ModuleNotFoundError as err:
         dialect = url.partition(":")[0].partition("+")[0]
         raise ConfigError(source, key, f"the {dialect} driver {err.name!r} is not installed",
@@ -103,6 +112,22 @@ def _sqlite_pragmas(timeout: float, dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.close()
+
+
+def _postgresql_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+    """A statement waits at most LOCK_TIMEOUT_MS for a lock another session holds (a stuck
+    psql session, a backup that locks tables), as a SQLite write waits for the file lock;
+    then it fails with LockNotAvailable, an OperationalError that mailbot.storage treats as
+    storage trouble, retried. A lock_timeout the DBA set for the role or the database, or
+    the URL's `options=-c lock_timeout=...`, is kept (PostgreSQL docs 20.11.1, "Statement
+    Behavior"). Committed at once: a SET in the pool's first transaction would be undone
+    by its rollback."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SELECT current_setting('lock_timeout')")
+    if cursor.fetchone()[0] == "0":
+        cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    cursor.close()
+    dbapi_conn.commit()
 
 
 @contextmanager

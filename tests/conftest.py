@@ -101,12 +101,27 @@ def database_url(backend: str, postgres: Postgres | None) -> str | None:
     data_dir), else a fresh PostgreSQL database migrated to head."""
     if backend == "sqlite":
         return None
+    return required(postgres).new_database()
+
+
+def required(postgres: Postgres | None) -> Postgres:
+    """The cluster, for a test that cannot run without it: skips the test when PostgreSQL
+    is not installed here, fails it under CI=true (where a skip would hide the backend)."""
     if postgres is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true: PostgreSQL is mandatory (apt-get install postgresql "
                         "and pip install -e '.[test]', which brings psycopg)")
         pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
-    return postgres.new_database()
+    return postgres
+
+
+@pytest.fixture
+def empty_database_url(backend: str, postgres: Postgres | None, tmp_path: Path) -> str:
+    """A database that was never migrated, for the tests of migrating itself: the default
+    SQLite file of data_dir ./data (not created yet) or an empty PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'mailbot.sqlite3'}"
+    return required(postgres).new_database(migrated=False)
 
 
 _COUNTER = itertools.count(1)
@@ -123,10 +138,20 @@ class World:
     applicant: str
     extra: dict[str, dict[str, object]] = field(default_factory=dict)
     database_url: str | None = None  # None: SQLite in data_dir; else PostgreSQL (issue #15)
+    postgres: Postgres | None = None  # the cluster of database_url, for a second database
 
     @property
     def backend(self) -> str:
         return "sqlite" if self.database_url is None else "postgresql"
+
+    def own_database(self, data_dir: Path) -> dict[str, object]:
+        """The [bot] settings of another mailbot with a database of its own on this
+        backend: `data_dir` (SQLite's file lives in it) and, on PostgreSQL, a new database
+        migrated to head."""
+        if self.database_url is None:
+            return {"data_dir": str(data_dir)}
+        return {"data_dir": str(data_dir),
+                "database_url": required(self.postgres).new_database()}
 
     @property
     def on_dovecot(self) -> bool:
@@ -233,7 +258,8 @@ def _email(raw: bytes) -> EmailMessage:
 
 
 @pytest.fixture
-def world(dovecot: Dovecot | None, tmp_path: Path, database_url: str | None) -> Iterator[World]:
+def world(dovecot: Dovecot | None, tmp_path: Path, database_url: str | None,
+          postgres: Postgres | None) -> Iterator[World]:
     n = next(_COUNTER)
     address = f"bot{n}-{os.getpid()}@kommune.test"
     imap: Dovecot | Pymap
@@ -247,7 +273,7 @@ def world(dovecot: Dovecot | None, tmp_path: Path, database_url: str | None) -> 
     try:
         yield World(imap=imap, smtp=sink, bot_address=address, tmp=tmp_path,
                     applicant=f"mette{n}-{os.getpid()}@kommune.test",
-                    database_url=database_url)
+                    database_url=database_url, postgres=postgres)
     finally:
         sink.stop()
         if dovecot is None:

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from mailbot.app import template_folders
 from mailbot.clock import as_utc
 from mailbot.council.meetings import CouncilCalendar, Meeting
+from mailbot.db import MAX_ROW_ID
 from mailbot.redact import redact_cpr
 from mailbot.web import auth
 from mailbot.web.auth import WebUser
@@ -297,16 +298,13 @@ def downloadable(document: Any) -> bool:
     return bool(document.blob_sha256) and document.purged_at is None and not document.held
 
 
-SQLITE_MAX_INTEGER = 2 ** 63 - 1  # INTEGER is a signed 8-byte value (sqlite.org/datatype3.html)
-
-
 def row_id(text: str) -> int | None:
-    """A row id from a URL: 1 … SQLITE_MAX_INTEGER as decimal digits, else None (a bigger
-    number would make SQLite raise OverflowError, i.e. a 500 with a traceback in the log)."""
+    """A row id from a URL: 1 … mailbot.db.MAX_ROW_ID as decimal digits, else None (a bigger
+    number would make the database raise, i.e. a 500 with a traceback in the log)."""
     if not text.isascii() or not text.isdigit():
         return None
     number = int(text)
-    return number if 0 < number <= SQLITE_MAX_INTEGER else None
+    return number if 0 < number <= MAX_ROW_ID else None
 
 
 def document_download(view: Overview, request: Request, user: WebUser) -> Response:

@@ -1,8 +1,11 @@
-"""What the bot's database holds, read after (or between) runs: shared by the e2e tests."""
+"""What the bot's database holds, read after (or between) runs: shared by the e2e tests.
+
+Every list is in id order (the order the bot wrote the rows): without ORDER BY, PostgreSQL
+returns rows in whatever order its heap holds them, which changes once a row is updated."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.db import make_engine
 from mailbot.leadership import Holder, leader_state
@@ -13,12 +16,12 @@ from tests.conftest import World
 def rows(world: World) -> list[RawMessage]:
     """Every ledger row (one per mail the bot fetched or recorded)."""
     with Session(world.bot().engine) as session:
-        return list(session.exec(select(RawMessage)).all())
+        return list(session.exec(select(RawMessage).order_by(col(RawMessage.id))).all())
 
 
 def cases(world: World) -> list[Case]:
     with Session(world.bot().engine) as session:
-        return list(session.exec(select(Case)).all())
+        return list(session.exec(select(Case).order_by(col(Case.id))).all())
 
 
 def case_count(world: World) -> int:
@@ -28,12 +31,13 @@ def case_count(world: World) -> int:
 def outbox(world: World) -> list[Outbox]:
     """The receipts in the outbox (review requests go to reviewers, not to the applicant)."""
     with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox).where(Outbox.kind == "receipt")).all())
+        return list(session.exec(select(Outbox).where(Outbox.kind == "receipt")
+                                 .order_by(col(Outbox.id))).all())
 
 
 def every_outbox_row(world: World) -> list[Outbox]:
     with Session(world.bot().engine) as session:
-        return list(session.exec(select(Outbox)).all())
+        return list(session.exec(select(Outbox).order_by(col(Outbox.id))).all())
 
 
 def leader(world: World) -> Holder | None:

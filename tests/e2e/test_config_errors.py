@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailbot.db import head_revision, where
 from mailbot.mailworld import free_port
 from tests.conftest import World
 
@@ -15,6 +16,26 @@ def test_check_passes_on_a_good_config(world: World) -> None:
     assert result.returncode == 0, result.stderr
     for step in ("config", "rules", "database", "templates", "imap", "smtp"):
         assert f"ok    {step}" in result.stdout
+
+
+def test_migrate_then_check_then_run_on_an_empty_database(
+        world: World, empty_database_url: str) -> None:
+    """The operator's first start on each backend (README "PostgreSQL and two hosts"): a
+    database that exists but holds nothing, `mailbot migrate`, `mailbot check`, a brief."""
+    world.write_config(bot={"database_url": empty_database_url})
+    database = where(empty_database_url)
+    migrated = world.cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.startswith(
+        f"{database}: migrated from revision none to {head_revision()}"), migrated.stdout
+    checked = world.cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert f"ok    database: {database} reachable and migrated (up to date)" in checked.stdout
+    world.deliver(world.brief(subject="Første sag"))
+    ran = world.cli("run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    assert len(world.received_by(world.applicant)) == 1
+    assert "no cases yet" not in world.cli("cases").stdout
 
 
 @pytest.mark.parametrize("command", [("check",), ("run", "--once")])

@@ -201,7 +201,7 @@ def test_a_second_mailbot_with_its_own_database_pauses_applicant_mail(
     operator = with_operator(world)
     world.deliver(world.brief(subject="Begge ser den"))
     first = world.bot()
-    world.write_config(bot={"data_dir": str(world.tmp / "second")})  # its own database
+    world.write_config(bot=world.own_database(world.tmp / "second"))
     second = world.bot()
     assert second.settings.bot.data_dir != first.settings.bot.data_dir
     mailboxes = opened(first), opened(second)

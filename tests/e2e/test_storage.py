@@ -1,7 +1,8 @@
 """Database and disk trouble under a running daemon (SCENARIOS R10, R11; issue #10, item 6).
 
-Real faults, no mocks: a second real SQLite connection holding `BEGIN EXCLUSIVE` (the
-database is locked), and a small tmpfs filled to the last byte (the disk is full) or remounted
+Real faults, no mocks: a second real database session holding the write lock (the database
+is locked: SQLite's `BEGIN EXCLUSIVE`, PostgreSQL's `LOCK TABLE ... IN EXCLUSIVE MODE` on
+every table), and a small tmpfs filled to the last byte (the disk is full) or remounted
 read-only. In each case a brief arrives during the fault: nothing is moved on IMAP, the daemon
 (a real `mailbot run` subprocess) keeps running and logs ONE `event=storage_trouble`, the
 operator gets ONE alert mail, and once the fault is gone the brief gets exactly one case and
@@ -15,11 +16,13 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
 
 from mailbot.models import Alert, Case, RawMessage
@@ -32,6 +35,8 @@ from tests.e2e.test_reliability import make_due
 pytestmark = pytest.mark.e2e
 
 LOCK_TIMEOUT = 1  # seconds a write waits for the lock (`?timeout=` in the SQLite URL)
+# what each backend says when that wait is over
+LOCKED = {"sqlite": "database is locked", "postgresql": "canceling statement due to lock timeout"}
 
 
 def operator_of(world: World) -> str:
@@ -43,13 +48,50 @@ def database_file(world: World) -> Path:
 
 
 def configure(world: World) -> str:
-    """An operator to alert and a SQLite database whose writes give up on a lock after
-    LOCK_TIMEOUT s (30 s by default, which would only make this test slow)."""
+    """An operator to alert and a database whose writes give up on a lock after
+    LOCK_TIMEOUT s (30 s by default, which would only make this test slow): SQLite's
+    `?timeout=`, PostgreSQL's lock_timeout in the URL's options (README "PostgreSQL and two
+    hosts"). The raw mail stays in files on both: the disk tests fill that disk."""
     operator = operator_of(world)
-    world.write_config(
-        operator={"addresses": [operator]},
-        bot={"database_url": f"sqlite:///{database_file(world)}?timeout={LOCK_TIMEOUT}"})
+    if world.database_url is None:
+        url = f"sqlite:///{database_file(world)}?timeout={LOCK_TIMEOUT}"
+    else:
+        options = urllib.parse.quote(f"-c lock_timeout={LOCK_TIMEOUT}s")
+        url = f"{world.database_url}?options={options}"
+    world.write_config(operator={"addresses": [operator]},
+                       bot={"database_url": url, "blob_store": "files"})
     return operator
+
+
+@contextmanager
+def database_locked(world: World) -> Iterator[None]:
+    """Another real session holds the database's write lock until the block ends, as a
+    backup, a stuck `sqlite3` shell or a stuck psql session would: reads go on, writes wait.
+    SQLite: `BEGIN EXCLUSIVE` (in WAL mode readers go on). PostgreSQL: every table of the
+    database locked IN EXCLUSIVE MODE, which lets plain SELECTs through and nothing else
+    (PostgreSQL docs 13.3.1, "Table-Level Locks")."""
+    if world.database_url is None:
+        holder = sqlite3.connect(database_file(world), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+        return
+    engine = create_engine(world.database_url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(text("SELECT tablename FROM pg_tables "
+                                       "WHERE schemaname = 'public'")).scalars().all()
+            names = ", ".join(f'"{table}"' for table in tables)
+            conn.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()
 
 
 def cases(world: World) -> list[Case]:
@@ -111,22 +153,17 @@ def test_a_brief_while_the_database_is_locked_waits_and_is_handled_once(world: W
     stored either and goes to the operator straight over SMTP, once."""
     operator = configure(world)
     with running_daemon(world) as output:
-        holder = sqlite3.connect(database_file(world), isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
+        with database_locked(world):
             world.deliver(world.brief(subject="Under fejlen"))
             wait_until(lambda: len(world.smtp.to(operator)) == 1, timeout=60)
             time.sleep(6)  # the daemon retries, backing off: 1-2 s, 2-4 s, …
             still_waiting(world)
             assert len(world.smtp.to(operator)) == 1  # one incident, one mail
-        finally:
-            holder.rollback()
-            holder.close()
         wait_until(lambda: len(world.smtp.to(world.applicant)) == 2, timeout=60)
     assert_waited_then_handled_once(world, output, operator)
     [alert] = world.received_by(operator)
     assert alert["Auto-Submitted"] == "auto-generated"
-    assert "database is locked" in text_of(alert)
+    assert LOCKED[world.backend] in text_of(alert)
 
 
 def test_alerts_the_database_cannot_store_are_mailed_directly_once(
@@ -135,14 +172,9 @@ def test_alerts_the_database_cannot_store_are_mailed_directly_once(
     line, and the operator gets one mail straight over SMTP, not one per incident."""
     operator = configure(world)
     bot = world.bot()
-    holder = sqlite3.connect(database_file(world), isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with database_locked(world):
         for number in range(3):
             bot.alerts.raise_alert(Incident.STORAGE_TROUBLE, f"test incident {number}")
-    finally:
-        holder.rollback()
-        holder.close()
     assert caplog.text.count("event=storage_trouble") == 3
     assert caplog.text.count("mailing the operator directly") == 3
     [alert] = world.received_by(operator)
@@ -186,7 +218,9 @@ def remount(path: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("fault,where", [
     ("full", "blobs"),  # raw mail cannot be stored, the database can: the alert is queued
-    ("full", "data"),  # database and raw mail on the full disk: the alert goes directly
+    # SQLite's file and raw mail on the full disk: the alert goes directly (PostgreSQL's
+    # database is on its server's disk: the alert is queued)
+    ("full", "data"),
     ("read-only", "blobs"),  # the file system turned read-only (as after an I/O error)
 ])
 def test_a_brief_while_the_disk_fails_waits_and_is_handled_once(
@@ -227,15 +261,10 @@ def test_scheduler_jobs_on_a_locked_database_are_one_incident_not_a_traceback_ea
     world.smtp.start()
     make_due(world)
     service = Service(world.bot())
-    holder = sqlite3.connect(database_file(world), isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with database_locked(world):
         for _ in range(3):
             service._outbox_job()
         service._jobs_job()
-    finally:
-        holder.rollback()
-        holder.close()
     assert caplog.text.count("event=storage_trouble") == 1
     assert "Traceback" not in caplog.text and "flush failed" not in caplog.text
     assert world.smtp.to(world.applicant) == []  # waited in the outbox

@@ -169,6 +169,10 @@ def test_outbox_show_prints_the_mail_to_send_by_hand(
      "list`"),
     (("retry", str(2**63)), f"command line: [ID] {2**63} is larger than any row id. Fix: give "
      "the number from the id column of `mailbot outbox list`"),
+    # one above PostgreSQL's `integer`, which its id columns are: refused before the database
+    # says "integer out of range"
+    (("retry", str(2**31)), f"command line: [ID] {2**31} is larger than any row id. Fix: give "
+     "the number from the id column of `mailbot outbox list`"),
     (("show", "²"), "command line: [ID] '²' is not an id. Fix: give the number from the id "
                     "column of `mailbot outbox list`"),
     (("resume", "1"), "command line: [ID] `outbox resume` takes no ID. Fix: use `mailbot "

@@ -28,7 +28,7 @@ from mailbot.council.decisions import decide
 from mailbot.db import make_engine, migrate
 from mailbot.delivery.mail import queue_mail
 from mailbot.intake.parse import MAX_NAME_CHARS, display_name, parse
-from mailbot.models import Case, CaseDocument, Outbox, RawMessage
+from mailbot.models import Case, CaseDocument, Outbox, RawMessage, Review
 from mailbot.reading.brief import read_brief
 from mailbot.reading.replies import read_verdict
 from mailbot.redact import REDACTED, redact_cpr, redact_data
@@ -300,8 +300,8 @@ def test_inspect_prints_no_cpr(tmp_path: Path, mailbot: MailbotRunner) -> None:
         assert REDACTED in result.out
 
 
-def test_migration_0014_redacts_what_an_older_database_holds(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+def test_migration_0014_redacts_what_an_older_database_holds(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     migrate(engine, "0013")
     at = "2026-03-02 10:59:00"
     with engine.begin() as conn:
@@ -311,8 +311,9 @@ def test_migration_0014_redacts_what_an_older_database_holds(tmp_path: Path) -> 
             'from_prose, not_applicable, strategic, strategic_reason, subject, decision_text, '
             'phase, project_type_reason, system_owner_source, system_owner_note) VALUES '
             "(1, 'ITP-2026-0001', 'a@k.dk', 'Anna', :title, 'complete', 'da', :at, :at, '', "
-            ":answers, '[]', '[]', :na, 0, '', :title, '', 'guidance', '', '', '')"),
+            ":answers, '[]', '[]', :na, :no, '', :title, '', 'guidance', '', '', '')"),
             {"title": f"Booking {CPRS[0]}", "at": at, "na": json.dumps({"dpa": CPRS[1]}),
+             "no": False,
              "answers": json.dumps({"who": f"Anna {CPRS[2]}", "what": None,
                                     "cost": "Faktura nr. 4711-2026"})})
         conn.execute(sa.text(
@@ -325,15 +326,15 @@ def test_migration_0014_redacts_what_an_older_database_holds(tmp_path: Path) -> 
     migrate(engine)
     with Session(engine) as session:
         case = session.get(Case, 1)
-        review_row = session.exec(sa.text("SELECT comment, documents FROM review")).one()
+        review_row = session.get(Review, 1)
     engine.dispose()
     assert case is not None
     assert case.title == case.subject == f"Booking {REDACTED}"
     assert case.answers == {"who": f"Anna {REDACTED}", "what": None,
                             "cost": "Faktura nr. 4711-2026"}
     assert case.not_applicable == {"dpa": REDACTED}
-    assert review_row[0] == f"Se {REDACTED}"
-    assert json.loads(review_row[1]) == [f"Bilag {REDACTED}.pdf"]
+    assert review_row is not None and review_row.comment == f"Se {REDACTED}"
+    assert review_row.documents == [f"Bilag {REDACTED}.pdf"]
 
 
 def _all_text(message: EmailMessage) -> str:

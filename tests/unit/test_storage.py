@@ -1,6 +1,8 @@
 """Telling database and disk trouble from other errors (mailbot.storage, SCENARIOS R10, R11),
-with real faults: a SQLite file locked by a second real connection, and a file size limit
-(RLIMIT_FSIZE) that makes the kernel refuse a blob write with EFBIG."""
+with real faults: a SQLite file locked by a second real connection, a PostgreSQL table locked
+by a second real session, a PostgreSQL server that ends mailbot's sessions and lets no new one
+in, and a file size limit (RLIMIT_FSIZE) that makes the kernel refuse a blob write with
+EFBIG."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,8 @@ from sqlalchemy.exc import OperationalError
 
 from mailbot.db import SQLITE_TIMEOUT_SECONDS, make_engine, sqlite_timeout
 from mailbot.storage import describe, storage_error
+from tests.conftest import required
+from tests.postgres import Postgres
 
 
 def test_sqlite_lock_wait_comes_from_the_url() -> None:
@@ -78,3 +83,53 @@ def test_a_blob_the_disk_refuses_raises_and_leaves_no_partial_file(tmp_path: Pat
     assert result.stdout.strip() == str(errno.EFBIG), result.stderr
     assert storage_error(OSError(errno.EFBIG, "File too large")) is not None
     assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_a_postgresql_table_locked_by_another_session_is_storage_trouble(
+        postgres: Postgres | None) -> None:
+    """A stuck session holding a table's lock: the write gives up after the URL's
+    lock_timeout (mailbot's own default is 30 s) instead of hanging the daemon."""
+    url = required(postgres).new_database()
+    engine = make_engine(f"{url}?options={urllib.parse.quote('-c lock_timeout=300ms')}")
+    holder = make_engine(url)
+    started = time.monotonic()
+    with holder.connect() as stuck:
+        stuck.execute(text("LOCK TABLE outbox IN EXCLUSIVE MODE"))
+        with pytest.raises(OperationalError) as caught, engine.begin() as conn:
+            conn.execute(text("UPDATE outbox SET attempts = attempts + 1"))
+        stuck.rollback()
+    assert time.monotonic() - started < 5
+    assert storage_error(caught.value) is caught.value
+    assert describe(caught.value) == "database: canceling statement due to lock timeout"
+    with engine.begin() as conn:  # the lock gone, the same engine works again
+        conn.execute(text("UPDATE outbox SET attempts = attempts + 1"))
+    engine.dispose()
+    holder.dispose()
+
+
+def test_a_postgresql_server_that_refuses_mailbot_is_storage_trouble_until_it_lets_it_in(
+        postgres: Postgres | None) -> None:
+    """The DBA (or a failover) ends mailbot's sessions and lets no new one in: an
+    OperationalError that mailbot.storage counts as storage trouble, and the same engine
+    connects again once the database takes connections (pool_pre_ping)."""
+    server = required(postgres)
+    url = server.new_database()
+    name = url.rsplit("/", 1)[1]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    # ALLOW_CONNECTIONS, not CONNECTION LIMIT: the tests' role is a superuser, which a
+    # connection limit does not stop (PostgreSQL docs, ALTER DATABASE)
+    server.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    server.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   f"WHERE datname = '{name}'")
+    try:
+        with pytest.raises(OperationalError) as caught, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert storage_error(caught.value) is caught.value
+        assert "is not currently accepting connections" in describe(caught.value)
+    finally:
+        server.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    engine.dispose()

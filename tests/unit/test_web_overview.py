@@ -279,8 +279,8 @@ def test_password_guessing_is_throttled(config: Path) -> None:
 
 
 @pytest.mark.parametrize("document", ["99999999999999999999999", "9223372036854775808",
-                                      "abc", "0", "-1", "1e3"])
-def test_a_document_id_sqlite_cannot_hold_is_the_danish_404(config: Path,
+                                      "2147483648", "abc", "0", "-1", "1e3"])
+def test_a_document_id_the_database_cannot_hold_is_the_danish_404(config: Path,
                                                              document: str) -> None:
     web = client(config)
     sign_in(web, "sekretær")

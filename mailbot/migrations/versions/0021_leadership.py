@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column('host', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column('pid', sa.Integer(), nullable=False),
-        sa.Column('since', sa.DateTime(), nullable=False),
+        sa.Column('since', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
 
