@@ -168,7 +168,7 @@ def owner_alive(session: Session, owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if not pid_text.isdigit():
-        return False  # not written by a process (a test's or an old mailbot's row)
+        return False  # no process recorded as its owner: nobody can be sending it
     pid = int(pid_text)
     if host == socket.gethostname():
         return _pid_runs(pid)
