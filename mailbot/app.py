@@ -167,7 +167,8 @@ def build_bot(settings: Settings, clock: Clock, engine: Engine | None = None,
     from mailbot.delivery.outbox import Sender
     from mailbot.rules import load_rules
 
-    engine = engine or make_engine(settings.database_url, *settings.origin("bot.database_url"))
+    engine = engine or make_engine(settings.database_url, *settings.origin("bot.database_url"),
+                                   takeover_seconds=settings.bot.takeover_seconds)
     tokens = token_source(settings)
     bot = Bot(
         settings=settings,

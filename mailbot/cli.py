@@ -115,17 +115,23 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
     """The bot of `run`, `check` and `agenda --send`: the database is migrated first.
 
     report: given, the migration is quiet and the revisions applied are added to it; else
-    alembic logs them (the daemon's journal).
+    alembic logs them (the daemon's journal). A database at head is not touched (no alembic
+    lines before a refusal). Raises ConfigError, as `migrate` does, for a database that
+    cannot be reached or read, or that a newer mailbot migrated.
     """
     from mailbot.app import build_bot
-    from mailbot.db import migrate
+    from mailbot.db import migrate, reachable_schema, schema_error
     from mailbot.redact import configure_logging
 
     settings = settings or _settings()
     configure_logging(settings.bot.log_level, settings.bot.log_format)
     bot = build_bot(settings, Clock(OPTIONS.now))
-    applied = migrate(bot.engine, quiet=report is not None,
-                      secret_file=settings.bot.data_dir / "secret")
+    before = reachable_schema(bot.engine, settings.database_url)
+    if not before.known:
+        bot.engine.dispose()
+        raise schema_error(settings.database_url, before)
+    applied = [] if before.up_to_date else migrate(
+        bot.engine, quiet=report is not None, secret_file=settings.bot.data_dir / "secret")
     if report is not None:
         report.extend(applied)
     return bot
@@ -150,7 +156,8 @@ def _database(settings: Settings | None = None) -> tuple[Settings, Engine]:
 
     settings = settings or _settings()
     configure_logging(settings.bot.log_level, settings.bot.log_format)
-    return settings, open_current(settings.database_url, *settings.origin("bot.database_url"))
+    return settings, open_current(settings.database_url, *settings.origin("bot.database_url"),
+                                  takeover_seconds=settings.bot.takeover_seconds)
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -422,7 +429,8 @@ def migrate_command(config: ConfigAfter = None, now: NowAfter = None) -> None:
 
     settings = _settings()
     configure_logging(settings.bot.log_level, settings.bot.log_format)
-    engine = make_engine(settings.database_url, *settings.origin("bot.database_url"))
+    engine = make_engine(settings.database_url, *settings.origin("bot.database_url"),
+                         takeover_seconds=settings.bot.takeover_seconds)
     before = reachable_schema(engine, settings.database_url)
     if not before.known:
         raise schema_error(settings.database_url, before)
@@ -453,8 +461,18 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False,
     url = settings.database_url
     path = sqlite_path(url)
     engine = None if path is not None and not path.is_file() else \
-        make_engine(url, *settings.origin("bot.database_url"))
-    state = reachable_schema(engine, url) if engine is not None else None
+        make_engine(url, *settings.origin("bot.database_url"),
+                    takeover_seconds=settings.bot.takeover_seconds)
+    try:
+        state = reachable_schema(engine, url) if engine is not None else None
+    except ConfigError as err:
+        if as_json:  # a monitoring program parses JSON, also when the database is down
+            from mailbot.db import head_revision
+
+            _echo_json({**_backend_data(settings), "migration": {
+                "state": "unreachable", "current": None, "head": head_revision()},
+                "lock": None, "leader": None, "standbys": [], "error": _one_line(str(err))})
+        raise
     data = {**_backend_data(settings), "migration": _migration_data(state),
             **leader_state(settings, engine).as_dict()}
     if engine is not None:

@@ -36,16 +36,33 @@ _EXTRAS = {"postgresql": "pip install 'mailbot[postgres]'"}
 SQLITE_TIMEOUT_SECONDS = 30.0  # a write waits this long for another process's lock
 # PostgreSQL waits for a lock for ever by default: a stuck session would hang the daemon
 LOCK_TIMEOUT_MS = int(SQLITE_TIMEOUT_SECONDS * 1000)
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+# up to the LAST '@' before the query: an un-encoded '@' in the password is hidden too
+_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^?#]*@")
+# percent-encoded in a URL's user or password (RFC 3986 section 3.2.1)
+_ENCODE_HINT = ("; percent-encode the special characters of the password "
+                "(@ %40, : %3A, / %2F, ? %3F, # %23)")
 # the largest row id either database holds: the id columns are `integer` on PostgreSQL (4 bytes,
 # PostgreSQL docs 8.1.1, "Integer Types"); SQLite's INTEGER is 8 bytes. A larger number bound
 # to an id is an error in the database ("integer out of range"), not "no such row"
 MAX_ROW_ID = 2**31 - 1
+TAKEOVER_SECONDS = 15.0  # bot.takeover_seconds' default
+# A session idle inside an open transaction is ended by the server after this long. A frozen
+# process (a paused VM, a cut network) keeps its pool connection's transaction and row locks
+# until TCP notices, and a standby that took over cannot send the rows it holds; 5 minutes is
+# the outbox LEASE (mailbot.delivery.outbox): no transaction of ours is meant to idle that long,
+# and a lease left behind is taken over after it anyway (PostgreSQL docs 20.11.1, "Statement
+# Behavior": idle_in_transaction_session_timeout)
+IDLE_IN_TRANSACTION_MS = 5 * 60 * 1000
 
 
-def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
+def make_engine(url: str, source: str = "<config>", key: str = KEY,
+                takeover_seconds: float = TAKEOVER_SECONDS,
+                idle_in_transaction_ms: int = IDLE_IN_TRANSACTION_MS) -> Engine:
     """An engine for `url`; a SQLite file's folder is created.
 
+    On PostgreSQL every connection gets the TCP keepalives of keepalive_args(takeover_seconds)
+    (bot.takeover_seconds, in seconds) and idle_in_transaction_ms (milliseconds) as its
+    idle_in_transaction_session_timeout, as the leader's lock connection does. SQLite: neither.
     Raises ConfigError(source, key, ...) for a URL SQLAlchemy cannot read, an unknown database
     or a driver that is not installed (source, key: where the URL was set, see
     Settings.origin).
@@ -53,30 +70,64 @@ def make_engine(url: str, source: str = "<config>", key: str = KEY) -> Engine:
     sqlite_file = sqlite_path(url)
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return _create(url, source, key)
+    return _create(url, source, key, takeover_seconds, idle_in_transaction_ms)
 
 
-def _create(url: str, source: str, key: str) -> Engine:
+def keepalive_args(takeover_seconds: float) -> tuple[dict[str, int], dict[str, int]]:
+    """(libpq connection parameters, server settings) that notice a vanished peer within
+    about a third of takeover_seconds: TCP keepalives every probe seconds, 3 unanswered ones
+    or probe seconds of unacknowledged data end the connection. The client side lets a
+    process notice the server is gone; the server side (settable per session, PostgreSQL docs
+    20.3.1 "Connection Settings") ends the session, its locks and its transaction, of a host
+    that froze or lost the network, before a standby takes over."""
+    probe = max(1, int(takeover_seconds / 3))
+    interval = max(1, probe // 3)
+    client = {"keepalives": 1, "keepalives_idle": probe, "keepalives_interval": interval,
+              "keepalives_count": 3, "tcp_user_timeout": probe * 1000}
+    server = {"tcp_keepalives_idle": probe, "tcp_keepalives_interval": interval,
+              "tcp_keepalives_count": 3, "tcp_user_timeout": probe * 1000}
+    return client, server
+
+
+def _create(url: str, source: str, key: str, takeover_seconds: float = TAKEOVER_SECONDS,
+            idle_in_transaction_ms: int = IDLE_IN_TRANSACTION_MS) -> Engine:
     try:
         if sqlite_path(url) is not None:
             timeout = sqlite_timeout(url)
             engine = create_engine(url, connect_args={"timeout": timeout})
             event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
             return engine
-        engine = create_engine(url, pool_pre_ping=True)
-        if engine.dialect.name == "postgresql":
-            event.listen(engine, "connect", _postgresql_lock_timeout)
+        if _dialect(url) != "postgresql":
+            return create_engine(url, pool_pre_ping=True)
+        client, server = keepalive_args(takeover_seconds)
+        # the URL's own parameters win: a DBA may have tuned them
+        query = url.partition("?")[2]
+        engine = create_engine(url, pool_pre_ping=True, connect_args={
+            name: value for name, value in client.items() if f"{name}=" not in query})
+        event.listen(engine, "connect", _postgresql_lock_timeout)
+        event.listen(engine, "connect", partial(
+            _postgresql_session, {**server,
+                                  "idle_in_transaction_session_timeout": idle_in_transaction_ms}))
         return engine
     except ModuleNotFoundError as err:
-        dialect = url.partition(":")[0].partition("+")[0]
+        dialect = _dialect(url)
+        if dialect == "postgresql" and err.name == "psycopg2":  # the extra brings psycopg 3
+            fix = "write postgresql+psycopg:// (psycopg 3, the driver mailbot installs)"
+        elif dialect in _EXTRAS:
+            fix = f"install the extra: {_EXTRAS[dialect]}"
+        else:
+            fix = f"install the Python package {err.name}"
         raise ConfigError(source, key, f"the {dialect} driver {err.name!r} is not installed",
-                          f"install the extra: {_EXTRAS[dialect]}" if dialect in _EXTRAS
-                          else f"install the Python package {err.name}") from err
+                          fix) from err
     except ArgumentError as err:
         raise ConfigError(source, key, f"{hide_password(url)!r} is not a database URL ({err})",
                           "write a SQLAlchemy URL such as "
                           "postgresql+psycopg://mailbot@db.kommune.dk/mailbot, or remove the "
                           "setting for SQLite in data_dir") from err
+
+
+def _dialect(url: str) -> str:
+    return url.partition(":")[0].partition("+")[0]
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -126,6 +177,22 @@ def _postgresql_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("SELECT current_setting('lock_timeout')")
     if cursor.fetchone()[0] == "0":
         cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    cursor.close()
+    dbapi_conn.commit()
+
+
+def _postgresql_session(settings: dict[str, int], dbapi_conn: Any, _record: Any) -> None:
+    """SET each of `settings` (name: value) for this session; an
+    idle_in_transaction_session_timeout the DBA set for the role or the database, or the URL's
+    `options=-c ...`, is kept, as _postgresql_lock_timeout keeps a lock_timeout. Committed at
+    once, as there."""
+    cursor = dbapi_conn.cursor()
+    for name, value in settings.items():
+        if name == "idle_in_transaction_session_timeout":
+            cursor.execute(f"SELECT current_setting('{name}')")
+            if cursor.fetchone()[0] != "0":
+                continue
+        cursor.execute(f"SET {name} = {int(value)}")
     cursor.close()
     dbapi_conn.commit()
 
@@ -253,9 +320,10 @@ def migrate(engine: Engine, revision: str = "head", quiet: bool = False,
         from alembic import command
 
     try:
-        before = schema(engine).current
+        cfg = _alembic_config(engine, secret_file)
         with _quiet_alembic() if quiet else nullcontext():
-            command.upgrade(_alembic_config(engine, secret_file), revision)
+            command.upgrade(cfg, revision)
+        before = cfg.attributes["before"]  # read under the migration lock (env.py)
         after = schema(engine).current
     except Exception as err:  # the driver's own errors vary by database
         raise TransientError(f"database migration failed: {err}") from err
@@ -279,7 +347,8 @@ def pending_migrations(engine: Engine) -> list[str]:
     return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
 
 
-def open_current(url: str, source: str = "<config>", key: str = KEY) -> Engine:
+def open_current(url: str, source: str = "<config>", key: str = KEY,
+                 takeover_seconds: float = TAKEOVER_SECONDS) -> Engine:
     """An engine on an existing database at this mailbot's revision, for read-only commands.
 
     Never creates, migrates or writes. Raises ConfigError naming the database (its file or URL)
@@ -291,7 +360,7 @@ def open_current(url: str, source: str = "<config>", key: str = KEY) -> Engine:
         raise ConfigError(str(path), KEY, f"there is no database yet, this mailbot needs "
                           f"revision {head_revision()} (is bot.data_dir right?)",
                           f"{MIGRATE_FIX} to create it")
-    engine = _create(url, source, key)
+    engine = _create(url, source, key, takeover_seconds)
     state = reachable_schema(engine, url)
     if not state.up_to_date:
         engine.dispose()
@@ -306,11 +375,24 @@ def reachable_schema(engine: Engine, url: str) -> Schema:
         return schema(engine)
     except SQLAlchemyError as err:
         engine.dispose()
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        reason = _without_password(
+            str(getattr(err, "orig", None) or err).strip().splitlines()[0], url)
         fix = ("check that the file is mailbot's SQLite database and that this user may "
                "read it" if sqlite_path(url) is not None else
-               "check the URL, that the server runs and that the user may log in")
+               "check the URL, that the server runs and that the user may log in"
+               + (_ENCODE_HINT if url.partition("://")[2].partition("?")[0].count("@") > 1
+                  else ""))
         raise ConfigError(where(url), KEY, f"cannot read the database ({reason})", fix) from err
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` with every piece of the URL's password starred out: an un-encoded '@' or '/'
+    in the password makes the driver read its tail as the host and quote it."""
+    match = re.match(r"^[^:]+://[^:/@?#]*:([^?#]*)@", url)
+    for piece in re.split(r"[@/:?#]", match[1]) if match else []:
+        if len(piece) > 1:
+            text = text.replace(piece, "***")
+    return text
 
 
 def schema_error(url: str, state: Schema) -> ConfigError:

@@ -37,7 +37,7 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from mailbot.db import hide_password, transaction, where
+from mailbot.db import hide_password, keepalive_args, transaction, where
 from mailbot.errors import MailbotError
 from mailbot.models import Leadership
 
@@ -283,18 +283,13 @@ class AdvisoryLock(Lock):
 
         self.key = lock_key(settings)
         self.name = identity()
-        # a third of takeover_seconds: a dead peer is noticed before a standby takes over
-        probe = max(1, int(settings.bot.takeover_seconds / 3))
-        keepalive = {"keepalives_idle": probe, "keepalives_interval": max(1, probe // 3),
-                     "keepalives_count": 3}
-        # the server drops the session of a vanished host on the same schedule: these are
-        # settable per session (PostgreSQL docs 20.3.1 "Connection Settings")
-        server = " ".join(f"-c tcp_keepalives_{k.removeprefix('keepalives_')}={v}"
-                          for k, v in keepalive.items())
+        # a dead peer is noticed before a standby takes over (the pool's connections get the
+        # same, mailbot.db.make_engine)
+        client, server = keepalive_args(settings.bot.takeover_seconds)
+        options = " ".join(f"-c {name}={value}" for name, value in server.items())
         self.engine = create_engine(settings.database_url, poolclass=NullPool, connect_args={
-            "application_name": self.name[:63], "connect_timeout": max(2, probe),
-            "keepalives": 1, **keepalive, "tcp_user_timeout": probe * 1000,
-            "options": f"{server} -c tcp_user_timeout={probe * 1000}"})
+            "application_name": self.name[:63],
+            "connect_timeout": max(2, client["keepalives_idle"]), **client, "options": options})
         self.conn: Connection | None = None
         self.held = False
         self.mutex = threading.Lock()  # the watcher and the scheduler's jobs both check

@@ -34,5 +34,9 @@ with engine.connect() as connection:
         render_as_batch=True,
         transactional_ddl=True,
     )
+    # read under the lock: a `migrate` that waited for another reports "nothing to do"
+    # (mailbot.db.migrate), not the revision it saw before the winner committed
+    heads = context.get_context().get_current_heads()
+    context.config.attributes["before"] = heads[0] if heads else None
     context.run_migrations()
     connection.commit()
