@@ -306,7 +306,7 @@ class Service:
                 log.warning("IMAP: %s; reconnecting in %.0f s", err, delay)
                 self._pause(delay)
             except Exception as err:
-                if self.storage.failed(err, "the IMAP sweep"):
+                if self.storage.failed(err, "the IMAP sweep or the outbox flush that follows it"):
                     # SCENARIOS R10, R11: the database or the disk refuses; nothing was moved
                     # that is not committed. Wait longer each time; a full sweep ends it.
                     if self.storage.failures == 1:
