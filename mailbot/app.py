@@ -132,15 +132,16 @@ def _stored_secret(engine: Engine) -> bytes:
 
 
 def blob_store(settings: Settings, engine: Engine) -> BlobStorage:
-    """The blob store `bot.blob_store` names (Settings.blob_store resolves the default):
-    the database table, reading files left in data_dir/blobs before the switch; or the
-    files in data_dir/blobs."""
-    from mailbot.blobs import BlobStore, DatabaseBlobStore
+    """The blob store: new blobs go where `bot.blob_store` says (Settings.blob_store resolves
+    the default), the database table or data_dir/blobs; reads and retention cover both, so a
+    switch either way keeps what the other store holds (LayeredBlobStore)."""
+    from mailbot.blobs import BlobStore, DatabaseBlobStore, LayeredBlobStore
 
     files = BlobStore(settings.bot.data_dir / "blobs")
+    table = DatabaseBlobStore(engine)
     if settings.blob_store == "database":
-        return DatabaseBlobStore(engine, fallback=files)
-    return files
+        return LayeredBlobStore(table, files)
+    return LayeredBlobStore(files, table)
 
 
 def rules_folder(settings: Settings) -> Path:

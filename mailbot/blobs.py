@@ -2,7 +2,8 @@
 
 Two stores with one interface (BlobStorage): files under data_dir/blobs (BlobStore, one host)
 and a table in the database (DatabaseBlobStore, every host on the database; issue #15).
-`bot.blob_store` chooses (mailbot.app.blob_store).
+`bot.blob_store` chooses where new blobs go; LayeredBlobStore reads both, so switching either
+way loses nothing (mailbot.app.blob_store).
 """
 
 from __future__ import annotations
@@ -114,19 +115,13 @@ TOUCH_SECONDS = 60
 class DatabaseBlobStore:
     """Blobs in the `blob` table (models.Blob), read by every host on the database.
 
-    `fallback`: the file store of data_dir/blobs. An installation that switched to the
-    database keeps reading the mail it stored in files before: get/exists look there when the
-    table has no row, and remove_if_idle deletes there too. Nothing is copied: new blobs go to
-    the table only.
-
     Database errors are SQLAlchemy's own (OperationalError for a locked, read-only or
     unreachable database), so the daemon's storage handling (mailbot.storage, SCENARIOS R10)
     treats them as it treats a full disk with the file store.
     """
 
-    def __init__(self, engine: Engine, fallback: BlobStore | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.fallback = fallback
 
     def put(self, data: bytes) -> str:
         """Store once, in a transaction of its own committed before this returns: durable
@@ -171,8 +166,6 @@ class DatabaseBlobStore:
                                 ).scalar_one_or_none()
         if data is not None:
             return bytes(data)
-        if self.fallback is not None and self.fallback.exists(sha256):
-            return self.fallback.get(sha256)
         raise FileNotFoundError(errno.ENOENT, "no such blob in the database", sha256)
 
     def exists(self, sha256: str) -> bool:
@@ -185,11 +178,11 @@ class DatabaseBlobStore:
         with self.engine.connect() as conn:
             found = conn.execute(select(table.c.sha256).where(table.c.sha256 == sha256)
                                  ).first() is not None
-        return found or (self.fallback is not None and self.fallback.exists(sha256))
+        return found
 
     def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
-        """As BlobStore.remove_if_idle: delete the row (and a file left from before the
-        switch) unless `put` met it within `idle_seconds` before `now` (the bot's clock).
+        """As BlobStore.remove_if_idle: delete the row unless `put` met it within
+        `idle_seconds` before `now` (the bot's clock).
         One conditional DELETE, so a put() by another host at the same moment either comes
         first (the row stays) or after (it stores the row again)."""
         from sqlalchemy import delete
@@ -203,11 +196,40 @@ class DatabaseBlobStore:
             cutoff = now - timedelta(seconds=idle_seconds)
             statement = statement.where(table.c.touched_at <= cutoff)
         with self.engine.begin() as conn:
-            deleted = bool(conn.execute(statement).rowcount)
-        if self.fallback is not None and self.fallback.remove_if_idle(sha256, now,
-                                                                      idle_seconds):
-            deleted = True
-        return deleted
+            return bool(conn.execute(statement).rowcount)
+
+
+class LayeredBlobStore:
+    """The configured store (`primary`, where put() writes) over the other one (`other`,
+    only read and cleaned). `bot.blob_store` may be switched either way, files -> database or
+    database -> files: what the other store already holds is still read from there, and
+    retention deletes it there too. Nothing is copied.
+
+    Errors as the two stores raise them (OSError from files, SQLAlchemy's from the
+    database); get raises FileNotFoundError only when neither store holds the blob.
+    """
+
+    def __init__(self, primary: BlobStorage, other: BlobStorage) -> None:
+        self.primary = primary
+        self.other = other
+
+    def put(self, data: bytes) -> str:
+        return self.primary.put(data)
+
+    def get(self, sha256: str) -> bytes:
+        try:
+            return self.primary.get(sha256)
+        except FileNotFoundError:
+            return self.other.get(sha256)
+
+    def exists(self, sha256: str) -> bool:
+        return self.primary.exists(sha256) or self.other.exists(sha256)
+
+    def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
+        """Both stores, each under its own rule (BlobStore / DatabaseBlobStore); True when
+        either deleted something."""
+        removed = self.primary.remove_if_idle(sha256, now, idle_seconds)
+        return self.other.remove_if_idle(sha256, now, idle_seconds) or removed
 
 
 def _fsync_folder(folder: Path) -> None:

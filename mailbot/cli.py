@@ -134,6 +134,9 @@ def _bot(settings: Settings | None = None, report: list[str] | None = None) -> B
         bot.engine, quiet=report is not None, secret_file=settings.bot.data_dir / "secret")
     if report is not None:
         report.extend(applied)
+    # read at start, not at the first signature: a data_dir/secret that differs from the
+    # database's is then one WARNING as the process starts (load_secret; cached after)
+    _ = bot.secret
     return bot
 
 

@@ -351,11 +351,16 @@ def _mail_members(bot: Bot, held: Held, others: Others, refs: dict[int, str],
     for mail in held.mails:
         ref = refs.get(mail.case_id or 0)
         entry = {"file": None, "received": _when(mail.fetched_at, zone), "case": ref,
-                 "state": mail.state, "kind": mail.kind, "subject": others.text(mail.subject)}
+                 "state": mail.state, "kind": mail.kind, "subject": others.text(mail.subject),
+                 "unreadable_here": False}
         if mail.raw_sha256 and bot.blobs.exists(mail.raw_sha256):
             name = _member("mails", f"{mail.id}-{_day(mail.fetched_at)}.eml")
             members[name] = others.headers(bot.blobs.get(mail.raw_sha256))
             entry["file"] = name
+        elif mail.raw_sha256:
+            # stored, but not where this host reads (another host's data_dir/blobs): the
+            # index must not say it was never stored (trial 15 F13)
+            entry["unreadable_here"] = True
         out.append(entry)
     return out
 

@@ -223,3 +223,43 @@ def test_json_logs_of_a_real_run_name_the_case_and_the_mail_of_each_line(world: 
     assert "010190-1234" not in ran.stderr
     swept = [line for line in lines if line["message"].startswith("swept:")]
     assert swept and swept[0]["case_ref"] is None  # outside the mail: no case
+
+
+def test_a_secret_file_that_differs_from_the_databases_is_one_warning_at_start(
+        world: World) -> None:
+    """Trial 15 F12: a host whose data_dir/secret is not the secret in the database (an old
+    host upgraded after another one migrated) is told once as `check`, `run --once` and `run`
+    start: the file, the key bot.secret and the fix, never either secret."""
+    assert world.cli("migrate").returncode == 0  # the database's secret: a random one
+    (world.tmp / "data").mkdir(exist_ok=True)
+    secret_file = world.tmp / "data" / "secret"
+    secret_file.write_text("cd" * 32 + "\n")
+    engine = make_engine(world.settings().database_url)
+    with engine.connect() as conn:
+        stored = str(conn.exec_driver_sql("SELECT value FROM bot_secret").scalar())
+    engine.dispose()
+    for args in (("check",), ("run", "--once")):
+        ran = world.cli(*args)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        _one_secret_warning(ran.stdout + ran.stderr, secret_file, stored)
+    daemon = world.spawn("run")
+    lines: list[str] = []
+    try:
+        assert daemon.stdout is not None
+        for line in daemon.stdout:
+            lines.append(line)
+            if "mailbot started" in line:
+                break
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        rest, _ = daemon.communicate(timeout=30)
+    _one_secret_warning("".join(lines) + rest, secret_file, stored)
+
+
+def _one_secret_warning(output: str, secret_file: Path, stored: str) -> None:
+    warnings = [line for line in output.splitlines() if "is not the secret in the database"
+                in line]
+    assert len(warnings) == 1, output
+    assert "WARNING" in warnings[0] and str(secret_file) in warnings[0], warnings
+    assert "bot.secret" in warnings[0] and "Fix:" in warnings[0], warnings
+    assert "cd" * 32 not in output and stored not in output

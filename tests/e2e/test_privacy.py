@@ -278,6 +278,41 @@ def test_export_holds_the_applicants_mail_and_cases_and_nobody_elses_address(
     assert "[anden person]" in brief and "anna berg" not in brief
 
 
+def test_mail_stored_in_the_database_is_exported_after_switching_back_to_files(
+        world: World) -> None:
+    """Trial 15 F11: bot.blob_store "database" -> "files". The mail and attachments the
+    table holds are still read, so the access export has the .eml and the attachments.
+    On SQLite the brief has no attachment: an attachment stored in the table from inside the
+    case's write transaction waits for SQLite's lock (a separate, known problem)."""
+    world.write_config(bot={"blob_store": "database"})
+    files = (SHARED, OWN) if world.backend == "postgresql" else ()
+    world.deliver(world.brief(subject="Projektforslag: Mettes booking", attachments=files))
+    world.run_once(T0)
+    assert not (world.tmp / "data" / "blobs").exists()  # all of it is in the table
+    world.write_config(bot={"blob_store": "files"})
+    members = export(world, world.applicant, T0 + timedelta(days=1))
+    assert len([n for n in members if n.startswith("mails/")]) == 1, sorted(members)
+    assert {n.split("-", 1)[1] for n in members if n.startswith("bilag/")} == set(files)
+    assert "ikke gemt" not in members["indeks.txt"]
+    assert "kan ikke læses" not in members["indeks.txt"]
+
+
+def test_export_on_a_host_that_cannot_read_the_mail_says_so_not_that_it_was_never_stored(
+        world: World) -> None:
+    """Trial 15 F13: mail stored in another host's data_dir/blobs (here: the blobs folder
+    taken away) is listed as stored but unreadable on this server, naming bot.blob_store and
+    data_dir/blobs; the old words stay for mail that was never stored."""
+    import shutil
+
+    world.write_config(bot={"blob_store": "files"})
+    two_cases(world, withdraw=False)
+    shutil.rmtree(world.tmp / "data" / "blobs")
+    index = export(world, world.applicant, T0 + timedelta(days=1))["indeks.txt"]
+    assert "kan ikke læses på denne server" in index
+    assert "bot.blob_store" in index and "data_dir/blobs" in index
+    assert "indholdet er ikke gemt" not in index
+
+
 # -- G6 erasure ------------------------------------------------------------------------------
 def test_erase_then_export_holds_nothing_of_the_address(world: World) -> None:
     two_cases(world, withdraw=False)

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from mailbot.app import build_bot, load_secret
-from mailbot.blobs import BlobStore, DatabaseBlobStore
+from mailbot.blobs import BlobStore, DatabaseBlobStore, LayeredBlobStore
 from mailbot.clock import Clock
-from mailbot.config import load_settings
+from mailbot.config import Settings, load_settings
 from mailbot.db import make_engine, migrate
 from mailbot.intake.threads import read_own_id, signed_message_id
 from mailbot.storage import storage_error
@@ -128,12 +128,29 @@ def test_mail_stored_in_files_before_the_switch_is_still_read(engine: Engine,
     keeps deleting) the files data_dir/blobs held before; new blobs go to the table only."""
     files = BlobStore(tmp_path / "blobs")
     old = files.put(b"%PDF-1.7 stored before the switch")
-    store = DatabaseBlobStore(engine, fallback=files)
+    store = LayeredBlobStore(DatabaseBlobStore(engine), files)
     assert store.exists(old) and store.get(old) == b"%PDF-1.7 stored before the switch"
     new = store.put(MAIL)
     assert not files.exists(new) and store.get(new) == MAIL
     assert store.remove_if_idle(old, datetime.now(UTC), 0)
     assert not files.exists(old) and not store.exists(old)
+
+
+def test_mail_stored_in_the_database_is_still_read_after_switching_back_to_files(
+        engine: Engine, tmp_path: Path) -> None:
+    """Trial 15 F11: blob_store database -> files. The table's blobs are still read (and
+    retention still deletes them there); new blobs go to data_dir/blobs only."""
+    table = DatabaseBlobStore(engine)
+    old = table.put(b"%PDF-1.7 stored in the database")
+    files = BlobStore(tmp_path / "blobs")
+    store = LayeredBlobStore(files, table)
+    assert store.exists(old) and store.get(old) == b"%PDF-1.7 stored in the database"
+    new = store.put(MAIL)
+    assert files.exists(new) and not table.exists(new) and store.get(new) == MAIL
+    assert store.remove_if_idle(old, datetime.now(UTC), 0)
+    assert not table.exists(old) and not store.exists(old)
+    with pytest.raises(FileNotFoundError):
+        store.get(old)
 
 
 def test_a_database_that_is_gone_is_storage_trouble_not_a_lost_mail(tmp_path: Path) -> None:
@@ -170,15 +187,22 @@ def test_blob_store_follows_the_setting(tmp_path: Path, postgres: Postgres | Non
     chooses for itself."""
     config = write_config(tmp_path)
     settings = load_settings(config, environ={})
-    assert isinstance(build_bot(settings, Clock()).blobs, BlobStore)
+    assert _writes_to(settings) is BlobStore
     chosen = load_settings(config, environ={"MAILBOT_BOT__BLOB_STORE": "database"})
-    assert isinstance(build_bot(chosen, Clock()).blobs, DatabaseBlobStore)
+    assert _writes_to(chosen) is DatabaseBlobStore
     if postgres is not None:
         on_pg = load_settings(config, environ={"MAILBOT_BOT__DATABASE_URL": postgres.url("x")})
-        assert isinstance(build_bot(on_pg, Clock()).blobs, DatabaseBlobStore)
+        assert _writes_to(on_pg) is DatabaseBlobStore
         files = load_settings(config, environ={"MAILBOT_BOT__DATABASE_URL": postgres.url("x"),
                                                "MAILBOT_BOT__BLOB_STORE": "files"})
-        assert isinstance(build_bot(files, Clock()).blobs, BlobStore)
+        assert _writes_to(files) is BlobStore
+
+
+def _writes_to(settings: Settings) -> type:
+    """The class of the store a bot built on `settings` puts new blobs in."""
+    blobs = build_bot(settings, Clock()).blobs
+    assert isinstance(blobs, LayeredBlobStore)
+    return type(blobs.primary)
 
 
 # -- the signing secret ------------------------------------------------------------------------
