@@ -536,6 +536,7 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     _check_paths(settings, origins)
     _check_addresses(settings, origins)
     _check_transport(settings, origins)
+    _check_blob_store(settings, origins)
     _check_auth(settings, origins)
     _check_kitos(settings.kitos, origins)
     _check_web(settings.web, origins)
@@ -698,6 +699,17 @@ def _check_transport(settings: Settings, origins: _Origins) -> None:
                 f"{server.host} unencrypted",
                 f'use "ssl" or "starttls"; only if the network to {server.host} is protected '
                 f"otherwise (a VPN, a tunnel), set {section}.allow_plaintext_remote = true")
+
+
+def _check_blob_store(settings: Settings, origins: _Origins) -> None:
+    """bot.blob_store = "database" only on PostgreSQL: SQLite serves one host, so the table
+    would share nothing, and the attachments a case stores from inside its write transaction
+    would wait on that same file's lock (SQLite allows one writer)."""
+    if settings.bot.blob_store == "database" and not settings.on_postgresql:
+        raise origins.error(
+            "bot.blob_store", '"database" needs PostgreSQL; with SQLite (one host) raw mail '
+            "and attachments live in data_dir/blobs",
+            'remove the key (or write "files"), or set bot.database_url to PostgreSQL')
 
 
 def _check_ca_file(path: Path, key: str, origins: _Origins) -> None:

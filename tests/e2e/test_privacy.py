@@ -278,14 +278,13 @@ def test_export_holds_the_applicants_mail_and_cases_and_nobody_elses_address(
     assert "[anden person]" in brief and "anna berg" not in brief
 
 
+@pytest.mark.postgresql_only  # blob_store = "database" needs PostgreSQL (config.py)
 def test_mail_stored_in_the_database_is_exported_after_switching_back_to_files(
         world: World) -> None:
     """Trial 15 F11: bot.blob_store "database" -> "files". The mail and attachments the
-    table holds are still read, so the access export has the .eml and the attachments.
-    On SQLite the brief has no attachment: an attachment stored in the table from inside the
-    case's write transaction waits for SQLite's lock (a separate, known problem)."""
+    table holds are still read, so the access export has the .eml and the attachments."""
     world.write_config(bot={"blob_store": "database"})
-    files = (SHARED, OWN) if world.backend == "postgresql" else ()
+    files = (SHARED, OWN)
     world.deliver(world.brief(subject="Projektforslag: Mettes booking", attachments=files))
     world.run_once(T0)
     assert not (world.tmp / "data" / "blobs").exists()  # all of it is in the table

@@ -21,6 +21,7 @@ from mailbot.blobs import BlobStore, DatabaseBlobStore, LayeredBlobStore
 from mailbot.clock import Clock
 from mailbot.config import Settings, load_settings
 from mailbot.db import make_engine, migrate
+from mailbot.errors import ConfigError
 from mailbot.intake.threads import read_own_id, signed_message_id
 from mailbot.storage import storage_error
 from tests.postgres import Postgres
@@ -188,8 +189,10 @@ def test_blob_store_follows_the_setting(tmp_path: Path, postgres: Postgres | Non
     config = write_config(tmp_path)
     settings = load_settings(config, environ={})
     assert _writes_to(settings) is BlobStore
-    chosen = load_settings(config, environ={"MAILBOT_BOT__BLOB_STORE": "database"})
-    assert _writes_to(chosen) is DatabaseBlobStore
+    with pytest.raises(ConfigError) as refused:  # one host: nothing to share (config.py)
+        load_settings(config, environ={"MAILBOT_BOT__BLOB_STORE": "database"})
+    assert refused.value.key == "MAILBOT_BOT__BLOB_STORE"
+    assert "needs PostgreSQL" in str(refused.value)
     if postgres is not None:
         on_pg = load_settings(config, environ={"MAILBOT_BOT__DATABASE_URL": postgres.url("x")})
         assert _writes_to(on_pg) is DatabaseBlobStore
