@@ -119,6 +119,7 @@ def running_daemon(world: World) -> Iterator[list[str]]:
         daemon.send_signal(signal.SIGTERM)
         out, _ = daemon.communicate(timeout=60)
         output.append(out)
+        print(out)  # shown by pytest when the test fails: the daemon's side of the story
     assert daemon.returncode == 0, out
 
 
