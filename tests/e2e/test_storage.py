@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from mailbot.models import Alert, Case, RawMessage
@@ -82,16 +84,31 @@ def database_locked(world: World) -> Iterator[None]:
     engine = create_engine(world.database_url)
     try:
         with engine.connect() as conn:
-            tables = conn.execute(text("SELECT tablename FROM pg_tables "
-                                       "WHERE schemaname = 'public'")).scalars().all()
-            names = ", ".join(f'"{table}"' for table in tables)
-            conn.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+            _lock_every_table(conn)
             try:
                 yield
             finally:
                 conn.rollback()
     finally:
         engine.dispose()
+
+
+def _lock_every_table(conn: Connection) -> None:
+    """LOCK TABLE takes its tables one by one, so it can meet a daemon's transaction that
+    holds one of them and waits for another: PostgreSQL then ends one of the two as a
+    deadlock (seen in CI). A DBA's session would try again; so does this one."""
+    tables = conn.execute(text("SELECT tablename FROM pg_tables "
+                               "WHERE schemaname = 'public'")).scalars().all()
+    names = ", ".join(f'"{table}"' for table in tables)
+    for attempt in range(20):
+        try:
+            conn.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+            return
+        except OperationalError as err:
+            conn.rollback()
+            if "deadlock detected" not in str(err) or attempt == 19:
+                raise
+            time.sleep(0.2)
 
 
 def cases(world: World) -> list[Case]:
