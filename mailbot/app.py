@@ -134,10 +134,13 @@ def _stored_secret(engine: Engine) -> bytes:
 def blob_store(settings: Settings, engine: Engine) -> BlobStorage:
     """The blob store: new blobs go where `bot.blob_store` says (Settings.blob_store resolves
     the default), the database table or data_dir/blobs; reads and retention cover both, so a
-    switch either way keeps what the other store holds (LayeredBlobStore)."""
+    switch either way keeps what the other store holds (LayeredBlobStore). On SQLite the
+    files alone: "database" is refused there (config.py), so the table is always empty."""
     from mailbot.blobs import BlobStore, DatabaseBlobStore, LayeredBlobStore
 
     files = BlobStore(settings.bot.data_dir / "blobs")
+    if not settings.on_postgresql:
+        return files
     table = DatabaseBlobStore(engine)
     if settings.blob_store == "database":
         return LayeredBlobStore(table, files)
