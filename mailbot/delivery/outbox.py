@@ -469,7 +469,16 @@ class Sender:
                         report, results)
             return True
         crash_point("before_final_dot")
-        if not self._mark_data(row, now):
+        try:
+            marked = self._mark_data(row, now)
+        except Exception:
+            # the database refused (locked, gone): no "." then, so the server keeps nothing.
+            # Mid-DATA a QUIT would be read as content and never answered: the flush would
+            # wait smtp.timeout_seconds (and every other flush with it) before the storage
+            # trouble is known. Drop the connection instead (RFC 5321 4.1.1.4, 3.8)
+            smtp.close()
+            raise
+        if not marked:
             # another process owns the row now and sends it: without the final "." the
             # server delivers nothing (RFC 5321 4.1.1.4, 3.8), and mid-DATA there is no RSET
             log.warning("outbox %s (%s) was taken over before the end of DATA; the final "
