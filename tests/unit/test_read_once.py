@@ -6,11 +6,16 @@ wherever a part declares one. Every file is built here; nothing is faked."""
 from __future__ import annotations
 
 import io
+import os
+import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from mailbot.blobs import BlobStore
 from mailbot.intake.parse import Attachment
 from mailbot.reading import extract
 from mailbot.reading.documents import read_attachments
@@ -110,3 +115,22 @@ def test_a_part_without_a_root_element_is_unreadable_not_dangerous() -> None:
     assert hazard("Udkast til kontrakt.docx", payload) == (None, "")
     text = extract_text("Udkast til kontrakt.docx", payload)
     assert "word/empty.xml is not readable XML" in text.problem
+
+
+def test_a_stored_attachment_is_not_written_again_but_met_again(tmp_path: Path) -> None:
+    """The file store (issue #16): bytes already stored are not rewritten (same inode, no
+    temporary file); one not met for longer than TOUCH_SECONDS gets a fresh mtime, so
+    retention's grace still sees that a mail is about to name it."""
+    store = BlobStore(tmp_path / "blobs")
+    payload = pdf("Teknisk beskrivelse")
+    digest = store.put(payload)
+    path = store.path(digest)
+    first = path.stat()
+    assert store.put(bytes(payload)) == digest
+    assert path.stat().st_ino == first.st_ino and path.stat().st_mtime == first.st_mtime
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    store.put(payload)
+    assert time.time() - path.stat().st_mtime < 60 and path.stat().st_ino == first.st_ino
+    assert not store.remove_if_idle(digest, datetime.now(UTC), 600)
+    assert sorted(p.name for p in path.parent.iterdir()) == [digest]  # no .tmp- left
