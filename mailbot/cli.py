@@ -39,7 +39,11 @@ if TYPE_CHECKING:
     from mailbot.models import Agenda, Outbox, RawMessage
     from mailbot.service import Service
 
+# rich_markup_mode=None, here and on every sub-app: help and usage errors in click's plain
+# layout, without importing Rich's markdown, syntax and traceback modules for them (half of
+# `mailbot --help`'s start-up; tests/benchmarks/bench_startup.py)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="mailbot: email intake for the municipality's IT project council.")
 log = logging.getLogger("mailbot")
 
@@ -1116,8 +1120,9 @@ def _binary_kind(head: bytes) -> str | None:
 
 
 # -- quarantine (README "Admin commands") -------------------------------------------------
-quarantine_app = typer.Typer(no_args_is_help=True, help="Quarantined mail: list, show, "
-                             "release (process again), delete.")
+quarantine_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                             help="Quarantined mail: list, show, release (process again), "
+                                  "delete.")
 app.add_typer(quarantine_app, name="quarantine")
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The mail's id (the id column "
                                            "of `mailbot quarantine list`).")]
@@ -1278,10 +1283,11 @@ def _lock_if_free(bot: Bot) -> Iterator[bool]:
 
 
 # -- personal data (README "Personal data") ------------------------------------------------
-retention_app = typer.Typer(no_args_is_help=True, help="Retention of personal data.")
-gdpr_app = typer.Typer(no_args_is_help=True,
-                       help="The data subject's rights: access export (Art. 15), erasure "
-                            "(Art. 17).")
+retention_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                            help="Retention of personal data.")
+gdpr_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="The data subject's rights: access export (article 15), erasure "
+                            "(article 17).")
 app.add_typer(retention_app, name="retention")
 app.add_typer(gdpr_app, name="gdpr")
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change "
@@ -1291,7 +1297,7 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be remo
 @retention_app.command("run")
 def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
                   now: NowAfter = None) -> None:
-    r"""Remove what `\[retention]` says is due now (the daemon does this daily at 03:30):
+    """Remove what `[retention]` says is due now (the daemon does this daily at 03:30):
     counts per kind and case refs are printed, never content."""
     from mailbot.privacy.retention import run as run_retention
     from mailbot.service import RETENTION_AT
@@ -1312,7 +1318,7 @@ def gdpr_export(address: str, out: Annotated[Path, typer.Option(
                 config: ConfigAfter = None, now: NowAfter = None) -> None:
     r"""Everything mailbot holds about ADDRESS as a ZIP (GDPR Art. 15): its cases, mails,
     attachments, the mail sent to it, events; an index in Danish and data.json. Other
-    people's addresses and names are replaced by "\[anden person]"."""
+    people's addresses and names are replaced by "[anden person]"."""
     import os
     import tempfile
 
@@ -1380,13 +1386,14 @@ def _exclusive(bot: Bot, dry_run: bool | None, daemon_fix: str) -> Iterator[None
 
 
 # -- the web overview (README "The web view") -------------------------------------------------
-web_app = typer.Typer(help="The secretary's read-only overview: serve it, or add a user.")
+web_app = typer.Typer(rich_markup_mode=None,
+                      help="The secretary's read-only overview: serve it, or add a user.")
 app.add_typer(web_app, name="web")
 
 
 @web_app.callback(invoke_without_command=True)
 def web(ctx: typer.Context, config: ConfigAfter = None, now: NowAfter = None) -> None:
-    r"""Serve the overview (and /healthz, /metrics) on `\[web] listen` until Ctrl-C, without
+    """Serve the overview (and /healthz, /metrics) on `[web] listen` until Ctrl-C, without
     the daemon (which serves it too)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -1403,7 +1410,7 @@ def web(ctx: typer.Context, config: ConfigAfter = None, now: NowAfter = None) ->
 
 
 def listen_socket(settings: Settings) -> socket.socket:
-    r"""The socket bound to `\[web] listen`. Raises ConfigError naming the key when it is
+    """The socket bound to `[web] listen`. Raises ConfigError naming the key when it is
     empty, not HOST:PORT, or cannot be bound (a taken port)."""
     from mailbot.web.server import LISTEN_KEY, Listen, ListenError, bind
 
@@ -1429,7 +1436,7 @@ def web_add_user(name: str, role: Annotated[str, typer.Option(
         "--password-stdin", help="Read the password from standard input (required: a "
                                  "password is never an argument).")] = False,
                  config: ConfigAfter = None) -> None:
-    r"""Add NAME to `\[\[web.users]]` in the config file with an argon2 hash of the password
+    """Add NAME to `[[web.users]]` in the config file with an argon2 hash of the password
     read from standard input, or replace NAME's entry. The password is never printed."""
     from mailbot.web.auth import add_user
 

@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import Message
+from email.parser import BytesFeedParser
 from email.utils import getaddresses, parseaddr
 
 import mailparser
@@ -110,12 +111,26 @@ def clean_header_text(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-def split_header_block(raw: bytes) -> tuple[bytes, bytes]:
+def _header_end(raw: bytes) -> tuple[int, int]:
+    """(where the header block ends, where the body starts) in `raw`: at the first empty
+    line, CRLF before LF before CR; (len(raw), len(raw)) when there is none."""
     for sep in (b"\r\n\r\n", b"\n\n", b"\r\r"):
-        head, found, body = raw.partition(sep)
-        if found:
-            return head, body
-    return raw, b""
+        at = raw.find(sep)
+        if at >= 0:
+            return at, at + len(sep)
+    return len(raw), len(raw)
+
+
+def split_header_block(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of a mail, both copies: use header_block for the header alone."""
+    head_end, body_start = _header_end(raw)
+    return raw[:head_end], raw[body_start:]
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header block of a mail, without copying its body (a 25 MB mail is read with
+    a peak of a few times its size: tests/benchmarks/bench_memory.py)."""
+    return raw[:_header_end(raw)[0]]
 
 
 def content_sha256(raw: bytes) -> str:
@@ -146,7 +161,7 @@ def msgid_hash(message_id: str, raw: bytes) -> str:
 
 def header_message_id(raw: bytes) -> str:
     """The Message-ID read from the header block alone (cheap, for the ledger)."""
-    head, _ = split_header_block(raw)
+    head = header_block(raw)
     match = re.search(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", head, re.I | re.M)
     if not match:
         return ""
@@ -470,17 +485,33 @@ def mime_structure_problem(raw: bytes) -> str:
     return ""
 
 
+# email.message_from_bytes (what mail-parser's from_bytes calls) decodes the whole mail into
+# one str and reads it through a StringIO, which holds four bytes a character: 125 MB for a
+# 25 MB mail. Fed in pieces, the parser holds the pieces' lines instead.
+_FEED_BYTES = 1 << 16
+
+
+def _message(raw: bytes) -> Message:
+    """`raw` parsed as email.message_from_bytes parses it (compat32 policy, Message class,
+    the same feed parser), fed _FEED_BYTES at a time."""
+    parser = BytesFeedParser()
+    for start in range(0, len(raw), _FEED_BYTES):
+        parser.feed(raw[start:start + _FEED_BYTES])
+    message: Message = parser.close()
+    return message
+
+
 def parse(raw: bytes) -> Inbound:
     """Parse a stored mail. PermanentError when it is not a mail at all."""
-    head, _ = split_header_block(raw)
-    if len(head) > MAX_HEADER_BYTES:
-        raise PermanentError(f"header block of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    head_bytes = _header_end(raw)[0]
+    if head_bytes > MAX_HEADER_BYTES:
+        raise PermanentError(f"header block of {head_bytes} bytes exceeds {MAX_HEADER_BYTES}")
     structure_problem = mime_structure_problem(raw)
     if structure_problem:
         raise PermanentError(structure_problem)
     raw, smime, smime_problem = _without_smime(raw)
     try:
-        parsed = _Parser.from_bytes(repair_header_block(raw))
+        parsed = _Parser(_message(repair_header_block(raw)))
     except Exception as err:  # mail-parser raises a variety of types on broken input
         raise PermanentError(f"mail-parser failed: {type(err).__name__}: {err}") from err
     headers = _headers(parsed)

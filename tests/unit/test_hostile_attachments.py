@@ -105,6 +105,18 @@ def test_an_encrypted_pdf_named_like_the_technical_description_does_not_count(
     assert reading.kind == "other"
 
 
+def test_an_encrypted_pdf_that_spells_encrypt_with_escapes_is_still_held(
+        rules: Rules) -> None:
+    """pypdf is loaded only for a PDF that names /Encrypt; a name may write any character
+    as #XX (ISO 32000-1 section 7.3.5), and such a PDF is as locked as the plain one."""
+    payload = encrypted_pdf("Teknisk beskrivelse", "pw")
+    assert payload.count(b"/Encrypt") == 1
+    for spelling in (b"/Encr#79pt", b"/#45ncrypt", b"/Encryp#74"):
+        [reading] = read("Teknisk beskrivelse.pdf", payload.replace(b"/Encrypt", spelling),
+                         rules)
+        assert reading.hazard == Hazard.ENCRYPTED and reading.held, spelling
+
+
 def test_a_pdf_with_only_an_owner_password_opens_and_counts(rules: Rules) -> None:
     """Printing/copying restrictions (empty user password) open in every reader: not
     'kan ikke læses'."""
