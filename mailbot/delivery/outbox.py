@@ -63,7 +63,7 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
         message_id=outgoing.message_id,
         delivery=delivery,
         recipients=list(outgoing.recipients),
-        raw=outgoing.message.as_bytes(),
+        raw=outgoing.raw,
         subject=outgoing.subject,
         created_at=now,
         next_attempt_at=now,
@@ -140,8 +140,7 @@ async def send_direct(s: SmtpSettings, tokens: TokenSource | None, envelope_from
     await smtp.connect()
     try:
         await smtp_login(smtp, s, tokens)
-        await smtp.sendmail(envelope_from, list(outgoing.recipients),
-                            outgoing.message.as_bytes())
+        await smtp.sendmail(envelope_from, list(outgoing.recipients), outgoing.raw)
     finally:
         try:
             await smtp.quit()
