@@ -358,25 +358,25 @@ class Sender:
         4.1.1.4). Mail to applicants is claimed only while the circuit breaker lets it go,
         counting the ones this claim already took. Returns the claimed rows, oldest first."""
         with transaction(self.engine) as session:
-            candidates = session.exec(select(Outbox).where(
+            # id and kind only: the raw mail is read once, with the claimed rows below
+            candidates = session.exec(select(Outbox.id, Outbox.kind).where(
                 col(Outbox.id).in_(ids), Outbox.state == "pending").order_by(col(Outbox.id)))
             claimed: list[int] = []
             applicants = 0
-            for row in candidates.all():
-                if self.breaker.holds(session, row.kind, now, claimed=applicants):
+            for row_id, kind in candidates.all():
+                if self.breaker.holds(session, kind, now, claimed=applicants):
                     continue  # stays pending until `mailbot outbox resume`
                 if rows_changed(session, _update(
-                        col(Outbox.id) == row.id, col(Outbox.state) == "pending").values(
+                        col(Outbox.id) == row_id, col(Outbox.state) == "pending").values(
                         state="sending", data_at=None,  # this attempt has not reached DATA
                         lease_owner=self.owner, lease_until=self._lease_end(now),
-                        attempts=col(Outbox.attempts) + 1)) == 1 and row.id is not None:
-                    claimed.append(row.id)
-                    applicants += row.kind in APPLICANT_KINDS
+                        attempts=col(Outbox.attempts) + 1)) == 1 and row_id is not None:
+                    claimed.append(row_id)
+                    applicants += kind in APPLICANT_KINDS
             if not claimed:
                 return []
             return list(session.exec(select(Outbox).where(col(Outbox.id).in_(claimed))
-                                     .order_by(col(Outbox.id))
-                                     .execution_options(populate_existing=True)).all())
+                                     .order_by(col(Outbox.id))).all())
 
     def _lease_end(self, now: datetime) -> datetime:
         """LEASE from the moment of the claim: `now` is when the flush began (the bot's clock,

@@ -157,6 +157,26 @@ def test_a_flush_sends_every_mail_over_one_connection(engine: Engine,
     assert any(behind > 0 for behind in handler.behind_mail) == pipelining
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one_by_one"])
+def test_after_the_server_closes_the_connection_the_rest_goes_in_a_new_one(
+        engine: Engine, pipelining: bool) -> None:
+    """The server answers the third mail's RCPT with 421 (RFC 5321 4.2.2: it is closing
+    the connection). That mail waits for a later flush; the ones after it go out over a
+    second connection, in the same flush."""
+    recipients = [f"modtager{n}@kommune.test" for n in range(5)]
+    _queue(engine, [(r,) for r in recipients])
+    handler = _Handler(pipelining=pipelining, refuse={recipients[2]: 421})
+    controller, port = _sink(handler)
+    try:
+        report = _sender(engine, port).flush(NOW)
+    finally:
+        controller.stop()
+    assert handler.messages == [[r] for r in recipients[:2] + recipients[3:]]
+    assert len(handler.peers) == 2
+    assert report.sent == 4 and report.retry == 1
+    assert [r.state for r in _outbox(engine)] == ["sent", "sent", "pending", "sent", "sent"]
+
+
 def test_pipelined_recipients_are_answered_one_by_one(engine: Engine) -> None:
     """One recipient refused for good (550), one for now (451), two taken, all in one
     pipeline: the mail goes to the two, the 550 is final for its recipient, the 451 is
