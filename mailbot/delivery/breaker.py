@@ -36,11 +36,12 @@ class Breaker:
         self.window = timedelta(minutes=limits.breaker_minutes)
         self.on_incident: IncidentHook | None = None
 
-    def holds(self, session: Session, kind: str, now: datetime) -> bool:
+    def holds(self, session: Session, kind: str, now: datetime, claimed: int = 0) -> bool:
         """True when a mail of `kind` must wait: it goes to an applicant and the breaker is
         open, or opens now because `breaker_mails` applicant mails went out within
-        `breaker_minutes` (counted since the last resume). Runs in the caller's transaction
-        (the outbox claim), so opening the breaker commits with it."""
+        `breaker_minutes` (counted since the last resume), counting the `claimed` ones the
+        caller's claim already took (not sent yet, but about to be). Runs in the caller's
+        transaction (the outbox claim), so opening the breaker commits with it."""
         if kind not in APPLICANT_KINDS:
             return False
         state = self.state(session)
@@ -51,10 +52,10 @@ class Breaker:
             since = max(since, as_utc(state.resumed_at))
         sent = session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.kind).in_(APPLICANT_KINDS), col(Outbox.sent_at) >= since)).one()
-        if int(sent) < self.ceiling:
+        if int(sent) + claimed < self.ceiling:
             return False
         state.opened_at = now
-        state.reason = (f"{sent} mails to applicants within {self.window} "
+        state.reason = (f"{int(sent) + claimed} mails to applicants within {self.window} "
                         f"(limits.breaker_mails = {self.ceiling})")
         session.add(state)
         session.add(CaseEvent(at=now, kind="circuit_breaker_open", detail=state.reason))

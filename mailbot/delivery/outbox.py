@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
-from sqlalchemy import ColumnElement, and_, text, update
+from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import SMTPProtocol
+from sqlalchemy import ColumnElement, Update, and_, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -49,7 +52,9 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)
 # this process's own part of its lease owner: pids repeat across hosts and restarts
 _NONCE = secrets.token_hex(4)
-CLAIM_BATCH = 200
+CLAIM_BATCH = 200  # rows read per query of the due ones
+# rows claimed per transaction: each stays `sending` until its turn, so few at a time
+CLAIM_CHUNK = 10
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 
@@ -255,18 +260,30 @@ class Sender:
     def flush(self, now: datetime) -> FlushReport:
         """Send every row that is due; safe to call from several processes at once, on one
         host or two (every row is claimed by a conditional UPDATE and leased, and each later
-        change of it is conditional on this process still owning it)."""
+        change of it is conditional on this process still owning it). One SMTP connection
+        serves the whole flush; a new one only when the server dropped it."""
         self._flush_began = time.monotonic()
         report = FlushReport()
         report.uncertain = self._expire_leases(now)
-        while not self.stopping.is_set() and (ids := self._due(now)):
-            asyncio.run(self._send_all(ids, now, report))
-            if report.retry:
-                break  # the server is refusing or away: the rest waits for the next flush
+        asyncio.run(self._flush_all(now, report))
         if self._outage_detail and self.on_outage is not None:
             detail, self._outage_detail = self._outage_detail, ""
             self.on_outage(Incident.SMTP_FAILING, detail)
         return report
+
+    async def _flush_all(self, now: datetime, report: FlushReport) -> None:
+        link = _Link(self, now)
+        try:
+            while not self.stopping.is_set() and (ids := self._due(now)):
+                for start in range(0, len(ids), CLAIM_CHUNK):
+                    if self.stopping.is_set():
+                        break  # shutting down: the rest stays pending for the next start
+                    await self._send_chunk(link, self._claim(ids[start:start + CLAIM_CHUNK],
+                                                             now), now, report)
+                if report.retry or link.down:
+                    break  # the server is refusing or away: the rest waits for the next flush
+        finally:
+            await link.quit()
 
     # -- leasing ----------------------------------------------------------------------------
     def _expire_leases(self, now: datetime) -> int:
@@ -276,7 +293,7 @@ class Sender:
         changes by a conditional UPDATE on the claim it had (owner and attempt), so two
         processes recovering at once resolve it once; its old owner, should it live after
         all, finds the row no longer its own and neither sends the final "." nor records
-        anything (`_mark_data`, `_hold`). Returns how many became `uncertain`.
+        anything (`_mark_data`, `_written`). Returns how many became `uncertain`.
 
         A row that never reached the final "." of DATA (data_at unset) cannot be at the
         server (RFC 5321 4.1.1.4): pending again. Past it, the server may have the mail:
@@ -331,26 +348,34 @@ class Sender:
                 query = query.where(col(Outbox.kind).not_in(APPLICANT_KINDS))
             return [i for i in session.exec(query).all() if i is not None]
 
-    def _start(self, row_id: int, now: datetime) -> Outbox | None:
-        """Mark ONE row `sending` just before its SMTP transaction: only a crash inside that
-        transaction can leave a row whose fate is unknown (SCENARIOS O1)."""
+    def _claim(self, ids: list[int], now: datetime) -> list[Outbox]:
+        """Mark a few rows `sending` in ONE transaction, just before their SMTP transactions
+        (SCENARIOS O1): each by a conditional UPDATE (`mailbot outbox cancel` or another
+        process may have changed it since `_due`; SQLite reads outside a transaction), each
+        leased to this process. A crash before a row's final "." leaves it `sending` with
+        data_at unset: pending again on recovery, as the server kept nothing (RFC 5321
+        4.1.1.4). Mail to applicants is claimed only while the circuit breaker lets it go,
+        counting the ones this claim already took. Returns the claimed rows, oldest first."""
         with transaction(self.engine) as session:
-            row = session.get(Outbox, row_id)
-            if row is None or row.state != "pending":
-                return None
-            if self.breaker.holds(session, row.kind, now):
-                return None  # stays pending until `mailbot outbox resume`
-            # a conditional UPDATE, not the row read above: `mailbot outbox cancel` may have
-            # changed it since, from another process (SQLite reads outside a transaction)
-            claimed = rows_changed(session,
-                update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == "pending")
-                .values(state="sending", data_at=None,  # this attempt has not reached DATA
+            # id and kind only: the raw mail is read once, with the claimed rows below
+            candidates = session.exec(select(Outbox.id, Outbox.kind).where(
+                col(Outbox.id).in_(ids), Outbox.state == "pending").order_by(col(Outbox.id)))
+            claimed: list[int] = []
+            applicants = 0
+            for row_id, kind in candidates.all():
+                if self.breaker.holds(session, kind, now, claimed=applicants):
+                    continue  # stays pending until `mailbot outbox resume`
+                if rows_changed(session, _update(
+                        col(Outbox.id) == row_id, col(Outbox.state) == "pending").values(
+                        state="sending", data_at=None,  # this attempt has not reached DATA
                         lease_owner=self.owner, lease_until=self._lease_end(now),
-                        attempts=col(Outbox.attempts) + 1))
-            if claimed != 1:
-                return None
-            session.refresh(row)
-            return row
+                        attempts=col(Outbox.attempts) + 1)) == 1 and row_id is not None:
+                    claimed.append(row_id)
+                    applicants += kind in APPLICANT_KINDS
+            if not claimed:
+                return []
+            return list(session.exec(select(Outbox).where(col(Outbox.id).in_(claimed))
+                                     .order_by(col(Outbox.id))).all())
 
     def _lease_end(self, now: datetime) -> datetime:
         """LEASE from the moment of the claim: `now` is when the flush began (the bot's clock,
@@ -358,57 +383,64 @@ class Sender:
         return now + timedelta(seconds=time.monotonic() - self._flush_began) + LEASE
 
     def _held(self, row: Outbox) -> ColumnElement[bool]:
-        """The claim `row` was taken with (`_start`): still `sending`, by this process, in
+        """The claim `row` was taken with (`_claim`): still `sending`, by this process, in
         the same attempt. False once recovery gave the row to another process."""
         return and_(col(Outbox.id) == row.id, col(Outbox.state) == "sending",
                     col(Outbox.lease_owner) == self.owner,
                     col(Outbox.attempts) == row.attempts)
 
-    def _hold(self, session: Session, row: Outbox) -> Outbox | None:
-        """The row, locked in the caller's transaction, while this process still owns it
-        (a conditional UPDATE: on PostgreSQL it waits for, then sees, a concurrent
-        recovery's commit; on SQLite it takes the write lock); None, and a log line, when it
-        was taken over: the new owner decides what happens to it."""
-        if rows_changed(session, update(Outbox).where(self._held(row))
-                        .values(lease_owner=self.owner)) != 1:
+    def _written(self, session: Session, row: Outbox, **values: object) -> Outbox | None:
+        """Write `values` to the row in the caller's transaction by ONE conditional UPDATE,
+        while this process still owns it (`_held`: on PostgreSQL it waits for, then sees, a
+        concurrent recovery's commit; on SQLite it holds the write lock). Returns `row` with
+        `values` set, as now stored (nobody else changes a row while it is held; one
+        UPDATE, as SQLite rewrites the whole row, raw mail included, on each); None, and a
+        log line, when it was taken over: the new owner decides what happens to it."""
+        if rows_changed(session, _update(self._held(row)).values(**values)) != 1:
             log.warning("outbox %s (%s) was taken over by another process; leaving it to it",
                         row.id, row.message_id)
             return None
-        return session.get(Outbox, row.id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        return row
 
     # -- sending ----------------------------------------------------------------------------
-    async def _send_all(self, ids: list[int], now: datetime, report: FlushReport) -> None:
-        smtp = self._client()
+    async def _send_chunk(self, link: _Link, rows: list[Outbox], now: datetime,
+                          report: FlushReport) -> None:
+        """The claimed `rows`, one SMTP transaction each, on the flush's connection. Each
+        row's outcome is committed with the next row's `data_at` (`_mark_data`), the last
+        ones when the chunk ends, however it ends: rows not begun (stopping, an exception)
+        are released, pending again; none stays decided in memory only."""
+        unrecorded: list[_Write] = []
+        begun = 0
         try:
-            await smtp.connect()
-            await smtp_login(smtp, self.settings, self.tokens)
-        except (aiosmtplib.SMTPException, OSError, MailbotError) as err:
-            # a refused login or token (the secret expired) keeps mail waiting like a server
-            # that is down; the log line says what to fix
-            smtp.close()
-            reason = self._explained(err)
-            self._log_down(reason, now)
-            for row_id in ids:
-                row = self._start(row_id, now)
-                if row is not None:
-                    self._retry(row, now, f"SMTP server unavailable: {reason}", report)
-            return
-        self._up_again()
-        try:
-            for row_id in ids:
+            for row in rows:
                 if self.stopping.is_set():
-                    break  # shutting down: the rest stays pending for the next start
-                row = self._start(row_id, now)
-                if row is None:
+                    break  # shutting down: the rest is released, pending for the next start
+                smtp = await link.open()
+                begun += 1
+                if smtp is None:
+                    unrecorded.append(self._retry_write(
+                        row, now, f"SMTP server unavailable: {link.reason}", report))
                     continue
                 HEARTBEAT.beat()  # one SMTP transaction each: progress, not a hang
-                if not await self._send_one(smtp, row, now, report):
-                    break  # the connection was dropped mid-DATA: the rest in a new one
+                await self._send_one(smtp, row, now, report, unrecorded)
         finally:
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                smtp.close()
+            unrecorded.extend(partial(self._release, row=row) for row in rows[begun:])
+            self._record(unrecorded)
+
+    def _record(self, unrecorded: list[_Write],
+                then: Callable[[Session], bool] | None = None) -> bool:
+        """Commit the outcomes decided so far, and `then` (a row's `data_at`), in ONE
+        transaction; empties `unrecorded`. Returns what `then` returned (True without)."""
+        counted: list[tuple[str, str] | None] = []
+        with transaction(self.engine) as session:
+            counted = [write(session) for write in unrecorded]
+            result = then(session) if then is not None else True
+        unrecorded.clear()
+        for kind, outcome in filter(None, counted):
+            metrics.SENT.labels(kind=kind, outcome=outcome).inc()
+        return result
 
     def _explained(self, err: Exception) -> Exception:
         """A refused XOAUTH2 login as what to fix in Exchange Online (auth.smtp_refused)."""
@@ -423,53 +455,52 @@ class Sender:
         return smtp_client(self.settings)
 
     async def _send_one(self, smtp: aiosmtplib.SMTP, row: Outbox, now: datetime,
-                        report: FlushReport) -> bool:
+                        report: FlushReport, unrecorded: list[_Write]) -> None:
         """One SMTP transaction, step by step, so that each failure is known for what it is
         (SCENARIOS O3, O7): MAIL and RCPT failures are safe to retry (nothing was accepted);
         a 4xx for one recipient is retried for that recipient only, a 5xx is final for it.
         The content of DATA goes out without its final "." line, and a failure up to there is
         retried too (the server keeps nothing without it). `data_at` is committed just before
-        the final "."; a timeout or a dropped connection after it may mean the server took
-        the mail, so an at-most-once row becomes `uncertain` and is never resent by itself.
-        When that commit finds the row taken over (`_mark_data`), the final "." is never sent
-        and the connection is dropped: returns False (the connection is unusable), else
-        True."""
+        the final "." (with the outcomes in `unrecorded`); a timeout or a dropped connection
+        after it may mean the server took the mail, so an at-most-once row becomes
+        `uncertain` and is never resent by itself. When that commit finds the row taken over
+        (`_mark_data`), the final "." is never sent and the connection is dropped. This
+        row's outcome is appended to `unrecorded`, for the caller to commit."""
         results = dict(row.results)
         waiting = [r for r in row.recipients if _open(results.get(r))]
         try:
-            await smtp.mail(self.envelope_from)
-            accepted = []
-            for recipient in waiting:
-                try:
-                    await smtp.rcpt(recipient)
-                    accepted.append(recipient)
-                except aiosmtplib.SMTPRecipientRefused as err:
-                    results[recipient] = f"{err.code} {err.message}"
+            accepted = await _envelope(smtp, self.envelope_from, waiting, results)
         except aiosmtplib.SMTPResponseException as err:
             await _reset(smtp)
-            self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
-            return True
+            unrecorded.append(self._refused_write(row, now, err.code, f"{err.code} "
+                                                  f"{err.message}", results, report))
+            return
         except (aiosmtplib.SMTPException, OSError) as err:
-            self._retry(row, now, f"{type(err).__name__}: {err}", report, results)
-            return True
+            smtp.close()  # in an unknown state: the next row gets a new connection
+            unrecorded.append(self._retry_write(row, now, f"{type(err).__name__}: {err}",
+                                                report, results))
+            return
         if not accepted:
             await _reset(smtp)
-            self._settle(row, now, results, report)
-            return True
+            unrecorded.append(self._settle_write(row, now, results, report))
+            return
         crash_point("before_data")
         try:
             await _data_content(smtp, row.raw)
         except aiosmtplib.SMTPResponseException as err:  # DATA refused: nothing taken
-            self._refused(row, now, err.code, f"{err.code} {err.message}", results, report)
-            return True
+            unrecorded.append(self._refused_write(row, now, err.code, f"{err.code} "
+                                                  f"{err.message}", results, report))
+            return
         except (aiosmtplib.SMTPException, OSError) as err:
             # cut before the final ".": the server throws the content away (RFC 5321 4.1.1.4)
-            self._retry(row, now, f"{type(err).__name__} during DATA, before its end: {err}",
-                        report, results)
-            return True
+            smtp.close()
+            unrecorded.append(self._retry_write(
+                row, now, f"{type(err).__name__} during DATA, before its end: {err}", report,
+                results))
+            return
         crash_point("before_final_dot")
         try:
-            marked = self._mark_data(row, now)
+            marked = self._mark_data(row, now, unrecorded)
         except Exception:
             # the database refused (locked, gone): no "." then, so the server keeps nothing.
             # Mid-DATA a QUIT would be read as content and never answered: the flush would
@@ -483,123 +514,134 @@ class Sender:
             log.warning("outbox %s (%s) was taken over before the end of DATA; the final "
                         '"." is not sent, the connection is dropped', row.id, row.message_id)
             smtp.close()
-            return False
+            return
         try:
             response = await smtp.execute_command(b".")
         except (aiosmtplib.SMTPException, OSError) as err:
-            self._unknown(row, now, f"{type(err).__name__} after the end of DATA: {err}", report)
-            return True
+            # a late answer would be read as the next command's: never reuse this connection
+            smtp.close()
+            unrecorded.append(partial(self._unknown, row=row, now=now, report=report,
+                                      error=f"{type(err).__name__} after the end of DATA: "
+                                            f"{err}"))
+            return
         if response.code != 250:  # the server answered: not taken
-            self._refused(row, now, response.code, f"{response.code} {response.message}",
-                          results, report)
-            return True
+            unrecorded.append(self._refused_write(
+                row, now, response.code, f"{response.code} {response.message}", results,
+                report))
+            return
         crash_point("after_smtp", row.raw)
         results.update(dict.fromkeys(accepted, "250 accepted"))
-        self._settle(row, now, results, report)
-        return True
+        unrecorded.append(self._settle_write(row, now, results, report))
 
-    def _mark_data(self, row: Outbox, now: datetime) -> bool:
-        """Commit that the final "." of DATA goes out: from here on a crash may leave the mail
-        at the server. Before it, the server has nothing it would deliver. Conditional on
-        this process still owning the row (`_held`): False when recovery gave it to another
+    def _mark_data(self, row: Outbox, now: datetime, unrecorded: list[_Write]) -> bool:
+        """Commit that the final "." of DATA goes out, with the outcomes decided before it
+        (`unrecorded`, the previous rows'): from here on a crash may leave the mail at the
+        server. Before it, the server has nothing it would deliver. Conditional on this
+        process still owning the row (`_held`), and renewing its lease (the outcome is
+        committed one SMTP transaction later): False when recovery gave the row to another
         process (this one was frozen or cut off past its lease), which then sends it."""
-        with transaction(self.engine) as session:
-            return rows_changed(session, update(Outbox).where(self._held(row))
-                                .values(data_at=now)) == 1
+        return self._record(unrecorded, lambda session: rows_changed(
+            session, _update(self._held(row))
+            .values(data_at=now, lease_until=self._lease_end(now))) == 1)
 
-    def _refused(self, row: Outbox, now: datetime, code: int, error: str,
-                 results: dict[str, str], report: FlushReport) -> None:
+    def _refused_write(self, row: Outbox, now: datetime, code: int, error: str,
+                       results: dict[str, str], report: FlushReport) -> _Write:
         """The server refused the whole transaction: 5xx is final, 4xx is retried."""
         if 500 <= code < 600:
-            self._finish(row, "failed", now, error, results, report)
-        else:
-            self._retry(row, now, error, report, results)
+            return partial(self._finish, row=row, state="failed", now=now, error=error,
+                           results=results, report=report)
+        return self._retry_write(row, now, error, report, results)
 
-    def _settle(self, row: Outbox, now: datetime, results: dict[str, str],
-                report: FlushReport) -> None:
+    def _settle_write(self, row: Outbox, now: datetime, results: dict[str, str],
+                      report: FlushReport) -> _Write:
         """After a transaction: recipients still open (4xx) are retried; otherwise the row is
         `sent` when any recipient took it, else `failed`."""
         open_ = [r for r in row.recipients if _open(results.get(r))]
         if open_:
-            self._retry(row, now, "; ".join(f"{r}: {results.get(r, 'not tried')}"
-                                            for r in open_), report, results)
-        elif any(v.startswith("2") for v in results.values()):
-            self._finish(row, "sent", now, "", results, report)
-        else:
-            self._finish(row, "failed", now, "every recipient refused", results, report)
+            return self._retry_write(row, now, "; ".join(
+                f"{r}: {results.get(r, 'not tried')}" for r in open_), report, results)
+        if any(v.startswith("2") for v in results.values()):
+            return partial(self._finish, row=row, state="sent", now=now, error="",
+                           results=results, report=report)
+        return partial(self._finish, row=row, state="failed", now=now,
+                       error="every recipient refused", results=results, report=report)
 
-    def _unknown(self, row: Outbox, now: datetime, error: str, report: FlushReport) -> None:
+    def _retry_write(self, row: Outbox, now: datetime, error: str, report: FlushReport,
+                     results: dict[str, str] | None = None) -> _Write:
+        return partial(self._retry, row=row, now=now, error=error, report=report,
+                       results=results)
+
+    def _unknown(self, session: Session, *, row: Outbox, now: datetime, error: str,
+                 report: FlushReport) -> tuple[str, str] | None:
         """DATA was cut: the server may have the mail (O7). At most once: `uncertain`, for
         the operator; at least once: resent with the same Message-ID."""
         if row.delivery == "at_least_once":
-            self._retry(row, now, error, report)
-            return
-        with transaction(self.engine) as session:
-            current = self._hold(session, row)
-            if current is None:
-                return
-            current.state, current.lease_until = "uncertain", None
-            current.last_error = f"{error}; the server may have it: not resent"
-            report.uncertain += 1
-            log.warning("outbox %s (%s) uncertain: %s", current.id, current.message_id, error)
-            _event(session, current, now, "outbox_uncertain", current.last_error)
+            return self._retry(session, row=row, now=now, error=error, report=report)
+        current = self._written(session, row, state="uncertain", lease_until=None,
+                                last_error=f"{error}; the server may have it: not resent")
+        if current is None:
+            return None
+        report.uncertain += 1
+        log.warning("outbox %s (%s) uncertain: %s", current.id, current.message_id, error)
+        _event(session, current, now, "outbox_uncertain", current.last_error)
+        self._incident(session, current, now, _told(current))
+        return row.kind, "uncertain"
+
+    def _finish(self, session: Session, *, row: Outbox, state: str, now: datetime,
+                error: str, results: dict[str, str], report: FlushReport
+                ) -> tuple[str, str] | None:
+        """`sent` or `failed` for good, unless the row was taken over (`_written`)."""
+        current = self._written(session, row, state=state, results=results, last_error=error,
+                                lease_until=None, **({"sent_at": now} if state == "sent"
+                                                     else {}))
+        if current is None:
+            return None
+        if state == "sent":
+            report.sent += 1
+            if current.kind == Purpose.RECEIPT:
+                _receipt_latency(session, current, now)
+        else:
+            report.failed += 1
+            log.error("outbox %s to %s failed permanently: %s",
+                      current.id, ", ".join(current.recipients), error)
             self._incident(session, current, now, _told(current))
-            session.add(current)
-        metrics.SENT.labels(kind=row.kind, outcome="uncertain").inc()
+        _event(session, current, now, f"outbox_{state}",
+               "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
+        return row.kind, state
 
-    def _finish(self, row: Outbox, state: str, now: datetime, error: str,
-                results: dict[str, str], report: FlushReport) -> None:
-        """`sent` or `failed` for good, unless the row was taken over (`_hold`)."""
-        with transaction(self.engine) as session:
-            current = self._hold(session, row)
-            if current is None:
-                return
-            current.state = state
-            current.results = results
-            current.last_error = error
-            current.lease_until = None
-            if state == "sent":
-                current.sent_at = now
-                report.sent += 1
-                if current.kind == Purpose.RECEIPT:
-                    _receipt_latency(session, current, now)
-            else:
-                report.failed += 1
-                log.error("outbox %s to %s failed permanently: %s",
-                          current.id, ", ".join(current.recipients), error)
-                self._incident(session, current, now, _told(current))
-            _event(session, current, now, f"outbox_{state}",
-                   "; ".join(f"{k}: {v}" for k, v in results.items()) or error)
-            session.add(current)
-        metrics.SENT.labels(kind=row.kind, outcome=state).inc()
-
-    def _retry(self, row: Outbox, now: datetime, error: str, report: FlushReport,
-               results: dict[str, str] | None = None) -> None:
+    def _retry(self, session: Session, *, row: Outbox, now: datetime, error: str,
+               report: FlushReport, results: dict[str, str] | None = None
+               ) -> tuple[str, str] | None:
         """Pending again after a backoff, or `failed` once smtp.give_up_hours have passed;
-        nothing when the row was taken over (`_hold`)."""
-        with transaction(self.engine) as session:
-            current = self._hold(session, row)
-            if current is None:
-                return
-            current.last_error = error
-            if results is not None:
-                current.results = results
-            current.lease_until = None
-            # counted from the operator's retry (mailbot.admin), if any: not from the queueing
-            if now - as_utc(current.retried_at or current.created_at) >= self.give_up:
-                current.state = "failed"
-                report.failed += 1
-                log.error("outbox %s given up after %s attempts: %s",
-                          current.id, current.attempts, error)
-                self._incident(session, current, now, _told(current))
-                _event(session, current, now, "outbox_failed", f"given up: {error}")
-            else:
-                current.state = "pending"
-                current.next_attempt_at = now + backoff(current.attempts)
-                report.retry += 1
-            session.add(current)
-            outcome = "failed" if current.state == "failed" else "retry"
-        metrics.SENT.labels(kind=row.kind, outcome=outcome).inc()
+        nothing when the row was taken over (`_written`)."""
+        values: dict[str, object] = {"last_error": error, "lease_until": None}
+        if results is not None:
+            values["results"] = results
+        # counted from the operator's retry (mailbot.admin), if any: not from the queueing
+        given_up = now - as_utc(row.retried_at or row.created_at) >= self.give_up
+        if given_up:
+            values["state"] = "failed"
+        else:
+            values.update(state="pending", next_attempt_at=now + backoff(row.attempts))
+        current = self._written(session, row, **values)
+        if current is None:
+            return None
+        if given_up:
+            report.failed += 1
+            log.error("outbox %s given up after %s attempts: %s",
+                      current.id, current.attempts, error)
+            self._incident(session, current, now, _told(current))
+            _event(session, current, now, "outbox_failed", f"given up: {error}")
+        else:
+            report.retry += 1
+        return row.kind, "failed" if given_up else "retry"
+
+    def _release(self, session: Session, *, row: Outbox) -> tuple[str, str] | None:
+        """A claimed row whose SMTP transaction never began (the flush stops): pending
+        again, this attempt not counted, unless another process took it over."""
+        rows_changed(session, _update(self._held(row)).values(
+            state="pending", lease_until=None, attempts=col(Outbox.attempts) - 1))
+        return None
 
     def _log_down(self, err: Exception, now: datetime) -> None:
         """Log once per outage, not once per row and flush (Mailman's "log once"); alert the
@@ -633,6 +675,65 @@ class Sender:
         self._down_logged, self._down_since, self._outage_alerted = False, None, False
 
 
+# an outcome decided but not committed yet: writes it in the given transaction, returns the
+# (kind, outcome) to count once committed, None when the row was taken over
+_Write = Callable[[Session], "tuple[str, str] | None"]
+
+
+class _Link:
+    """The flush's one SMTP connection: opened (and logged in, `smtp_login`) when the first
+    row needs it and again only after the server dropped it or it was closed as unusable."""
+
+    def __init__(self, sender: Sender, now: datetime) -> None:
+        self.sender, self.now = sender, now
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.reason: Exception | None = None  # why the server cannot be reached
+        self.down = False
+
+    async def open(self) -> aiosmtplib.SMTP | None:
+        """The connection, connected and logged in; None when the server cannot be reached
+        or refuses the login (`reason` says why; it is not tried again in this flush)."""
+        if self.down:
+            return None
+        if self.smtp is not None and self.smtp.is_connected:
+            return self.smtp
+        smtp = self.sender._client()
+        try:
+            await smtp.connect()
+            await smtp_login(smtp, self.sender.settings, self.sender.tokens)
+            if smtp.is_ehlo_or_helo_needed:
+                # its answer says whether PIPELINING is offered; a server that refuses EHLO
+                # gets HELO from aiosmtplib's own fallback at the first MAIL
+                with contextlib.suppress(aiosmtplib.SMTPHeloError):
+                    await smtp.ehlo()
+        except (aiosmtplib.SMTPException, OSError, MailbotError) as err:
+            # a refused login or token (the secret expired) keeps mail waiting like a server
+            # that is down; the log line says what to fix
+            smtp.close()
+            self.down, self.reason = True, self.sender._explained(err)
+            self.sender._log_down(self.reason, self.now)
+            return None
+        self.sender._up_again()
+        self.smtp = smtp
+        return smtp
+
+    async def quit(self) -> None:
+        if self.smtp is None or not self.smtp.is_connected:
+            return
+        try:
+            await self.smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            self.smtp.close()
+
+
+def _update(*where: ColumnElement[bool]) -> Update:
+    """UPDATE of outbox rows that match `where`, for `rows_changed`. The session is not
+    made to evaluate `where` against the rows it holds (SQLAlchemy's default
+    synchronize_session): the sender re-reads the rows it claims (`_claim`) and sets the
+    ones it writes itself (`_written`)."""
+    return update(Outbox).where(*where).execution_options(synchronize_session=False)
+
+
 def _told(row: Outbox) -> str:
     """An outbox incident as the operator reads it: which mail, to whom, what happened."""
     return (f"outbox {row.id} ({row.kind} to {', '.join(row.recipients)}, subject "
@@ -641,6 +742,96 @@ def _told(row: Outbox) -> str:
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+async def _envelope(smtp: aiosmtplib.SMTP, sender: str, recipients: list[str],
+                    results: dict[str, str]) -> list[str]:
+    """MAIL FROM `sender` and RCPT TO each of `recipients`; a refused recipient's reply
+    ("code text") goes into `results`. Pipelined (RFC 2920) when the server's EHLO offers
+    PIPELINING, else one command after the other. Returns the accepted recipients, in
+    order. Raises SMTPResponseException when MAIL is refused (or the server closes, 421),
+    SMTPException or OSError when the connection fails."""
+    protocol = smtp.protocol
+    if (protocol is not None and not smtp.is_ehlo_or_helo_needed
+            and smtp.supports_extension("pipelining") and _can_pipeline(protocol)
+            and all(a.isascii() for a in [sender, *recipients])):
+        lines = [b"MAIL FROM:" + quote_address(sender).encode("ascii") + b"\r\n"]
+        lines += [b"RCPT TO:" + quote_address(r).encode("ascii") + b"\r\n"
+                  for r in recipients]
+        timeout = smtp.timeout if isinstance(smtp.timeout, float | int) else None
+        mail, *replies = await _pipelined(protocol, lines, timeout)
+        if mail.code == 421 or any(r.code == 421 for r in replies):
+            smtp.close()  # RFC 5321 4.2.2: the server is closing the connection
+            raise aiosmtplib.SMTPResponseException(421, "service not available, closing")
+        if mail.code != 250:  # the RCPTs were answered 503 "need MAIL": nothing was taken
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+    else:
+        await smtp.mail(sender)
+        replies = [await _rcpt(smtp, r) for r in recipients]
+    accepted = []
+    for recipient, reply in zip(recipients, replies, strict=True):
+        if reply.code in (250, 251):  # 251: "will forward" (RFC 5321 4.2.2), as aiosmtplib
+            accepted.append(recipient)
+        else:
+            results[recipient] = f"{reply.code} {reply.message}"
+    return accepted
+
+
+async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str) -> aiosmtplib.SMTPResponse:
+    """RCPT TO `recipient`, its refusal as a reply like any other."""
+    try:
+        return await smtp.rcpt(recipient)
+    except aiosmtplib.SMTPRecipientRefused as err:
+        return aiosmtplib.SMTPResponse(err.code, err.message)
+
+
+def _can_pipeline(protocol: SMTPProtocol) -> bool:
+    """aiosmtplib offers no pipelining: `_pipelined` uses its protocol's reply parser and
+    buffer (aiosmtplib 5.x); any other version sends one command after the other."""
+    return callable(getattr(protocol, "_read_response_from_buffer", None)) and isinstance(
+        getattr(protocol, "_buffer", None), bytearray)
+
+
+async def _pipelined(protocol: SMTPProtocol, lines: list[bytes], timeout: float | None
+                     ) -> list[aiosmtplib.SMTPResponse]:
+    """Write `lines` (commands, each CRLF-ended) in one go and return the server's replies,
+    one per line, in order (RFC 2920 3.1: the server answers in the order of the commands).
+
+    aiosmtplib's SMTPProtocol reads one reply per command it wrote and drops bytes that
+    arrive while no reply is awaited or one is already waiting to be picked up, which
+    would lose the replies of a pipeline; while this runs, every byte received goes to its
+    buffer and the replies are parsed from it with its own parser. Raises
+    SMTPServerDisconnected when the connection ends, SMTPReadTimeoutError after `timeout`
+    seconds (None: no limit) without a complete reply."""
+    arrived = asyncio.Event()
+
+    def collect(data: bytes) -> None:
+        protocol._buffer.extend(data)
+        arrived.set()
+
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    # the transport calls the instance's data_received: this one, until the finally
+    setattr(protocol, "data_received", collect)  # noqa: B010 (mypy: no method assignment)
+    try:
+        protocol.write(b"".join(lines))
+        replies: list[aiosmtplib.SMTPResponse] = []
+        while len(replies) < len(lines):
+            reply = protocol._read_response_from_buffer()
+            if reply is not None:
+                replies.append(reply)
+                continue
+            if not protocol.is_connected:
+                raise aiosmtplib.SMTPServerDisconnected("connection lost in a pipeline")
+            if deadline is not None and loop.time() >= deadline:
+                raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a reply")
+            arrived.clear()
+            # woken by data; every 0.5 s to notice a lost connection (no data comes then)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), 0.5)
+        return replies
+    finally:
+        delattr(protocol, "data_received")  # the class's own again
 
 
 async def _data_content(smtp: aiosmtplib.SMTP, raw: bytes) -> None:
