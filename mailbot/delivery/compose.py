@@ -297,7 +297,7 @@ def _subject_header(subject: str) -> str:
     room = 78 - len(line) - 1
     for char in " ".join(words[plain:]):
         code = _q_encoded(char)
-        if len(chunk) + len(code) > min(room, 75) - 12:
+        if chunk and len(chunk) + len(code) > min(room, 75) - 12:
             lines.append(f"{line} =?utf-8?q?{chunk}?=")
             line, chunk, room = "", "", 77
         chunk += code
