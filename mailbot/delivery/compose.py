@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import re
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -198,9 +199,11 @@ def build_message(
     refolded all 26 headers of every mail (most of the cost of queueing one): a header we
     write that is plain ASCII and fits on a line is written as it is; any other goes through
     the stdlib's registry (RFC 2047 encoded-words, RFC 5322 section 2.2.3 folding at 78),
-    once per distinct value. Message-ID, In-Reply-To and References are never folded inside
-    an id (up to RFC 5322's 998: a folded Message-ID confuses some clients' threading).
-    Raises ValueError for a header value holding CR or LF (header injection)."""
+    once per distinct value; the subject as _subject_header says. Message-ID, In-Reply-To
+    and References are never folded inside an id (up to RFC 5322's 998: a folded Message-ID
+    confuses some clients' threading). Attachments' base64 is encoded once per content
+    (Base64Cache). Raises ValueError for a header value holding CR or LF (header
+    injection) or a message id that is not one token."""
     subject = clean_header_text(subject)  # a tagged subject is cut before its tag
     head = [
         _header("From", display_address(sender_name, sender_address)),
@@ -294,7 +297,7 @@ def _subject_header(subject: str) -> str:
     room = 78 - len(line) - 1
     for char in " ".join(words[plain:]):
         code = _q_encoded(char)
-        if len(chunk) + len(code) > min(room, 75) - 12:
+        if chunk and len(chunk) + len(code) > min(room, 75) - 12:
             lines.append(f"{line} =?utf-8?q?{chunk}?=")
             line, chunk, room = "", "", 77
         chunk += code
@@ -376,24 +379,28 @@ class Base64Cache:
         self.max_bytes = max_bytes
         self.held = 0
         self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def encoded(self, payload: bytes) -> bytes:
         """`payload` in base64, each line CRLF-terminated."""
         key = hashlib.sha256(payload).digest()
-        body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-            self.hits += 1
-            return body
-        self.misses += 1
+        with self._lock:  # the web UI may queue mail from another thread than the sweep
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+                self.hits += 1
+                return body
+            self.misses += 1
         flat = binascii.b2a_base64(payload, newline=False)
         body = b"".join(flat[i:i + 76] + b"\r\n" for i in range(0, len(flat), 76))
         if len(body) <= self.max_bytes:
-            self._bodies[key] = body
-            self.held += len(body)
-            while self.held > self.max_bytes:
-                self.held -= len(self._bodies.popitem(last=False)[1])
+            with self._lock:
+                if key not in self._bodies:
+                    self._bodies[key] = body
+                    self.held += len(body)
+                while self.held > self.max_bytes:
+                    self.held -= len(self._bodies.popitem(last=False)[1])
         return body
 
 

@@ -139,8 +139,9 @@ def test_a_danish_mail_with_html_and_attachments_reads_back_whole() -> None:
     {"attachments": (("a\r\nb.txt", b"x", "text/plain"), ("æ" * 90 + ".pdf", b"y", "pdf"),
                      ("x.bin", b"", "application/x-empty"))},
     {"references": tuple(f"<{n}.{'r' * 60}@kommune.test>" for n in range(40))},
+    {"subject": "[ITP-2026-0042] Anmodning om vurdering af x " + "😀🇩🇰" * 30},
 ], ids=["review", "bare", "ascii", "encoded-word-lookalike", "long-ascii", "long-name",
-        "long-lines", "line-ends-and-boundary", "hostile-names", "long-references"])
+        "long-lines", "line-ends-and-boundary", "hostile-names", "long-references", "emoji"])
 def test_readers_see_what_the_stdlib_message_showed(changes: dict[str, Any]) -> None:
     args = _mail(**changes)
     raw = build_message(**args)
