@@ -15,7 +15,8 @@ agent does), and each contender drains it in its own process:
   reading every attachment, cases, receipts and review requests sent over SMTP;
 - floor: the same work with the libraries mailbot uses and no database, each step once:
   imapclient FETCH BODY.PEEK[] in chunks, mail-parser parse, the text of every attachment
-  (pypdf, python-docx), composing as many mails as mailbot sent (a receipt per brief and
+  (pypdf, python-docx; as far as mailbot reads: its MAX_PDF_PAGES, MAX_DOCX_PARAGRAPHS and
+  MAX_CHARS), composing as many mails as mailbot sent (a receipt per brief and
   review requests with one document attached each; EmailMessage) and sending them over ONE
   aiosmtplib connection;
 - peer (--peer): django-helpdesk's `manage.py get_email` (one ticket and one acknowledgement
@@ -25,7 +26,9 @@ agent does), and each contender drains it in its own process:
 The SMTP sink (aiosmtpd, counting mails only) runs in a process of its own, so no contender is
 charged for receiving its mails. Columns: briefs/s and mails sent/s over the contender's wall
 time (process start to exit, so mailbot's and the peer's start-up is in it), CPU seconds
-(user + system of that process, from os.wait4), peak RSS (ru_maxrss of that process), the
+(user + system of that process, from os.wait4), peak RSS (ru_maxrss of that process, taken
+by a small wrapper so it is not the benchmark's own; the floor holds every step's output at
+once, so its RSS grows with N and is no floor for mailbot's), the
 ratios of its wall time and of its CPU seconds to the floor's and to the peer's (on a busy
 machine the CPU ratio is the steadier one). Then the seconds per brief at each N
 (linear cost means a flat row), and the start-up table of bench_startup.py (median wall time
@@ -210,24 +213,40 @@ class Run:
     detail: str = ""  # the floor's steps
 
 
+# Linux carries the parent's peak RSS into a child at exec (exec_mmap keeps the larger of
+# signal->maxrss and the old mm's high-water mark), and this process is large after making the
+# briefs: a small wrapper forks the contender, so what it inherits is the wrapper's few MB.
+WAIT4 = """\
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execve(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def timed(argv: list[str], sink: Sink, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> tuple[Run, str]:
-    """Runs argv to its end; its wall time, CPU and peak RSS from os.wait4 (getrusage(2) of
-    that child alone) and what the sink took meanwhile. Raises RuntimeError when it fails."""
+    """Runs argv (argv[0] an absolute path) to its end; its wall time, CPU and peak RSS from
+    os.wait4 (getrusage(2) of that child alone, taken by the WAIT4 wrapper) and what the sink
+    took meanwhile. Raises RuntimeError when it fails."""
     before = sink.counts()
-    with tempfile.TemporaryFile() as out:
-        started = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        _pid, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as figures:
+        done = subprocess.run([sys.executable, "-S", "-c", WAIT4, figures.name, *argv],
+                              stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                              check=False)
         out.seek(0)
         output = out.read().decode(errors="replace")
-    if child.returncode != 0:
-        raise RuntimeError(f"{argv[:3]} exited {child.returncode}: {output[-1500:]}")
+        wall, cpu, rss_kb = figures.read().split()
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} exited {done.returncode}: {output[-1500:]}")
     after = sink.counts()
-    run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
-              after[0] - before[0], after[1] - before[1])
+    run = Run(float(wall), float(cpu), int(rss_kb), after[0] - before[0], after[1] - before[1])
     return run, output
 
 
@@ -280,6 +299,9 @@ def floor_child(imap_port: int, user: str, smtp_port: int, mails: int) -> None:
     import pypdf
     from imapclient import IMAPClient
 
+    # the same caps as mailbot's reading: the floor reads what mailbot reads, no more
+    from mailbot.reading.extract import MAX_CHARS, MAX_DOCX_PARAGRAPHS, MAX_PDF_PAGES
+
     steps: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -312,11 +334,12 @@ def floor_child(imap_port: int, user: str, smtp_port: int, mails: int) -> None:
     for mine in documents:
         for filename, payload in mine:
             if filename.endswith(".pdf"):
-                text = "\n".join(p.extract_text() or "" for p in
-                                 pypdf.PdfReader(io.BytesIO(payload)).pages)
+                pages = pypdf.PdfReader(io.BytesIO(payload)).pages[:MAX_PDF_PAGES]
+                text = "\n".join(p.extract_text() or "" for p in pages)
             else:
-                text = "\n".join(p.text for p in docx.Document(io.BytesIO(payload)).paragraphs)
-            texts += len(text)
+                paragraphs = docx.Document(io.BytesIO(payload)).paragraphs
+                text = "\n".join(p.text for p in paragraphs[:MAX_DOCX_PARAGRAPHS])
+            texts += len(text[:MAX_CHARS])
     lap("text")
     # mails per brief as mailbot sent them: a receipt, then review requests each with one of
     # the brief's documents (in turn), the remainder spread over the first briefs
