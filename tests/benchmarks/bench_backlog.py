@@ -616,11 +616,12 @@ def main() -> None:
     for n, got in results.items():
         floor = got["floor"]
         print(f"  N={n}: {floor.detail if floor else '-'}")
-    print("\nSeconds per brief (linear cost: the same at every N):\n")
+    print("\nSeconds per brief, wall / CPU (linear cost: the same at every N):\n")
     print("| contender | " + " | ".join(f"N={n}" for n in results) + " |")
     print("|---|" + "---|" * len(results))
     for name in ("mailbot", "floor", "peer"):
-        cells = [f"{r.wall / n:.3f}" if (r := got[name]) else "-" for n, got in results.items()]
+        cells = [f"{r.wall / n:.3f} / {r.cpu / n:.3f}" if (r := got[name]) else "-"
+                 for n, got in results.items()]
         if any(c != "-" for c in cells):
             print(f"| {name} | " + " | ".join(cells) + " |")
     at_300 = results.get(300, {})
