@@ -12,6 +12,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -48,6 +49,11 @@ def check_digest(sha256: str) -> None:
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
 
 
+# a blob touched this recently is safe from retention's grace (BLOB_IDLE_SECONDS, 600 s in
+# mailbot.privacy.purge) for far longer than a commit takes: put() need not touch it again
+TOUCH_SECONDS = 60
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -58,17 +64,23 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store once; durable (fsync of the file and of its folder) before returning, so a
-        commit that names it is safe.
+        commit that names it is safe. Bytes already stored are not written again.
 
         A full or read-only disk raises its OSError (ENOSPC, EDQUOT, EROFS, EFBIG) with no
         partial file left behind; the caller has committed nothing yet, so the mail stays in
         the watched folder and is fetched again (mailbot.storage, SCENARIOS R11)."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.exists():
-            # a fresh modification time tells retention (`remove_if_idle`) that a mail not
-            # committed yet is about to name this blob again
-            os.utime(target)
+        try:
+            stored = target.stat().st_mtime
+        except FileNotFoundError:
+            stored = None
+        if stored is not None:
+            # met again: never rewritten or fsync'd. A fresh modification time tells
+            # retention (`remove_if_idle`) that a mail not committed yet is about to name
+            # it again; one touched within TOUCH_SECONDS is left as it is (no inode write)
+            if time.time() - stored > TOUCH_SECONDS:
+                os.utime(target)
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -105,11 +117,6 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
-
-
-# a blob touched this recently is safe from retention's grace (BLOB_IDLE_SECONDS, 600 s in
-# mailbot.privacy.purge) for far longer than a commit takes: put() need not touch it again
-TOUCH_SECONDS = 60
 
 
 class DatabaseBlobStore:

@@ -210,9 +210,16 @@ def _after_deaths(bot: Bot, raw_id: int, deaths: int) -> str:
 
 
 def _route(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
-    """Classify the mail and apply its disposition. Every branch ends in one recorded state."""
+    """Classify the mail and apply its disposition. Every branch ends in one recorded state.
+    The ledger row's sender and subject are set last, so they reach the database in the
+    same UPDATE as its outcome at the commit (set first, the first query's autoflush wrote
+    them in an UPDATE of their own)."""
+    _dispatch(session, bot, row, mail)
     row.sender, row.subject = mail.from_address, redact_cpr(mail.subject)[:500]
     session.add(row)
+
+
+def _dispatch(session: Session, bot: Bot, row: RawMessage, mail: Inbound) -> None:
     duplicate = earlier_copy(session, row)
     if duplicate is not None:
         finish(row, LedgerState.DUPLICATE, f"same mail as raw message {duplicate.id}", bot,
@@ -239,7 +246,7 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     now = bot.clock.now()
     match disposition:
         case MachineMail():
-            _machine(session, bot, row, disposition, case, now)
+            _machine(session, bot, row, mail, disposition, case, now)
         case AgendaReply():
             _agenda_reply(session, bot, row, mail, disposition, now)
         case StrayReply():
@@ -259,14 +266,14 @@ def _apply(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
             raise PermanentError(disposition.reason)
 
 
-def _machine(session: Session, bot: Bot, row: RawMessage, machine: MachineMail,
+def _machine(session: Session, bot: Bot, row: RawMessage, mail: Inbound, machine: MachineMail,
              case: Case | None, now: datetime) -> None:
     screening = machine.screening
     finish(row, LedgerState.IGNORED, machine.reason, bot, screening.message_kind)
     if case is not None:
         row.case_id = case.id
         record(session, case.id, row.id, now, screening.message_kind,
-               f"{screening.category} from {row.sender}: {screening.reason}",
+               f"{screening.category} from {mail.from_address}: {screening.reason}",
                source_key=f"machine:{row.id}")
     log.info("UID %s ignored (%s): %s", row.uid, screening.category, screening.reason)
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select, update
 
 from mailbot.app import Bot
 from mailbot.audit import record
+from mailbot.blobs import BlobStorage
 from mailbot.cases.documents import as_attachments, latest_documents
 from mailbot.cases.mail import mail_about_case
 from mailbot.cases.summary import document_lines
@@ -56,9 +57,10 @@ def route(session: Session, bot: Bot, case: Case, now: datetime, *,
     (mailbot.admin.correct_kind), not because a new version came: the request says so
     instead of announcing a new version."""
     created = []
+    blobs = ReadOnce(bot.blobs)  # a document two roles review is read once
     for role, kinds, mine, names, current in _due(session, bot, case):
-        review = _request(session, bot, case, (role, kinds, mine, names), current, now,
-                          corrected)
+        review = _request(session, bot, blobs, case, (role, kinds, mine, names), current,
+                          now, corrected)
         if review is not None:
             created.append(review)
     return created
@@ -94,7 +96,7 @@ def _due(session: Session, bot: Bot, case: Case) -> list[_Due]:
     return due
 
 
-def _request(session: Session, bot: Bot, case: Case,
+def _request(session: Session, bot: Bot, blobs: BlobStorage, case: Case,
              due: tuple[Role, list[str], list[CaseDocument], list[str]],
              current: Review | None, now: datetime, corrected: bool) -> Review | None:
     assert case.id is not None
@@ -119,7 +121,7 @@ def _request(session: Session, bot: Bot, case: Case,
     review.request_message_id = mail_about_case(
         session, bot, case, template="reviewer_request", purpose=Purpose.REVIEW,
         to=recipients, now=now, review=review.id, delivery=Delivery.AT_LEAST_ONCE,
-        attachments=as_attachments(bot.blobs, mine),
+        attachments=as_attachments(blobs, mine),
         context={**_request_context(bot, case, role, mine,
                                     superseded=current is not None and not corrected),
                  "corrected": current is not None and corrected},
@@ -127,6 +129,30 @@ def _request(session: Session, bot: Bot, case: Case,
     record(session, case.id, None, now, "review_requested",
            f"{role} ({', '.join(recipients)}): {', '.join(names)}")
     return review
+
+
+class ReadOnce:
+    """A blob store whose `get` reads each blob once (for one routing of one case: the
+    documents are immutable under their hash); everything else goes to `store`."""
+
+    def __init__(self, store: BlobStorage) -> None:
+        self.store = store
+        self._read: dict[str, bytes] = {}
+
+    def get(self, sha256: str) -> bytes:
+        """As BlobStorage.get: FileNotFoundError when there are none."""
+        if sha256 not in self._read:
+            self._read[sha256] = self.store.get(sha256)
+        return self._read[sha256]
+
+    def put(self, data: bytes) -> str:
+        return self.store.put(data)
+
+    def exists(self, sha256: str) -> bool:
+        return self.store.exists(sha256)
+
+    def remove_if_idle(self, sha256: str, now: datetime, idle_seconds: float) -> bool:
+        return self.store.remove_if_idle(sha256, now, idle_seconds)
 
 
 def _cancel_unsent(session: Session, case_id: int, review: Review, now: datetime) -> None:

@@ -104,7 +104,7 @@ def compose_mail(bot: Bot, *, template: str, purpose: Purpose, to: Sequence[str]
         subject = tagged_subject(tag, subject)
     message_id = signed_message_id(purpose.value, sign_ref, bot.domain, bot.secret, review,
                                    issued=as_utc(now).date())
-    message = build_message(
+    raw = build_message(
         sender_name=bot.settings.bot.name, sender_address=bot.settings.bot.address,
         to=tuple(to), subject=subject, text=text, html=html, message_id=message_id, now=now,
         in_reply_to=thread.in_reply_to, references=thread.references,
@@ -113,4 +113,4 @@ def compose_mail(bot: Bot, *, template: str, purpose: Purpose, to: Sequence[str]
                           for name, payload, content_type in attachments),
         reply_to=reply_to,
     )
-    return Outgoing(message_id, tuple(to), subject, message)
+    return Outgoing(message_id, tuple(to), subject, raw)

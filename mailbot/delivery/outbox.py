@@ -63,7 +63,7 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
         message_id=outgoing.message_id,
         delivery=delivery,
         recipients=list(outgoing.recipients),
-        raw=outgoing.message.as_bytes(),
+        raw=outgoing.raw,
         subject=outgoing.subject,
         created_at=now,
         next_attempt_at=now,
@@ -140,8 +140,7 @@ async def send_direct(s: SmtpSettings, tokens: TokenSource | None, envelope_from
     await smtp.connect()
     try:
         await smtp_login(smtp, s, tokens)
-        await smtp.sendmail(envelope_from, list(outgoing.recipients),
-                            outgoing.message.as_bytes())
+        await smtp.sendmail(envelope_from, list(outgoing.recipients), outgoing.raw)
     finally:
         try:
             await smtp.quit()
@@ -469,7 +468,16 @@ class Sender:
                         report, results)
             return True
         crash_point("before_final_dot")
-        if not self._mark_data(row, now):
+        try:
+            marked = self._mark_data(row, now)
+        except Exception:
+            # the database refused (locked, gone): no "." then, so the server keeps nothing.
+            # Mid-DATA a QUIT would be read as content and never answered: the flush would
+            # wait smtp.timeout_seconds (and every other flush with it) before the storage
+            # trouble is known. Drop the connection instead (RFC 5321 4.1.1.4, 3.8)
+            smtp.close()
+            raise
+        if not marked:
             # another process owns the row now and sends it: without the final "." the
             # server delivers nothing (RFC 5321 4.1.1.4, 3.8), and mid-DATA there is no RSET
             log.warning("outbox %s (%s) was taken over before the end of DATA; the final "

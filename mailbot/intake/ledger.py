@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from mailbot import metrics
@@ -330,13 +331,15 @@ def _alert_gone(session: Session, bot: Bot, watched: str, folder: str, gone: lis
 
 def count_attempt(bot: Bot, raw_id: int) -> int:
     """Count an attempt and commit it BEFORE the work, so a mail that kills the process is
-    still counted (SCENARIOS R9); returns the attempts so far."""
+    still counted (SCENARIOS R9); returns the attempts so far. One statement, UPDATE ...
+    RETURNING (SQLite 3.35+, PostgreSQL): the count is raised in the database, not read and
+    written back. Raises sqlalchemy.exc.NoResultFound when there is no such row."""
     with transaction(bot.engine) as session:
-        row = session.get(RawMessage, raw_id)
-        assert row is not None
-        row.attempts += 1
-        session.add(row)
-        return row.attempts
+        counted = session.execute(
+            update(RawMessage).where(col(RawMessage.id) == raw_id)
+            .values(attempts=col(RawMessage.attempts) + 1).returning(col(RawMessage.attempts))
+            .execution_options(synchronize_session=False))
+        return int(counted.scalar_one())
 
 
 def forget_attempt(bot: Bot, raw_id: int) -> None:

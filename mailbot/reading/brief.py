@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import TypeVar, cast
 
 from mailbot.intake.parse import Inbound
 from mailbot.reading.danish import (
@@ -76,13 +78,39 @@ class DocumentStatement:
 
 
 # -- the six answers ------------------------------------------------------------------------
+_T = TypeVar("_T")
+# what is derived from loaded rules, by (what, id of the rules part it comes from): rules
+# are loaded once and never change, so a mail (and each of its lines) costs a lookup, not a
+# rebuild; the part itself is kept with it, so a later object that reuses an id is rebuilt
+_DERIVED: dict[tuple[str, int], tuple[object, object]] = {}
+_MAX_DERIVED = 64  # tests load many Rules; a daemon one
+
+
+def _derived(what: str, part: object, build: Callable[[], _T]) -> _T:
+    """build(), made once per (what, rules part object)."""
+    key = (what, id(part))
+    found = _DERIVED.get(key)
+    if found is None or found[0] is not part:
+        if len(_DERIVED) >= _MAX_DERIVED:
+            _DERIVED.clear()
+        found = (part, build())
+        _DERIVED[key] = found
+    return cast(_T, found[1])
+
+
 def _spellings(rules: Rules) -> dict[str, str]:
-    """Every way to write each label, lower-cased, with its question id: "hvornaar" -> when."""
-    return {spelling.lower(): q.id for q in rules.questions for label in q.labels
-            for spelling in ascii_spellings(label)}
+    """Every way to write each label, lower-cased, with its question id: "hvornaar" -> when.
+    Built once per loaded rules (it was rebuilt for every line of every mail)."""
+    return _derived("spellings", rules.questions, lambda: {
+        spelling.lower(): q.id for q in rules.questions for label in q.labels
+        for spelling in ascii_spellings(label)})
 
 
 def _label_pattern(rules: Rules) -> re.Pattern[str]:
+    return _derived("labels", rules.questions, lambda: _compile_labels(rules))
+
+
+def _compile_labels(rules: Rules) -> re.Pattern[str]:
     labels = sorted(_spellings(rules), key=len, reverse=True)
     alternatives = "|".join(re.escape(label) for label in labels)
     # The web form's gloss comes in parentheses ("Hvem (kontaktperson og brugere)"); the
@@ -139,20 +167,13 @@ def _kinds_named(text: str, rules: Rules) -> tuple[str, ...]:
     return tuple(kind.id for kind in rules.kinds if any(p.search(text) for p in kind.patterns))
 
 
-_STATE_UNIONS: dict[int, tuple[object, re.Pattern[str]]] = {}
-
-
 def _any_state(rules: Rules) -> re.Pattern[str]:
     """All `states` patterns as one expression: most sentences match none, and one search is
     much cheaper than thirty (a 20,000-line mail stays within the time of `inspect`)."""
     words = rules.document_statements
-    cached = _STATE_UNIONS.get(id(words))
-    if cached is None or cached[0] is not words:
-        union = "|".join(f"(?:{p.pattern})" for patterns in words.states.values()
-                         for p in patterns) or r"(?!)"
-        cached = (words, re.compile(union, re.IGNORECASE | re.MULTILINE))
-        _STATE_UNIONS[id(words)] = cached
-    return cached[1]
+    return _derived("states", words, lambda: re.compile(
+        "|".join(f"(?:{p.pattern})" for patterns in words.states.values()
+                 for p in patterns) or r"(?!)", re.IGNORECASE | re.MULTILINE))
 
 
 def statement_about_documents(text: str, rules: Rules) -> DocumentStatement | None:

@@ -6,11 +6,16 @@ is sniffed from its bytes (the name may lie), and every failure becomes a reason
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import threading
 import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Generic, TypeVar
 
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeXml
@@ -108,7 +113,15 @@ def type_mismatch(filename: str, payload: bytes) -> str:
 
 
 def extract_text(filename: str, payload: bytes) -> Extracted:
-    """The beginning of a document's text, by its real type and its extension."""
+    """The beginning of a document's text (at most MAX_CHARS characters), by its real type
+    and its extension; `problem` says why there is none. Read once per (SHA-256 of the
+    bytes, extension) while the result stays in TEXTS: the same document attached to a
+    brief, inside its ZIP and again in a follow-up is parsed once."""
+    return TEXTS.recall((_digest(payload), extension(filename)),
+                        lambda: _extract_text(filename, payload))
+
+
+def _extract_text(filename: str, payload: bytes) -> Extracted:
     mismatch = type_mismatch(filename, payload)
     if mismatch:
         return Extracted("", mismatch)
@@ -151,12 +164,22 @@ def container_danger(payload: bytes) -> str:
 
 def _container_check(payload: bytes) -> tuple[str, bool]:
     """(why not to open it, whether that is a danger); ("", False) for a sound container.
-    Only the directory and each XML part's prolog are read; nothing is inflated whole."""
+    Once per SHA-256 of the bytes while it stays in CONTAINERS (hazard and extract_text both
+    ask)."""
+    return CONTAINERS.recall((_digest(payload), ""), lambda: _check_container(payload))
+
+
+def _check_container(payload: bytes) -> tuple[str, bool]:
+    """Only the directory and each XML part's prolog are read; nothing is inflated whole."""
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            infos = archive.infolist()
+            return _check_parts(archive)
     except (zipfile.BadZipFile, ValueError) as err:
         return f"not a readable Office file: {err}"[:300], False
+
+
+def _check_parts(archive: zipfile.ZipFile) -> tuple[str, bool]:
+    infos = archive.infolist()
     if len(infos) > MAX_CONTAINER_ENTRIES:
         return f"Office file with {len(infos)} parts (limit {MAX_CONTAINER_ENTRIES})", True
     total = sum(i.file_size for i in infos)
@@ -169,38 +192,73 @@ def _container_check(payload: bytes) -> tuple[str, bool]:
                                                or ratio > MAX_ZIP_RATIO * 5):
             return (f"Office part {info.filename} expands to {info.file_size} bytes (ratio "
                     f"{ratio:.0f}): possible bomb, not read", True)
-    return _declarations_check(payload, infos)
+    return _declarations_check(archive, infos)
 
 
 _XML_PARTS = (".xml", ".rels")
+# a prolog is fed in pieces this big: an Office part's root start tag, namespaces and all,
+# ends within the first one or two (the old 16 KB iterparse read parsed whole paragraphs)
+_PROLOG_PIECE = 1024
 
 
-def _declarations_check(payload: bytes, infos: list[zipfile.ZipInfo]) -> tuple[str, bool]:
+def _declarations_check(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]
+                        ) -> tuple[str, bool]:
     """An XML part of an Office container that must not reach a parser: a DTD (entity
     declarations: billion laughs; external entities: file or network reads) is a danger, a
-    part that is not well-formed XML is not. No Office application writes a DTD (the Open
+    part whose prolog is not XML is not. No Office application writes a DTD (the Open
     Packaging Conventions, ECMA-376 Part 2, do not allow DTD declarations in a package's
     XML). python-docx and openpyxl parse with lxml, so each part's prolog is read here with
-    defusedxml first (https://pypi.org/project/defusedxml/), up to its root element only: a
-    DTD must come before it (XML 1.0 section 2.8)."""
-    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        for info in infos:
-            if not info.filename.lower().endswith(_XML_PARTS):
-                continue
-            try:
-                with archive.open(info) as part:
-                    for _ in SafeXml.iterparse(part, events=("start",), forbid_dtd=True):
-                        break
-            except DefusedXmlException as err:
-                return (f"Office part {info.filename}: {type(err).__name__}: not read"[:300],
-                        True)
-            except (SafeXml.ParseError, zipfile.BadZipFile, OSError, ValueError,
-                    RuntimeError, NotImplementedError) as err:
-                return f"Office part {info.filename} is not readable XML: {err}"[:300], False
+    defusedxml first (https://pypi.org/project/defusedxml/), up to its root element's start
+    tag only: a DTD must come before it (XML 1.0 section 2.8). A part broken further in is
+    python-docx's to find (extract_text: "unreadable docx")."""
+    for info in infos:
+        if not info.filename.lower().endswith(_XML_PARTS):
+            continue
+        try:
+            _read_prolog(archive, info)
+        except DefusedXmlException as err:
+            return (f"Office part {info.filename}: {type(err).__name__}: not read"[:300],
+                    True)
+        except (SafeXml.ParseError, zipfile.BadZipFile, OSError, ValueError,
+                RuntimeError, NotImplementedError) as err:
+            return f"Office part {info.filename} is not readable XML: {err}"[:300], False
     return "", False
 
 
+class _RootReached(Exception):
+    """The root element's start tag was parsed: the prolog is over."""
+
+
+class _StopAtRoot:
+    """A parser target that ends the parse at the root element's start tag (expat calls
+    `start` only for a well-formed tag, after any DOCTYPE has reached defusedxml)."""
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        raise _RootReached
+
+
+def _read_prolog(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Parse one part with defusedxml up to its root element's start tag, inflating and
+    feeding _PROLOG_PIECE bytes at a time. Raises DefusedXmlException (a DTD, an entity),
+    ParseError (no root element, or a prolog that is not XML) or zipfile's errors."""
+    parser = SafeXml.DefusedXMLParser(target=_StopAtRoot(), forbid_dtd=True)
+    try:
+        with archive.open(info) as part:
+            while piece := part.read(_PROLOG_PIECE):
+                parser.feed(piece)
+        parser.close()  # the whole part without a root element: ParseError
+    except _RootReached:
+        return
+
+
 def hazard(filename: str, payload: bytes) -> tuple[Hazard | None, str]:
+    """_hazard's finding, found once per (SHA-256 of the bytes, extension) while it stays in
+    HAZARDS (both depend on nothing else: not on the rest of the name, not on config)."""
+    return HAZARDS.recall((_digest(payload), extension(filename)),
+                          lambda: _hazard(filename, payload))
+
+
+def _hazard(filename: str, payload: bytes) -> tuple[Hazard | None, str]:
     """What makes a file dangerous to forward or impossible to read, from its bytes and its
     name, with the reason for the case record; (None, "") for a plain document.
 
@@ -426,3 +484,60 @@ def _member_name(name: str) -> str:
     """Display name only: no directories, no traversal, no control characters."""
     base = PurePosixPath(name.replace("\\", "/")).name
     return re.sub(r"[\x00-\x1f]", "", base)[:200] or "unnamed"
+
+
+_T = TypeVar("_T")
+_ENTRY_CHARS = 200  # what an entry costs besides its text: key, tuple, object headers
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()
+
+
+class ReadingMemo(Generic[_T]):
+    """What reading a payload found, by (SHA-256 of its bytes, extension), least recently
+    used first out. Bounded by characters kept (the text and reasons in the results, plus
+    _ENTRY_CHARS an entry), not by entries alone: `max_chars` 8,000,000 is about 16 MB of
+    str at most. In-process (not stored with the blob): a finding depends on this code's
+    rules, which an upgrade may change, and a daemon meets the same bytes again within the
+    hours a case is busy. Thread-safe; a value is computed outside the lock (two threads may
+    both compute it once; they find the same)."""
+
+    def __init__(self, max_chars: int, size: Callable[[_T], int]) -> None:
+        self.max_chars = max_chars
+        self._size = size
+        self._entries: OrderedDict[tuple[bytes, str], tuple[_T, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.chars = 0
+        self.hits = 0
+        self.misses = 0
+
+    def recall(self, key: tuple[bytes, str], compute: Callable[[], _T]) -> _T:
+        """The value remembered under `key` (digest, extension), else compute()'s, kept."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found[0]
+            self.misses += 1
+        value = compute()
+        cost = self._size(value) + _ENTRY_CHARS
+        with self._lock:
+            if key not in self._entries and cost <= self.max_chars:
+                self._entries[key] = (value, cost)
+                self.chars += cost
+                while self.chars > self.max_chars:
+                    _, (_, dropped) = self._entries.popitem(last=False)
+                    self.chars -= dropped
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.chars = self.hits = self.misses = 0
+
+
+TEXTS: ReadingMemo[Extracted] = ReadingMemo(8_000_000, lambda e: len(e.text) + len(e.problem))
+HAZARDS: ReadingMemo[tuple[Hazard | None, str]] = ReadingMemo(1_000_000, lambda h: len(h[1]))
+CONTAINERS: ReadingMemo[tuple[str, bool]] = ReadingMemo(1_000_000, lambda c: len(c[0]))

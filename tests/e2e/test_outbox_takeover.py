@@ -51,8 +51,9 @@ def _queue(world: World, count: int) -> list[str]:
             message["Subject"] = f"Kvittering {message_id}"
             message["Message-ID"] = message_id
             message.set_content("Tak for din mail.")
-            enqueue(session, Outgoing(message_id, (world.applicant,), str(message["Subject"]),
-                                      message), kind=Purpose.ATTENTION, case_id=None, now=now)
+            outgoing = Outgoing(message_id, (world.applicant,), str(message["Subject"]),
+                                message.as_bytes())
+            enqueue(session, outgoing, kind=Purpose.ATTENTION, case_id=None, now=now)
     return ids
 
 

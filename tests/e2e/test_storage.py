@@ -11,27 +11,38 @@ one receipt, lands in Processed, and `event=storage_recovered` is logged.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP as SMTPProtocol
+from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
+from mailbot.delivery.outbox import LEASE
+from mailbot.mailworld import SmtpSink, _Handler
 from mailbot.models import Alert, Case, RawMessage
 from mailbot.service import Service
+from mailbot.storage import storage_error
 from mailbot.vocabulary import Incident
 from tests.conftest import World, wait_until
 from tests.e2e.test_alerts import text_of
+from tests.e2e.test_outbox_takeover import _queue, _received, _rows
 from tests.e2e.test_reliability import make_due
 
 pytestmark = pytest.mark.e2e
@@ -182,6 +193,61 @@ def test_a_brief_while_the_database_is_locked_waits_and_is_handled_once(world: W
     [alert] = world.received_by(operator)
     assert alert["Auto-Submitted"] == "auto-generated"
     assert LOCKED[world.backend] in text_of(alert)
+
+
+class _LockAtFirstRcpt(_Handler):
+    """The test SMTP server's handler, which at the first RCPT waits until the test has
+    locked the database: the row is claimed by then, its DATA not yet begun."""
+
+    def __init__(self, sink: SmtpSink, seen: threading.Event, locked: threading.Event) -> None:
+        super().__init__(sink)
+        self.seen, self.locked = seen, locked
+
+    async def handle_RCPT(self, server: SMTPProtocol, session: SmtpSession,
+                          envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+        if not self.seen.is_set():
+            self.seen.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.locked.wait, 60)
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+def test_a_database_locked_before_the_final_dot_ends_the_flush_at_once(world: World) -> None:
+    """The database locks while a mail is in its SMTP transaction: `data_at` cannot be
+    committed before the final ".", so the "." never goes and the server keeps nothing. The
+    flush drops that connection and raises the storage error at once. A QUIT there would be
+    read as mail content and never answered: the flush, and the daemon's every flush and
+    alert behind it, would wait smtp.timeout_seconds (seen under CI load as a daemon silent
+    for a minute). Once the lease has run out the mail goes out, once."""
+    configure(world)
+    world.write_config(smtp={"timeout_seconds": 600})  # a hang cannot pass for a wait
+    [message_id] = _queue(world, 1)
+    seen, locked = threading.Event(), threading.Event()
+    assert world.smtp.controller is not None
+    world.smtp.controller.handler = _LockAtFirstRcpt(world.smtp, seen, locked)
+    bot = world.bot()
+    now = bot.clock.now()
+    raised: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            bot.sender.flush(now)
+        except Exception as err:  # what the daemon's watcher would be handed
+            raised.append(err)
+
+    flusher = threading.Thread(target=flush, daemon=True)
+    flusher.start()
+    assert seen.wait(60)
+    with database_locked(world):
+        locked.set()
+        flusher.join(timeout=60)
+        assert not flusher.is_alive(), "the flush hangs on a connection left in DATA"
+    [err] = raised
+    assert storage_error(err) is not None, err
+    assert _received(world) == Counter()  # no final ".": nothing delivered
+    [row] = _rows(world)
+    assert row.state == "sending" and row.data_at is None  # claimed, never past DATA
+    assert bot.sender.flush(now + LEASE + timedelta(seconds=1)).sent == 1
+    assert _received(world) == Counter([message_id])
 
 
 def test_alerts_the_database_cannot_store_are_mailed_directly_once(

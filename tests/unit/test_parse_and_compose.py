@@ -89,7 +89,7 @@ def test_every_outgoing_mail_is_marked_automatic_and_threaded() -> None:
         now=datetime(2026, 3, 2, 11, 0, tzinfo=UTC), in_reply_to="<orig@kommune.test>",
         references=("<orig@kommune.test>",), auto_submitted=AutoSubmitted.REPLIED,
     )
-    parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    parsed = message_from_bytes(msg, policy=policy.default)
     assert parsed["Auto-Submitted"] == "auto-replied"
     assert parsed["X-Auto-Response-Suppress"] == "All"
     assert parsed["X-Mailbot-Loop"] == "bot@kommune.test"
