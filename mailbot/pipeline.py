@@ -152,6 +152,7 @@ def _handle(bot: Bot, raw_id: int) -> str:
             crash_point("while_handling", raw)
             hang_point("while_handling", raw)
             mail = parse(raw)
+            del raw  # the stored copy stays; a 25 MB mail need not be held while routing
             _route(session, bot, row, mail)
             outcome = row.state, row.kind
         metrics.ingested(row.kind, row.state)
