@@ -172,7 +172,7 @@ def test_header_injection_is_refused() -> None:
 
 
 def test_an_encoded_attachment_is_reused_for_the_same_bytes_only() -> None:
-    cache = Base64Cache(max_bytes=3000)
+    cache = Base64Cache(max_bytes=3000, max_entry_bytes=3000)
     first = cache.encoded(b"a" * 1000)
     assert cache.encoded(b"a" * 1000) is first and (cache.hits, cache.misses) == (1, 1)
     other = cache.encoded(b"b" * 1000)
@@ -187,6 +187,9 @@ def test_an_encoded_attachment_is_reused_for_the_same_bytes_only() -> None:
     assert cache.encoded(b"") == b"" and cache.encoded(b"z" * 5000) == cache.encoded(
         b"z" * 5000)  # a body larger than the whole cache is encoded, not kept
     assert cache.held <= 3000
+    small = Base64Cache(max_bytes=16_000)  # by default an entry is at most 1,000 bytes
+    small.encoded(b"y" * 1000)
+    assert small.held == 0 and base64.b64decode(small.encoded(b"y" * 1000)) == b"y" * 1000
 
 
 def test_templates_are_read_once_and_english_falls_back_to_danish(tmp_path: Path) -> None:
