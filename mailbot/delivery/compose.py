@@ -221,14 +221,16 @@ def build_message(
         _header("Content-Language", language),
         "MIME-Version: 1.0\r\n",
     ]
-    alternative = _multipart("alternative", [_text_part(text, "plain"),
-                                             _text_part(html, "html")])
+    # pieces joined once at the end: a 25 MB document is copied into the message once, not
+    # once per level of nesting (issue #16: peak memory of a large mail)
+    alternative = _multipart("alternative", [[_text_part(text, "plain")],
+                                             [_text_part(html, "html")]])
     if attachments:
         body = _multipart("mixed", [alternative,
                                     *(_attachment_part(*a) for a in attachments)])
     else:
         body = alternative
-    return "".join(head).encode("ascii") + body
+    return b"".join(["".join(head).encode("ascii"), *body])
 
 
 _MAX_LINE = 998  # RFC 5322 section 2.1.1: a line MUST be at most 998 characters
@@ -348,7 +350,7 @@ def _text_part(text: str, subtype: str) -> bytes:
         b"\r\n".join(lines) + b"\r\n"
 
 
-def _attachment_part(filename: str, payload: bytes, content_type: str) -> bytes:
+def _attachment_part(filename: str, payload: bytes, content_type: str) -> list[bytes]:
     maintype, _, subtype = content_type.lower().partition("/")
     if (maintype in ("text", "multipart", "message")
             or not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype)):
@@ -356,7 +358,7 @@ def _attachment_part(filename: str, payload: bytes, content_type: str) -> bytes:
     head = (f"Content-Type: {maintype}/{subtype}\r\n"
             "Content-Transfer-Encoding: base64\r\n"
             f"{_disposition(clean_header_text(filename))}\r\n")
-    return head.encode("ascii") + _BASE64.encoded(payload)
+    return [head.encode("ascii"), _BASE64.encoded(payload)]
 
 
 def _disposition(filename: str) -> str:
@@ -412,19 +414,22 @@ class Base64Cache:
 _BASE64 = Base64Cache(64 * 1024 * 1024)
 
 
-def _multipart(subtype: str, parts: list[bytes]) -> bytes:
-    """multipart/`subtype` (RFC 2046 section 5.1.1) of the given parts, with a boundary
-    (the stdlib's form) that occurs in none of them."""
+def _multipart(subtype: str, parts: list[list[bytes]]) -> list[bytes]:
+    """multipart/`subtype` (RFC 2046 section 5.1.1) of the given parts (each a list of
+    pieces), with a boundary (the stdlib's form) that occurs in none of them; the pieces of
+    the whole, to be joined once by the caller."""
     while True:
         boundary = f"==============={secrets.randbelow(10 ** 19):019d}=="
         marker = b"--" + boundary.encode("ascii")
-        if not any(marker in part for part in parts):
+        if not any(marker in piece for part in parts for piece in part):
             break
     head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'
     if len(head) > 78 + 4:  # RFC 5322 section 2.1.1, folded where the stdlib folds it
         head = head.replace("; ", ";\r\n ", 1)
-    body = b"".join(marker + b"\r\n" + part + b"\r\n" for part in parts)
-    return head.encode("ascii") + body + marker + b"--\r\n"
+    pieces = [head.encode("ascii")]
+    for part in parts:
+        pieces += [marker + b"\r\n", *part, b"\r\n"]
+    return [*pieces, marker + b"--\r\n"]
 
 
 __all__ = ["Outgoing", "Renderer", "build_message", "genitive", "tagged_subject"]

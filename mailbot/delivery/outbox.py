@@ -56,12 +56,15 @@ CLAIM_BATCH = 200  # rows read per query of the due ones
 # rows claimed per transaction: each stays `sending` until its turn, so few at a time
 CLAIM_CHUNK = 10
 BACKOFF_BASE_SECONDS = 30
+WRITE_AT_ONCE_BYTES = 1_000_000  # an outbox row above this is flushed at once (enqueue)
 BACKOFF_CAP_SECONDS = 3600
 
 
 def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | None,
             now: datetime, delivery: str = "at_most_once") -> Outbox:
-    """Add a mail to the outbox in the caller's transaction; nothing is sent before commit."""
+    """Add a mail to the outbox in the caller's transaction; nothing is sent before commit.
+    A mail over WRITE_AT_ONCE_BYTES is written at once and its bytes are not kept on the
+    returned row (read again only if asked for). Raises what the session's flush raises."""
     row = Outbox(
         case_id=case_id,
         kind=kind,
@@ -74,6 +77,12 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
         next_attempt_at=now,
     )
     session.add(row)
+    if len(outgoing.raw) > WRITE_AT_ONCE_BYTES:
+        # written now (in the caller's transaction, so still not sent before its commit)
+        # and its bytes let go: a large document to several reviewers would otherwise be
+        # held once per mail until the case's transaction commits (issue #16, 25 MB mail)
+        session.flush([row])
+        session.expire(row, ["raw"])
     return row
 
 
