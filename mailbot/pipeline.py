@@ -394,7 +394,7 @@ def _followup(session: Session, bot: Bot, case: Case, mail: Inbound, row: RawMes
         move_on_request(session, bot, case, disposition.action, now)
     else:
         apply_followup(session, bot, case, mail, row, now)
-        route(session, bot, case, now)
+        route(session, bot, case, now, at_hand=_at_hand(mail))
         if not answer_followup(session, bot, case, disposition.action == "klarmelding", now,
                                as_utc(row.internaldate) if row.internaldate else None):
             send_status(session, bot, case, Purpose.UPDATE, now)
@@ -437,8 +437,15 @@ def _new_brief(session: Session, bot: Bot, row: RawMessage, mail: Inbound,
     # only when a review request goes out (a brief whose every document is held sends none)
     send_receipt(session, bot, case, mail, reading, now,
                  reviewed=requests_due(session, bot, case))
-    route(session, bot, case, now)
+    route(session, bot, case, now, at_hand=_at_hand(mail))
     finish(row, LedgerState.PROCESSED, f"opened {case.ref}", bot, "brief")
     row.case_id = case.id
     log.info("[%s] opened from %s (%s); missing: %s", case.ref, row.uid, row.message_id,
              ", ".join(reading.missing) or "nothing")
+
+
+def _at_hand(mail: Inbound) -> dict[str, bytes]:
+    """The mail's attachments by SHA-256 (hex, as the blob store names them): routing sends
+    these bytes rather than reading each document back (issue #16: a 25 MB document held
+    once, not twice)."""
+    return {hashlib.sha256(a.payload).hexdigest(): a.payload for a in mail.attachments}

@@ -7,6 +7,7 @@ events, outbox mails); nothing here talks to a server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -49,15 +50,18 @@ def review_state_label(bot: Bot, review: Review, language: str = "da") -> str:
 
 # -- routing ------------------------------------------------------------------------------------
 def route(session: Session, bot: Bot, case: Case, now: datetime, *,
-          corrected: bool = False) -> list[Review]:
+          corrected: bool = False, at_hand: Mapping[str, bytes] | None = None
+          ) -> list[Review]:
     """Send each role ONE request with exactly its documents, for every role whose documents
     are new or in a new version since its last request. An older review is superseded, and
     its request is cancelled when it has not gone out yet (one request per role in flight).
     `corrected`: the documents changed because a person corrected a kind
     (mailbot.admin.correct_kind), not because a new version came: the request says so
-    instead of announcing a new version."""
+    instead of announcing a new version. `at_hand`: documents' bytes the caller holds
+    already, by their SHA-256 (hex), used instead of reading the blob store again (the
+    mail's own attachments: a 25 MB document is not held twice)."""
     created = []
-    blobs = ReadOnce(bot.blobs)  # a document two roles review is read once
+    blobs = ReadOnce(bot.blobs, at_hand)  # a document two roles review is read once
     for role, kinds, mine, names, current in _due(session, bot, case):
         review = _request(session, bot, blobs, case, (role, kinds, mine, names), current,
                           now, corrected)
@@ -135,9 +139,10 @@ class ReadOnce:
     """A blob store whose `get` reads each blob once (for one routing of one case: the
     documents are immutable under their hash); everything else goes to `store`."""
 
-    def __init__(self, store: BlobStorage) -> None:
+    def __init__(self, store: BlobStorage, at_hand: Mapping[str, bytes] | None = None
+                 ) -> None:
         self.store = store
-        self._read: dict[str, bytes] = {}
+        self._read: dict[str, bytes] = dict(at_hand or {})
 
     def get(self, sha256: str) -> bytes:
         """As BlobStorage.get: FileNotFoundError when there are none."""

@@ -16,7 +16,13 @@ from typing import Any
 import mailparser
 import pytest
 
-from mailbot.delivery.compose import Base64Cache, Renderer, _capped, build_message
+from mailbot.delivery.compose import (
+    Base64Cache,
+    Renderer,
+    _base64_lines,
+    _capped,
+    build_message,
+)
 from mailbot.intake.parse import clean_header_text, display_address
 from mailbot.vocabulary import AutoSubmitted
 
@@ -208,3 +214,12 @@ def test_templates_are_read_once_and_english_falls_back_to_danish(tmp_path: Path
     assert renderer.render_mail("en", "operator_alert", context) == first
     assert renderer.render_mail("da", "operator_alert", context) == first
     assert Renderer([folder]).render_mail("da", "operator_alert", context)[0] == "changed"
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 57 * 1024, 57 * 1024 + 1, 200_000])
+def test_base64_lines_are_what_the_stdlib_writes_at_every_block_edge(size: int) -> None:
+    """Built a block at a time (issue #16, memory of a large document): the same lines as
+    base64.encodebytes, 76 characters each and CRLF-terminated (RFC 2045 section 6.8)."""
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    assert bytes(_base64_lines(data)) == base64.encodebytes(data).replace(b"\n", b"\r\n")
