@@ -801,6 +801,9 @@ def _can_pipeline(protocol: SMTPProtocol) -> bool:
         getattr(protocol, "_buffer", None), bytearray)
 
 
+_REPLIES_MAX = 32 * 1024  # aiosmtplib 5's bound on one reply (MAX_RESPONSE_LENGTH)
+
+
 async def _pipelined(protocol: SMTPProtocol, lines: list[bytes], timeout: float | None
                      ) -> list[aiosmtplib.SMTPResponse]:
     """Write `lines` (commands, each CRLF-ended) in one go and return the server's replies,
@@ -811,7 +814,8 @@ async def _pipelined(protocol: SMTPProtocol, lines: list[bytes], timeout: float 
     would lose the replies of a pipeline; while this runs, every byte received goes to its
     buffer and the replies are parsed from it with its own parser. Raises
     SMTPServerDisconnected when the connection ends, SMTPReadTimeoutError after `timeout`
-    seconds (None: no limit) without a complete reply."""
+    seconds (None: no limit) without a complete reply, SMTPResponseException for a reply
+    longer than aiosmtplib accepts."""
     arrived = asyncio.Event()
 
     def collect(data: bytes) -> None:
@@ -832,6 +836,8 @@ async def _pipelined(protocol: SMTPProtocol, lines: list[bytes], timeout: float 
                 continue
             if not protocol.is_connected:
                 raise aiosmtplib.SMTPServerDisconnected("connection lost in a pipeline")
+            if len(protocol._buffer) > _REPLIES_MAX:
+                raise aiosmtplib.SMTPResponseException(500, "reply too long")
             if deadline is not None and loop.time() >= deadline:
                 raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a reply")
             arrived.clear()

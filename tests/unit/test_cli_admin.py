@@ -156,7 +156,7 @@ def test_cancel_works_beside_a_running_daemon_and_the_sender_never_claims_it(
         "line); never sent"]
     # the daemon's sender claims with a conditional UPDATE: a cancelled row is not sent
     sender = Sender(make_engine(url), SmtpSettings(host="localhost"), "bot@kommune.dk")
-    assert sender._start(1, AT) is None and _row(url, 1).state == "cancelled"
+    assert sender._claim([1], AT) == [] and _row(url, 1).state == "cancelled"
 
 
 # -- cases --meeting, case --withdraw -----------------------------------------------------------
