@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Protocol
 import aiosmtplib
 from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import SMTPProtocol
-from sqlalchemy import ColumnElement, Update, and_, text, update
+from sqlalchemy import ColumnElement, Update, and_, func, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from mailbot import metrics
@@ -81,7 +84,7 @@ def enqueue(session: Session, outgoing: Outgoing, *, kind: str, case_id: int | N
         # written now (in the caller's transaction, so still not sent before its commit)
         # and its bytes let go: a large document to several reviewers would otherwise be
         # held once per mail until the case's transaction commits (issue #16, 25 MB mail)
-        session.flush([row])
+        session.flush()  # all of it: rows queued before this one keep their earlier ids
         session.expire(row, ["raw"])
     return row
 
@@ -383,8 +386,26 @@ class Sender:
                     applicants += kind in APPLICANT_KINDS
             if not claimed:
                 return []
-            return list(session.exec(select(Outbox).where(col(Outbox.id).in_(claimed))
+            rows = list(session.exec(select(Outbox).options(defer(Outbox.raw))  # type: ignore[arg-type]
+                                     .where(col(Outbox.id).in_(claimed))
                                      .order_by(col(Outbox.id))).all())
+            # the raw mail of the small ones now, in one query; a large one (a 25 MB
+            # document) at its turn (`_raw`), so a claim never holds several at once
+            small = dict(session.exec(select(Outbox.id, Outbox.raw).where(
+                col(Outbox.id).in_(claimed),
+                func.length(Outbox.raw) <= WRITE_AT_ONCE_BYTES)).all())
+            for row in rows:
+                if row.id in small:
+                    set_committed_value(row, "raw", small[row.id])  # read, not changed
+            return rows
+
+    def _raw(self, row: Outbox) -> bytes:
+        """The claimed row's mail: read with the claim, or now when it is large (`_claim`).
+        Raises NoResultFound when the row is gone (purged under the sender's feet)."""
+        if "raw" in sa_inspect(row).dict:
+            return row.raw
+        with Session(self.engine) as session:
+            return session.exec(select(Outbox.raw).where(Outbox.id == row.id)).one()
 
     def _lease_end(self, now: datetime) -> datetime:
         """LEASE from the moment of the claim: `now` is when the flush began (the bot's clock,
@@ -494,8 +515,9 @@ class Sender:
             unrecorded.append(self._settle_write(row, now, results, report))
             return
         crash_point("before_data")
+        raw = self._raw(row)
         try:
-            await _data_content(smtp, row.raw)
+            await _data_content(smtp, raw)
         except aiosmtplib.SMTPResponseException as err:  # DATA refused: nothing taken
             unrecorded.append(self._refused_write(row, now, err.code, f"{err.code} "
                                                   f"{err.message}", results, report))
@@ -538,7 +560,7 @@ class Sender:
                 row, now, response.code, f"{response.code} {response.message}", results,
                 report))
             return
-        crash_point("after_smtp", row.raw)
+        crash_point("after_smtp", raw)
         results.update(dict.fromkeys(accepted, "250 accepted"))
         unrecorded.append(self._settle_write(row, now, results, report))
 
@@ -749,7 +771,9 @@ def _told(row: Outbox) -> str:
             f"{row.subject!r}) is {row.state}: {row.last_error}")
 
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+# a bare CR or LF only: a mail already in CRLF (all the bot composes) comes back as the same
+# object, neither copied nor rewritten line by line (issue #16: a 25 MB mail was copied twice)
+_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 

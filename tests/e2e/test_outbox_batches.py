@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session as DbSession
 from sqlmodel import col, select
@@ -32,7 +34,7 @@ from sqlmodel import col, select
 from mailbot.config import SmtpSettings
 from mailbot.db import make_engine, migrate, transaction
 from mailbot.delivery.compose import Outgoing
-from mailbot.delivery.outbox import CLAIM_CHUNK, Sender, enqueue
+from mailbot.delivery.outbox import CLAIM_CHUNK, WRITE_AT_ONCE_BYTES, Sender, enqueue
 from mailbot.mailworld import free_port
 from mailbot.models import Outbox
 from mailbot.vocabulary import Purpose
@@ -55,6 +57,7 @@ class _Handler:
     peers: set[object] = field(default_factory=set)
     messages: list[list[str]] = field(default_factory=list)
     behind_mail: list[int] = field(default_factory=list)
+    contents: list[bytes] = field(default_factory=list)
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -73,6 +76,8 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.peers.add(session.peer)
         self.messages.append(list(envelope.rcpt_tos))
+        assert isinstance(envelope.original_content, bytes)
+        self.contents.append(envelope.original_content)
         return "250 accepted"
 
 
@@ -118,7 +123,8 @@ def _queue(engine: Engine, recipients_of: list[tuple[str, ...]], *,
             message["From"], message["To"] = BOT, ", ".join(recipients)
             message["Subject"], message["Message-ID"] = f"Besked {n}", message_id
             message.set_content("Tak for din mail.")
-            enqueue(session, Outgoing(message_id, recipients, f"Besked {n}", message),
+            enqueue(session, Outgoing(message_id, recipients, f"Besked {n}",
+                                      message.as_bytes()),
                     kind=Purpose.ATTENTION, case_id=None, now=now, delivery=delivery)
             ids.append(message_id)
     return ids
@@ -244,3 +250,35 @@ def test_a_crash_after_smtp_in_the_middle_of_a_batch(world: World, delivery: str
     resent = delivery == "at_least_once"
     assert [r.attempts for r in rows] == ([1] * 6 + [2 if resent else 1]
                                           + [2] * (CLAIM_CHUNK - 7) + [1] * (15 - CLAIM_CHUNK))
+
+
+def test_a_large_mail_among_small_ones_goes_out_byte_for_byte(engine: Engine) -> None:
+    """A mail over WRITE_AT_ONCE_BYTES (a large document to a reviewer) is written at once
+    when queued and read at its turn rather than with its claim (issue #16: memory); it and
+    the small ones around it reach the server exactly as queued, in the order queued."""
+    sizes = [10, WRITE_AT_ONCE_BYTES + 500_000, 10]
+    raws = []
+    with transaction(engine) as session:
+        for n, size in enumerate(sizes):
+            message_id = f"<large-{n}-{os.getpid()}@kommune.test>"
+            message = EmailMessage()
+            message["From"], message["To"] = BOT, f"modtager{n}@kommune.test"
+            message["Subject"], message["Message-ID"] = f"Bilag {n}", message_id
+            message.set_content("Se bilaget.")
+            message.add_attachment(os.urandom(size), maintype="application", subtype="pdf",
+                                   filename="bilag.pdf")
+            raws.append(message.as_bytes(policy=SMTP_POLICY))
+            row = enqueue(session, Outgoing(message_id, (f"modtager{n}@kommune.test",),
+                                            f"Bilag {n}", raws[-1]),
+                          kind=Purpose.ATTENTION, case_id=None, now=NOW)
+            assert ("raw" in sa_inspect(row).dict) == (len(raws[-1]) <= WRITE_AT_ONCE_BYTES)
+    handler = _Handler(pipelining=True)
+    controller, port = _sink(handler)
+    try:
+        report = _sender(engine, port).flush(NOW)
+    finally:
+        controller.stop()
+    assert report.sent == 3
+    assert handler.messages == [[f"modtager{n}@kommune.test"] for n in range(3)]
+    assert handler.contents == raws
+    assert [r.state for r in _outbox(engine)] == ["sent"] * 3
