@@ -4,9 +4,13 @@ wherever a piece ends."""
 
 from __future__ import annotations
 
+import base64
 import os
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
+
+import pytest
 
 from mailbot.intake.headerblock import repair_header_block
 from mailbot.intake.parse import header_block, parse, split_header_block
@@ -54,3 +58,30 @@ def test_a_repaired_header_block_keeps_a_large_body_byte_for_byte() -> None:
 def test_a_well_formed_mail_is_not_copied_by_the_repair() -> None:
     raw = mail_with(os.urandom(PIECE))
     assert repair_header_block(raw) is raw
+
+
+BASE64_BODIES = {
+    "lines of 76": base64.encodebytes(bytes(range(256)) * 40).decode(),
+    "one long line": base64.b64encode(b"x" * 5000).decode() + "\n",
+    "padding missing": base64.b64encode(b"ab").decode().rstrip("=") + "\n",
+    "a stray character": "QUJD*REVG\n",
+    "padding mid-stream": "QQ==\nQkM=\n",
+    "not ASCII": "QUJDæREVG\n",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("body", BASE64_BODIES.values(), ids=BASE64_BODIES.keys())
+def test_a_base64_attachment_decodes_as_the_stdlib_decodes_it(body: str) -> None:
+    """Decoded straight from the parsed text (no copy per line: issue #16), with the same
+    bytes as Message.get_payload(decode=True) gives, broken encodings included."""
+    raw = ("From: a@kommune.test\r\nTo: b@kommune.test\r\nSubject: Bilag\r\n"
+           "Message-ID: <b64@kommune.test>\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+           "Content-Type: text/plain\r\n\r\nSe bilaget.\r\n--b\r\n"
+           "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+           'Content-Disposition: attachment; filename="bilag.pdf"\r\n\r\n'
+           f"{body}\r\n--b--\r\n").encode()
+    stdlib = message_from_bytes(raw).get_payload()[1].get_payload(decode=True)
+    [attachment] = parse(raw).attachments
+    assert attachment.payload == stdlib
