@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import trustme
+from sqlalchemy.engine import Engine
 
 from mailbot.app import Bot, build_bot
 from mailbot.clock import Clock
 from mailbot.config import Settings, load_settings
-from mailbot.db import migrate
+from mailbot.db import make_engine, migrate
 from mailbot.mailworld import Pymap, SmtpSink, read_mailbox, settings_dict, to_toml
 from mailbot.resources import shipped
 from mailbot.rules import Rules, load_rules
@@ -102,6 +103,17 @@ def database_url(backend: str, postgres: Postgres | None) -> str | None:
     if backend == "sqlite":
         return None
     return required(postgres).new_database()
+
+
+@pytest.fixture
+def engine(database_url: str | None, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database on this test's backend (a SQLite file, or a PostgreSQL copy of
+    the migrated template)."""
+    made = make_engine(database_url or f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    if database_url is None:
+        migrate(made, quiet=True)
+    yield made
+    made.dispose()
 
 
 def required(postgres: Postgres | None) -> Postgres:

@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +30,15 @@ from sqlmodel import Session as DbSession
 from sqlmodel import col, select
 
 from mailbot.config import SmtpSettings
-from mailbot.db import make_engine, migrate, transaction
+from mailbot.db import transaction
 from mailbot.delivery.compose import Outgoing
-from mailbot.delivery.outbox import CLAIM_CHUNK, WRITE_AT_ONCE_BYTES, Sender, enqueue
+from mailbot.delivery.outbox import (
+    CLAIM_CHUNK,
+    WRITE_AT_ONCE_BYTES,
+    FlushReport,
+    Sender,
+    enqueue,
+)
 from mailbot.mailworld import free_port
 from mailbot.models import Outbox
 from mailbot.vocabulary import Purpose
@@ -95,14 +99,6 @@ class _Controller(Controller):
         return _Server(self.handler, **self.SMTP_kwargs)
 
 
-@pytest.fixture
-def engine(database_url: str | None, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
-    if database_url is None:
-        migrate(engine, quiet=True)
-    yield engine
-    engine.dispose()
-
 
 def _sink(handler: _Handler) -> tuple[_Controller, int]:
     port = free_port()
@@ -135,6 +131,15 @@ def _outbox(engine: Engine) -> list[Outbox]:
         return list(session.exec(select(Outbox).order_by(col(Outbox.id))).all())
 
 
+def _flushed(engine: Engine, handler: _Handler) -> FlushReport:
+    """One flush of the outbox to a sink with `handler`, stopped afterwards."""
+    controller, port = _sink(handler)
+    try:
+        return _sender(engine, port).flush(NOW)
+    finally:
+        controller.stop()
+
+
 def _sender(engine: Engine, port: int) -> Sender:
     return Sender(engine, SmtpSettings(host="127.0.0.1", port=port, security="none"), BOT)
 
@@ -148,11 +153,7 @@ def test_a_flush_sends_every_mail_over_one_connection(engine: Engine,
     _queue(engine, [(f"modtager{n}@kommune.test", f"kopi{n}@kommune.test")
                     for n in range(count)])
     handler = _Handler(pipelining=pipelining)
-    controller, port = _sink(handler)
-    try:
-        report = _sender(engine, port).flush(NOW)
-    finally:
-        controller.stop()
+    report = _flushed(engine, handler)
     assert report.sent == count and report.retry == report.failed == 0
     assert len(handler.peers) == 1
     assert handler.messages == [[f"modtager{n}@kommune.test", f"kopi{n}@kommune.test"]
@@ -172,11 +173,7 @@ def test_after_the_server_closes_the_connection_the_rest_goes_in_a_new_one(
     recipients = [f"modtager{n}@kommune.test" for n in range(5)]
     _queue(engine, [(r,) for r in recipients])
     handler = _Handler(pipelining=pipelining, refuse={recipients[2]: 421})
-    controller, port = _sink(handler)
-    try:
-        report = _sender(engine, port).flush(NOW)
-    finally:
-        controller.stop()
+    report = _flushed(engine, handler)
     assert handler.messages == [[r] for r in recipients[:2] + recipients[3:]]
     assert len(handler.peers) == 2
     assert report.sent == 4 and report.retry == 1
@@ -273,11 +270,7 @@ def test_a_large_mail_among_small_ones_goes_out_byte_for_byte(engine: Engine) ->
                           kind=Purpose.ATTENTION, case_id=None, now=NOW)
             assert ("raw" in sa_inspect(row).dict) == (len(raws[-1]) <= WRITE_AT_ONCE_BYTES)
     handler = _Handler(pipelining=True)
-    controller, port = _sink(handler)
-    try:
-        report = _sender(engine, port).flush(NOW)
-    finally:
-        controller.stop()
+    report = _flushed(engine, handler)
     assert report.sent == 3
     assert handler.messages == [[f"modtager{n}@kommune.test"] for n in range(3)]
     assert handler.contents == raws

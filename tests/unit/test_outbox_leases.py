@@ -11,30 +11,17 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.config import SmtpSettings
-from mailbot.db import make_engine, migrate
 from mailbot.delivery.outbox import LEASE, Sender, lease_owner
 from mailbot.models import Outbox
 
 NOW = datetime(2026, 3, 2, 10, 59, tzinfo=UTC)
 
-
-@pytest.fixture
-def engine(database_url: str | None, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database on this test's backend (SQLite file, or a PostgreSQL copy)."""
-    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
-    if database_url is None:
-        migrate(engine, quiet=True)
-    yield engine
-    engine.dispose()
 
 
 def _sending(engine: Engine, owner: str, *, leased_for: timedelta = LEASE,
