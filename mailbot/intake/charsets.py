@@ -141,6 +141,9 @@ def decode_raw_header(value: str) -> str:
     return guess_text(value.encode("utf-8", "surrogateescape"))
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def decode_header_text(value: str) -> str:
     """A header's text: raw 8-bit bytes decoded (decode_raw_header), then RFC 2047
     encoded-words decoded with their own charset through `decode_text` (so an encoded-word
@@ -150,7 +153,9 @@ def decode_header_text(value: str) -> str:
     if "=?" not in text:
         return text
     try:
-        chunks = decode_header(text)
+        # unfolded first (RFC 5322 section 2.2.3): decode_header reads each line apart and
+        # strips the folding space in front of a plain word after an encoded-word
+        chunks = decode_header(_FOLD.sub("", text))
     except (ValueError, LookupError, UnicodeError):
         return text
     decoded: list[tuple[str, str | None]] = []

@@ -265,3 +265,17 @@ def test_public_bug_from_encoded_comma(rules: Rules) -> None:
     reading = inspect_mail(path.read_bytes(), rules, settings_without_config(
         "it.projekter@albertslund.dk"))
     assert reading["kind"] == "brief"
+
+
+@pytest.mark.parametrize(("raw", "read"), [
+    ("Projektforslag: =?utf-8?q?=C3=B8konomi,?=\r\n gevinstrealisering",
+     "Projektforslag: økonomi, gevinstrealisering"),
+    ("=?utf-8?q?Ny_m=C3=B8debooking?= til Borgerservice", "Ny mødebooking til Borgerservice"),
+    ("Sag om =?utf-8?q?=C3=A6ndring?=", "Sag om ændring"),
+    ("=?utf-8?q?K=C3=A6re?=\r\n =?utf-8?q?_Mette?=", "Kære Mette"),
+])
+def test_the_space_beside_an_encoded_word_is_kept(raw: str, read: str) -> None:
+    """A subject folded after an encoded-word keeps the space before the next plain word
+    (RFC 2047 section 6.2 drops only the white space between two encoded-words): the
+    trial of issue #16 saw "økonomi,gevinstrealisering" in a case title."""
+    assert decode_header_text(raw) == read
