@@ -240,6 +240,7 @@ def _preflight(bot: Bot) -> None:
     from mailbot.delivery.smtpcheck import check_smtp
     from mailbot.intake.mailbox import Mailbox
 
+    _compile_local_templates(bot)
     mailbox = Mailbox(bot.settings.imap, bot.settings.source, bot.tokens)
     try:
         mailbox.open(at_start=True)
@@ -349,13 +350,28 @@ def _smtp_step(settings: Settings) -> str:
 
 
 def _check_templates(bot: Bot) -> None:
-    """Compile every template in bot.templates_dir, then render the receipt with sample data.
+    """Compile every template in bot.templates_dir, then render every mail with sample data.
 
     Raises ConfigError (key bot.templates_dir) naming the template file and line.
     """
     import jinja2
 
     from mailbot.rehearsal import rehearse
+
+    _compile_local_templates(bot)
+    try:
+        rehearse(bot)  # undefined names show only when rendering: every mail, both languages
+    except jinja2.TemplateError as err:
+        raise _template_error(bot.settings, err) from err
+
+
+def _compile_local_templates(bot: Bot) -> None:
+    """Compile every template in bot.templates_dir (the shipped ones are tested): a syntax
+    error stops `run` at start, named by file and line, instead of making every mail that
+    uses the template fail three times and go to quarantine (issue #16 trial).
+
+    Raises ConfigError (key bot.templates_dir)."""
+    import jinja2
 
     folder = bot.settings.bot.templates_dir
     env = bot.renderer.env  # the same filters (genitive, oneline) as when mail is rendered
@@ -364,7 +380,6 @@ def _check_templates(bot: Bot) -> None:
     try:
         for name in names:
             env.get_template(name)  # compiles it: syntax errors, unknown filters
-        rehearse(bot)  # undefined names show only when rendering: every mail, both languages
     except jinja2.TemplateError as err:
         raise _template_error(bot.settings, err) from err
     except UnicodeDecodeError as err:

@@ -98,3 +98,21 @@ def test_init_writes_a_config_that_loads(world: World) -> None:
     for section in ("[bot]", "[imap]", "[smtp]", "[council]", "[reviewers]"):
         assert section in text
     assert world.cli("init", write_config=False).returncode == 2  # never overwrites silently
+
+
+@pytest.mark.parametrize("command", [("run", "--once"), ("check",)])
+def test_a_broken_local_template_stops_run_at_start(world: World,
+                                                     command: tuple[str, ...]) -> None:
+    """Templates are compiled once per process (issue #16): a syntax error in one of
+    bot.templates_dir stops `run` at start with the file and line, as `check` does, instead
+    of every brief that needs it failing three times into quarantine (the trial's find)."""
+    local = world.tmp / "templates" / "da"
+    local.mkdir(parents=True)
+    (local / "applicant_receipt.txt.j2").write_text("Hej {% if %}\n", "utf-8")
+    world.write_config(bot={"templates_dir": str(world.tmp / "templates")})
+    world.deliver(world.brief())
+    result = world.cli(*command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "[bot.templates_dir] da/applicant_receipt.txt.j2 line 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert world.received_by(world.applicant) == []
