@@ -1331,7 +1331,7 @@ def retention_run(dry_run: DryRun = False, config: ConfigAfter = None,
 def gdpr_export(address: str, out: Annotated[Path, typer.Option(
         "--out", help="The ZIP file to write (an existing file is replaced).")],
                 config: ConfigAfter = None, now: NowAfter = None) -> None:
-    r"""Everything mailbot holds about ADDRESS as a ZIP (GDPR Art. 15): its cases, mails,
+    r"""Everything mailbot holds about ADDRESS as a ZIP (GDPR article 15): its cases, mails,
     attachments, the mail sent to it, events; an index in Danish and data.json. Other
     people's addresses and names are replaced by "[anden person]"."""
     import os
@@ -1356,7 +1356,7 @@ def gdpr_export(address: str, out: Annotated[Path, typer.Option(
 @gdpr_app.command("erase")
 def gdpr_erase(address: str, dry_run: DryRun = False, config: ConfigAfter = None,
                now: NowAfter = None) -> None:
-    """Erase ADDRESS (GDPR Art. 17): its cases as applicant anonymised (an open one
+    """Erase ADDRESS (GDPR article 17): its cases as applicant anonymised (an open one
     withdrawn), its mail and attachments deleted (a file another case still uses stays),
     its copies in Processed/Quarantine deleted, the address replaced elsewhere."""
     from mailbot.privacy.gdpr import erase
