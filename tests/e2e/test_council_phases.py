@@ -83,6 +83,9 @@ def test_guidance_then_klarmelding_then_the_missing_list_then_the_agenda(world: 
     guidance_from_everyone(world, at(25, 11))
     [receipt] = to_applicant(world)
     assert "to faser" in body_of(receipt) and "klarmelding" in body_of(receipt)
+    # the sentence with its subject (the trial of issue #16 read "…, og sender dig")
+    assert "sendt til vurdering, og vi sender dig vejledningen" in " ".join(
+        body_of(receipt).split())
     assert "Projektbeskrivelse (skal først bruges til den endelige godkendelse)" in body_of(
         receipt)
     case = the_case(world)

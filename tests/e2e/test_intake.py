@@ -26,8 +26,8 @@ def test_brief_opens_one_case_and_one_receipt_and_is_moved(world: World) -> None
     text = body.get_content()
     assert case.ref in text and "Teknisk beskrivelse.pdf" in text
     assert "Din ansøgning er komplet" in text
-    # the whole sentence (issue #16 trial: "…, og sender dig" had lost its subject)
-    assert "Dokumenterne er sendt til vurdering, og vi sender dig" in " ".join(text.split())
+    # the whole sentence, its subject included (the two-phase wording had lost its "vi")
+    assert "Dokumenterne er sendt til vurdering, og du hører fra os" in " ".join(text.split())
     assert world.folder("INBOX") == []
     assert len(world.folder("Processed")) == 1
 
